@@ -26,7 +26,6 @@ Because the counter is column-major, the first ``k2`` columns of a wider diction
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -175,17 +174,17 @@ def gaussian_stream(seed: int, start: int, count: int) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
 
 
-@functools.lru_cache(maxsize=4)
-def _matrix_f64(k1: int, k2: int, seed: int) -> np.ndarray:
-    g = gaussian_stream(seed, 0, k1 * k2).reshape(k2, k1).T.copy()  # (k1, k2), A before scaling
+def _matrix_f64(k1: int, k2: int, seed: int) -> torch.Tensor:
+    g = gaussian_stream(seed, 0, k1 * k2)  # column-major: k2 runs of k1 values
+    a = torch.from_numpy(g).reshape(k2, k1).T.contiguous()  # (k1, k2)
+    rows = a.numpy()
     norm2 = np.zeros(k2, dtype=np.float64)
-    row = np.empty(k2, dtype=np.float64)
+    sq = np.empty(k2, dtype=np.float64)
     for i in range(k1):  # specified summation order: i = 0, 1, ..., k1 - 1
-        np.multiply(g[i], g[i], out=row)
-        norm2 += row
-    g /= np.sqrt(norm2)
-    g.setflags(write=False)
-    return g
+        np.multiply(rows[i], rows[i], out=sq)
+        norm2 += sq
+    rows /= np.sqrt(norm2)
+    return a
 
 
 _lock = threading.Lock()
@@ -244,7 +243,7 @@ def sensing_matrix(
         hit = _cache.get(key)
         if hit is not None:
             return hit
-    a = torch.from_numpy(_matrix_f64(k1, k2, seed).copy()).to(device=device, dtype=dtype)
+    a = _matrix_f64(k1, k2, seed).to(device=device, dtype=dtype)
     with _lock:
         if len(_cache) >= _CACHE_SIZE:
             _cache.pop(next(iter(_cache)))

@@ -1,0 +1,392 @@
+"""The core's one object: a SINR-coded tensor.
+
+:class:`SparseCode` is built by OMP from a tensor (:meth:`SparseCode.fit`), holds each vector's
+support (atom indices) and values plus everything needed to rebuild the dictionary, reconstructs the
+tensor in torch differentiably with respect to the values (:meth:`SparseCode.reconstruct`, so an
+adapter can fine-tune them with the support fixed), and writes itself to / reads itself from the
+bitstream (:meth:`SparseCode.to_bytes`, :meth:`SparseCode.from_bytes`). The numcodecs codec, the
+Zarr codec, whole-model compression and the INR adapters all write streams through this class.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import bitstream, quantize
+from .dictionary import GENERATOR_ID, sensing_matrix
+from .errors import NonFiniteError
+from .layout import Layout, choose_layout
+from .omp import batch_omp
+
+__all__ = ["SparseCode", "resolve_device", "resolve_sparsity", "resolve_k2"]
+
+_RECON_ELEMENTS = 1 << 24  # gathered dictionary entries per reconstruction chunk
+_TOL_MARGIN = 0.8  # OMP aims below the bound so that quantization has room
+_MAX_REFITS = 12
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when torch sees one, else CPU; anything else as torch reads it."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return dev
+
+
+def resolve_sparsity(sparsity: int | float, k1: int) -> int:
+    """Atoms per vector for vectors of length ``k1``: an int, or a fraction of k1 in (0, 1).
+
+    The result is clipped to [1, k1 - 1] (OMP cannot use k1 or more atoms of a k1-dim space).
+    """
+    if isinstance(sparsity, bool):
+        raise ValueError(f"sparsity must be an int >= 1 or a float in (0, 1), got {sparsity!r}")
+    if isinstance(sparsity, (int, np.integer)):
+        if sparsity < 1:
+            raise ValueError(f"sparsity must be >= 1 atom, got {sparsity}")
+        s = int(sparsity)
+    elif isinstance(sparsity, (float, np.floating)):
+        if not 0.0 < sparsity < 1.0:
+            raise ValueError(f"a fractional sparsity must lie in (0, 1), got {sparsity}")
+        s = max(1, int(round(float(sparsity) * k1)))
+    else:
+        raise ValueError(f"sparsity must be an int >= 1 or a float in (0, 1), got {sparsity!r}")
+    return max(1, min(s, k1 - 1))
+
+
+def resolve_k2(k1: int, dictionary_size: int | None, dictionary_ratio: float) -> int:
+    """Dictionary size: ``dictionary_size`` if given, else ``ceil(dictionary_ratio * k1)`` (>= k1 + 1)."""
+    if dictionary_size is not None:
+        return max(int(dictionary_size), 2)
+    return max(int(math.ceil(dictionary_ratio * k1)), k1 + 1, 2)
+
+
+@dataclass
+class SparseCode:
+    """A tensor coded as sparse combinations of a seeded dictionary's atoms.
+
+    Attributes
+    ----------
+    layout : Layout
+        Original shape and how it is cut into ``n_vectors`` vectors of length ``k1``.
+    dtype : numpy.dtype
+        The original dtype (byte order included); :meth:`decode` returns it.
+    order : str
+        "C" or "F", the memory order :meth:`decode` returns.
+    k2, seed, generator : int
+        The dictionary ``sensing_matrix(k1, k2, seed, generator=generator)``.
+    indices : torch.Tensor
+        (n_vectors, s_max) int64 atom indices, -1 where unused.
+    values : torch.Tensor
+        (n_vectors, s_max) float coefficients, 0 where unused. In dense mode (``dense=True``, used
+        when ``k1 < 2``) the (n_vectors, k1) vectors themselves, and ``indices`` is (n_vectors, 0).
+    counts : torch.Tensor
+        (n_vectors,) int64 atoms used per vector.
+    dense : bool
+        Dense mode: no dictionary, values are the vectors.
+    """
+
+    layout: Layout
+    dtype: np.dtype
+    indices: torch.Tensor
+    values: torch.Tensor
+    counts: torch.Tensor
+    k2: int = 0
+    seed: int = 0
+    generator: int = GENERATOR_ID
+    order: str = "C"
+    dense: bool = False
+    stats: dict = field(default_factory=dict, compare=False)
+
+    # ------------------------------------------------------------------------------ properties
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.layout.shape
+
+    @property
+    def k1(self) -> int:
+        return self.layout.k1
+
+    @property
+    def n_vectors(self) -> int:
+        return self.layout.n_vectors
+
+    def dictionary(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The (k1, k2) dictionary this code refers to."""
+        return sensing_matrix(self.k1, self.k2, self.seed, generator=self.generator, device=device, dtype=dtype)
+
+    # ------------------------------------------------------------------------------------ fit
+    @classmethod
+    def fit(
+        cls,
+        tensor: torch.Tensor | np.ndarray,
+        *,
+        sparsity: int | float = 0.25,
+        dictionary_ratio: float = 8.0,
+        dictionary_size: int | None = None,
+        seed: int = 0,
+        layout: str = "auto",
+        block_size: int | None = None,
+        max_rel_error: float | None = None,
+        value_bits: int = 16,
+        device: str | torch.device = "auto",
+        memory_budget: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> "SparseCode":
+        """Code ``tensor`` by batched OMP.
+
+        Parameters
+        ----------
+        tensor : torch.Tensor or numpy.ndarray
+            Any shape, floating dtype (float16/32/64 or bfloat16), all values finite.
+        sparsity : int or float, default 0.25
+            Atoms per vector (int >= 1) or a fraction of k1 (float in (0, 1)); clipped to k1 - 1.
+            In error-bounded mode, unused.
+        dictionary_ratio : float, default 8.0
+            k2 / k1 when ``dictionary_size`` is None.
+        dictionary_size : int, optional
+            k2, the number of atoms.
+        seed : int, default 0
+            Dictionary seed, 0 <= seed < 2**64.
+        layout, block_size
+            Vector layout, see :mod:`sinr_codecs.layout`.
+        max_rel_error : float, optional
+            Error-bounded mode: every vector gets the fewest atoms such that
+            ``||w - w_hat|| <= max_rel_error * ||w||`` holds *after* ``value_bits`` quantization
+            (per-vector steps) and rounding to the tensor's dtype. Raises ValueError if no atom count
+            can meet it.
+        value_bits : int, default 16
+            Used by the error-bounded check only (the stream's bits are chosen in :meth:`to_bytes`).
+        device : str, default "auto"
+            Where OMP runs; "auto" = CUDA when available.
+        memory_budget : int, optional
+            Bytes OMP may use per chunk (see :func:`~sinr_codecs.omp.batch_omp`).
+        progress : callable(done, total), optional
+            Called after each OMP chunk.
+
+        Raises
+        ------
+        TypeError
+            Non-floating input.
+        NonFiniteError
+            NaN or infinite input values.
+        """
+        arr, dtype, order = _as_tensor(tensor)
+        lay = choose_layout(tuple(arr.shape), layout, block_size)
+        dev = resolve_device(device)
+        work = torch.float64 if dtype == np.float64 else torch.float32
+        vectors = lay.to_vectors(arr.to(work)).to(dev)
+        n, k1 = vectors.shape
+        base = dict(layout=lay, dtype=dtype, order=order)
+        if n == 0 or k1 < 2:
+            code = cls._dense(vectors, **base)
+        else:
+            k2 = resolve_k2(k1, dictionary_size, dictionary_ratio)
+            a = sensing_matrix(k1, k2, seed, device=dev, dtype=work)
+            base.update(k2=k2, seed=int(seed))
+            if max_rel_error is None:
+                s = resolve_sparsity(sparsity, k1)
+                r = batch_omp(vectors, a, sparsity=s, memory_budget=memory_budget, progress=progress)
+                code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
+            else:
+                code = cls._fit_bounded(vectors, a, float(max_rel_error), value_bits, base, memory_budget, progress)
+        return code
+
+    @classmethod
+    def _dense(cls, vectors: torch.Tensor, **base) -> "SparseCode":
+        n, k1 = vectors.shape
+        return cls(indices=torch.zeros((n, 0), dtype=torch.int64), values=vectors.cpu(),
+                   counts=torch.full((n,), k1, dtype=torch.int64), dense=True, **base)
+
+    @classmethod
+    def _fit_bounded(cls, vectors, a, bound, bits, base, memory_budget, progress) -> "SparseCode":
+        if not 0.0 < bound < 1.0:
+            raise ValueError(f"max_rel_error must lie in (0, 1), got {bound}")
+        n, k1 = vectors.shape
+        cap = k1 - 1
+        r = batch_omp(vectors, a, tol=bound * _TOL_MARGIN, sparsity=cap, memory_budget=memory_budget,
+                      progress=progress)
+        code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
+        tol = bound * _TOL_MARGIN
+        for _ in range(_MAX_REFITS):
+            bad = torch.from_numpy(code._vector_errors(vectors, bits, "vector") > bound)
+            if not bad.any():
+                return code
+            if bool((code.counts[bad] >= cap).all()):
+                break  # more atoms are not possible: quantization or rounding is the floor
+            tol *= 0.5
+            sub = batch_omp(vectors[bad.to(vectors.device)], a, tol=tol, sparsity=cap,
+                            memory_budget=memory_budget)
+            code = code._replace_rows(bad, sub.indices.cpu(), sub.coefs.cpu(), sub.counts.cpu())
+        dense = cls._dense(vectors, **{k: base[k] for k in ("layout", "dtype", "order")})
+        worst = float(dense._vector_errors(vectors, bits, "vector").max())
+        if worst > bound:
+            raise ValueError(
+                f"max_rel_error={bound:g} cannot be met with value_bits={bits} and dtype {base['dtype']}: "
+                f"even uncompressed vectors quantized to {bits} bits reach a relative error of {worst:.3g}; "
+                "raise value_bits or loosen max_rel_error")
+        warnings.warn("max_rel_error could not be met with < k1 atoms for some vectors; "
+                      "stored this tensor in dense mode (no dictionary)", RuntimeWarning, stacklevel=3)
+        return dense
+
+    def _replace_rows(self, rows: torch.Tensor, idx: torch.Tensor, val: torch.Tensor,
+                      cnt: torch.Tensor) -> "SparseCode":
+        s = max(self.indices.shape[1], idx.shape[1])
+        indices = _pad(self.indices, s, -1)
+        values = _pad(self.values, s, 0)
+        indices[rows] = _pad(idx, s, -1)
+        values[rows] = _pad(val.to(values.dtype), s, 0)
+        counts = self.counts.clone()
+        counts[rows] = cnt
+        return replace(self, indices=indices, values=values, counts=counts)
+
+    def _vector_errors(self, vectors: torch.Tensor, bits: int, granularity: str) -> np.ndarray:
+        """Per-vector relative L2 error after quantization and rounding to the output dtype."""
+        rec = self.quantized(bits, granularity)._vectors(torch.float64, "cpu")
+        rec = rec.numpy().astype(self.dtype.newbyteorder("=")).astype(np.float64)
+        ref = vectors.detach().to("cpu", torch.float64).numpy()
+        err = np.linalg.norm(rec - ref, axis=1)
+        norm = np.linalg.norm(ref, axis=1)
+        return np.where(norm > 0, err / np.where(norm > 0, norm, 1), np.where(err > 0, np.inf, 0.0))
+
+    # ---------------------------------------------------------------------------- reconstruct
+    def _vectors(self, dtype: torch.dtype, device: str | torch.device, values: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        vals = self.values if values is None else values
+        vals = vals.to(device=device, dtype=dtype)
+        n = self.n_vectors
+        if self.dense:
+            return vals.reshape(n, self.k1)
+        s = self.indices.shape[1]
+        if n == 0 or s == 0:
+            return vals.new_zeros((n, self.k1))
+        at = self.dictionary(device, dtype).T  # (k2, k1)
+        idx = self.indices.to(device).clamp_min(0)
+        vals = vals * (self.indices >= 0).to(device=device, dtype=dtype)
+        step = max(1, _RECON_ELEMENTS // max(1, s * self.k1))
+        parts = [torch.einsum("ns,nsk->nk", vals[i : i + step], at[idx[i : i + step]]) for i in range(0, n, step)]
+        return torch.cat(parts)
+
+    def reconstruct(self, values: torch.Tensor | None = None, *, dtype: torch.dtype = torch.float32,
+                    device: str | torch.device | None = None) -> torch.Tensor:
+        """The dense tensor (original shape) ``A x`` per vector; differentiable w.r.t. ``values``.
+
+        Parameters
+        ----------
+        values : torch.Tensor, optional
+            (n_vectors, s_max) replacement values (e.g. an ``nn.Parameter`` being fine-tuned); defaults
+            to ``self.values``. The support stays fixed.
+        dtype : torch.dtype, default float32
+        device : optional
+            Defaults to the values' device.
+        """
+        v = self.values if values is None else values
+        dev = v.device if device is None else torch.device(device)
+        return self.layout.from_vectors(self._vectors(dtype, dev, v))
+
+    def decode(self) -> np.ndarray:
+        """The reconstruction as a numpy array of the original dtype, byte order and memory order.
+
+        Computed in float64 on the CPU, so it is the same wherever the stream was encoded.
+        """
+        rec = self.reconstruct(dtype=torch.float64, device="cpu").numpy()
+        out = rec.astype(self.dtype)
+        if self.order == "F":
+            return np.asfortranarray(out)
+        return out if out.flags.c_contiguous else out.copy(order="C")  # (ascontiguousarray turns 0-d to 1-d)
+
+    # ------------------------------------------------------------------------------ quantize
+    def _quantize(self, bits: int, granularity: str) -> tuple[np.ndarray, np.ndarray]:
+        return quantize.quantize(self.values, bits, granularity)
+
+    def quantized(self, value_bits: int, granularity: str = "tensor") -> "SparseCode":
+        """A copy whose values are replaced by their ``value_bits`` uniform-quantized reconstruction."""
+        q, steps = self._quantize(value_bits, granularity)
+        vals = torch.from_numpy(quantize.dequantize(q, steps)).to(self.values.dtype)
+        return replace(self, values=vals)
+
+    # ------------------------------------------------------------------------------- streams
+    def to_bytes(self, *, value_bits: int = 16, entropy: str = "brotli", index_coding: str = "delta",
+                 granularity: str = "tensor") -> bytes:
+        """Quantize the values and write a version-1 stream (docs/format.md).
+
+        Parameters
+        ----------
+        value_bits : int, default 16
+            Uniform quantizer bits for the values (2..24).
+        entropy : {"brotli", "raw"}
+        index_coding : {"delta", "raw"}
+        granularity : {"tensor", "vector"}
+            One quantizer step per tensor, or one per vector.
+        """
+        q, steps = self._quantize(value_bits, granularity)
+        c = bitstream.Content(
+            dtype=self.dtype, order=self.order, layout=self.layout, mode="dense" if self.dense else "sparse",
+            value_bits=value_bits, granularity=granularity, backend=entropy, q=q, steps=steps,
+            k2=self.k2, generator=self.generator, seed=self.seed, index_coding=index_coding,
+            counts=self.counts.numpy(), indices=self.indices.numpy())
+        return bitstream.write(c)
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview | np.ndarray) -> "SparseCode":
+        """Read a stream written by :meth:`to_bytes` (values come back dequantized, float64).
+
+        Raises
+        ------
+        StreamError
+            If the stream is corrupt, truncated or of an unknown version.
+        """
+        c = bitstream.read(data)
+        values = torch.from_numpy(quantize.dequantize(c.q, c.steps))
+        n = c.layout.n_vectors
+        if c.mode == "dense":
+            return cls(layout=c.layout, dtype=c.dtype, order=c.order, dense=True, values=values,
+                       indices=torch.zeros((n, 0), dtype=torch.int64),
+                       counts=torch.full((n,), c.layout.k1, dtype=torch.int64))
+        return cls(layout=c.layout, dtype=c.dtype, order=c.order, k2=c.k2, seed=c.seed, generator=c.generator,
+                   indices=torch.from_numpy(c.indices), values=values, counts=torch.from_numpy(c.counts))
+
+
+def _pad(t: torch.Tensor, s: int, fill: float) -> torch.Tensor:
+    if t.shape[1] == s:
+        return t.clone()
+    out = torch.full((t.shape[0], s), fill, dtype=t.dtype)
+    out[:, : t.shape[1]] = t
+    return out
+
+
+def _as_tensor(x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, np.dtype, str]:
+    """Validate input and return (native-order CPU/GPU tensor, numpy dtype with byte order, memory order)."""
+    if isinstance(x, torch.Tensor):
+        if not x.is_floating_point():
+            raise TypeError(f"SINR codes floating-point tensors only, got {x.dtype}")
+        t = x.detach()
+        if t.dtype == torch.bfloat16:
+            dtype = np.dtype("float32")
+            t = t.float()
+        else:
+            dtype = np.dtype(str(t.dtype).removeprefix("torch."))
+        order = "C"
+    else:
+        a = np.asarray(x)
+        if a.dtype.kind != "f" or a.dtype.itemsize not in (2, 4, 8):
+            raise TypeError(f"SINR codes float16/32/64 arrays only, got dtype {a.dtype}")
+        dtype = a.dtype
+        order = "F" if a.ndim > 1 and a.flags.f_contiguous and not a.flags.c_contiguous else "C"
+        native = a.astype(a.dtype.newbyteorder("="), order="C", copy=True)  # owns, writable, keeps 0-d
+        t = torch.from_numpy(native)
+    finite = torch.isfinite(t)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        first = tuple(int(i) for i in torch.nonzero(~finite)[0].tolist())
+        raise NonFiniteError(
+            f"input holds {bad} non-finite value(s) (NaN or inf; first at index {first}); SINR refuses "
+            "them: replace them, or store this tensor with a lossless codec")
+    return t, dtype, order

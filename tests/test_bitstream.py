@@ -1,0 +1,183 @@
+"""The stream container: layout facts, the validating reader, fuzzing, frozen fixture streams."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numcodecs
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sinr_codecs import SINR, SparseCode
+from sinr_codecs import bitstream
+from sinr_codecs.errors import StreamError
+
+from .conftest import gaussian
+
+FIXTURES = Path(__file__).parent / "fixtures" / "streams"
+CPU = dict(device="cpu")
+
+
+def _stream(shape=(6, 64), **kw) -> bytes:
+    return SINR(sparsity=0.25, **CPU, **kw).encode(gaussian(shape))
+
+
+def _recrc(body: bytes) -> bytes:
+    """Re-seal a modified stream with a valid checksum (to reach the checks behind the CRC)."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_magic_version_and_checksum():
+    s = _stream()
+    assert s[:4] == b"SINR" and s[4] == bitstream.VERSION
+    assert struct.unpack("<I", s[-4:])[0] == zlib.crc32(s[:-4])
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda s: b"XINR" + s[4:], "magic"),
+    (lambda s: s[:4] + b"\x09" + s[5:], "version"),
+    (lambda s: s[:-1], "checksum"),
+    (lambda s: s[:20], "checksum"),
+    (lambda s: s[:6], "too short|checksum"),
+    (lambda s: s[:30] + bytes([s[30] ^ 0x10]) + s[31:], "checksum"),
+])
+def test_corruptions_are_named(mutate, match):
+    with pytest.raises(StreamError, match=match):
+        SparseCode.from_bytes(mutate(_stream()))
+
+
+def test_checks_behind_the_checksum():
+    body = bytearray(_stream()[:-4])
+    # body[5] is the dtype code: an unknown dtype
+    bad = bytearray(body)
+    bad[5] = 0x3F
+    with pytest.raises(StreamError, match="dtype"):
+        SparseCode.from_bytes(_recrc(bytes(bad)))
+    # trailing junk after the last section
+    with pytest.raises(StreamError, match="unexpected bytes"):
+        SparseCode.from_bytes(_recrc(bytes(body) + b"\x00\x00"))
+    # truncated body with a valid checksum
+    with pytest.raises(StreamError, match="truncated|length|exceeds"):
+        SparseCode.from_bytes(_recrc(bytes(body[:-10])))
+
+
+def test_huge_shape_claim_is_refused_before_allocating():
+    # a hand-made header declaring 2**40 float32 elements in one flat vector
+    head = bytearray(b"SINR\x01")
+    head.append(2)  # float32
+    head += bitstream._varint(1) + bitstream._varint(1 << 40)
+    body = bytes(head) + b"\x02" + bitstream._varint(1 << 40) + b"\x01\x10\x00\x01"
+    with pytest.raises(StreamError, match="limit"):
+        SparseCode.from_bytes(_recrc(body))
+
+
+def test_brotli_bomb_section_is_refused(monkeypatch):
+    import time
+
+    import brotli
+
+    bomb = brotli.compress(b"\x00" * (256 << 20), quality=1)
+    real = bitstream.entropy.compress
+    calls = []
+
+    def forge(a, backend):  # the values section (written last) becomes a decompression bomb
+        calls.append(1)
+        return bomb if len(calls) == 3 else real(a, backend)
+
+    code = SparseCode.fit(gaussian((2, 64)), sparsity=4, device="cpu")
+    monkeypatch.setattr(bitstream.entropy, "compress", forge)
+    forged = code.to_bytes()
+    monkeypatch.undo()
+    t = time.perf_counter()
+    with pytest.raises(StreamError, match="section decodes to|header promises"):
+        SparseCode.from_bytes(forged)
+    assert time.perf_counter() - t < 1.0  # stopped at the promised size, not after inflating 256 MiB
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_bitflips_and_truncation(data):
+    s = bytearray(FUZZ_BASE)
+    n = data.draw(st.integers(1, 8))
+    for _ in range(n):
+        i = data.draw(st.integers(0, len(s) - 1))
+        s[i] ^= 1 << data.draw(st.integers(0, 7))
+    cut = data.draw(st.integers(0, len(s)))
+    for candidate in (bytes(s), bytes(s[:cut]), _recrc(bytes(s[:-4])), _recrc(bytes(s[: max(cut - 4, 0)]))):
+        try:
+            SparseCode.from_bytes(candidate).decode()
+        except StreamError:
+            pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_random_bytes(blob):
+    for candidate in (blob, b"SINR\x01" + blob, _recrc(b"SINR\x01" + blob)):
+        try:
+            SparseCode.from_bytes(candidate).decode()
+        except StreamError:
+            pass
+
+
+FUZZ_BASE = SINR(sparsity=3, value_bits=8, **CPU).encode(gaussian((3, 50), seed=11))
+
+
+# ---- frozen streams: written once by an earlier release, decoded again on every run ----------
+FIXTURE_CASES = {
+    "rows_f32": (lambda: gaussian((16, 64), seed=21), dict(sparsity=0.25)),
+    "rows_f64_bounded": (lambda: gaussian((8, 60), "float64", seed=22), dict(max_rel_error=0.05)),
+    "blocks_be_f4": (lambda: gaussian((500,), ">f4", seed=23), dict(layout="blocks", block_size=50, sparsity=10)),
+    "flat_f16": (lambda: gaussian((7, 7), "float16", seed=24), dict(value_bits=10, index_coding="raw")),
+    "fortran_raw": (lambda: np.asfortranarray(gaussian((10, 64), seed=25)), dict(entropy="raw", sparsity=0.5)),
+}
+
+
+def _write_fixtures() -> None:  # pragma: no cover - run by hand when adding a case
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for name, (make, cfg) in FIXTURE_CASES.items():
+        if (FIXTURES / f"{name}.sinr").exists():
+            continue
+        arr = make()
+        codec = SINR(device="cpu", **cfg)
+        enc = codec.encode(arr)
+        (FIXTURES / f"{name}.sinr").write_bytes(enc)
+        np.save(FIXTURES / f"{name}.original.npy", arr)
+        np.save(FIXTURES / f"{name}.decoded.npy", codec.decode(enc))
+        (FIXTURES / f"{name}.json").write_text(json.dumps(codec.get_config(), sort_keys=True, indent=1))
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_CASES))
+def test_frozen_streams_still_decode(name):
+    enc = (FIXTURES / f"{name}.sinr").read_bytes()
+    original = np.load(FIXTURES / f"{name}.original.npy")
+    expected = np.load(FIXTURES / f"{name}.decoded.npy")
+    dec = SINR().decode(enc)
+    assert dec.dtype == expected.dtype and dec.shape == expected.shape
+    assert dec.flags.f_contiguous == expected.flags.f_contiguous
+    # float64 CPU reconstruction: identical up to BLAS summation order
+    np.testing.assert_allclose(dec.astype(np.float64), expected.astype(np.float64), rtol=1e-6, atol=1e-6)
+    cfg = json.loads((FIXTURES / f"{name}.json").read_text())
+    if cfg.get("max_rel_error"):
+        assert np.linalg.norm(dec - original) <= cfg["max_rel_error"] * np.linalg.norm(original)
+    # the current encoder still writes a stream that decodes to nearly the same array
+    codec = numcodecs.get_codec(cfg)
+    again = codec.decode(codec.encode(original))
+    np.testing.assert_allclose(again.astype(np.float64), expected.astype(np.float64), rtol=1e-3, atol=1e-3)
+
+
+def test_numcodecs_backwards_compatibility(monkeypatch):
+    common = pytest.importorskip("numcodecs.tests.common")
+    monkeypatch.chdir(Path(__file__).parent / "fixtures")
+    arrays = [gaussian((16, 64), seed=31), gaussian((6, 6), "float64", seed=32)]
+    codecs = [SINR(sparsity=0.5, device="cpu"), SINR(max_rel_error=0.1, device="cpu")]
+    common.check_backwards_compatibility("sinr", arrays, codecs, precision=[0, 0])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _write_fixtures()
