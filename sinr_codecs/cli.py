@@ -1,0 +1,381 @@
+"""The ``sinr`` command.
+
+::
+
+    sinr compress model.pt -o model.zarr [--sparsity 0.25 --value-bits 16 --policy '*.bias=lossless' ...]
+    sinr decompress model.zarr -o restored.pt
+    sinr info model.zarr [--json]
+    sinr adapters [--json]
+    sinr --version
+
+More subcommands come from the entry-point group ``sinr_codecs.commands``: each entry point loads to a
+callable ``add(subparsers) -> None`` that adds its subparser and sets ``func`` (called with the parsed
+namespace, returning an exit code or None) through ``set_defaults``. A plugin that fails to load is
+skipped with a warning on standard error; plugins are loaded only when the command line needs them (help,
+or a command that is not built in).
+
+Results go to standard output, progress bars and messages to standard error. A user error (missing file,
+unknown format, corrupt store, a pickle that is not a state_dict, a bad option value) prints one line,
+``sinr: error: ...``, and exits with status 1 (2 for command-line usage errors), never a traceback;
+``--traceback`` shows one for bug reports. :func:`main` takes ``argv`` and returns the exit status, so it
+can be called in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
+from typing import Any
+
+__all__ = ["main", "build_parser", "parse_policy", "COMMANDS_GROUP"]
+
+COMMANDS_GROUP = "sinr_codecs.commands"
+_BUILTIN = ("compress", "decompress", "info", "adapters")
+_POLICY = re.compile(r"^(?P<pattern>.+?)=(?P<policy>sinr|lossless)(?::(?P<options>.*))?$")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` only for options that have a real default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _version() -> str:
+    try:
+        return version("sinr-codecs")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "unknown"
+
+
+# --------------------------------------------------------------------------------------------------
+# option types
+# --------------------------------------------------------------------------------------------------
+def _sparsity(text: str) -> int | float:
+    try:
+        value: int | float = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0
+    if (isinstance(value, int) and value < 1) or (isinstance(value, float) and not 0 < value < 1):
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 1 or a fraction in (0, 1), got {text!r}") from None
+    return value
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_policy(text: str) -> tuple[str, Any]:
+    """Parse ``PATTERN=POLICY[:KEY=VALUE,...]`` (the ``--policy`` option).
+
+    Returns
+    -------
+    tuple
+        ``(pattern, "lossless")``, ``(pattern, "sinr")`` or ``(pattern, {"policy": "sinr", **options})``;
+        option values are read as JSON when they parse (``12``, ``0.5``, ``null``), else as strings.
+
+    Examples
+    --------
+    >>> parse_policy("*.bias=lossless")
+    ('*.bias', 'lossless')
+    >>> parse_policy("net.0.*=sinr:sparsity=0.5,value-bits=12")
+    ('net.0.*', {'policy': 'sinr', 'sparsity': 0.5, 'value_bits': 12})
+    """
+    m = _POLICY.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(
+            f"expected PATTERN=sinr, PATTERN=lossless or PATTERN=sinr:KEY=VALUE,..., got {text!r}")
+    pattern, policy, options = m["pattern"], m["policy"], m["options"]
+    if not options:
+        return pattern, policy
+    if policy != "sinr":
+        raise argparse.ArgumentTypeError(f"codec options need policy sinr, got {text!r}")
+    spec: dict[str, Any] = {"policy": "sinr"}
+    for item in options.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE in {text!r}, got {item!r}")
+        spec[key.strip().replace("-", "_")] = _option_value(value.strip())
+    return pattern, spec
+
+
+# --------------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------------
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from sinr_codecs.weights import compress_weights
+
+    config = {k: v for k, v in {
+        "sparsity": args.sparsity,
+        "value_bits": args.value_bits,
+        "dictionary_ratio": args.dictionary_ratio,
+        "max_rel_error": args.max_rel_error,
+        "layout": args.layout,
+        "seed": args.seed,
+    }.items() if v is not None}
+    report = compress_weights(args.src, args.output, codec_config=config,
+                              policy_overrides=dict(args.policy or []), device=args.device,
+                              progress=not args.quiet, overwrite=args.force)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    elif not args.quiet:
+        print(report.format_table())
+        print(f"wrote {report.destination} in {report.seconds:.1f} s")
+    return 0
+
+
+def _cmd_decompress(args: argparse.Namespace) -> int:
+    from sinr_codecs.weights import decompress_weights, format_bytes
+
+    report = decompress_weights(args.src, args.output, progress=not args.quiet, overwrite=args.force)
+    if not args.quiet:
+        sizes = f"{format_bytes(report.bytes_after)} -> {format_bytes(report.bytes_before)}"
+        print(f"restored {len(report.tensors)} tensors to {report.destination} ({sizes}) "
+              f"in {report.seconds:.1f} s")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from sinr_codecs.weights import inspect_store
+
+    report = inspect_store(args.src)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format_table())
+    return 0
+
+
+def _cmd_adapters(args: argparse.Namespace) -> int:
+    try:
+        from sinr_codecs.registry import available_adapters
+    except ImportError as exc:
+        print(f"sinr: no adapter registry in this installation ({exc})", file=sys.stderr)
+        return 1
+    found: dict[str, EntryPoint] = dict(available_adapters())
+    rows = [{"name": name, "target": ep.value,
+             "distribution": getattr(getattr(ep, "dist", None), "name", None)}
+            for name, ep in sorted(found.items())]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no adapters installed (entry-point group sinr_codecs.adapters)")
+    else:
+        width = max(len(r["name"]) for r in rows)
+        for r in rows:
+            dist = f"  [{r['distribution']}]" if r["distribution"] else ""
+            print(f"{r['name']:<{width}}  {r['target']}{dist}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# the parser
+# --------------------------------------------------------------------------------------------------
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    """The ``sinr`` argument parser; with ``plugins``, the subcommands of installed plugins too."""
+    parser = argparse.ArgumentParser(
+        prog="sinr", formatter_class=lambda prog: _Formatter(prog, max_help_position=32),
+        description="SINR weight-space compression: compress model files into Zarr stores and back.")
+    parser.add_argument("--version", action="version", version=f"sinr {_version()}",
+                        help="print the version and exit")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, show the full traceback (for bug reports)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                help="what to do; 'sinr COMMAND --help' describes each")
+
+    p = sub.add_parser(
+        "compress", formatter_class=_Formatter, help="compress a model file into a Zarr store",
+        description="Compress every tensor of a model file (.pt/.pth/.bin/.ckpt state_dict, .safetensors "
+                    "or .npz) into a Zarr store (a directory, or a .zip): SINR for weight matrices, "
+                    "lossless for the rest. Prints the per-tensor table (see also: sinr info).")
+    p.add_argument("src", metavar="SRC", help="model file to compress")
+    p.add_argument("-o", "--output", required=True, metavar="DST",
+                   help="store to create: a directory (e.g. model.zarr) or a .zip file")
+    g = p.add_argument_group("SINR options (for tensors coded with SINR)")
+    g.add_argument("--sparsity", type=_sparsity, metavar="S",
+                   help="atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1) "
+                        "(default: the codec's, 0.25)")
+    g.add_argument("--value-bits", type=_positive(int), metavar="B",
+                   help="bits per quantized coefficient (default: the codec's, 16)")
+    g.add_argument("--dictionary-ratio", type=_positive(float), metavar="R",
+                   help="dictionary width over vector length, k2/k1 (default: the codec's, 8.0)")
+    g.add_argument("--max-rel-error", type=_positive(float), metavar="E",
+                   help="error-bounded mode: per-vector relative L2 error bound, e.g. 0.01 "
+                        "(default: off, fixed sparsity)")
+    g.add_argument("--layout", choices=("auto", "rows", "flat", "blocks"),
+                   help="vector layout; auto lets the policy choose rows, or flat for layers with rows "
+                        "shorter than 50 (default: auto)")
+    g.add_argument("--seed", type=int, metavar="N", help="dictionary seed (default: the codec's, 0)")
+    g.add_argument("--device", default="auto", metavar="DEV",
+                   help="where OMP runs: auto, cpu, cuda or cuda:N")
+    p.add_argument("--policy", action="append", type=parse_policy, metavar="PATTERN=POLICY",
+                   help="per-tensor policy by name pattern (fnmatch), repeatable, later ones win: "
+                        "'*.bias=lossless', 'net.0.*=sinr', 'net.1.*=sinr:sparsity=0.5,value_bits=12' "
+                        "(default: SINR for float matrices with >= 256 values, lossless for the rest)")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite DST if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no table")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.set_defaults(func=_cmd_compress)
+
+    p = sub.add_parser(
+        "decompress", formatter_class=_Formatter, help="restore a model file from a Zarr store",
+        description="Restore the model file from a store written by sinr compress: same tensor names, "
+                    "shapes and dtypes. The suffix of DST picks the format (.pt/.pth/.bin/.ckpt, "
+                    ".safetensors, .npz).")
+    p.add_argument("src", metavar="SRC", help="store written by sinr compress (directory or .zip)")
+    p.add_argument("-o", "--output", required=True, metavar="DST", help="model file to write")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite DST if it exists")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=_cmd_decompress)
+
+    p = sub.add_parser(
+        "info", formatter_class=_Formatter, help="show what a store holds, per tensor",
+        description="Per-tensor table of a store written by sinr compress (name, shape, dtype, policy, "
+                    "bytes before and after, ratio, relative error measured at compression), read from "
+                    "its metadata without decoding.")
+    p.add_argument("src", metavar="SRC", help="store (directory or .zip)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("adapters", formatter_class=_Formatter, help="list installed INR-method adapters",
+                       description="List the adapters found in the entry-point group sinr_codecs.adapters.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a list")
+    p.set_defaults(func=_cmd_adapters)
+
+    if plugins:
+        _add_plugins(sub)
+    return parser
+
+
+def _add_plugins(sub: argparse._SubParsersAction) -> None:
+    """Let each ``sinr_codecs.commands`` entry point add its subcommand; skip broken ones (one that
+    raises, or that tries to replace a built-in command: argparse refuses a second parser of a name)."""
+    try:
+        eps = sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name)
+    except Exception as exc:  # pragma: no cover - broken metadata
+        print(f"sinr: warning: cannot list command plugins: {exc}", file=sys.stderr)
+        return
+    for ep in eps:
+        before = dict(sub.choices)
+        n_help = len(sub._choices_actions)
+        try:
+            add = ep.load()
+            add(sub)
+        except Exception as exc:
+            _restore(sub, before, n_help)
+            print(f"sinr: warning: skipping command plugin {ep.name!r} ({ep.value}): "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        if any(sub.choices.get(n) is not p for n, p in before.items()):  # argparse < 3.11 allowed this
+            _restore(sub, before, n_help)
+            print(f"sinr: warning: skipping command plugin {ep.name!r} ({ep.value}): it redefines a "
+                  "command", file=sys.stderr)
+
+
+def _restore(sub: argparse._SubParsersAction, choices: dict[str, Any], n_help: int) -> None:
+    sub.choices.clear()
+    sub.choices.update(choices)
+    del sub._choices_actions[n_help:]
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sinr`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status: 0 success, 1 error, 2 command-line usage error, 130 interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_of(argv)
+    wants_help = not argv or any(a in ("-h", "--help") for a in argv)
+    parser = build_parser(plugins=command not in _BUILTIN if command else wants_help)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors
+        return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    func = getattr(args, "func", None)
+    if func is None:
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        print(f"sinr: error: command {args.command!r} has no handler (a broken plugin?)", file=sys.stderr)
+        return 1
+    try:
+        status = func(args)
+    except KeyboardInterrupt:
+        print("sinr: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `sinr info --json m.zarr | head`: the reader left, nothing to report
+        _silence_stdout()
+        return 1
+    except (ValueError, TypeError, OSError, ImportError) as exc:  # user errors: one line, no traceback
+        if args.traceback:
+            raise
+        print(f"sinr: error: {_message(exc)}", file=sys.stderr)
+        return 1
+    return 0 if status is None else int(status)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (e.g. captured in tests)
+        pass
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    return str(exc).strip() or type(exc).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
