@@ -6,7 +6,7 @@ Public API:
 - :class:`SparseCode` — a SINR-coded tensor: fit by OMP, reconstruct (differentiably), write/read streams;
 - :func:`sensing_matrix` — the seeded dictionary;
 - :func:`batch_omp` — batched Orthogonal Matching Pursuit in torch (CPU or CUDA);
-- :class:`StreamError`, :class:`NonFiniteError` — the errors a user handles.
+- :class:`StreamError`, :class:`NonFiniteError`, :class:`WeightsError` — the errors a user handles.
 
 Submodules are imported lazily so that ``import sinr_codecs`` stays cheap.
 """
@@ -31,6 +31,7 @@ _LAZY = {
     "OMPResult": "omp",
     "StreamError": "errors",
     "NonFiniteError": "errors",
+    "WeightsError": "errors",
 }
 
 __all__ = ["__version__", *_LAZY]

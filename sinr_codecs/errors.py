@@ -1,12 +1,13 @@
 """Exception types raised by sinr-codecs.
 
 Every problem with a stream's bytes raises :class:`StreamError`; every refused input value raises
-:class:`NonFiniteError`. Both subclass :class:`ValueError`, so ``except ValueError`` catches them.
+:class:`NonFiniteError`; a model file or compressed weights store that cannot be read or written raises
+:class:`WeightsError`. All subclass :class:`ValueError`, so ``except ValueError`` catches them.
 """
 
 from __future__ import annotations
 
-__all__ = ["StreamError", "NonFiniteError"]
+__all__ = ["StreamError", "NonFiniteError", "WeightsError"]
 
 
 class StreamError(ValueError):
@@ -15,3 +16,7 @@ class StreamError(ValueError):
 
 class NonFiniteError(ValueError):
     """The input holds NaN or infinite values, which SINR does not encode (store such tensors losslessly)."""
+
+
+class WeightsError(ValueError):
+    """A model file or compressed store cannot be read or written (the message says why and what to do)."""

@@ -220,3 +220,22 @@ def test_no_warnings_in_normal_use():
         warnings.simplefilter("error")
         c = SINR(sparsity=0.5, **CPU)
         c.decode(c.encode(gaussian((16, 64))))
+
+
+@pytest.mark.gpu
+def test_cuda_encode_cpu_decode_matches():
+    import torch
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    w = gaussian((512, 128))
+    enc_gpu = SINR(sparsity=0.25, device="cuda").encode(w)
+    enc_cpu = SINR(sparsity=0.25, device="cpu").encode(w)
+    dec_gpu = SINR().decode(enc_gpu)
+    # decoding is CPU-only and deterministic: the same bytes give the same array anywhere
+    np.testing.assert_array_equal(dec_gpu, SINR().decode(bytes(enc_gpu)))
+    # GPU and CPU OMP agree up to float32 near-ties
+    assert abs(relative_error(w, dec_gpu) - relative_error(w, SINR().decode(enc_cpu))) < 1e-3
+    bounded = SINR(max_rel_error=0.05, device="cuda")
+    dec = bounded.decode(bounded.encode(w))
+    per = np.linalg.norm(w - dec, axis=1) / np.linalg.norm(w, axis=1)
+    assert per.max() <= 0.05

@@ -1,0 +1,168 @@
+"""The per-tensor policy: which tensors SINR codes, in which layout, and which are stored losslessly.
+
+Each tensor gets one of two policies (see :func:`choose_policy`), which the report shows with the reason:
+
+- ``"sinr"`` for weight matrices: floating point, ``ndim >= 2``, finite, at least
+  :data:`MIN_SINR_ELEMENTS` values. The tensor is viewed as ``(shape[0], prod(shape[1:]))``: one row per
+  output neuron holding its incoming weights, the SINR vectors (``layout="rows"``, ``k1 = prod(shape[1:])``).
+  As in the SINR paper, a small layer with ``k1 < 50`` is flattened whole into one vector
+  (``layout="flat"``) when it has at most :data:`FLAT_MAX_ELEMENTS` values, else cut into blocks; rows
+  longer than :data:`MAX_K1` are cut into equal blocks (their dictionary would be too large).
+- ``"lossless"`` (bit-exact; see :mod:`sinr_codecs.weights` for how such tensors are stored) for
+  everything else: biases and other 1-D tensors, scalars, tiny tensors, integer/bool/complex tensors and
+  any tensor with NaN or infinite values.
+
+``policy_overrides`` maps fnmatch patterns on tensor names to ``"sinr"``, ``"lossless"`` or a mapping
+``{"policy": ..., **SINR options}``; every matching pattern applies, in order, so later ones win.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sinr_codecs.model_files import _is_float
+
+__all__ = ["Decision", "choose_policy", "MIN_SINR_ELEMENTS", "FLAT_K1", "FLAT_MAX_ELEMENTS", "MAX_K1"]
+
+MIN_SINR_ELEMENTS = 256
+"""Smallest tensor (number of values) that the default policy codes with SINR."""
+FLAT_K1 = 50
+"""Rows shorter than this are too short to code one by one: the paper flattens such layers."""
+MAX_K1 = 4096
+"""Longest row coded as one vector (its dictionary has ``8 * k1**2`` entries); longer rows are cut into
+equal blocks."""
+FLAT_MAX_ELEMENTS = 2500
+"""Largest layer flattened into one vector (the paper: k x k layers with k < 50, so <= 2401 values);
+longer short-row layers are cut into blocks. The dictionary of a flat layer has 8 * numel**2 entries."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The policy for one tensor: ``policy`` ("sinr"/"lossless"), ``reason``, SINR ``layout`` and
+    per-pattern SINR ``options`` (empty for lossless)."""
+
+    policy: str
+    reason: str
+    layout: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _parse_overrides(overrides: Mapping[str, Any] | None) -> list[tuple[str, str, dict[str, Any]]]:
+    out = []
+    for pattern, spec in (overrides or {}).items():
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError(f"policy override patterns must be non-empty strings, got {pattern!r}")
+        if isinstance(spec, str):
+            policy, options = spec, {}
+        elif isinstance(spec, Mapping):
+            options = dict(spec)
+            policy = options.pop("policy", "sinr")
+        else:
+            raise ValueError(
+                f"policy override {pattern!r}: expected 'sinr', 'lossless' or a mapping "
+                f"{{'policy': ..., **codec options}}, got {type(spec).__name__}"
+            )
+        if policy not in ("sinr", "lossless"):
+            raise ValueError(
+                f"policy override {pattern!r}: policy must be 'sinr' or 'lossless', got {policy!r}")
+        if policy == "lossless" and options:
+            raise ValueError(
+                f"policy override {pattern!r}: codec options {sorted(options)} need policy 'sinr'")
+        if "dtype" in options:
+            raise ValueError(f"policy override {pattern!r}: 'dtype' cannot be set (it is the tensor's)")
+        out.append((pattern, policy, options))
+    return out
+
+
+def choose_policy(
+    name: str,
+    *,
+    dtype: str,
+    shape: tuple[int, ...],
+    finite: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Decide how one tensor is stored (the default rules, then the matching overrides).
+
+    Parameters
+    ----------
+    name : str
+        Tensor name, matched against the override patterns with :func:`fnmatch.fnmatchcase`.
+    dtype : str
+        Dtype name (torch or numpy spelling, e.g. ``"bfloat16"``, ``"float32"``, ``"int64"``).
+    shape : tuple of int
+        Tensor shape.
+    finite : bool, default True
+        Whether every value is finite (no NaN or infinity).
+    overrides : mapping, optional
+        ``{pattern: "sinr" | "lossless" | {"policy": ..., **SINR options}}``.
+
+    Returns
+    -------
+    Decision
+
+    Examples
+    --------
+    >>> choose_policy("fc.weight", dtype="float32", shape=(64, 64)).layout
+    'rows'
+    >>> choose_policy("fc.bias", dtype="float32", shape=(64,)).policy
+    'lossless'
+    >>> choose_policy("fc.bias", dtype="float32", shape=(640,), overrides={"*.bias": "sinr"}).layout
+    'flat'
+    """
+    shape = tuple(int(s) for s in shape)
+    numel = math.prod(shape)
+    floating = _is_float(dtype)
+    if not floating:
+        why = "not a float type SINR codes" if "float" in dtype else "not floating point"
+        decision = Decision("lossless", f"{dtype}, {why}")
+    elif numel == 0:
+        decision = Decision("lossless", "empty")
+    elif not finite:
+        decision = Decision("lossless", "has NaN/inf")
+    elif len(shape) == 0:
+        decision = Decision("lossless", "scalar")
+    elif len(shape) == 1:
+        decision = Decision("lossless", "1-D (bias/norm)")
+    elif numel < MIN_SINR_ELEMENTS:
+        decision = Decision("lossless", f"tiny (< {MIN_SINR_ELEMENTS} values)")
+    else:
+        decision = _matrix_layout(shape)
+
+    for pattern, policy, options in _parse_overrides(overrides):
+        if not fnmatch.fnmatchcase(name, pattern):
+            continue
+        if policy == "lossless":
+            decision = Decision("lossless", f"override {pattern}")
+            continue
+        if not floating or numel == 0 or not finite:
+            why = "not floating point" if not floating else "empty" if numel == 0 else "has NaN/inf"
+            decision = Decision("lossless", f"override {pattern}=sinr ignored: {why}")
+            continue
+        if decision.policy == "sinr":
+            base = decision
+        elif len(shape) >= 2:
+            base = _matrix_layout(shape)
+        else:
+            base = Decision("sinr", "", "flat" if numel <= FLAT_MAX_ELEMENTS else "blocks")
+        merged = {**base.options, **options}
+        decision = Decision("sinr", f"override {pattern}", merged.get("layout", base.layout), merged)
+    return decision
+
+
+def _matrix_layout(shape: tuple[int, ...]) -> Decision:
+    """The SINR decision for a float tensor of ndim >= 2: rows, flat, or blocks."""
+    k1 = math.prod(shape[1:])
+    if FLAT_K1 <= k1 <= MAX_K1:
+        return Decision("sinr", f"matrix, rows of {k1}", "rows")
+    if k1 > MAX_K1:  # a dictionary of k1 x 8 k1 would not fit: cut rows into equal pieces
+        block = max((d for d in range(MAX_K1, 255, -1) if k1 % d == 0), default=1024)
+        return Decision("sinr", f"rows of {k1} > {MAX_K1}: blocks of {block}", "blocks",
+                        {"block_size": block})
+    if math.prod(shape) <= FLAT_MAX_ELEMENTS:
+        return Decision("sinr", f"rows of {k1} < {FLAT_K1}: flattened", "flat")
+    return Decision("sinr", f"rows of {k1} < {FLAT_K1}: blocks", "blocks")
