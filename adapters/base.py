@@ -1,0 +1,866 @@
+"""The Adapter protocol, the shared fit/compress/decompress machinery, and the result record.
+
+An adapter wraps one INR method end to end (docs/adapters.md):
+
+1. ``signal_from_image(image)`` -> :class:`Signal`: coordinates and values in the method's conventions.
+2. ``fit(signal)`` -> ``(model, FitLog)``: the method's network fitted to the signal.
+3. ``compress(model, signal, sinr=None | SINROptions, finetune_steps=n)`` -> ``bytes``: the method's own
+   storage (COIN: half precision; INRIC: per-tensor 8-bit + Brotli), or, with ``sinr``, the tensors the
+   method marks for SINR coded as :class:`sinr_codecs.sparse.SparseCode` (rows = neurons) first.
+   Either way the same number of fine-tuning steps follows, through the quantizer that the stored values
+   will meet (straight-through); with SINR only the sparse values (support and dictionary fixed) and the
+   tensors SINR leaves alone are trained.
+4. ``decompress(data)`` -> :class:`Decoded` (model + signal shape), ``render(model, shape)`` -> array.
+
+:class:`INRAdapter` implements 2-4 once for any coordinate network; a method subclasses it and supplies
+the network, the coordinate conventions, which tensors SINR codes and how the rest are stored.
+A third-party adapter may instead implement :class:`Adapter` from scratch.
+
+Stream layout (``MAGIC`` = ``b"SIA1"``; varint = unsigned LEB128; every byte is counted in ``bpp``)::
+
+    magic[4] | varint n, method name[n] | varint n, config[n] | varint ndim, ndim varints: signal shape
+    | u8 flags | (flags & 2: reference fingerprint[4]) | per tensor, in state_dict order: record
+    | varint m, brotli(integers)[m] | u32 CRC-32 of everything before it
+
+``config`` is the compact JSON list of the adapter's configuration values in sorted-key order (the
+architecture; the decoder knows the keys). Flag 1: SINR was used, so the tensors the adapter marks for
+SINR are ``s`` records; the others use the adapter's storage: ``h`` float16 or ``f`` float32 (raw,
+little-endian), ``q`` u8 bits + f32 step (the integers, offset to unsigned, go to the shared Brotli
+section at the end), ``s`` varint length + a SparseCode stream (docs/format.md). Flag 2: stored values
+are relative to reference weights (INRIC's meta-learned initialisation), identified by the first 4 bytes
+of their SHA-256 fingerprint.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import os
+import struct
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import brotli
+import numpy as np
+import torch
+from sinr_codecs.errors import StreamError
+from torch import nn
+
+from . import nets
+
+__all__ = [
+    "MAGIC",
+    "Adapter",
+    "Decoded",
+    "INRAdapter",
+    "LoadReport",
+    "Result",
+    "SINROptions",
+    "Signal",
+    "StreamError",
+    "fake_half",
+    "fake_uniform",
+    "image_array",
+    "map_state_dict",
+    "read_state_dict",
+    "uniform_dequantize",
+    "uniform_quantize",
+]
+
+MAGIC = b"SIA1"
+_MAX_HEADER = 1 << 16
+_MAX_ELEMENTS = 1 << 28
+
+
+# An adapter stream that is truncated, corrupt, or written for another method / reference raises the
+# core's StreamError (a ValueError), like a bad SINR stream does.
+
+
+# --------------------------------------------------------------------------------------------------
+# options, signals, results
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class SINROptions:
+    """How SINR codes the tensors an adapter hands it (passed to ``SparseCode.fit`` / ``to_bytes``).
+
+    Parameters
+    ----------
+    sparsity : int or float, default 0.25
+        Nonzeros per vector: an int count, or a float fraction in (0, 1) of the vector length ``k1``.
+    dictionary_ratio : float, default 8
+        ``k2 = dictionary_ratio * k1`` (larger helped in our measurements; see docs/adapters.md).
+    value_bits : int, default 8
+        Bits per stored sparse value (uniform quantizer of the core).
+    seed : int, default 0
+        Dictionary seed of the first coded tensor; the ``i``-th coded tensor uses ``seed + i``.
+    layout : {"auto", "rows", "flat", "blocks"}, default "auto"
+        Vector layout (``"auto"``: rows, or the whole matrix as one vector when the rows are shorter
+        than 50; see :mod:`sinr_codecs.layout`).
+    block_size : int or None
+        Vector length of the ``"blocks"`` layout.
+    index_coding : str, default "delta"
+        Index coding of the core (``"delta"``: sorted gaps).
+    entropy : str, default "brotli"
+        Entropy back end of the core.
+    device : str, default "auto"
+        Where OMP runs.
+    """
+
+    sparsity: int | float = 0.25
+    dictionary_ratio: float = 8.0
+    value_bits: int = 8
+    seed: int = 0
+    layout: str = "auto"
+    block_size: int | None = None
+    index_coding: str = "delta"
+    entropy: str = "brotli"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        s = self.sparsity
+        if isinstance(s, bool) or not isinstance(s, (int, float)):
+            raise ValueError(f"sparsity must be an int count or a float fraction, got {s!r}")
+        if isinstance(s, float) and not 0.0 < s < 1.0:
+            raise ValueError(f"a fractional sparsity must lie in (0, 1), got {s}")
+        if isinstance(s, int) and s < 1:
+            raise ValueError(f"sparsity must be >= 1, got {s}")
+        if not self.dictionary_ratio >= 1.0:
+            raise ValueError(f"dictionary_ratio must be >= 1, got {self.dictionary_ratio}")
+        if not 2 <= int(self.value_bits) <= 16:
+            raise ValueError(f"value_bits must be in 2..16, got {self.value_bits}")
+        if self.layout not in ("auto", "rows", "flat", "blocks"):
+            raise ValueError(f"layout must be 'auto', 'rows', 'flat' or 'blocks', got {self.layout!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A sampled signal in a method's conventions.
+
+    Attributes
+    ----------
+    coords : torch.Tensor
+        ``(N, d)`` float32 coordinates.
+    values : torch.Tensor
+        ``(N, c)`` float32 values in the method's range (``value_range``).
+    shape : tuple of int
+        Grid shape followed by channels, e.g. ``(H, W, 3)``; ``prod(shape[:-1]) == N``.
+    value_range : tuple of float
+        ``(lo, hi)`` of the method's value range (``(0, 1)`` for COIN, ``(-1, 1)`` for INRIC).
+    kind : str
+        ``"image"`` (others, e.g. ``"audio"`` or ``"volume"``, follow the same layout).
+    name : str
+        Label for result tables.
+    """
+
+    coords: torch.Tensor
+    values: torch.Tensor
+    shape: tuple[int, ...]
+    value_range: tuple[float, float] = (0.0, 1.0)
+    kind: str = "image"
+    name: str = ""
+
+    @property
+    def num_points(self) -> int:
+        return int(self.coords.shape[0])
+
+    @property
+    def peak(self) -> float:
+        return float(self.value_range[1] - self.value_range[0])
+
+    def to(self, device: torch.device | str) -> Signal:
+        return Signal(self.coords.to(device), self.values.to(device), self.shape, self.value_range,
+                      self.kind, self.name)
+
+    def unit_values(self) -> torch.Tensor:
+        """Values mapped to [0, 1], shape ``self.shape``."""
+        lo, hi = self.value_range
+        return ((self.values - lo) / (hi - lo)).reshape(self.shape)
+
+
+@dataclass
+class Decoded:
+    """What :meth:`Adapter.decompress` returns."""
+
+    model: nn.Module
+    shape: tuple[int, ...]
+    header: dict[str, Any]
+
+
+@dataclass(kw_only=True)
+class Result:
+    """One rate point: one method, with or without SINR, on one signal.
+
+    ``bytes`` is ``len()`` of the stream written; ``bpp = 8 * bytes / pixels``; ``psnr`` is measured on
+    the decoded signal (clamped to [0, 1], rounded to 8 bits) against the original 8-bit signal;
+    ``psnr_fitted`` the same for the uncompressed fitted model.
+    """
+
+    method: str
+    with_sinr: bool
+    image: str
+    config: dict[str, Any]
+    sinr: dict[str, Any] | None
+    bytes: int
+    pixels: int
+    bpp: float
+    psnr: float
+    psnr_fitted: float
+    fit_seconds: float
+    encode_seconds: float
+    decode_seconds: float
+    steps: int
+    finetune_steps: int
+    device: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """Curve label: ``"coin"`` or ``"coin+sinr"``."""
+        return f"{self.method}+sinr" if self.with_sinr else self.method
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe nested dict (``label`` included)."""
+        d = asdict(self)
+        d["label"] = self.label
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Result:
+        """Inverse of :meth:`to_dict` (``label`` is ignored)."""
+        return cls(**{k: v for k, v in d.items() if k != "label"})
+
+    def to_row(self) -> dict[str, Any]:
+        """Flat dict for CSV: ``config``, ``sinr`` and ``extra`` as compact JSON strings."""
+        d = self.to_dict()
+        for key in ("config", "sinr", "extra"):
+            d[key] = json.dumps(d[key], sort_keys=True, separators=(",", ":"))
+        return d
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What every INR-method adapter provides (found through the ``sinr_codecs.adapters`` group)."""
+
+    name: ClassVar[str]
+
+    def config(self) -> dict[str, Any]: ...
+
+    def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal: ...
+
+    def fit(self, signal: Signal, *, steps: int, lr: float = ..., batch_size: int | None = ...,
+            device: str = ..., progress: bool | None = ..., seed: int = ...) -> tuple[nn.Module, nets.FitLog]: ...
+
+    def compress(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = ...,
+                 finetune_steps: int = ..., finetune_lr: float = ..., progress: bool | None = ...) -> bytes: ...
+
+    def decompress(self, data: bytes, *, device: str = ...) -> Decoded: ...
+
+    def render(self, model: nn.Module, shape: Sequence[int]) -> np.ndarray: ...
+
+
+def image_array(image: np.ndarray, channels: int) -> np.ndarray:
+    """An image as float32 ``(H, W, C)`` in [0, 1] (uint8 scaled; grey replicated to 3 channels if asked)."""
+    img = np.asarray(image)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3:
+        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {img.shape}")
+    if img.dtype == np.uint8:
+        img = img.astype(np.float32) / 255.0
+    img = img.astype(np.float32)
+    if img.shape[-1] == 1 and channels == 3:
+        img = np.repeat(img, 3, axis=-1)
+    if img.shape[-1] != channels:
+        raise ValueError(f"image has {img.shape[-1]} channels, the adapter expects {channels}")
+    if not np.isfinite(img).all() or img.min() < 0.0 or img.max() > 1.0:
+        raise ValueError("image values must be finite and lie in [0, 1] (or be uint8)")
+    return img
+
+
+# --------------------------------------------------------------------------------------------------
+# method-side quantizers (the core's quantizer is used for SINR values)
+# --------------------------------------------------------------------------------------------------
+
+def uniform_quantize(t: torch.Tensor, bits: int) -> tuple[torch.Tensor, float]:
+    """Symmetric per-tensor uniform quantizer (INRIC / AIMET style).
+
+    ``step = max|t| / (2**(bits-1) - 1)`` (1 for an all-zero tensor), ``q = round(t / step)`` clamped to
+    ``+-(2**(bits-1) - 1)``. Returns ``(q as int64, step)`` with ``step`` a float32-representable float.
+    """
+    if not 2 <= bits <= 16:
+        raise ValueError(f"bits must be in 2..16, got {bits}")
+    qmax = 2 ** (bits - 1) - 1
+    amax = float(t.detach().abs().max()) if t.numel() else 0.0
+    step = float(np.float32(amax / qmax)) if amax > 0 else 1.0
+    if step == 0.0 or not math.isfinite(step):
+        step = 1.0
+    q = torch.clamp(torch.round(t.detach() / step), -qmax, qmax).to(torch.int64)
+    return q, step
+
+
+def uniform_dequantize(q: torch.Tensor, step: float) -> torch.Tensor:
+    """Inverse of :func:`uniform_quantize` (float32)."""
+    return q.to(torch.float32) * np.float32(step)
+
+
+def fake_uniform(t: torch.Tensor, bits: int) -> torch.Tensor:
+    """Straight-through fake quantization: forward :func:`uniform_quantize` + dequantize, identity grad."""
+    q, step = uniform_quantize(t, bits)
+    return t + (uniform_dequantize(q, step).to(t.device) - t).detach()
+
+
+def fake_half(t: torch.Tensor) -> torch.Tensor:
+    """Straight-through rounding to float16 (COIN's storage)."""
+    return t + (t.detach().half().float() - t).detach()
+
+
+# --------------------------------------------------------------------------------------------------
+# the shared implementation
+# --------------------------------------------------------------------------------------------------
+
+def _sparse_code_class():
+    try:
+        from sinr_codecs.sparse import SparseCode
+    except ImportError as exc:  # pragma: no cover - only before the core lands
+        raise RuntimeError("SINR coding needs sinr_codecs.sparse.SparseCode, which is not available: "
+                           f"{exc}") from exc
+    return SparseCode
+
+
+def _replace(code: Any, **changes: Any) -> Any:
+    """A shallow copy of a SparseCode with some attributes replaced (works for frozen dataclasses too)."""
+    other = copy.copy(code)
+    for key, value in changes.items():
+        object.__setattr__(other, key, value)
+    return other
+
+
+def _with_values(code: Any, values: torch.Tensor) -> Any:
+    """A shallow copy of a SparseCode with other values (support, dictionary and layout shared)."""
+    return _replace(code, values=values)
+
+
+class _STEQuantize(torch.autograd.Function):
+    """Forward: the core's value quantizer; backward: identity."""
+
+    @staticmethod
+    def forward(ctx, values, code, bits):  # noqa: D401
+        return _with_values(code, values.detach()).quantized(bits).values.to(values)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None, None
+
+
+def _json_dumps(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """16 hex digits of SHA-256 over names and float32 little-endian bytes, in the mapping's order."""
+    h = hashlib.sha256()
+    for name, t in tensors.items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())
+    return h.hexdigest()[:16]
+
+
+class INRAdapter:
+    """Shared implementation of :class:`Adapter` for coordinate networks (subclass and fill the hooks).
+
+    Hooks a method defines:
+
+    - ``name`` (class attribute) and :meth:`config` (JSON-safe constructor arguments).
+    - :meth:`build_model`: a freshly initialised network (``torch.manual_seed`` is set by the caller).
+    - :meth:`signal_from_image` and :meth:`values_to_unit`: the method's coordinate / value conventions.
+    - :meth:`coordinates`: coordinates for a signal shape (used by :meth:`render`).
+    - :meth:`sinr_tensor_names`: which tensors SINR codes when asked.
+    - :meth:`storage`: how the method itself stores one tensor: ``("h",)`` float16, ``("f",)`` float32 or
+      ``("q", bits)`` uniform integers (Brotli-coded together).
+    - :meth:`reference`: tensors that stored values are relative to (INRIC's ``theta0``), or ``None``.
+    - :meth:`fit_regularizer`: an extra loss during fitting (INRIC's L1 on ``theta - theta0``), or ``None``.
+    """
+
+    name: ClassVar[str] = "inr"
+    default_lr: ClassVar[float] = 1e-3
+    default_finetune_lr: ClassVar[float] = 1e-5
+    default_sinr_lr: ClassVar[float] = 1e-3
+
+    # ---- hooks -----------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
+        raise NotImplementedError
+
+    def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def values_to_unit(self, values: torch.Tensor) -> torch.Tensor:
+        return values
+
+    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
+        raise NotImplementedError
+
+    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
+        return ("h",)
+
+    def reference(self) -> dict[str, torch.Tensor] | None:
+        return None
+
+    def fit_regularizer(self, model: nn.Module) -> Any:
+        return None
+
+    def with_config(self, config: Mapping[str, Any]) -> INRAdapter:
+        """An adapter of this class for a stream's configuration (decoding); same reference weights."""
+        return type(self)(**config)
+
+    # ---- shared ----------------------------------------------------------------------------------
+    def tensor_names(self, model: nn.Module) -> list[str]:
+        """The stored tensors, in stream order (the model's state_dict order)."""
+        return list(model.state_dict().keys())
+
+    def fit(self, signal: Signal, *, steps: int, lr: float | None = None, batch_size: int | None = None,
+            device: str = "auto", progress: bool | None = None, seed: int = 0,
+            model: nn.Module | None = None) -> tuple[nn.Module, nets.FitLog]:
+        """Fit a fresh network (seeded by ``seed``) or continue fitting ``model``; see :func:`nets.fit`."""
+        dev = nets.resolve_device(device)
+        if model is None:
+            torch.manual_seed(seed)
+            model = self.build_model()
+        model = model.to(dev)
+        sig = signal.to(dev)
+        reg = self.fit_regularizer(model)
+        gen = torch.Generator().manual_seed(seed)
+        log = nets.fit(model, list(model.parameters()), sig.coords, sig.values, steps=steps,
+                       lr=self.default_lr if lr is None else lr, batch_size=batch_size, regularizer=reg,
+                       value_peak=signal.peak, progress=progress, desc=f"{self.name} fit", generator=gen)
+        return model, log
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, coords: torch.Tensor, *, chunk: int = 1 << 16) -> torch.Tensor:
+        dev = next(model.parameters()).device
+        outs = [model(coords[i:i + chunk].to(dev)) for i in range(0, coords.shape[0], chunk)]
+        return torch.cat(outs).float()
+
+    def render(self, model: nn.Module, shape: Sequence[int]) -> np.ndarray:
+        """The signal decoded by ``model`` on the grid of ``shape``, mapped to [0, 1] (not clamped)."""
+        shape = tuple(int(s) for s in shape)
+        out = self.predict(model, self.coordinates(shape[:-1]))
+        return self.values_to_unit(out).reshape(shape).cpu().numpy()
+
+    def psnr(self, model: nn.Module, signal: Signal) -> float:
+        """PSNR of ``model`` on ``signal`` after clamping to [0, 1] and rounding to 8 bits."""
+        out = self.predict(model, signal.coords)
+        return nets.psnr_8bit(self.values_to_unit(out), self.values_to_unit(signal.values.to(out.device)))
+
+    # compress ------------------------------------------------------------------------------------
+    def compress(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = None,
+                 finetune_steps: int = 0, finetune_lr: float | None = None, sinr_lr: float | None = None,
+                 schedule: str = "cosine", batch_size: int | None = None,
+                 progress: bool | None = None) -> bytes:
+        """Write ``model`` as this method stores it, optionally with SINR (see the module docstring).
+
+        Parameters
+        ----------
+        model : nn.Module
+            The fitted network (not modified).
+        signal : Signal
+            The signal it was fitted to (fine-tuning target; its shape goes into the stream).
+        sinr : SINROptions or None
+            ``None``: the method's own storage only. Otherwise the tensors of :meth:`sinr_tensor_names`
+            are SINR-coded first.
+        finetune_steps : int, default 0
+            Adam steps through the straight-through quantizers before writing (give both paths the same).
+        finetune_lr, sinr_lr : float or None
+            Learning rate without / with SINR (None: the adapter's ``default_finetune_lr`` /
+            ``default_sinr_lr``). With SINR every trainable tensor (sparse values and the tensors SINR
+            leaves alone) uses ``sinr_lr``.
+        schedule : {"cosine", "constant"}, default "cosine"
+        batch_size : int or None
+            Mini-batch size of the fine-tuning (None: full batch, and the best step is kept).
+        """
+        return self.compress_with_info(model, signal, sinr=sinr, finetune_steps=finetune_steps,
+                                       finetune_lr=finetune_lr, sinr_lr=sinr_lr, schedule=schedule,
+                                       batch_size=batch_size, progress=progress)[0]
+
+    def compress_with_info(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = None,
+                           finetune_steps: int = 0, finetune_lr: float | None = None,
+                           sinr_lr: float | None = None, schedule: str = "cosine",
+                           batch_size: int | None = None, progress: bool | None = None
+                           ) -> tuple[bytes, dict[str, Any]]:
+        """:meth:`compress` plus a dict of what happened (OMP and fine-tuning time, byte split, the
+        fine-tuned PSNR through the straight-through quantizers)."""
+        info: dict[str, Any] = {}
+        dev = next(model.parameters()).device
+        names = self.tensor_names(model)
+        state = {k: v.detach().to(dev, torch.float32).clone() for k, v in model.state_dict().items()}
+        ref = self.reference()
+        if ref is not None:
+            ref = {k: ref[k].to(dev, torch.float32) for k in names}
+        coded = {k: state[k] - ref[k] if ref is not None else state[k] for k in names}
+
+        sinr_names = set(self.sinr_tensor_names(model)) if sinr is not None else set()
+        codes: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        if sinr_names:
+            SparseCode = _sparse_code_class()
+            for i, k in enumerate(n for n in names if n in sinr_names):
+                codes[k] = SparseCode.fit(coded[k], sparsity=sinr.sparsity,
+                                          dictionary_ratio=sinr.dictionary_ratio, seed=sinr.seed + i,
+                                          layout=sinr.layout, block_size=sinr.block_size,
+                                          device=sinr.device)
+        nets.synchronize(dev)
+        info["omp_seconds"] = time.perf_counter() - t0
+
+        # trainable tensors: sparse values of SINR-coded tensors, the coded tensors of the others
+        trainable: dict[str, torch.Tensor] = {}
+        for k in names:
+            if k in codes:
+                v = codes[k].values.detach().to(dev, torch.float32).clone()
+                codes[k] = _replace(codes[k], values=v, indices=codes[k].indices.to(dev))
+                trainable[k] = v.requires_grad_(True)
+            else:
+                trainable[k] = coded[k].clone().requires_grad_(True)
+        specs = {k: self.storage(k, state[k]) for k in names if k not in codes}
+
+        def materialize(*, quantized: bool = True) -> dict[str, torch.Tensor]:
+            out = {}
+            for k in names:
+                if k in codes:
+                    v = trainable[k]
+                    if quantized:
+                        v = _STEQuantize.apply(v, codes[k], int(sinr.value_bits))
+                    t = codes[k].reconstruct(v).to(dev)
+                else:
+                    t = trainable[k]
+                    if quantized:
+                        t = _fake(t, specs[k])
+                out[k] = t + ref[k] if ref is not None else t
+            return out
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(model, materialize(), (x,))
+
+        sig = signal.to(dev)
+        t1 = time.perf_counter()
+        if codes:
+            lr = self.default_sinr_lr if sinr_lr is None else float(sinr_lr)
+        else:
+            lr = self.default_finetune_lr if finetune_lr is None else float(finetune_lr)
+        log = nets.fit(forward, list(trainable.values()), sig.coords, sig.values, steps=finetune_steps, lr=lr,
+                       schedule=schedule, batch_size=batch_size, value_peak=signal.peak, progress=progress,
+                       desc=f"{self.name}{'+sinr' if codes else ''} fine-tune")
+        info["finetune_seconds"] = time.perf_counter() - t1
+        with torch.no_grad():
+            out = self.values_to_unit(forward(sig.coords))
+            info["psnr_finetuned"] = nets.psnr_8bit(out, self.values_to_unit(sig.values))
+
+        # write
+        buf = io.BytesIO()
+        hlen = self._write_header(buf, signal.shape, sinr=bool(codes),
+                                  ref=None if ref is None else fingerprint(ref))
+        ints: list[np.ndarray] = []
+        sinr_bytes = 0
+        with torch.no_grad():
+            for k in names:
+                if k in codes:
+                    code = _replace(codes[k], values=trainable[k].detach().cpu(),
+                                    indices=codes[k].indices.cpu())
+                    blob = code.to_bytes(value_bits=int(sinr.value_bits), entropy=sinr.entropy,
+                                         index_coding=sinr.index_coding)
+                    n0 = buf.tell()
+                    _write_varint(buf, len(blob))
+                    buf.write(blob)
+                    sinr_bytes += buf.tell() - n0
+                    continue
+                t = trainable[k].detach().cpu().float()
+                spec = specs[k]
+                if spec[0] == "h":
+                    buf.write(t.numpy().astype("<f2").tobytes())
+                elif spec[0] == "f":
+                    buf.write(t.numpy().astype("<f4").tobytes())
+                elif spec[0] == "q":
+                    bits = int(spec[1])
+                    q, step = uniform_quantize(t, bits)
+                    buf.write(struct.pack("<Bf", bits, step))
+                    offset = 2 ** (bits - 1) - 1
+                    dtype = "<u1" if bits <= 8 else "<u2"
+                    ints.append((q.numpy() + offset).astype(dtype).reshape(-1))
+                else:  # pragma: no cover - a hook bug
+                    raise ValueError(f"unknown storage {spec!r} for tensor {k!r}")
+        payload = brotli.compress(b"".join(a.tobytes() for a in ints), quality=11) if ints else b""
+        n0 = buf.tell()
+        _write_varint(buf, len(payload))
+        buf.write(payload)
+        int_bytes = buf.tell() - n0
+        buf.write(struct.pack("<I", zlib.crc32(buf.getvalue())))
+        data = buf.getvalue()
+        info.update(header_bytes=hlen, sinr_bytes=sinr_bytes, int_bytes=int_bytes, checksum_bytes=4,
+                    finetune_log=log.to_dict(), sinr_tensors=sorted(codes))
+        return data, info
+
+    # stream header -----------------------------------------------------------------------------
+    def _write_header(self, buf: io.BytesIO, shape: Sequence[int], *, sinr: bool, ref: str | None) -> int:
+        n0 = buf.tell()
+        buf.write(MAGIC)
+        for blob in (self.name.encode("ascii"), _json_dumps([v for _, v in sorted(self.config().items())])):
+            _write_varint(buf, len(blob))
+            buf.write(blob)
+        _write_varint(buf, len(shape))
+        for d in shape:
+            _write_varint(buf, int(d))
+        buf.write(bytes([(1 if sinr else 0) | (2 if ref is not None else 0)]))
+        if ref is not None:
+            buf.write(bytes.fromhex(ref[:8]))
+        return buf.tell() - n0
+
+    @staticmethod
+    def read_header(data: bytes) -> tuple[dict[str, Any], int]:
+        """Parse the stream header: ``({"method", "config" (list), "shape", "sinr", "ref"}, offset)``."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"expected bytes, got {type(data).__name__}")
+        r = _Reader(bytes(data))
+        if r.take(4) != MAGIC:
+            raise StreamError("not an INR adapter stream (bad magic bytes)")
+        try:
+            method = r.take(r.varint(limit=64)).decode("ascii")
+            config = json.loads(r.take(r.varint(limit=_MAX_HEADER)))
+        except (UnicodeDecodeError, ValueError) as exc:
+            if isinstance(exc, StreamError):
+                raise
+            raise StreamError(f"corrupt stream header: {exc}") from exc
+        if not isinstance(config, list):
+            raise StreamError("corrupt stream header: configuration is not a list")
+        ndim = r.varint(limit=8)
+        shape = tuple(r.varint(limit=1 << 24) for _ in range(ndim))
+        (flags,) = r.take(1)
+        if flags & ~3:
+            raise StreamError(f"unknown header flags {flags:#x}")
+        ref = r.take(4).hex() if flags & 2 else None
+        header = {"method": method, "config": config, "shape": shape, "sinr": bool(flags & 1), "ref": ref}
+        return header, r.pos
+
+    # decompress ----------------------------------------------------------------------------------
+    def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
+        """Rebuild the model a stream describes (needs this adapter's reference weights, if any)."""
+        header, pos = self.read_header(data)
+        data = bytes(data)
+        if len(data) < pos + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
+            raise StreamError("stream checksum mismatch: the bytes are corrupt or truncated")
+        data = data[:-4]
+        if header["method"] != self.name:
+            raise StreamError(f"stream was written by adapter {header['method']!r}, not {self.name!r}")
+        keys = sorted(self.config())
+        if len(header["config"]) != len(keys):
+            raise StreamError(f"stream configuration has {len(header['config'])} entries, {self.name!r} "
+                              f"expects {len(keys)}: written by another version of the adapter?")
+        config = dict(zip(keys, header["config"]))
+        if math.prod(header["shape"]) > _MAX_ELEMENTS:
+            raise StreamError(f"signal shape {header['shape']} exceeds the safety limit")
+        try:
+            with torch.device("meta"):  # count the parameters before allocating anything
+                probe = type(self)(**config).build_model()
+            if sum(p.numel() for p in probe.parameters()) > _MAX_ELEMENTS:
+                raise StreamError("the stream's network exceeds the safety limit on parameters")
+            adapter = self.with_config(config)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, StreamError):
+                raise
+            raise StreamError(f"bad configuration in stream: {exc}") from exc
+        ref = adapter.reference()
+        if (header["ref"] is None) != (ref is None) or (ref is not None and header["ref"] != fingerprint(ref)[:8]):
+            raise StreamError("the stream's reference weights (meta-learned initialisation) differ from this "
+                              "adapter's: decode with the adapter (and init file) that wrote it")
+        model = adapter.build_model()
+        names = adapter.tensor_names(model)
+        own = model.state_dict()
+        shapes = {k: tuple(v.shape) for k, v in own.items()}
+        sinr_names = set(adapter.sinr_tensor_names(model)) if header["sinr"] else set()
+        codecs = ["s" if k in sinr_names else adapter.storage(k, own[k])[0] for k in names]
+        r = _Reader(data, pos)
+        take = r.take
+
+        tensors: dict[str, torch.Tensor] = {}
+        pending: list[tuple[str, int, float]] = []
+        for k, c in zip(names, codecs):
+            numel = int(np.prod(shapes[k])) if shapes[k] else 1
+            if numel > _MAX_ELEMENTS:
+                raise StreamError("tensor too large")
+            if c == "h":
+                arr = np.frombuffer(take(2 * numel), dtype="<f2").astype(np.float32)
+                tensors[k] = torch.from_numpy(arr.copy()).reshape(shapes[k])
+            elif c == "f":
+                arr = np.frombuffer(take(4 * numel), dtype="<f4").astype(np.float32)
+                tensors[k] = torch.from_numpy(arr.copy()).reshape(shapes[k])
+            elif c == "q":
+                bits, step = struct.unpack("<Bf", take(5))
+                if not 2 <= bits <= 16 or not math.isfinite(step):
+                    raise StreamError(f"bad quantizer parameters for {k!r}")
+                pending.append((k, bits, step))
+            elif c == "s":
+                n = r.varint(limit=len(data))
+                SparseCode = _sparse_code_class()
+                try:
+                    code = SparseCode.from_bytes(take(n))
+                except StreamError:
+                    raise
+                except ValueError as exc:
+                    raise StreamError(f"bad SINR section for {k!r}: {exc}") from exc
+                t = code.reconstruct().detach().float()
+                if tuple(t.shape) != shapes[k]:
+                    raise StreamError(f"SINR section for {k!r} has shape {tuple(t.shape)}, expected {shapes[k]}")
+                tensors[k] = t.cpu()
+            else:
+                raise StreamError(f"unknown tensor codec {c!r}")
+        payload = take(r.varint(limit=len(data)))
+        if r.pos != len(data):
+            raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
+        if pending:
+            expected = sum((int(np.prod(shapes[k])) if shapes[k] else 1) * (1 if b <= 8 else 2)
+                           for k, b, _ in pending)
+            try:  # never let a corrupt stream expand beyond what the tensors need
+                raw = brotli.Decompressor().process(payload, output_buffer_limit=expected + 1)
+            except brotli.error as exc:
+                raise StreamError(f"corrupt integer section: {exc}") from exc
+            off = 0
+            for k, bits, step in pending:
+                numel = int(np.prod(shapes[k])) if shapes[k] else 1
+                width = 1 if bits <= 8 else 2
+                if off + numel * width > len(raw):
+                    raise StreamError("integer section shorter than the tensors need")
+                arr = np.frombuffer(raw, dtype="<u1" if width == 1 else "<u2", count=numel, offset=off)
+                off += numel * width
+                q = torch.from_numpy(arr.astype(np.int64) - (2 ** (bits - 1) - 1))
+                tensors[k] = uniform_dequantize(q, step).reshape(shapes[k])
+            if off != len(raw):
+                raise StreamError("integer section longer than the tensors need")
+        elif payload:
+            raise StreamError("unexpected integer section")
+        if ref is not None:
+            tensors = {k: tensors[k] + ref[k].cpu().float() for k in names}
+        model.load_state_dict(tensors, strict=True)
+        shape = tuple(int(s) for s in header["shape"])
+        return Decoded(model=model.to(nets.resolve_device(device)), shape=shape, header=header)
+
+    def decode(self, data: bytes, *, device: str = "cpu") -> np.ndarray:
+        """Stream -> signal in [0, 1] (decompress + render)."""
+        dec = self.decompress(data, device=device)
+        return self.render(dec.model, dec.shape)
+
+
+def _write_varint(buf: io.BytesIO, n: int) -> None:
+    if n < 0:
+        raise ValueError("varints are unsigned")
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        buf.write(bytes([byte | (0x80 if n else 0)]))
+        if not n:
+            return
+
+
+class _Reader:
+    """Bounds-checked reading of a stream."""
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise StreamError("truncated stream")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def varint(self, *, limit: int) -> int:
+        value, shift = 0, 0
+        while True:
+            (byte,) = self.take(1)
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift > 63:
+                raise StreamError("corrupt stream: varint too long")
+        if value > limit:
+            raise StreamError(f"corrupt stream: length {value} exceeds its limit {limit}")
+        return value
+
+
+def _fake(t: torch.Tensor, spec: tuple) -> torch.Tensor:
+    if spec[0] == "h":
+        return fake_half(t)
+    if spec[0] == "f":
+        return t
+    if spec[0] == "q":
+        return fake_uniform(t, int(spec[1]))
+    raise ValueError(f"unknown storage {spec!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class LoadReport:
+    """How a checkpoint's keys were mapped onto the model (safetensors-style)."""
+
+    mapped: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+def read_state_dict(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state_dict from a file (``torch.load(weights_only=True)``: tensors only, no code unpickled) or
+    a mapping; a ``{"state_dict": ...}`` wrapper and a DataParallel ``module.`` prefix are unwrapped."""
+    if isinstance(source, Mapping):
+        sd = dict(source)
+    else:
+        sd = torch.load(os.fspath(source), map_location="cpu", weights_only=True)
+        if isinstance(sd, Mapping) and "state_dict" in sd and isinstance(sd["state_dict"], Mapping):
+            sd = dict(sd["state_dict"])
+    if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError("a checkpoint must be a state_dict: a mapping of names to tensors")
+    # models saved from nn.DataParallel carry a "module." prefix
+    if sd and all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return dict(sd)
+
+
+def map_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], *, strict: bool, what: str,
+              rename: Mapping[str, str] | None = None) -> LoadReport:
+    """Copy ``sd`` into ``model`` key by key (``rename`` maps checkpoint keys to model keys); shapes must
+    agree; with ``strict`` every model key must be filled and every checkpoint key used."""
+    own = model.state_dict()
+    report = LoadReport()
+    loaded: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        target = rename.get(key, key) if rename else key
+        if target not in own:
+            report.unexpected.append(key)
+            continue
+        if tuple(own[target].shape) != tuple(value.shape):
+            raise ValueError(f"{what} checkpoint tensor {key!r} has shape {tuple(value.shape)}, the model "
+                             f"expects {tuple(own[target].shape)}: the checkpoint's layers are inconsistent")
+        loaded[target] = value.detach().to(torch.float32)
+        report.mapped[key] = target
+    report.missing = [k for k in own if k not in loaded]
+    if strict and (report.missing or report.unexpected):
+        raise ValueError(f"{what} checkpoint does not match the model: missing {report.missing}, unexpected "
+                         f"{report.unexpected}; pass strict=False to load the rest")
+    model.load_state_dict({**{k: v for k, v in own.items()}, **loaded}, strict=True)
+    return report

@@ -1,0 +1,174 @@
+"""COIN (Dupont et al. 2021, "COIN: COmpression with Implicit Neural representations") with and without SINR.
+
+The method: a SIREN ``R^2 -> R^3`` (``w0 = w0_initial = 30``) is fitted to one image; the weights are
+stored in half precision; ``bpp = bits / pixels``. No entropy coding.
+
+Conventions kept from the public code (EmilienDupont/coin, MIT; read, not copied):
+
+- coordinates ``(row, col) / (H - 1) * 2 - 1`` (both axes divided by ``H - 1``), values in [0, 1];
+- PSNR after clamping the reconstruction to [0, 1] and rounding to 8 bits;
+- state_dict keys ``net.{i}.linear.weight`` / ``net.{i}.linear.bias`` for the ``num_layers`` sine layers
+  and ``last_layer.linear.weight`` / ``last_layer.linear.bias`` for the linear output layer; ``w0`` is
+  not stored (it comes from the command line there, from :class:`COINAdapter`'s arguments here).
+
+With SINR (``compress(..., sinr=SINROptions(...))``) the hidden-to-hidden weight matrices
+``net.1 ... net.{L-1}`` are SINR-coded with one vector per output neuron (the ``auto`` layout flattens a
+matrix narrower than 50); the first layer, the output layer and all biases stay in half precision.
+
+Our stream adds a small header (method, architecture, image shape; ~40-80 bytes) that COIN's formula
+does not count; we count every byte written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import nets
+from .base import INRAdapter, LoadReport, Signal, image_array, map_state_dict, read_state_dict
+
+__all__ = ["COINAdapter", "COINSiren", "LoadReport", "load_coin_checkpoint"]
+
+
+class COINSiren(nn.Module):
+    """COIN's SIREN: ``num_layers`` sine layers of width ``dim_hidden`` and a linear output layer.
+
+    Parameters
+    ----------
+    dim_in, dim_hidden, dim_out : int
+        Coordinate dimension, width, channels.
+    num_layers : int
+        Number of sine layers (COIN's ``--num_layers``; the output layer is extra).
+    w0, w0_initial : float
+        Sine frequency of the hidden layers and of the first layer.
+    """
+
+    def __init__(self, dim_in: int = 2, dim_hidden: int = 28, dim_out: int = 3, num_layers: int = 10,
+                 w0: float = 30.0, w0_initial: float = 30.0) -> None:
+        super().__init__()
+        if num_layers < 1 or dim_hidden < 1:
+            raise ValueError("num_layers and dim_hidden must be >= 1")
+        self.net = nn.Sequential(*[
+            nets.SineLayer(dim_in if i == 0 else dim_hidden, dim_hidden, w0=w0_initial if i == 0 else w0,
+                           is_first=i == 0)
+            for i in range(num_layers)
+        ])
+        self.last_layer = nets.SineLayer(dim_hidden, dim_out, w0=w0, activation=nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last_layer(self.net(x))
+
+
+class COINAdapter(INRAdapter):
+    """COIN, end to end (see the module docstring).
+
+    Parameters
+    ----------
+    width : int, default 28
+        Hidden width (COIN's ``--layer_size``).
+    layers : int, default 10
+        Sine layers (COIN's ``--num_layers``); ``layers - 1`` hidden-to-hidden matrices.
+    w0, w0_initial : float, default 30
+        SIREN frequencies.
+    dim_in, dim_out : int, default 2, 3
+        Coordinate dimension and channels.
+
+    Examples
+    --------
+    >>> a = COINAdapter(width=16, layers=2)
+    >>> a.config()["width"]
+    16
+    >>> sorted(a.sinr_tensor_names(a.build_model()))
+    ['net.1.linear.weight']
+    """
+
+    name: ClassVar[str] = "coin"
+    default_lr: ClassVar[float] = 1e-3
+    default_finetune_lr: ClassVar[float] = 1e-5
+    default_sinr_lr: ClassVar[float] = 1e-3
+
+    def __init__(self, *, width: int = 28, layers: int = 10, w0: float = 30.0, w0_initial: float = 30.0,
+                 dim_in: int = 2, dim_out: int = 3) -> None:
+        if int(width) < 1 or int(layers) < 1 or int(dim_in) < 1 or int(dim_out) < 1:
+            raise ValueError("width, layers, dim_in and dim_out must be >= 1")
+        self.width = int(width)
+        self.layers = int(layers)
+        self.w0 = float(w0)
+        self.w0_initial = float(w0_initial)
+        self.dim_in = int(dim_in)
+        self.dim_out = int(dim_out)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"COINAdapter({args})"
+
+    def config(self) -> dict[str, Any]:
+        return {"width": self.width, "layers": self.layers, "w0": self.w0, "w0_initial": self.w0_initial,
+                "dim_in": self.dim_in, "dim_out": self.dim_out}
+
+    def build_model(self) -> COINSiren:
+        return COINSiren(self.dim_in, self.width, self.dim_out, self.layers, self.w0, self.w0_initial)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.build_model().parameters())
+
+    def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
+        img = image_array(image, self.dim_out)
+        h, w, c = img.shape
+        values = torch.from_numpy(img.reshape(-1, c).astype(np.float32))
+        return Signal(nets.coin_grid(h, w), values, (h, w, c), (0.0, 1.0), "image", name)
+
+    def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
+        if len(shape) != 2:
+            raise ValueError(f"COIN renders 2-D images, got grid shape {tuple(shape)}")
+        return nets.coin_grid(int(shape[0]), int(shape[1]))
+
+    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
+        return [f"net.{i}.linear.weight" for i in range(1, self.layers)]
+
+    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
+        return ("h",)  # COIN: model.half()
+
+
+def load_coin_checkpoint(source: str | os.PathLike | Mapping[str, torch.Tensor], *, w0: float = 30.0,
+                         w0_initial: float = 30.0, strict: bool = True
+                         ) -> tuple[COINAdapter, COINSiren, LoadReport]:
+    """Load a checkpoint in the official COIN layout (``best_model_{i}.pt``, a plain fp32 state_dict).
+
+    The architecture (width, number of sine layers, input and output dimension) is read from the tensor
+    shapes; ``w0`` and ``w0_initial`` are not stored by COIN and default to its 30.
+
+    Parameters
+    ----------
+    source : path or mapping
+        A file readable by ``torch.load(weights_only=True)`` (no unpickling of code), or a state_dict.
+    strict : bool, default True
+        Raise on keys the model lacks or does not have (``report.missing`` / ``report.unexpected``).
+
+    Returns
+    -------
+    (COINAdapter, COINSiren, LoadReport)
+    """
+    sd = read_state_dict(source)
+    if "net.0.linear.weight" not in sd or "last_layer.linear.weight" not in sd:
+        raise ValueError("not a COIN state_dict: expected keys 'net.0.linear.weight' and "
+                         "'last_layer.linear.weight' (EmilienDupont/coin siren.Siren)")
+    first = sd["net.0.linear.weight"]
+    last = sd["last_layer.linear.weight"]
+    if first.ndim != 2 or last.ndim != 2:
+        raise ValueError("COIN weight tensors must be 2-D")
+    width, dim_in = first.shape
+    dim_out = last.shape[0]
+    layers = 0
+    while f"net.{layers}.linear.weight" in sd:
+        layers += 1
+    adapter = COINAdapter(width=width, layers=layers, w0=w0, w0_initial=w0_initial, dim_in=dim_in,
+                          dim_out=dim_out)
+    model = adapter.build_model()
+    report = map_state_dict(model, sd, strict=strict, what="COIN")
+    return adapter, model, report

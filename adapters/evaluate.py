@@ -1,0 +1,368 @@
+"""Rate–distortion harness: fit, compress each way (with and without SINR), decode, measure, report.
+
+For every method, width and image the network is fitted **once**; then each compression path starts from
+a copy of that fitted network and gets the **same number of fine-tuning steps** through the quantizer
+its stored values will meet (straight-through): the method's own storage (COIN: float16; INRIC:
+per-tensor uniform integers) without SINR, and SINR (sparse values, support fixed) with it. Bytes are
+``len()`` of the stream written; PSNR is measured on the decoded image (clamped, rounded to 8 bits)
+against the original 8-bit image, the same way for every method.
+
+:func:`run` returns :class:`~sinr_adapters.base.Result` records; :func:`write_outputs` writes
+``results.json`` (CompressAI-style ``{"name", "description", "results": {column: [per rate point]}}``
+plus the configuration and the machine), ``results.csv``, ``results.md`` and ``rd.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import nets
+from .base import INRAdapter, Result, SINROptions
+from .images import IMAGES, load_image
+
+__all__ = ["EvalConfig", "environment", "markdown_table", "plot_rd", "run", "summary", "write_outputs"]
+
+METHODS = ("coin", "inric")
+META_IMAGES = ("rocket", "motorcycle", "immunohistochemistry", "retina", "hubble_deep_field")
+
+
+@dataclass(kw_only=True)
+class EvalConfig:
+    """What :func:`run` does (every field is a ``sinr evaluate`` option).
+
+    Attributes
+    ----------
+    methods : list of str
+        ``"coin"`` and/or ``"inric"``.
+    images : list of str
+        Bundled scikit-image names (:data:`sinr_adapters.images.IMAGES`).
+    size : int
+        Side of the centre-cropped, resized square images.
+    widths : list of int
+        Hidden widths (one rate point per width and path).
+    layers : int
+        Sine layers (COIN's ``num_layers``; INRIC gets ``hidden_layers = layers - 1``, the same shape).
+    steps, lr, batch_size
+        Fitting: Adam steps, learning rate, mini-batch size (None: full batch; also used by the
+        fine-tuning).
+    finetune_steps : int
+        Fine-tuning steps after compression starts, the same for every path.
+    finetune_lr, sinr_lr : float or None
+        Learning rates of the fine-tuning without / with SINR (None: the adapter's defaults).
+    sparsity, value_bits : lists
+        SINR operating points (every combination is one rate point per width).
+    dictionary_ratio : float
+        SINR ``k2 / k1``.
+    with_sinr, without_sinr : bool
+        Which paths to run.
+    inric_bits, inric_ff_dims, inric_encoding_scale, inric_l1
+        INRIC's quantizer bits and positional encoding.
+    inric_meta_steps : int
+        Reptile steps for INRIC's meta-learned initialisation (0: none), learnt per width on
+        ``meta_images`` at the same size (never on an evaluated image).
+    device : str
+        ``auto``, ``cpu``, ``cuda``.
+    seed : int
+        Network initialisation and dictionary seed.
+    threads : int or None
+        ``torch.set_num_threads`` (None: torch's default).
+    """
+
+    methods: list[str] = field(default_factory=lambda: ["coin"])
+    images: list[str] = field(default_factory=lambda: ["astronaut"])
+    size: int = 64
+    widths: list[int] = field(default_factory=lambda: [16, 32])
+    layers: int = 3
+    steps: int = 1000
+    lr: float = 1e-3
+    batch_size: int | None = None
+    finetune_steps: int = 200
+    finetune_lr: float | None = None
+    sinr_lr: float | None = None
+    sparsity: list[int | float] = field(default_factory=lambda: [0.25])
+    value_bits: list[int] = field(default_factory=lambda: [8])
+    dictionary_ratio: float = 8.0
+    with_sinr: bool = True
+    without_sinr: bool = True
+    inric_bits: int = 8
+    inric_ff_dims: int = 16
+    inric_encoding_scale: float = 1.4
+    inric_l1: float = 1e-6
+    inric_meta_steps: int = 0
+    meta_images: list[str] = field(default_factory=lambda: list(META_IMAGES))
+    device: str = "auto"
+    seed: int = 0
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise ValueError(f"unknown method(s) {bad}; the harness knows {list(METHODS)}")
+        bad = [i for i in self.images if i not in IMAGES]
+        if bad:
+            raise ValueError(f"unknown image(s) {bad}; bundled: {', '.join(IMAGES)}")
+        if not self.methods or not self.images or not self.widths:
+            raise ValueError("methods, images and widths must not be empty")
+        if self.size < 4 or self.layers < 1 or self.steps < 0 or self.finetune_steps < 0:
+            raise ValueError("size must be >= 4, layers >= 1, steps and finetune_steps >= 0")
+        if any(w < 1 for w in self.widths):
+            raise ValueError("widths must be >= 1")
+        if not (self.with_sinr or self.without_sinr):
+            raise ValueError("nothing to do: both the with- and the without-SINR path are off")
+        for s in self.sparsity:
+            for b in self.value_bits:
+                SINROptions(sparsity=s, value_bits=b, dictionary_ratio=self.dictionary_ratio)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def environment(device: str = "auto") -> dict[str, Any]:
+    """The machine a run was measured on (stored with the results)."""
+    dev = nets.resolve_device(device)
+    env = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(dev)}
+    if dev.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(dev)
+    else:
+        env["cpu"] = platform.processor() or platform.machine()
+    return env
+
+
+def _adapter(method: str, width: int, cfg: EvalConfig) -> INRAdapter:
+    if method == "coin":
+        from .coin import COINAdapter
+
+        return COINAdapter(width=width, layers=cfg.layers)
+    from .inric import INRICAdapter
+
+    return INRICAdapter(hidden_features=width, hidden_layers=cfg.layers - 1, ff_dims=cfg.inric_ff_dims,
+                        encoding_scale=cfg.inric_encoding_scale, bits=cfg.inric_bits, l1=cfg.inric_l1)
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
+    nets.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn()
+    nets.synchronize(device)
+    return out, time.perf_counter() - t0
+
+
+def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], None] | None = None,
+        streams_dir: str | os.PathLike | None = None) -> list[Result]:
+    """Run the harness; ``log`` receives one line per rate point (default: standard error).
+
+    With ``streams_dir`` every compressed stream is also written there (``<label>_<image>_w<width>[_s<S>_b<B>].sia``;
+    ``Result.extra["stream"]`` names the file), so the bytes counted can be checked against the files.
+    """
+    if log is None:
+        def log(msg: str) -> None:
+            print(msg, file=sys.stderr, flush=True)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    dev = nets.resolve_device(cfg.device)
+    images = {name: load_image(name, cfg.size) for name in cfg.images}
+    pixels = cfg.size * cfg.size
+    results: list[Result] = []
+    if streams_dir is not None:
+        Path(streams_dir).mkdir(parents=True, exist_ok=True)
+    for method in cfg.methods:
+        for width in cfg.widths:
+            adapter = _adapter(method, width, cfg)
+            extra_cfg: dict[str, Any] = {}
+            if method == "inric" and cfg.inric_meta_steps > 0:
+                held_out = [n for n in cfg.meta_images if n not in cfg.images]
+                if not held_out:
+                    raise ValueError("INRIC meta-learning needs images that are not evaluated (meta_images)")
+                adapter, meta_s = _timed(lambda: adapter.meta_learn(
+                    [load_image(n, cfg.size) for n in held_out], outer_steps=cfg.inric_meta_steps,
+                    device=cfg.device, seed=cfg.seed, progress=progress), dev)
+                extra_cfg = {"meta_images": held_out, "meta_steps": cfg.inric_meta_steps,
+                             "meta_seconds": meta_s}
+                log(f"{method} w={width}: meta-learned theta0 on {held_out} in {meta_s:.1f}s")
+            config = {**adapter.config(), **extra_cfg}
+            for image_name, image in images.items():
+                signal = adapter.signal_from_image(image, name=image_name)
+                (model, fit_log), fit_s = _timed(lambda: adapter.fit(
+                    signal, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, device=cfg.device,
+                    progress=progress, seed=cfg.seed), dev)
+                psnr_fitted = adapter.psnr(model, signal)
+                paths: list[SINROptions | None] = []
+                if cfg.without_sinr:
+                    paths.append(None)
+                if cfg.with_sinr:
+                    paths += [SINROptions(sparsity=s, value_bits=b, dictionary_ratio=cfg.dictionary_ratio,
+                                          seed=cfg.seed, device=cfg.device)
+                              for s in cfg.sparsity for b in cfg.value_bits]
+                for opts in paths:
+                    (data, info), enc_s = _timed(lambda: adapter.compress_with_info(
+                        copy.deepcopy(model), signal, sinr=opts, finetune_steps=cfg.finetune_steps,
+                        finetune_lr=cfg.finetune_lr, sinr_lr=cfg.sinr_lr, batch_size=cfg.batch_size,
+                        progress=progress), dev)
+                    decoded, dec_s = _timed(lambda: adapter.decode(data, device=cfg.device), dev)
+                    psnr = nets.psnr_8bit(torch.from_numpy(decoded), signal.unit_values().cpu())
+                    info.pop("finetune_log", None)
+                    r = Result(method=method, with_sinr=opts is not None, image=image_name, config=config,
+                               sinr=None if opts is None else opts.to_dict(), bytes=len(data), pixels=pixels,
+                               bpp=8.0 * len(data) / pixels, psnr=psnr, psnr_fitted=psnr_fitted,
+                               fit_seconds=fit_s, encode_seconds=enc_s, decode_seconds=dec_s,
+                               steps=cfg.steps, finetune_steps=cfg.finetune_steps, device=str(dev),
+                               extra={**info, "width": width, "size": cfg.size})
+                    if streams_dir is not None:
+                        stem = f"{r.label}_{image_name}_w{width}"
+                        if opts is not None:
+                            stem += f"_s{opts.sparsity}_b{opts.value_bits}"
+                        path = Path(streams_dir) / f"{stem}.sia"
+                        path.write_bytes(data)
+                        r.extra["stream"] = str(path)
+                    results.append(r)
+                    sinr_txt = "" if opts is None else f" s={opts.sparsity} bits={opts.value_bits}"
+                    log(f"{r.label:<11} {image_name:<10} w={width:<4}{sinr_txt}: {r.bytes} B, "
+                        f"{r.bpp:.3f} bpp, {r.psnr:.2f} dB (fitted {psnr_fitted:.2f} dB; "
+                        f"fit {fit_s:.1f}s, encode {enc_s:.1f}s, decode {dec_s:.2f}s)")
+    return results
+
+
+# ------------------------------------------------------------------------------------------------------
+# reporting
+# ------------------------------------------------------------------------------------------------------
+def _point_key(r: Result) -> tuple:
+    s = r.sinr or {}
+    return (r.label, r.extra.get("width"), s.get("sparsity"), s.get("value_bits"))
+
+
+def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """Mean bpp and PSNR over images per rate point (method ± SINR, width, sparsity, value bits)."""
+    groups: dict[tuple, list[Result]] = {}
+    for r in results:
+        groups.setdefault(_point_key(r), []).append(r)
+    rows = []
+    for (label, width, s, bits), rs in groups.items():
+        rows.append({"label": label, "width": width, "sparsity": s, "value_bits": bits, "images": len(rs),
+                     "bytes": float(np.mean([r.bytes for r in rs])), "bpp": float(np.mean([r.bpp for r in rs])),
+                     "psnr": float(np.mean([r.psnr for r in rs])),
+                     "psnr_fitted": float(np.mean([r.psnr_fitted for r in rs])),
+                     "encode_seconds": float(np.mean([r.encode_seconds for r in rs]))})
+    rows.sort(key=lambda d: (d["label"], d["bpp"]))
+    return rows
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.{nd}f}"
+    return str(v)
+
+
+def markdown_table(results: Sequence[Result]) -> str:
+    """Per-image table, then the mean over images per rate point."""
+    head = ("| method | image | width | sparsity | value bits | bytes | bpp | PSNR (dB) | fitted PSNR (dB) "
+            "| fit s | encode s | decode s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in sorted(results, key=lambda r: (r.label, r.image, r.bpp)):
+        s = r.sinr or {}
+        lines.append(f"| {r.label} | {r.image} | {r.extra.get('width')} | {_fmt(s.get('sparsity'))} | "
+                     f"{_fmt(s.get('value_bits'))} | {r.bytes} | {r.bpp:.3f} | {_fmt(r.psnr)} | "
+                     f"{_fmt(r.psnr_fitted)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
+                     f"{r.decode_seconds:.2f} |")
+    out = head + "\n".join(lines) + "\n"
+    rows = summary(results)
+    if len({r.image for r in results}) > 1:
+        out += ("\nMean over images:\n\n| method | width | sparsity | value bits | bpp | PSNR (dB) |\n"
+                "|---|---|---|---|---|---|\n")
+        out += "\n".join(f"| {d['label']} | {d['width']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
+                         f"{d['bpp']:.3f} | {_fmt(d['psnr'])} |" for d in rows) + "\n"
+    return out
+
+
+def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | None = None) -> Path:
+    """Rate–distortion plot (bpp vs PSNR): one curve per method ± SINR through its Pareto-optimal rate
+    points (mean over images; dominated points hollow), faint points per image. Uses matplotlib's Agg
+    backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
+    rows = summary(results)
+    labels = sorted({d["label"] for d in rows})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, label in enumerate(labels):
+        c = colors[i % len(colors)]
+        pts = sorted((d for d in rows if d["label"] == label), key=lambda d: d["bpp"])
+        front, best = [], -math.inf
+        for d in pts:  # the curve is the Pareto front; dominated operating points are hollow markers
+            if d["psnr"] > best:
+                front.append(d)
+                best = d["psnr"]
+        ax.plot([d["bpp"] for d in front], [d["psnr"] for d in front], marker="o", color=c, label=label,
+                linestyle="--" if label.endswith("+sinr") else "-")
+        rest = [d for d in pts if d not in front]
+        if rest:
+            ax.scatter([d["bpp"] for d in rest], [d["psnr"] for d in rest], facecolors="none", edgecolors=c)
+        per = [r for r in results if r.label == label]
+        if len({r.image for r in per}) > 1:
+            ax.scatter([r.bpp for r in per], [r.psnr for r in per], color=c, alpha=0.25, s=12)
+    ax.set_xlabel("bits per pixel (bytes written × 8 / pixels)")
+    ax.set_ylabel("PSNR (dB), decoded 8-bit image")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, config: EvalConfig | None = None,
+                  name: str = "sinr-evaluate", description: str | None = None) -> dict[str, Path]:
+    """Write ``results.json``, ``results.csv``, ``results.md`` and ``rd.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [r.to_dict() for r in results]
+    columns: dict[str, list] = {}
+    for d in rows:
+        for k, v in d.items():
+            columns.setdefault(k, []).append(v)
+    if description is None:
+        description = ("INR methods with and without SINR on bundled scikit-image images; bytes are the "
+                       "stream written, PSNR on the decoded 8-bit image")
+    env = environment(config.device if config else "auto")
+    doc = {"name": name, "description": description, "results": columns,
+           "summary": summary(results), "config": config.to_dict() if config else None, "environment": env}
+    paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md",
+             "png": out / "rd.png"}
+    paths["json"].write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")
+    flat = [r.to_row() for r in results]
+    with open(paths["csv"], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["method"])
+        writer.writeheader()
+        writer.writerows(flat)
+    machine = f"{env['device']}" + (f" ({env['gpu']})" if "gpu" in env else
+                                    f", {env['cpu_count']} CPU cores, {env['torch_threads']} torch threads")
+    md = f"# {name}\n\n{description}.\n\nMachine: {machine}; torch {env['torch']}.\n\n" + markdown_table(results)
+    paths["md"].write_text(md)
+    title = None
+    if config is not None:
+        title = (f"{config.size}px, {config.layers} layers, {config.steps} fit + {config.finetune_steps} "
+                 f"fine-tune steps, {', '.join(config.images)}")
+    plot_rd(results, paths["png"], title=title)
+    return paths
