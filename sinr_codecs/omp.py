@@ -44,6 +44,10 @@ _PIVOT_FACTOR = 100.0
 """A new atom is rejected when its squared distance to the span of the support is below
 ``_PIVOT_FACTOR * eps * ||a_j||**2`` (eps of the compute dtype)."""
 
+_INITIAL_WIDTH = 32
+"""Initial capacity (atoms) of the per-signal support buffers; doubled when full. The triangular
+products read whole buffer rows, so a tight capacity saves memory traffic at large ``s``."""
+
 _CORR_FACTOR = 64.0
 """A signal stops when ``max_j |a_j^T r| <= _CORR_FACTOR * eps * max_j ||a_j|| * ||w||``: its residual
 is rounding noise (the signal is reproduced)."""
@@ -229,7 +233,7 @@ class _State:
         self.tol_rhs = None if tol2 is None else tol2 * self.wn2
         self.cbuf = torch.empty(n, k2, dtype=dt, device=dev)
         self.width = 0
-        self._alloc(min(cap, 64 if tol2 is not None else cap), 0)
+        self._alloc(min(cap, _INITIAL_WIDTH), 0)
 
     def _alloc(self, width: int, keep: int) -> None:
         n, dt, dev = self.r.shape[0], self.r.dtype, self.r.device
