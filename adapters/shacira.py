@@ -1,0 +1,657 @@
+"""SHACIRA (Girish et al. 2023, "SHACIRA: Scalable HAsh-grid Compression for Implicit Neural
+Representations") with and without SINR, written from the paper's description.
+
+The method: a multi-resolution hash grid (Instant-NGP, :mod:`sinr_adapters.hashgrid`) whose tables hold
+**integer latents** instead of features; a small learned **latent decoder** maps latents to features
+(here one affine map per level, ``feature = W_l latent + b_l``, i.e. a learned quantization step
+("scale") and offset ("shift") per level); a small ReLU **MLP** maps the features of all levels to the
+signal's values. Training rounds the latents with a straight-through estimator and adds an **entropy
+penalty**: the bits of the rounded latents under a learned per-level logistic prior (zero mean, learned
+scale), ``loss = MSE + rate_weight * bits / pixels``. Storage: the rounded latents, entropy-coded per
+level; the decoder and the MLP at full precision (SHACIRA counts its MLP at 32 bits).
+
+Our entropy coder for the latents (``entropy``): ``"rans"``, a static range-ANS coder with each level's
+empirical histogram stored in the stream (what SHACIRA's torchac coding with an empirical CDF does);
+``"brotli"``, Brotli over the zigzag-coded integers; ``"auto"`` (default) writes whichever is shorter.
+``bpp = 8 * len(stream) / pixels`` counts everything a decoder needs: our header, the latents (with their
+histograms), the decoder and the MLP. The prior is a training device only and is not stored.
+
+With SINR (``compress(..., sinr=SINROptions(...))``) the MLP's weight matrices are SINR-coded (the
+``auto`` layout: a matrix narrower than 50 is one flattened vector) and, with ``sinr_latents=True``,
+the latent tables too (cut into vectors of ``block_size``, 64 by default; they are then decoded as real
+numbers, not rounded). The sparse values, support fixed, and every tensor SINR leaves alone are
+fine-tuned for the same number of steps that the plain path spends on fine-tuning through its own
+rounding (straight-through) with the rate penalty.
+
+The SHACIRA code (Sharath-girish/Shacira) is under a non-commercial licence: nothing of it is used here;
+state_dict keys are ours (``grid.latents``, ``decoder.weight``/``bias``, ``mlp.{i}.weight``/``bias``,
+``prior.log_scale``).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+import struct
+import time
+import zlib
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import brotli
+import numpy as np
+import torch
+from torch import nn
+
+from sinr_codecs.errors import StreamError
+
+from . import nets
+from .base import (
+    Decoded,
+    INRAdapter,
+    Signal,
+    SINROptions,
+    _fake,
+    _Reader,
+    _replace,
+    _sparse_code_class,
+    _STEQuantize,
+    _write_varint,
+    image_array,
+)
+from .hashgrid import HashGrid
+
+__all__ = [
+    "LatentDecoder",
+    "LatentPrior",
+    "SHACIRAAdapter",
+    "SHACIRANet",
+    "rans_decode",
+    "rans_encode",
+    "ste_round",
+    "unit_grid",
+]
+
+_MAX_ELEMENTS = 1 << 28
+
+
+def ste_round(t: torch.Tensor) -> torch.Tensor:
+    """Round to integers in the forward pass, identity gradient (straight-through estimator)."""
+    return t + (torch.round(t) - t).detach()
+
+
+def unit_grid(*sizes: int) -> torch.Tensor:
+    """``linspace(0, 1, n)`` per axis, ``indexing="ij"``, row-major: ``(prod(sizes), len(sizes))``."""
+    axes = [torch.linspace(0.0, 1.0, int(n)) for n in sizes]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(sizes))
+
+
+# --------------------------------------------------------------------------------------------------
+# network
+# --------------------------------------------------------------------------------------------------
+
+class LatentDecoder(nn.Module):
+    """Per-level affine map latents -> features: ``(N, L, latent_dim) -> (N, L, feature_dim)``."""
+
+    def __init__(self, levels: int, latent_dim: int, feature_dim: int, *, scale: float = 0.05) -> None:
+        super().__init__()
+        w = torch.zeros(levels, feature_dim, latent_dim)
+        w[:, :, :] = scale * torch.eye(feature_dim, latent_dim)  # start as a scaled identity
+        self.weight = nn.Parameter(w)
+        self.bias = nn.Parameter(torch.zeros(levels, feature_dim))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nlk,lfk->nlf", z, self.weight) + self.bias
+
+
+class LatentPrior(nn.Module):
+    """Per-level, per-channel zero-mean logistic prior over integer latents (the entropy penalty)."""
+
+    def __init__(self, levels: int, latent_dim: int, *, scale: float = 1.0) -> None:
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.full((levels, latent_dim), math.log(scale)))
+
+    def bits(self, q: torch.Tensor, level: int) -> torch.Tensor:
+        """Bits of integer-valued ``q`` ``(n, latent_dim)`` under level ``level``'s prior (a scalar)."""
+        s = torch.exp(self.log_scale[level]).clamp_min(1e-3)
+        a = -q.abs()  # symmetric: evaluate in the lower tail, where the difference is accurate
+        p = torch.sigmoid((a + 0.5) / s) - torch.sigmoid((a - 0.5) / s)
+        return -torch.log2(p.clamp_min(1e-12)).sum()
+
+
+class SHACIRANet(nn.Module):
+    """Hash grid of integer latents -> per-level latent decoder -> ReLU MLP.
+
+    ``forward(x)`` takes points in ``[0, 1]^dim``; it rounds the latents (straight-through) unless
+    :attr:`round_latents` is False (latents decoded from a SINR stream are real numbers).
+    """
+
+    def __init__(self, *, dim: int = 2, levels: int = 16, base_resolution: int = 16, finest_resolution: int = 512,
+                 log2_table_size: int = 14, latent_dim: int = 1, feature_dim: int = 1, hidden: int = 16,
+                 hidden_layers: int = 2, dim_out: int = 3, latent_init: float = 1.0,
+                 decoder_scale: float = 0.05) -> None:
+        super().__init__()
+        self.grid = HashGrid(dim=dim, levels=levels, base_resolution=base_resolution,
+                             finest_resolution=finest_resolution, log2_table_size=log2_table_size,
+                             features=latent_dim, init_range=latent_init)
+        self.decoder = LatentDecoder(levels, latent_dim, feature_dim, scale=decoder_scale)
+        dims = [levels * feature_dim] + [hidden] * hidden_layers + [dim_out]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(itertools.pairwise(dims)):
+            layers.append(nn.Linear(a, b))
+            if i < len(dims) - 2:
+                layers.append(nn.ReLU())
+        self.mlp = nn.Sequential(*layers)
+        self.prior = LatentPrior(levels, latent_dim, scale=max(latent_init, 0.5))
+        self.round_latents = True
+
+    def forward(self, x: torch.Tensor, latents: torch.Tensor | None = None) -> torch.Tensor:
+        t = self.grid.latents if latents is None else latents
+        if self.round_latents:
+            t = ste_round(t)
+        z = self.grid(x, table=t)
+        return self.mlp(self.decoder(z).flatten(1))
+
+    def rate_bits(self, latents: torch.Tensor | None = None) -> torch.Tensor:
+        """Estimated bits of the rounded latents under the prior (straight-through to the latents)."""
+        t = ste_round(self.grid.latents if latents is None else latents)
+        return sum(self.prior.bits(t[self.grid.level_slice(l)], l) for l in range(self.grid.levels))
+
+
+# --------------------------------------------------------------------------------------------------
+# entropy coding of the integer latents
+# --------------------------------------------------------------------------------------------------
+
+RANS_L = 1 << 23
+RANS_SCALE = 16
+RANS_M = 1 << RANS_SCALE
+RANS_MAX_SYMBOLS = 4096
+CODERS = {"brotli": 0, "rans": 1}
+
+
+def _zigzag(q: np.ndarray) -> np.ndarray:
+    q = q.astype(np.int64)
+    return np.where(q >= 0, 2 * q, -2 * q - 1)
+
+
+def _unzigzag(u: np.ndarray) -> np.ndarray:
+    u = u.astype(np.int64)
+    return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
+
+
+def _normalize(counts: np.ndarray) -> np.ndarray:
+    """Frequencies summing to :data:`RANS_M`, every used symbol at least 1."""
+    counts = counts.astype(np.int64)
+    total = int(counts.sum())
+    f = np.where(counts > 0, np.maximum(1, (counts * RANS_M) // max(total, 1)), 0)
+    diff = RANS_M - int(f.sum())
+    order = np.argsort(-f, kind="stable")
+    i = 0
+    while diff != 0:  # hand the rounding error to the largest frequencies, keeping each >= 1
+        k = order[i % len(order)]
+        if diff > 0:
+            f[k] += diff
+            diff = 0
+        elif f[k] > 1:
+            take = min(-diff, int(f[k]) - 1)
+            f[k] -= take
+            diff += take
+        i += 1
+    return f
+
+
+def rans_encode(levels: Sequence[np.ndarray]) -> bytes | None:
+    """Static rANS coding of integer arrays, one empirical histogram per array (``None`` when an
+    array's alphabet is wider than :data:`RANS_MAX_SYMBOLS`).
+
+    Layout: per array ``varint zigzag(min) | varint n_symbols | n_symbols varints: frequency`` (summing
+    to ``2**16``), then ``varint m | m bytes``: the 32-bit final state (little-endian) followed by the
+    renormalisation bytes in decoding order.
+    """
+    head = io.BytesIO()
+    tables = []
+    for q in levels:
+        q = np.asarray(q, dtype=np.int64).reshape(-1)
+        lo = int(q.min()) if q.size else 0
+        hi = int(q.max()) if q.size else 0
+        if hi - lo + 1 > RANS_MAX_SYMBOLS:
+            return None
+        freq = _normalize(np.bincount(q - lo, minlength=hi - lo + 1)) if q.size else np.array([RANS_M])
+        cum = np.concatenate([[0], np.cumsum(freq)[:-1]])
+        _write_varint(head, int(_zigzag(np.array([lo]))[0]))
+        _write_varint(head, len(freq))
+        for v in freq:
+            _write_varint(head, int(v))
+        tables.append((q - lo, freq, cum))
+    out = bytearray()
+    x = RANS_L
+    for sym, freq, cum in reversed(tables):
+        fs = freq[sym].tolist()
+        cs = cum[sym].tolist()
+        for f, c in zip(reversed(fs), reversed(cs)):
+            x_max = ((RANS_L >> RANS_SCALE) << 8) * f
+            while x >= x_max:
+                out.append(x & 0xFF)
+                x >>= 8
+            x = ((x // f) << RANS_SCALE) + (x % f) + c
+    body = x.to_bytes(4, "little") + bytes(reversed(out))
+    _write_varint(head, len(body))
+    return head.getvalue() + body
+
+
+def rans_decode(r: _Reader, counts: Sequence[int]) -> list[np.ndarray]:
+    """Inverse of :func:`rans_encode` for arrays of ``counts`` elements (reads from ``r``)."""
+    tables = []
+    for _ in counts:
+        lo = int(_unzigzag(np.array([r.varint(limit=1 << 40)]))[0])
+        n = r.varint(limit=RANS_MAX_SYMBOLS)
+        if n < 1:
+            raise StreamError("rANS table without symbols")
+        freq = np.array([r.varint(limit=RANS_M) for _ in range(n)], dtype=np.int64)
+        if int(freq.sum()) != RANS_M:
+            raise StreamError("rANS frequencies do not sum to 2**16")
+        cum = np.concatenate([[0], np.cumsum(freq)[:-1]])
+        lookup = np.repeat(np.arange(n), freq)
+        tables.append((lo, freq.tolist(), cum.tolist(), lookup.tolist()))
+    body = r.take(r.varint(limit=len(r.data)))
+    if len(body) < 4:
+        raise StreamError("truncated rANS section")
+    x = int.from_bytes(body[:4], "little")
+    pos = 4
+    mask = RANS_M - 1
+    out = []
+    for (lo, freq, cum, lookup), count in zip(tables, counts):
+        syms = [0] * count
+        for i in range(count):
+            slot = x & mask
+            s = lookup[slot]
+            syms[i] = s
+            x = freq[s] * (x >> RANS_SCALE) + slot - cum[s]
+            while x < RANS_L:
+                if pos >= len(body):
+                    raise StreamError("truncated rANS section")
+                x = (x << 8) | body[pos]
+                pos += 1
+        out.append(np.asarray(syms, dtype=np.int64) + lo)
+    if x != RANS_L or pos != len(body):
+        raise StreamError("corrupt rANS section (final state or length mismatch)")
+    return out
+
+
+def _brotli_ints(q: np.ndarray) -> bytes:
+    u = _zigzag(q.reshape(-1))
+    width = 1 if (u.size == 0 or int(u.max()) < 256) else 2
+    if int(u.max(initial=0)) >= 1 << 16:
+        raise ValueError("latents beyond +-32767 cannot be stored")
+    if width == 1:
+        raw = u.astype(np.uint8).tobytes()
+    else:
+        raw = u.astype("<u2").view(np.uint8).reshape(-1, 2).T.tobytes()  # byte planes
+    blob = brotli.compress(raw, quality=11)
+    buf = io.BytesIO()
+    buf.write(bytes([width]))
+    _write_varint(buf, len(blob))
+    buf.write(blob)
+    return buf.getvalue()
+
+
+def _unbrotli_ints(r: _Reader, count: int) -> np.ndarray:
+    (width,) = r.take(1)
+    if width not in (1, 2):
+        raise StreamError(f"bad integer width {width}")
+    blob = r.take(r.varint(limit=len(r.data)))
+    expected = count * width
+    try:
+        raw = brotli.Decompressor().process(blob, output_buffer_limit=expected + 1)
+    except brotli.error as exc:
+        raise StreamError(f"corrupt latent section: {exc}") from exc
+    if len(raw) != expected:
+        raise StreamError(f"latent section holds {len(raw)} bytes, expected {expected}")
+    b = np.frombuffer(raw, dtype=np.uint8)
+    u = b if width == 1 else np.ascontiguousarray(b.reshape(2, count).T).view("<u2").reshape(-1)
+    return _unzigzag(u)
+
+
+# --------------------------------------------------------------------------------------------------
+# the adapter
+# --------------------------------------------------------------------------------------------------
+
+class SHACIRAAdapter(INRAdapter):
+    """SHACIRA, end to end (see the module docstring).
+
+    Parameters
+    ----------
+    levels : int, default 16
+        Hash-grid levels (SHACIRA's Kodak setting: 24).
+    base_resolution : int, default 16
+        Coarsest grid resolution.
+    finest_resolution : int, default 512
+        Finest grid resolution (about the image's side is a good choice).
+    log2_table_size : int, default 12
+        At most ``2**T`` latents per level (the main rate knob with ``rate_weight``).
+    latent_dim, feature_dim : int, default 1, 1
+        Latents per table entry and decoded features per level.
+    hidden, hidden_layers : int, default 16, 2
+        ReLU MLP width and hidden layers (SHACIRA: ``24 -> 16 -> 16 -> 3``).
+    dim_out : int, default 3
+    rate_weight : float, default 2e-4
+        ``lambda`` of the entropy penalty (MSE in [0, 1] units + lambda * bits per pixel).
+    mlp_bits : {32, 16}, default 32
+        Storage of the decoder and the MLP (and of the tensors SINR leaves alone).
+    entropy : {"auto", "rans", "brotli"}, default "auto"
+        Entropy coder of the integer latents.
+    sinr_latents : bool, default False
+        With SINR, code the latent tables too (not only the MLP's weight matrices).
+    latent_init, decoder_scale : float, default 1.0, 0.05
+        Latents start ``U(-latent_init, latent_init)``; the decoder starts as ``decoder_scale * I``.
+
+    Examples
+    --------
+    >>> a = SHACIRAAdapter(levels=4, base_resolution=4, finest_resolution=16, log2_table_size=8)
+    >>> a.sinr_tensor_names(a.build_model())
+    ['mlp.0.weight', 'mlp.2.weight', 'mlp.4.weight']
+    """
+
+    name: ClassVar[str] = "shacira"
+    default_lr: ClassVar[float] = 1e-2
+    latent_lr: ClassVar[float] = 5e-2
+    default_finetune_lr: ClassVar[float] = 1e-4
+    default_sinr_lr: ClassVar[float] = 1e-2
+
+    def __init__(self, *, levels: int = 16, base_resolution: int = 16, finest_resolution: int = 512,
+                 log2_table_size: int = 12, latent_dim: int = 1, feature_dim: int = 1, hidden: int = 16,
+                 hidden_layers: int = 2, dim_out: int = 3, rate_weight: float = 2e-4, mlp_bits: int = 32,
+                 entropy: str = "auto", sinr_latents: bool = False, latent_init: float = 1.0,
+                 decoder_scale: float = 0.05) -> None:
+        if min(int(levels), int(base_resolution), int(latent_dim), int(feature_dim), int(hidden), int(dim_out)) < 1:
+            raise ValueError("levels, base_resolution, latent_dim, feature_dim, hidden and dim_out must be >= 1")
+        if int(finest_resolution) < int(base_resolution):
+            raise ValueError("finest_resolution must be >= base_resolution")
+        if not 2 <= int(log2_table_size) <= 24:
+            raise ValueError(f"log2_table_size must be in 2..24, got {log2_table_size}")
+        if int(hidden_layers) < 0 or float(rate_weight) < 0:
+            raise ValueError("hidden_layers and rate_weight must be >= 0")
+        if int(mlp_bits) not in (16, 32):
+            raise ValueError(f"mlp_bits must be 16 or 32, got {mlp_bits}")
+        if entropy not in ("auto", "rans", "brotli"):
+            raise ValueError(f"entropy must be 'auto', 'rans' or 'brotli', got {entropy!r}")
+        self.levels = int(levels)
+        self.base_resolution = int(base_resolution)
+        self.finest_resolution = int(finest_resolution)
+        self.log2_table_size = int(log2_table_size)
+        self.latent_dim = int(latent_dim)
+        self.feature_dim = int(feature_dim)
+        self.hidden = int(hidden)
+        self.hidden_layers = int(hidden_layers)
+        self.dim_out = int(dim_out)
+        self.rate_weight = float(rate_weight)
+        self.mlp_bits = int(mlp_bits)
+        self.entropy = str(entropy)
+        self.sinr_latents = bool(sinr_latents)
+        self.latent_init = float(latent_init)
+        self.decoder_scale = float(decoder_scale)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"SHACIRAAdapter({args})"
+
+    # ---- hooks -----------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {"levels": self.levels, "base_resolution": self.base_resolution,
+                "finest_resolution": self.finest_resolution, "log2_table_size": self.log2_table_size,
+                "latent_dim": self.latent_dim, "feature_dim": self.feature_dim, "hidden": self.hidden,
+                "hidden_layers": self.hidden_layers, "dim_out": self.dim_out, "rate_weight": self.rate_weight,
+                "mlp_bits": self.mlp_bits, "entropy": self.entropy, "sinr_latents": self.sinr_latents,
+                "latent_init": self.latent_init, "decoder_scale": self.decoder_scale}
+
+    def build_model(self) -> SHACIRANet:
+        return SHACIRANet(dim=2, levels=self.levels, base_resolution=self.base_resolution,
+                          finest_resolution=self.finest_resolution, log2_table_size=self.log2_table_size,
+                          latent_dim=self.latent_dim, feature_dim=self.feature_dim, hidden=self.hidden,
+                          hidden_layers=self.hidden_layers, dim_out=self.dim_out, latent_init=self.latent_init,
+                          decoder_scale=self.decoder_scale)
+
+    def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
+        img = image_array(image, self.dim_out)
+        h, w, c = img.shape
+        values = torch.from_numpy(img.reshape(-1, c).astype(np.float32))
+        return Signal(unit_grid(h, w), values, (h, w, c), (0.0, 1.0), "image", name)
+
+    def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
+        if len(shape) != 2:
+            raise ValueError(f"SHACIRA renders 2-D images here, got grid shape {tuple(shape)}")
+        return unit_grid(int(shape[0]), int(shape[1]))
+
+    def tensor_names(self, model: nn.Module) -> list[str]:
+        """The stored tensors in stream order (the prior is a training device and is not stored)."""
+        return [k for k in model.state_dict() if not k.startswith("prior.")]
+
+    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
+        names = [k for k, v in model.state_dict().items() if k.startswith("mlp.") and k.endswith(".weight")]
+        return (["grid.latents"] if self.sinr_latents else []) + names
+
+    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
+        return ("f",) if self.mlp_bits == 32 else ("h",)
+
+    def rate_regularizer(self, model: SHACIRANet, pixels: int, latents: torch.Tensor | None = None):
+        if self.rate_weight <= 0:
+            return None
+        scale = self.rate_weight / float(pixels)
+        return lambda: scale * model.rate_bits(latents)
+
+    # ---- fit -------------------------------------------------------------------------------------
+    def fit(self, signal: Signal, *, steps: int, lr: float | None = None, batch_size: int | None = None,
+            device: str = "auto", progress: bool | None = None, seed: int = 0, latent_lr: float | None = None,
+            model: SHACIRANet | None = None) -> tuple[SHACIRANet, nets.FitLog]:
+        """Train the grid, decoder, MLP and prior: Adam on MSE + ``rate_weight`` * estimated bits / pixel.
+
+        ``lr`` (default 1e-2) drives the decoder, MLP and prior; ``latent_lr`` (default 5e-2) the
+        latents, which must travel whole integers. Latents are rounded (straight-through) throughout.
+        """
+        dev = nets.resolve_device(device)
+        if model is None:
+            torch.manual_seed(seed)
+            model = self.build_model()
+        model = model.to(dev)
+        model.round_latents = True
+        sig = signal.to(dev)
+        lat = model.grid.latents
+        rest = [p for n, p in model.named_parameters() if n != "grid.latents"]
+        groups = [{"params": [lat], "lr": self.latent_lr if latent_lr is None else float(latent_lr)},
+                  {"params": rest, "lr": self.default_lr if lr is None else float(lr)}]
+        gen = torch.Generator().manual_seed(seed)
+        log = nets.fit(model, groups, sig.coords, sig.values, steps=steps, batch_size=batch_size,
+                       regularizer=self.rate_regularizer(model, signal.num_points), value_peak=signal.peak,
+                       progress=progress, desc=f"{self.name} fit", generator=gen)
+        return model, log
+
+    # ---- compress --------------------------------------------------------------------------------
+    def compress_with_info(self, model: SHACIRANet, signal: Signal, *, sinr: SINROptions | None = None,
+                           finetune_steps: int = 0, finetune_lr: float | None = None,
+                           sinr_lr: float | None = None, schedule: str = "cosine",
+                           batch_size: int | None = None, progress: bool | None = None
+                           ) -> tuple[bytes, dict[str, Any]]:
+        """Write ``model`` as SHACIRA stores it, optionally with SINR (see the module docstring).
+
+        Both paths get ``finetune_steps`` Adam steps: without SINR on the latents (rounded,
+        straight-through, ``latent_lr / default_lr`` times the learning rate), the decoder and the MLP,
+        with the rate penalty; with SINR on the sparse values (through the core's value quantizer) and
+        every tensor SINR leaves alone (latents still rounded and penalised unless SINR codes them).
+        """
+        info: dict[str, Any] = {}
+        dev = next(model.parameters()).device
+        names = self.tensor_names(model)
+        state = {k: v.detach().to(dev, torch.float32).clone() for k, v in model.state_dict().items() if k in names}
+        sinr_names = set(self.sinr_tensor_names(model)) if sinr is not None else set()
+        codes: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        if sinr_names:
+            SparseCode = _sparse_code_class()
+            for i, k in enumerate(n for n in names if n in sinr_names):
+                layout, block = sinr.layout, sinr.block_size
+                if k == "grid.latents" and layout == "auto":
+                    layout, block = "blocks", block or 64
+                codes[k] = SparseCode.fit(state[k], sparsity=sinr.sparsity, dictionary_ratio=sinr.dictionary_ratio,
+                                          seed=sinr.seed + i, layout=layout, block_size=block, device=sinr.device)
+        nets.synchronize(dev)
+        info["omp_seconds"] = time.perf_counter() - t0
+
+        trainable: dict[str, torch.Tensor] = {}
+        for k in names:
+            if k in codes:
+                v = codes[k].values.detach().to(dev, torch.float32).clone()
+                codes[k] = _replace(codes[k], values=v, indices=codes[k].indices.to(dev))
+                trainable[k] = v.requires_grad_(True)
+            else:
+                trainable[k] = state[k].clone().requires_grad_(True)
+        specs = {k: self.storage(k, state[k]) for k in names if k not in codes and k != "grid.latents"}
+        latents_coded = "grid.latents" in codes
+        bits = int(sinr.value_bits) if sinr is not None else 0
+
+        def materialize() -> dict[str, torch.Tensor]:
+            out = {}
+            for k in names:
+                if k in codes:
+                    out[k] = codes[k].reconstruct(_STEQuantize.apply(trainable[k], codes[k], bits)).to(dev)
+                elif k == "grid.latents":
+                    out[k] = ste_round(trainable[k])
+                else:
+                    out[k] = _fake(trainable[k], specs[k])
+            return out
+
+        was_rounding = model.round_latents
+        model.round_latents = False  # materialize() rounds (or decodes) the latents itself
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(model, materialize(), (x,))
+
+        if codes:
+            lr = self.default_sinr_lr if sinr_lr is None else float(sinr_lr)
+        else:
+            lr = self.default_finetune_lr if finetune_lr is None else float(finetune_lr)
+        groups = [{"params": [trainable[k] for k in names if k != "grid.latents" or latents_coded], "lr": lr}]
+        if not latents_coded:
+            groups.append({"params": [trainable["grid.latents"]], "lr": lr * self.latent_lr / self.default_lr})
+        reg = None if latents_coded else self.rate_regularizer(model, signal.num_points, trainable["grid.latents"])
+        sig = signal.to(dev)
+        t1 = time.perf_counter()
+        try:
+            log = nets.fit(forward, groups, sig.coords, sig.values, steps=finetune_steps, lr=lr, schedule=schedule,
+                           batch_size=batch_size, regularizer=reg, value_peak=signal.peak, progress=progress,
+                           desc=f"{self.name}{'+sinr' if codes else ''} fine-tune")
+            info["finetune_seconds"] = time.perf_counter() - t1
+            with torch.no_grad():
+                info["psnr_finetuned"] = nets.psnr_8bit(self._predict(forward, sig.coords), sig.values)
+        finally:
+            model.round_latents = was_rounding
+
+        buf = io.BytesIO()
+        hlen = self._write_header(buf, signal.shape, sinr=bool(codes), ref=None)
+        split = {"sinr_bytes": 0, "latent_bytes": 0, "float_bytes": 0}
+        with torch.no_grad():
+            for k in names:
+                n0 = buf.tell()
+                if k in codes:
+                    blob = _replace(codes[k], values=trainable[k].detach().cpu(), indices=codes[k].indices.cpu()
+                                    ).to_bytes(value_bits=bits, entropy=sinr.entropy, index_coding=sinr.index_coding)
+                    _write_varint(buf, len(blob))
+                    buf.write(blob)
+                    split["sinr_bytes"] += buf.tell() - n0
+                elif k == "grid.latents":
+                    q = torch.round(trainable[k].detach()).cpu().numpy().astype(np.int64)
+                    blob = self._code_latents(q, model.grid)
+                    info["latent_coder"] = "rans" if blob[0] == CODERS["rans"] else "brotli"
+                    buf.write(blob)
+                    split["latent_bytes"] += buf.tell() - n0
+                else:
+                    dtype = "<f4" if specs[k][0] == "f" else "<f2"
+                    buf.write(trainable[k].detach().cpu().numpy().astype(dtype).tobytes())
+                    split["float_bytes"] += buf.tell() - n0
+        buf.write(struct.pack("<I", zlib.crc32(buf.getvalue())))
+        data = buf.getvalue()
+        info.update(header_bytes=hlen, **split, checksum_bytes=4, finetune_log=log.to_dict(), sinr_tensors=sorted(codes),
+                    num_latents=int(state["grid.latents"].numel()))
+        return data, info
+
+    @staticmethod
+    @torch.no_grad()
+    def _predict(forward, coords: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
+        return torch.cat([forward(coords[i:i + chunk]) for i in range(0, coords.shape[0], chunk)]).float()
+
+    def _code_latents(self, q: np.ndarray, grid: HashGrid) -> bytes:
+        if np.abs(q).max(initial=0) > 32767:
+            raise ValueError("latents beyond +-32767 cannot be stored; lower latent_lr or raise rate_weight")
+        candidates = []
+        if self.entropy in ("auto", "rans"):
+            per_level = [q[grid.level_slice(l)].reshape(-1) for l in range(grid.levels)]
+            blob = rans_encode(per_level)
+            if blob is not None:
+                candidates.append(bytes([CODERS["rans"]]) + blob)
+        if self.entropy in ("auto", "brotli") or not candidates:
+            candidates.append(bytes([CODERS["brotli"]]) + _brotli_ints(q))
+        return min(candidates, key=len)
+
+    # ---- decompress ------------------------------------------------------------------------------
+    def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
+        """Rebuild the model a stream describes."""
+        header, pos = self.read_header(data)
+        data = bytes(data)
+        if len(data) < pos + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
+            raise StreamError("stream checksum mismatch: the bytes are corrupt or truncated")
+        data = data[:-4]
+        if header["method"] != self.name:
+            raise StreamError(f"stream was written by adapter {header['method']!r}, not {self.name!r}")
+        keys = sorted(self.config())
+        if len(header["config"]) != len(keys):
+            raise StreamError(f"stream configuration has {len(header['config'])} entries, {self.name!r} "
+                              f"expects {len(keys)}: written by another version of the adapter?")
+        try:
+            adapter = self.with_config(dict(zip(keys, header["config"])))
+        except (TypeError, ValueError) as exc:
+            raise StreamError(f"bad configuration in stream: {exc}") from exc
+        if header["ref"] is not None:
+            raise StreamError("SHACIRA streams have no reference weights")
+        if adapter.levels * (1 << adapter.log2_table_size) * adapter.latent_dim > _MAX_ELEMENTS:
+            raise StreamError("stream describes too many latents")
+        model = adapter.build_model()
+        names = adapter.tensor_names(model)
+        own = model.state_dict()
+        sinr_names = set(adapter.sinr_tensor_names(model)) if header["sinr"] else set()
+        r = _Reader(data, pos)
+        tensors: dict[str, torch.Tensor] = {}
+        for k in names:
+            shape = tuple(own[k].shape)
+            numel = int(np.prod(shape)) if shape else 1
+            if k in sinr_names:
+                try:
+                    code = _sparse_code_class().from_bytes(r.take(r.varint(limit=len(data))))
+                except StreamError:
+                    raise
+                except ValueError as exc:
+                    raise StreamError(f"bad SINR section for {k!r}: {exc}") from exc
+                t = code.reconstruct().detach().float()
+                if tuple(t.shape) != shape:
+                    raise StreamError(f"SINR section for {k!r} has shape {tuple(t.shape)}, expected {shape}")
+                tensors[k] = t.cpu()
+            elif k == "grid.latents":
+                (coder,) = r.take(1)
+                grid = model.grid
+                if coder == CODERS["rans"]:
+                    counts = [(s.stop - s.start) * grid.features for s in map(grid.level_slice, range(grid.levels))]
+                    q = np.concatenate(rans_decode(r, counts))
+                elif coder == CODERS["brotli"]:
+                    q = _unbrotli_ints(r, numel)
+                else:
+                    raise StreamError(f"unknown latent coder id {coder}")
+                tensors[k] = torch.from_numpy(q.astype(np.float32)).reshape(shape)
+            else:
+                width = 4 if adapter.mlp_bits == 32 else 2
+                arr = np.frombuffer(r.take(width * numel), dtype="<f4" if width == 4 else "<f2").astype(np.float32)
+                tensors[k] = torch.from_numpy(arr.copy()).reshape(shape)
+        if r.pos != len(data):
+            raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
+        model.load_state_dict({**own, **tensors}, strict=True)
+        model.round_latents = "grid.latents" not in sinr_names
+        shape = tuple(int(s) for s in header["shape"])
+        return Decoded(model=model.to(nets.resolve_device(device)), shape=shape, header=header)
