@@ -99,8 +99,18 @@ def _gram_of(dictionary: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         _gram_cache[:] = [e for e in _gram_cache if e[0]() is not None]
         if len(_gram_cache) >= _GRAM_CACHE_SIZE:
             _gram_cache.pop(0)
-        _gram_cache.append((weakref.ref(dictionary), key, g))
+        _gram_cache.append((weakref.ref(dictionary, _drop_dead_grams), key, g))
     return g
+
+
+def _drop_dead_grams(_ref: weakref.ref) -> None:
+    """Release cached Gram matrices of dictionaries that no longer exist (skipped if the lock is
+    busy, e.g. when garbage collection runs inside :func:`_gram_of`; the next insert prunes)."""
+    if _gram_lock.acquire(blocking=False):
+        try:
+            _gram_cache[:] = [e for e in _gram_cache if e[0]() is not None]
+        finally:
+            _gram_lock.release()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +424,7 @@ def batch_omp(
         ``tol`` it is the cap on the atom count instead.
     tol : float, optional
         Error-bounded mode: a signal stops as soon as ``||w - A x|| <= tol * ||w||`` (relative,
-        not squared), or at the cap (``sparsity`` if given, else ``k1 - 1``). ``tol >= 0``.
+        not squared), or at the cap (``sparsity`` if given, else ``min(k1 - 1, k2)``). ``tol >= 0``.
     gram : torch.Tensor, optional
         ``(k2, k2)`` precomputed ``dictionary.T @ dictionary`` (same dtype and device). Computed
         (and cached for an unchanged dictionary tensor) when not given.
