@@ -655,20 +655,27 @@ class INRAdapter:
         return header, r.pos
 
     # decompress ----------------------------------------------------------------------------------
-    def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
-        """Rebuild the model a stream describes (needs this adapter's reference weights, if any)."""
+    def open_stream(self, data: bytes) -> tuple[dict, int, bytes, dict]:
+        """Check a stream's header, checksum, method and configuration size.
+
+        Returns ``(header, pos, body, config)``: the parsed header, the offset just past it, the stream
+        without its trailing CRC-32, and the configuration as a dict keyed like :meth:`config`.
+        """
         header, pos = self.read_header(data)
         data = bytes(data)
         if len(data) < pos + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
             raise StreamError("stream checksum mismatch: the bytes are corrupt or truncated")
-        data = data[:-4]
         if header["method"] != self.name:
             raise StreamError(f"stream was written by adapter {header['method']!r}, not {self.name!r}")
         keys = sorted(self.config())
         if len(header["config"]) != len(keys):
             raise StreamError(f"stream configuration has {len(header['config'])} entries, {self.name!r} "
                               f"expects {len(keys)}: written by another version of the adapter?")
-        config = dict(zip(keys, header["config"]))
+        return header, pos, data[:-4], dict(zip(keys, header["config"]))
+
+    def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
+        """Rebuild the model a stream describes (needs this adapter's reference weights, if any)."""
+        header, pos, data, config = self.open_stream(data)
         if math.prod(header["shape"]) > _MAX_ELEMENTS:
             raise StreamError(f"signal shape {header['shape']} exceeds the safety limit")
         try:

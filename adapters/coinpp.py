@@ -568,19 +568,9 @@ class COINppAdapter(INRAdapter):
     # ---- decompress --------------------------------------------------------------------------------
     def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
         """Rebuild the image's model from a stream (needs the base network that wrote it)."""
-        header, pos = self.read_header(data)
-        data = bytes(data)
-        if len(data) < pos + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
-            raise StreamError("stream checksum mismatch: the bytes are corrupt or truncated")
-        data = data[:-4]
-        if header["method"] != self.name:
-            raise StreamError(f"stream was written by adapter {header['method']!r}, not {self.name!r}")
-        keys = sorted(self.config())
-        if len(header["config"]) != len(keys):
-            raise StreamError(f"stream configuration has {len(header['config'])} entries, {self.name!r} "
-                              f"expects {len(keys)}: written by another version of the adapter?")
+        header, pos, data, config = self.open_stream(data)
         try:
-            adapter = self.with_config(dict(zip(keys, header["config"])))
+            adapter = self.with_config(config)
         except (TypeError, ValueError) as exc:
             raise StreamError(f"bad configuration in stream (or a base network of another shape): {exc}") from exc
         if adapter._base is None:

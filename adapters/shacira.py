@@ -595,19 +595,9 @@ class SHACIRAAdapter(INRAdapter):
     # ---- decompress ------------------------------------------------------------------------------
     def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
         """Rebuild the model a stream describes."""
-        header, pos = self.read_header(data)
-        data = bytes(data)
-        if len(data) < pos + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
-            raise StreamError("stream checksum mismatch: the bytes are corrupt or truncated")
-        data = data[:-4]
-        if header["method"] != self.name:
-            raise StreamError(f"stream was written by adapter {header['method']!r}, not {self.name!r}")
-        keys = sorted(self.config())
-        if len(header["config"]) != len(keys):
-            raise StreamError(f"stream configuration has {len(header['config'])} entries, {self.name!r} "
-                              f"expects {len(keys)}: written by another version of the adapter?")
+        header, pos, data, config = self.open_stream(data)
         try:
-            adapter = self.with_config(dict(zip(keys, header["config"])))
+            adapter = self.with_config(config)
         except (TypeError, ValueError) as exc:
             raise StreamError(f"bad configuration in stream: {exc}") from exc
         if header["ref"] is not None:
