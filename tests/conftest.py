@@ -19,3 +19,12 @@ def gaussian(shape, dtype="float32", seed=0) -> np.ndarray:
 
 def has_cuda() -> bool:
     return torch.cuda.is_available()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny networks run fastest on one thread (and many times slower when threads contend)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -26,13 +26,7 @@ PATCH = 8
 TRAIN = ("rocket", "motorcycle", "retina", "hubble_deep_field")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread (and many times slower when threads contend)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(**kw) -> COINppAdapter:

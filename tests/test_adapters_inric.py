@@ -17,13 +17,7 @@ from sinr_adapters.inric import INRICAdapter, INRICNet, load_inric_checkpoint
 SIZE = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks run fastest on one thread (and many times slower when threads contend)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(**kw) -> INRICAdapter:
