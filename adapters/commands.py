@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .images import META_IMAGES
+
 __all__ = ["DEMO", "add_demo", "add_evaluate", "main_demo", "main_evaluate"]
 
 DEMO: dict[str, Any] = {
@@ -80,22 +82,26 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", type=_list(str), default=["coin"], metavar="M[,M]", help="coin and/or inric")
+    p.add_argument("--method", type=_list(str), default=["coin"], metavar="M[,M]",
+                   help="any of coin, inric, coinpp, shacira")
     p.add_argument("--images", type=_list(str), default=["astronaut"], metavar="NAME[,NAME]",
                    help="bundled scikit-image images (astronaut, coffee, chelsea, rocket, ...)")
     p.add_argument("--size", type=int, default=64, help="side of the square crop in pixels")
-    p.add_argument("--widths", type=_list(int), default=[16, 32], metavar="W[,W]", help="hidden widths")
+    p.add_argument("--widths", type=_list(int), default=[16, 32], metavar="W[,W]",
+                   help="COIN/INRIC hidden widths (their rate points)")
     p.add_argument("--layers", type=int, default=3,
                    help="sine layers (COIN's num_layers; INRIC gets hidden_layers = layers - 1)")
     p.add_argument("--steps", type=int, default=1000, help="fitting steps (Adam)")
-    p.add_argument("--lr", type=float, default=1e-3, help="fitting learning rate")
+    p.add_argument("--lr", type=float, metavar="LR",
+                   help="fitting learning rate (default: coin/inric 1e-3, shacira 1e-2; COIN++ fits by its inner loop)")
     p.add_argument("--batch-size", type=int, metavar="N", help="mini-batch size (default: full batch)")
     p.add_argument("--finetune-steps", type=int, default=200,
                    help="fine-tuning steps after compression starts, the same with and without SINR")
     p.add_argument("--finetune-lr", type=float, metavar="LR",
-                   help="fine-tuning learning rate without SINR (default: coin 1e-5, inric 1e-6)")
+                   help="fine-tuning learning rate without SINR (default: coin 1e-5, inric 1e-6, coinpp 3e-3, "
+                        "shacira 1e-4)")
     p.add_argument("--sinr-lr", type=float, metavar="LR",
-                   help="fine-tuning learning rate with SINR (default: 1e-3)")
+                   help="fine-tuning learning rate with SINR (default: coin/inric 1e-3, coinpp 3e-3, shacira 1e-2)")
     p.add_argument("--sparsity", type=_list(_sparsity), default=[0.25], metavar="S[,S]",
                    help="SINR atoms per vector: integers, or fractions of the vector length")
     p.add_argument("--value-bits", type=_list(int), default=[8], metavar="B[,B]", help="SINR value bits")
@@ -109,6 +115,32 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inric-l1", type=float, default=1e-6, help="INRIC L1 weight on theta - theta0")
     p.add_argument("--inric-meta-steps", type=int, default=0,
                    help="Reptile steps for INRIC's meta-learned init on held-out bundled images (0: none)")
+    p.add_argument("--meta-images", type=_list(str), metavar="NAME[,NAME]",
+                   help="held-out bundled images for meta-learning (INRIC's theta0, COIN++'s base network; "
+                        "default: " + ",".join(META_IMAGES) + ")")
+    c = p.add_argument_group("COIN++ (--method coinpp)")
+    c.add_argument("--coinpp-latent-dims", type=_list(int), default=[8, 16], metavar="D[,D]",
+                   help="latent length per patch (its rate points; one base network meta-learned per value)")
+    c.add_argument("--coinpp-width", type=int, default=32, help="base network width")
+    c.add_argument("--coinpp-layers", type=int, default=4, help="base network layers incl. the output layer")
+    c.add_argument("--coinpp-patch", type=int, default=16, help="patch side in pixels")
+    c.add_argument("--coinpp-bits", type=int, default=5, help="latent quantizer bits (2..8)")
+    c.add_argument("--coinpp-inner-steps", type=int, default=3, help="SGD steps on the latents per image")
+    c.add_argument("--coinpp-meta-steps", type=int, default=300, help="MAML outer steps of the base network")
+    c.add_argument("--coinpp-meta-lr", type=float, default=1e-3, help="MAML outer learning rate (Adam)")
+    c.add_argument("--coinpp-meta-batch", type=int, default=16, help="random crops per MAML outer step")
+    c.add_argument("--coinpp-base", metavar="FILE",
+                   help="a base file from COINppAdapter.save_base: no meta-learning, its latent length only")
+    h = p.add_argument_group("SHACIRA (--method shacira)")
+    h.add_argument("--shacira-table-sizes", type=_list(int), default=[8, 10], metavar="T[,T]",
+                   help="log2 of the largest latent table per level (its rate points)")
+    h.add_argument("--shacira-levels", type=int, default=8, help="hash-grid levels")
+    h.add_argument("--shacira-base-resolution", type=int, default=4,
+                   help="coarsest grid resolution (the finest is --size)")
+    h.add_argument("--shacira-hidden", type=int, default=16, help="MLP width")
+    h.add_argument("--shacira-rate-weight", type=float, default=2e-4, help="entropy-penalty weight lambda")
+    h.add_argument("--shacira-sinr-latents", action="store_true",
+                   help="with SINR, code the latent tables too (not only the MLP's weight matrices)")
     _add_common(p)
 
 
@@ -122,7 +154,10 @@ def _config_from_args(args: argparse.Namespace):
         dictionary_ratio=args.dictionary_ratio, with_sinr=not args.no_sinr, without_sinr=not args.sinr_only,
         inric_bits=args.inric_bits, inric_ff_dims=args.inric_ff_dims,
         inric_encoding_scale=args.inric_encoding_scale, inric_l1=args.inric_l1,
-        inric_meta_steps=args.inric_meta_steps, device=args.device, seed=args.seed, threads=args.threads)
+        inric_meta_steps=args.inric_meta_steps,
+        **({"meta_images": args.meta_images} if args.meta_images else {}),
+        **{k: getattr(args, k) for k in vars(args) if k.startswith(("coinpp_", "shacira_"))},
+        device=args.device, seed=args.seed, threads=args.threads)
 
 
 def _run(cfg, args: argparse.Namespace, *, name: str, default_out: str) -> int:

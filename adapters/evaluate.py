@@ -1,9 +1,11 @@
 """Rate–distortion harness: fit, compress each way (with and without SINR), decode, measure, report.
 
-For every method, width and image the network is fitted **once**; then each compression path starts from
+For every method, rate point (:data:`RATE_KNOBS`: COIN/INRIC width, COIN++ latent length, SHACIRA table
+size) and image the network is fitted **once**; then each compression path starts from
 a copy of that fitted network and gets the **same number of fine-tuning steps** through the quantizer
 its stored values will meet (straight-through): the method's own storage (COIN: float16; INRIC:
-per-tensor uniform integers) without SINR, and SINR (sparse values, support fixed) with it. Bytes are
+per-tensor uniform integers; COIN++: its latent quantizer; SHACIRA: rounded latents with the rate
+penalty) without SINR, and SINR (sparse values, support fixed) with it. Bytes are
 ``len()`` of the stream written; PSNR is measured on the decoded image (clamped, rounded to 8 bits)
 against the original 8-bit image, the same way for every method.
 
@@ -31,13 +33,15 @@ import numpy as np
 import torch
 
 from . import nets
-from .base import INRAdapter, Result, SINROptions
-from .images import IMAGES, load_image
+from .base import INRAdapter, Result, Signal, SINROptions
+from .images import IMAGES, META_IMAGES, load_image
 
-__all__ = ["EvalConfig", "environment", "markdown_table", "plot_rd", "run", "summary", "write_outputs"]
+__all__ = ["METHODS", "RATE_KNOBS", "EvalConfig", "environment", "markdown_table", "plot_rd", "rate_points", "run",
+           "summary", "write_outputs"]
 
-METHODS = ("coin", "inric")
-META_IMAGES = ("rocket", "motorcycle", "immunohistochemistry", "retina", "hubble_deep_field")
+METHODS = ("coin", "inric", "coinpp", "shacira")
+RATE_KNOBS = {"coin": "width", "inric": "width", "coinpp": "latent_dim", "shacira": "log2_table_size"}
+"""The configuration knob each method's rate points sweep (one curve point per value)."""
 
 
 @dataclass(kw_only=True)
@@ -47,24 +51,25 @@ class EvalConfig:
     Attributes
     ----------
     methods : list of str
-        ``"coin"`` and/or ``"inric"``.
+        Any of ``"coin"``, ``"inric"``, ``"coinpp"``, ``"shacira"`` (:data:`METHODS`).
     images : list of str
         Bundled scikit-image names (:data:`sinr_adapters.images.IMAGES`).
     size : int
         Side of the centre-cropped, resized square images.
     widths : list of int
-        Hidden widths (one rate point per width and path).
+        Hidden widths of COIN and INRIC (their rate points: one per width and path).
     layers : int
         Sine layers (COIN's ``num_layers``; INRIC gets ``hidden_layers = layers - 1``, the same shape).
     steps, lr, batch_size
-        Fitting: Adam steps, learning rate, mini-batch size (None: full batch; also used by the
-        fine-tuning).
+        Fitting: Adam steps, learning rate (None: the adapter's ``default_lr``; COIN/INRIC 1e-3,
+        SHACIRA 1e-2), mini-batch size (None: full batch; also used by the fine-tuning). COIN++ fits a
+        signal by its inner loop instead (``coinpp_inner_steps`` SGD steps on the latents).
     finetune_steps : int
         Fine-tuning steps after compression starts, the same for every path.
     finetune_lr, sinr_lr : float or None
         Learning rates of the fine-tuning without / with SINR (None: the adapter's defaults).
     sparsity, value_bits : lists
-        SINR operating points (every combination is one rate point per width).
+        SINR operating points (every combination is one more rate point per method rate point).
     dictionary_ratio : float
         SINR ``k2 / k1``.
     with_sinr, without_sinr : bool
@@ -74,6 +79,26 @@ class EvalConfig:
     inric_meta_steps : int
         Reptile steps for INRIC's meta-learned initialisation (0: none), learnt per width on
         ``meta_images`` at the same size (never on an evaluated image).
+    coinpp_latent_dims : list of int
+        COIN++'s rate points: latent length per patch (one base network meta-learned per value).
+    coinpp_width, coinpp_layers, coinpp_patch, coinpp_bits
+        COIN++'s base network width and depth (layers incl. the output layer), patch side in pixels,
+        latent quantizer bits (5-6 in COIN++).
+    coinpp_inner_steps : int
+        SGD steps on the latents from zero, in meta-learning and per image (COIN++: 3).
+    coinpp_meta_steps, coinpp_meta_lr, coinpp_meta_batch
+        MAML outer steps, Adam learning rate and crops per step of the base network's meta-learning on
+        ``meta_images`` (never on an evaluated image); the quantizer is calibrated on the same images.
+    coinpp_base : str or None
+        A base file written by ``COINppAdapter.save_base``: skip meta-learning and use it (its latent
+        length is then the only COIN++ rate point).
+    shacira_table_sizes : list of int
+        SHACIRA's rate points: ``log2`` of the largest latent table per level.
+    shacira_levels, shacira_base_resolution, shacira_hidden, shacira_rate_weight
+        Hash-grid levels, coarsest resolution (the finest is ``size``), MLP width, entropy-penalty
+        weight lambda.
+    shacira_sinr_latents : bool
+        With SINR, code the latent tables too (not only the MLP's weight matrices).
     device : str
         ``auto``, ``cpu``, ``cuda``.
     seed : int
@@ -88,7 +113,7 @@ class EvalConfig:
     widths: list[int] = field(default_factory=lambda: [16, 32])
     layers: int = 3
     steps: int = 1000
-    lr: float = 1e-3
+    lr: float | None = None
     batch_size: int | None = None
     finetune_steps: int = 200
     finetune_lr: float | None = None
@@ -104,6 +129,22 @@ class EvalConfig:
     inric_l1: float = 1e-6
     inric_meta_steps: int = 0
     meta_images: list[str] = field(default_factory=lambda: list(META_IMAGES))
+    coinpp_latent_dims: list[int] = field(default_factory=lambda: [8, 16])
+    coinpp_width: int = 32
+    coinpp_layers: int = 4
+    coinpp_patch: int = 16
+    coinpp_bits: int = 5
+    coinpp_inner_steps: int = 3
+    coinpp_meta_steps: int = 300
+    coinpp_meta_lr: float = 1e-3
+    coinpp_meta_batch: int = 16
+    coinpp_base: str | None = None
+    shacira_table_sizes: list[int] = field(default_factory=lambda: [8, 10])
+    shacira_levels: int = 8
+    shacira_base_resolution: int = 4
+    shacira_hidden: int = 16
+    shacira_rate_weight: float = 2e-4
+    shacira_sinr_latents: bool = False
     device: str = "auto"
     seed: int = 0
     threads: int | None = None
@@ -121,6 +162,19 @@ class EvalConfig:
             raise ValueError("size must be >= 4, layers >= 1, steps and finetune_steps >= 0")
         if any(w < 1 for w in self.widths):
             raise ValueError("widths must be >= 1")
+        if "coinpp" in self.methods:
+            if self.coinpp_base is None and self.coinpp_meta_steps < 1:
+                raise ValueError("COIN++ needs a base network: set coinpp_meta_steps >= 1 (meta-learn one) "
+                                 "or coinpp_base (a file written by COINppAdapter.save_base)")
+            if self.coinpp_patch > self.size:
+                raise ValueError(f"coinpp_patch ({self.coinpp_patch}) is larger than the images ({self.size})")
+            if not self.coinpp_latent_dims or any(d < 1 for d in self.coinpp_latent_dims):
+                raise ValueError("coinpp_latent_dims must be a non-empty list of integers >= 1")
+        if "shacira" in self.methods and (not self.shacira_table_sizes
+                                          or any(not 2 <= t <= 24 for t in self.shacira_table_sizes)):
+            raise ValueError("shacira_table_sizes must be a non-empty list of integers in 2..24")
+        if self._needs_meta_images() and not self.held_out_images():
+            raise ValueError("meta-learning needs bundled images that are not evaluated (meta_images)")
         if not (self.with_sinr or self.without_sinr):
             raise ValueError("nothing to do: both the with- and the without-SINR path are off")
         for s in self.sparsity:
@@ -129,6 +183,14 @@ class EvalConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def held_out_images(self) -> list[str]:
+        """``meta_images`` minus the evaluated images (what meta-learning may train on)."""
+        return [n for n in self.meta_images if n not in self.images]
+
+    def _needs_meta_images(self) -> bool:
+        return (("inric" in self.methods and self.inric_meta_steps > 0)
+                or ("coinpp" in self.methods and self.coinpp_base is None))
 
 
 def environment(device: str = "auto") -> dict[str, Any]:
@@ -143,15 +205,73 @@ def environment(device: str = "auto") -> dict[str, Any]:
     return env
 
 
-def _adapter(method: str, width: int, cfg: EvalConfig) -> INRAdapter:
+def rate_points(method: str, cfg: EvalConfig) -> list[tuple[str, int, INRAdapter]]:
+    """``(knob, value, adapter)`` per rate point of ``method`` (:data:`RATE_KNOBS` names the knob).
+
+    Adapters that need shared state (COIN++'s base network, INRIC's meta-learned θ0) come back without
+    it; :func:`run` prepares them.
+    """
     if method == "coin":
         from .coin import COINAdapter
 
-        return COINAdapter(width=width, layers=cfg.layers)
-    from .inric import INRICAdapter
+        return [("width", w, COINAdapter(width=w, layers=cfg.layers)) for w in cfg.widths]
+    if method == "inric":
+        from .inric import INRICAdapter
 
-    return INRICAdapter(hidden_features=width, hidden_layers=cfg.layers - 1, ff_dims=cfg.inric_ff_dims,
-                        encoding_scale=cfg.inric_encoding_scale, bits=cfg.inric_bits, l1=cfg.inric_l1)
+        return [("width", w, INRICAdapter(hidden_features=w, hidden_layers=cfg.layers - 1,
+                                          ff_dims=cfg.inric_ff_dims, encoding_scale=cfg.inric_encoding_scale,
+                                          bits=cfg.inric_bits, l1=cfg.inric_l1)) for w in cfg.widths]
+    if method == "coinpp":
+        from .coinpp import COINppAdapter
+
+        if cfg.coinpp_base is not None:
+            a = COINppAdapter.from_base_file(cfg.coinpp_base)
+            return [("latent_dim", a.latent_dim, a)]
+        return [("latent_dim", d, COINppAdapter(width=cfg.coinpp_width, layers=cfg.coinpp_layers, latent_dim=d,
+                                                patch=cfg.coinpp_patch, bits=cfg.coinpp_bits,
+                                                inner_steps=cfg.coinpp_inner_steps))
+                for d in cfg.coinpp_latent_dims]
+    if method == "shacira":
+        from .shacira import SHACIRAAdapter
+
+        return [("log2_table_size", t, SHACIRAAdapter(
+            levels=cfg.shacira_levels, base_resolution=min(cfg.shacira_base_resolution, cfg.size),
+            finest_resolution=cfg.size, log2_table_size=t, hidden=cfg.shacira_hidden,
+            rate_weight=cfg.shacira_rate_weight, sinr_latents=cfg.shacira_sinr_latents))
+                for t in cfg.shacira_table_sizes]
+    raise ValueError(f"unknown method {method!r}; the harness knows {list(METHODS)}")
+
+
+def _prepare(method: str, adapter: INRAdapter, cfg: EvalConfig, *, progress: bool | None,
+             log: Callable[[str], None], point: str, dev: torch.device) -> tuple[INRAdapter, dict[str, Any]]:
+    """Learn what a method shares between images (on held-out images only); returns the adapter and a
+    record of it for the results' configuration."""
+    held_out = cfg.held_out_images()
+    if method == "inric" and cfg.inric_meta_steps > 0:
+        adapter, secs = _timed(lambda: adapter.meta_learn(
+            [load_image(n, cfg.size) for n in held_out], outer_steps=cfg.inric_meta_steps,
+            device=cfg.device, seed=cfg.seed, progress=progress), dev)
+        log(f"{method} {point}: meta-learned theta0 on {held_out} in {secs:.1f}s")
+        return adapter, {"meta_images": held_out, "meta_steps": cfg.inric_meta_steps, "meta_seconds": secs}
+    if method == "coinpp" and cfg.coinpp_base is None:
+        adapter, secs = _timed(lambda: adapter.meta_learn(
+            [load_image(n, cfg.size) for n in held_out], outer_steps=cfg.coinpp_meta_steps,
+            batch_size=cfg.coinpp_meta_batch, outer_lr=cfg.coinpp_meta_lr, device=cfg.device, seed=cfg.seed,
+            progress=progress), dev)
+        log(f"{method} {point}: meta-learned the base network on {held_out} in {secs:.1f}s "
+            f"(crop PSNR after the inner loop {adapter.meta_info.get('final_psnr', float('nan')):.2f} dB)")
+        return adapter, {"meta_images": held_out, "meta_steps": cfg.coinpp_meta_steps, "meta_seconds": secs,
+                         "base_fingerprint": adapter.base_fingerprint()}
+    if method == "coinpp":
+        return adapter, {"base_file": cfg.coinpp_base, "base_fingerprint": adapter.base_fingerprint()}
+    return adapter, {}
+
+
+def _fit(method: str, adapter: INRAdapter, signal: Signal, cfg: EvalConfig, progress: bool | None):
+    if method == "coinpp":  # COIN++ fits a signal by its inner loop (the steps it was meta-learned for)
+        return adapter.fit(signal, batch_size=cfg.batch_size, device=cfg.device, progress=progress, seed=cfg.seed)
+    return adapter.fit(signal, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, device=cfg.device,
+                       progress=progress, seed=cfg.seed)
 
 
 def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
@@ -166,7 +286,7 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
         streams_dir: str | os.PathLike | None = None) -> list[Result]:
     """Run the harness; ``log`` receives one line per rate point (default: standard error).
 
-    With ``streams_dir`` every compressed stream is also written there (``<label>_<image>_w<width>[_s<S>_b<B>].sia``;
+    With ``streams_dir`` every compressed stream is also written there (``<label>_<image>_<knob><value>[_s<S>_b<B>].sia``;
     ``Result.extra["stream"]`` names the file), so the bytes counted can be checked against the files.
     """
     if log is None:
@@ -181,25 +301,14 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
     if streams_dir is not None:
         Path(streams_dir).mkdir(parents=True, exist_ok=True)
     for method in cfg.methods:
-        for width in cfg.widths:
-            adapter = _adapter(method, width, cfg)
-            extra_cfg: dict[str, Any] = {}
-            if method == "inric" and cfg.inric_meta_steps > 0:
-                held_out = [n for n in cfg.meta_images if n not in cfg.images]
-                if not held_out:
-                    raise ValueError("INRIC meta-learning needs images that are not evaluated (meta_images)")
-                adapter, meta_s = _timed(lambda: adapter.meta_learn(
-                    [load_image(n, cfg.size) for n in held_out], outer_steps=cfg.inric_meta_steps,
-                    device=cfg.device, seed=cfg.seed, progress=progress), dev)
-                extra_cfg = {"meta_images": held_out, "meta_steps": cfg.inric_meta_steps,
-                             "meta_seconds": meta_s}
-                log(f"{method} w={width}: meta-learned theta0 on {held_out} in {meta_s:.1f}s")
+        for knob, value, adapter in rate_points(method, cfg):
+            point = f"{knob}={value}"
+            adapter, extra_cfg = _prepare(method, adapter, cfg, progress=progress, log=log, point=point, dev=dev)
             config = {**adapter.config(), **extra_cfg}
+            fit_steps = adapter.inner_steps if method == "coinpp" else cfg.steps
             for image_name, image in images.items():
                 signal = adapter.signal_from_image(image, name=image_name)
-                (model, fit_log), fit_s = _timed(lambda: adapter.fit(
-                    signal, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, device=cfg.device,
-                    progress=progress, seed=cfg.seed), dev)
+                (model, fit_log), fit_s = _timed(lambda: _fit(method, adapter, signal, cfg, progress), dev)
                 psnr_fitted = adapter.psnr(model, signal)
                 paths: list[SINROptions | None] = []
                 if cfg.without_sinr:
@@ -220,10 +329,10 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
                                sinr=None if opts is None else opts.to_dict(), bytes=len(data), pixels=pixels,
                                bpp=8.0 * len(data) / pixels, psnr=psnr, psnr_fitted=psnr_fitted,
                                fit_seconds=fit_s, encode_seconds=enc_s, decode_seconds=dec_s,
-                               steps=cfg.steps, finetune_steps=cfg.finetune_steps, device=str(dev),
-                               extra={**info, "width": width, "size": cfg.size})
+                               steps=fit_steps, finetune_steps=cfg.finetune_steps, device=str(dev),
+                               extra={**info, "point": point, knob: value, "size": cfg.size})
                     if streams_dir is not None:
-                        stem = f"{r.label}_{image_name}_w{width}"
+                        stem = f"{r.label}_{image_name}_{knob}{value}"
                         if opts is not None:
                             stem += f"_s{opts.sparsity}_b{opts.value_bits}"
                         path = Path(streams_dir) / f"{stem}.sia"
@@ -231,7 +340,7 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
                         r.extra["stream"] = str(path)
                     results.append(r)
                     sinr_txt = "" if opts is None else f" s={opts.sparsity} bits={opts.value_bits}"
-                    log(f"{r.label:<11} {image_name:<10} w={width:<4}{sinr_txt}: {r.bytes} B, "
+                    log(f"{r.label:<12} {image_name:<10} {point:<10}{sinr_txt}: {r.bytes} B, "
                         f"{r.bpp:.3f} bpp, {r.psnr:.2f} dB (fitted {psnr_fitted:.2f} dB; "
                         f"fit {fit_s:.1f}s, encode {enc_s:.1f}s, decode {dec_s:.2f}s)")
     return results
@@ -240,19 +349,24 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
 # ------------------------------------------------------------------------------------------------------
 # reporting
 # ------------------------------------------------------------------------------------------------------
+def _point(r: Result) -> str:
+    """The rate point's knob and value, e.g. ``"width=32"`` (older records only hold ``width``)."""
+    return r.extra.get("point") or f"width={r.extra.get('width')}"
+
+
 def _point_key(r: Result) -> tuple:
     s = r.sinr or {}
-    return (r.label, r.extra.get("width"), s.get("sparsity"), s.get("value_bits"))
+    return (r.label, _point(r), s.get("sparsity"), s.get("value_bits"))
 
 
 def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
-    """Mean bpp and PSNR over images per rate point (method ± SINR, width, sparsity, value bits)."""
+    """Mean bpp and PSNR over images per rate point (method ± SINR, point, sparsity, value bits)."""
     groups: dict[tuple, list[Result]] = {}
     for r in results:
         groups.setdefault(_point_key(r), []).append(r)
     rows = []
-    for (label, width, s, bits), rs in groups.items():
-        rows.append({"label": label, "width": width, "sparsity": s, "value_bits": bits, "images": len(rs),
+    for (label, point, s, bits), rs in groups.items():
+        rows.append({"label": label, "point": point, "sparsity": s, "value_bits": bits, "images": len(rs),
                      "bytes": float(np.mean([r.bytes for r in rs])), "bpp": float(np.mean([r.bpp for r in rs])),
                      "psnr": float(np.mean([r.psnr for r in rs])),
                      "psnr_fitted": float(np.mean([r.psnr_fitted for r in rs])),
@@ -271,21 +385,21 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 def markdown_table(results: Sequence[Result]) -> str:
     """Per-image table, then the mean over images per rate point."""
-    head = ("| method | image | width | sparsity | value bits | bytes | bpp | PSNR (dB) | fitted PSNR (dB) "
+    head = ("| method | image | rate point | sparsity | value bits | bytes | bpp | PSNR (dB) | fitted PSNR (dB) "
             "| fit s | encode s | decode s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in sorted(results, key=lambda r: (r.label, r.image, r.bpp)):
         s = r.sinr or {}
-        lines.append(f"| {r.label} | {r.image} | {r.extra.get('width')} | {_fmt(s.get('sparsity'))} | "
+        lines.append(f"| {r.label} | {r.image} | {_point(r)} | {_fmt(s.get('sparsity'))} | "
                      f"{_fmt(s.get('value_bits'))} | {r.bytes} | {r.bpp:.3f} | {_fmt(r.psnr)} | "
                      f"{_fmt(r.psnr_fitted)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
                      f"{r.decode_seconds:.2f} |")
     out = head + "\n".join(lines) + "\n"
     rows = summary(results)
     if len({r.image for r in results}) > 1:
-        out += ("\nMean over images:\n\n| method | width | sparsity | value bits | bpp | PSNR (dB) |\n"
+        out += ("\nMean over images:\n\n| method | rate point | sparsity | value bits | bpp | PSNR (dB) |\n"
                 "|---|---|---|---|---|---|\n")
-        out += "\n".join(f"| {d['label']} | {d['width']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
+        out += "\n".join(f"| {d['label']} | {d['point']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
                          f"{d['bpp']:.3f} | {_fmt(d['psnr'])} |" for d in rows) + "\n"
     return out
 

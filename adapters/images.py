@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-__all__ = ["IMAGES", "available_images", "load_image"]
+__all__ = ["IMAGES", "META_IMAGES", "available_images", "load_image"]
 
 # name -> file in skimage/data (colour images first; every one ships with the scikit-image wheel)
 IMAGES: dict[str, str] = {
@@ -37,6 +37,10 @@ IMAGES: dict[str, str] = {
     "grass": "grass.png",
     "gravel": "gravel.png",
 }
+
+META_IMAGES: tuple[str, ...] = ("rocket", "motorcycle", "immunohistochemistry", "retina", "hubble_deep_field")
+"""The default held-out images for meta-learning (INRIC's θ0, COIN++'s base network): never the
+evaluation images (astronaut, coffee, chelsea, ...)."""
 
 
 def available_images() -> list[str]:

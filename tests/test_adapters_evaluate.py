@@ -68,7 +68,61 @@ def test_results_round_trip_through_dicts():
     assert again == results
     rows = summary(results)
     assert {(d["label"], d["sparsity"]) for d in rows} == {("coin", None), ("coin+sinr", 0.25), ("coin+sinr", 4)}
-    assert "| coin+sinr | chelsea | 6 | 0.25 | 6 |" in markdown_table(results)
+    assert "| coin+sinr | chelsea | width=6 | 0.25 | 6 |" in markdown_table(results)
+
+
+SMALL_COINPP = ["--coinpp-width", "8", "--coinpp-layers", "3", "--coinpp-patch", "8"]
+SMALL_SHACIRA = ["--shacira-levels", "3", "--shacira-base-resolution", "2", "--shacira-table-sizes", "5,6"]
+
+
+def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
+    """COIN++ (from a saved base network) and SHACIRA run through the same harness: their rate knobs
+    are recorded, COIN++ fits by its inner loop, and the streams written decode to the PSNR reported."""
+    from sinr_adapters.coinpp import COINppAdapter
+    from sinr_adapters.images import load_image
+    from sinr_adapters.nets import psnr_8bit
+    from sinr_adapters.shacira import SHACIRAAdapter
+
+    base = COINppAdapter(width=8, layers=3, latent_dim=4, patch=8, inner_steps=2).meta_learn(
+        [load_image("rocket", 16)], outer_steps=3, batch_size=2, device="cpu", progress=False)
+    base.save_base(tmp_path / "base.npz")
+    out = tmp_path / "rd"
+    status = commands.main_evaluate(["--method", "coinpp,shacira", *TINY, "--size", "16", *SMALL_COINPP,
+                                     *SMALL_SHACIRA, "--coinpp-base", str(tmp_path / "base.npz"),
+                                     "--out", str(out), "--save-streams"])
+    assert status == 0
+    doc = json.loads((out / "results.json").read_text())
+    res = doc["results"]
+    assert res["label"] == ["coinpp", "coinpp+sinr"] + ["shacira", "shacira+sinr"] * 2
+    points = [e["point"] for e in res["extra"]]
+    assert points == ["latent_dim=4"] * 2 + ["log2_table_size=5"] * 2 + ["log2_table_size=6"] * 2
+    assert res["steps"][:2] == [2, 2] and res["steps"][2:] == [40] * 4   # COIN++: its inner loop
+    assert res["config"][0]["base_fingerprint"] == base.base_fingerprint()
+    ref = torch.from_numpy(load_image("astronaut", 16))
+    for i, label in enumerate(res["label"]):
+        data = open(res["extra"][i]["stream"], "rb").read()
+        assert len(data) == res["bytes"][i]
+        adapter = base if label.startswith("coinpp") else SHACIRAAdapter(**res["config"][i])
+        assert psnr_8bit(torch.from_numpy(adapter.decode(data)), ref) == pytest.approx(res["psnr"][i], abs=1e-6)
+    # a larger table is a larger stream for plain SHACIRA
+    assert res["bytes"][4] > res["bytes"][2]
+    assert "log2_table_size=5" in capsys.readouterr().out
+
+
+def test_coinpp_meta_learns_on_held_out_images_only():
+    cfg = EvalConfig(methods=["coinpp"], images=["astronaut"], size=16, coinpp_latent_dims=[4], coinpp_width=8,
+                     coinpp_layers=3, coinpp_patch=8, coinpp_meta_steps=2, coinpp_meta_batch=2,
+                     meta_images=["astronaut", "rocket"], steps=0, finetune_steps=1, with_sinr=False, threads=1)
+    lines: list[str] = []
+    (r,) = run(cfg, progress=False, log=lines.append)
+    assert r.config["meta_images"] == ["rocket"] and r.config["meta_steps"] == 2
+    assert "meta-learned the base network on ['rocket']" in lines[0]
+    with pytest.raises(ValueError, match="base network"):
+        EvalConfig(methods=["coinpp"], coinpp_meta_steps=0)
+    with pytest.raises(ValueError, match="not evaluated"):
+        EvalConfig(methods=["coinpp"], images=["rocket"], meta_images=["rocket"])
+    with pytest.raises(ValueError, match="larger than the images"):
+        EvalConfig(methods=["coinpp"], size=8, coinpp_patch=16)
 
 
 def test_bad_options_fail_cleanly(tmp_path, capsys):
