@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import nets
+from . import nets, rd
 from .base import INRAdapter, Result, Signal, SINROptions
 from .images import IMAGES, META_IMAGES, load_image
 
@@ -401,6 +401,21 @@ def markdown_table(results: Sequence[Result]) -> str:
                 "|---|---|---|---|---|---|\n")
         out += "\n".join(f"| {d['label']} | {d['point']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
                          f"{d['bpp']:.3f} | {_fmt(d['psnr'])} |" for d in rows) + "\n"
+    comparisons = rd.savings_report(rows)
+    if comparisons:
+        out += ("\nSINR against the method alone at equal PSNR (mean curves, Pareto fronts, log-bpp interpolated; "
+                "BD-rate < 0: fewer bits):\n\n| method | best saving | at PSNR (dB) | bpp with SINR | bpp without "
+                "| SINR points compared | BD-rate |\n|---|---|---|---|---|---|---|\n")
+        for c in comparisons:
+            if c["best_saving"] is None:
+                lo_hi = c["anchor_quality_range"]
+                rng = "–" if lo_hi is None else f"{lo_hi[0]:.2f}–{lo_hi[1]:.2f} dB"
+                out += (f"| {c['method']} | no SINR point inside the method's PSNR range ({rng}) | – | – | – | "
+                        f"0 of {c['test_points']} | – |\n")
+                continue
+            bd = "–" if c["bd_rate"] is None else f"{100 * c['bd_rate']:+.1f}%"
+            out += (f"| {c['method']} | {100 * c['best_saving']:+.1f}% | {c['at_quality']:.2f} | {c['at_rate']:.3f} | "
+                    f"{c['anchor_rate']:.3f} | {c['points_compared']} of {c['test_points']} | {bd} |\n")
     return out
 
 
@@ -419,17 +434,13 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | 
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, label in enumerate(labels):
         c = colors[i % len(colors)]
-        pts = sorted((d for d in rows if d["label"] == label), key=lambda d: d["bpp"])
-        front, best = [], -math.inf
-        for d in pts:  # the curve is the Pareto front; dominated operating points are hollow markers
-            if d["psnr"] > best:
-                front.append(d)
-                best = d["psnr"]
-        ax.plot([d["bpp"] for d in front], [d["psnr"] for d in front], marker="o", color=c, label=label,
+        pts = [(d["bpp"], d["psnr"]) for d in rows if d["label"] == label]
+        front = rd.pareto_front(pts)  # the curve is the Pareto front; dominated operating points are hollow
+        ax.plot([b for b, _ in front], [q for _, q in front], marker="o", color=c, label=label,
                 linestyle="--" if label.endswith("+sinr") else "-")
-        rest = [d for d in pts if d not in front]
+        rest = [p for p in pts if p not in front]
         if rest:
-            ax.scatter([d["bpp"] for d in rest], [d["psnr"] for d in rest], facecolors="none", edgecolors=c)
+            ax.scatter([b for b, _ in rest], [q for _, q in rest], facecolors="none", edgecolors=c)
         per = [r for r in results if r.label == label]
         if len({r.image for r in per}) > 1:
             ax.scatter([r.bpp for r in per], [r.psnr for r in per], color=c, alpha=0.25, s=12)
@@ -460,8 +471,9 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
         description = ("INR methods with and without SINR on bundled scikit-image images; bytes are the "
                        "stream written, PSNR on the decoded 8-bit image")
     env = environment(config.device if config else "auto")
+    rows_summary = summary(results)
     doc = {"name": name, "description": description, "results": columns,
-           "summary": summary(results), "config": config.to_dict() if config else None, "environment": env}
+           "summary": rows_summary, "sinr_savings": rd.savings_report(rows_summary), "config": config.to_dict() if config else None, "environment": env}
     paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md",
              "png": out / "rd.png"}
     paths["json"].write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")

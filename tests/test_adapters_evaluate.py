@@ -31,6 +31,8 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
     assert table.startswith("| method | image |") and "coin+sinr" in table and "inric+sinr" in table
     doc = json.loads((out / "results.json").read_text())
     assert {"name", "description", "results"} <= set(doc)
+    assert [c["method"] for c in doc["sinr_savings"]] == ["coin", "inric"]
+    assert "SINR against the method alone at equal PSNR" in table
     res = doc["results"]
     assert sorted(res["label"]) == ["coin", "coin+sinr", "inric", "inric+sinr"]
     assert len(res["bpp"]) == len(res["psnr"]) == 4
