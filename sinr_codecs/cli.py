@@ -2,7 +2,7 @@
 
 ::
 
-    sinr compress model.pt -o model.zarr [--sparsity 0.25 --value-bits 16 --policy '*.bias=lossless' ...]
+    sinr compress model.pt -o model.zarr [--sparsity 0.25 --value-bits 8 --policy '*.bias=lossless' ...]
     sinr decompress model.zarr -o restored.pt
     sinr info model.zarr [--json]
     sinr adapters [--json]
@@ -140,6 +140,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         "max_rel_error": args.max_rel_error,
         "layout": args.layout,
         "seed": args.seed,
+        "preset": args.preset,
     }.items() if v is not None}
     report = compress_weights(args.src, args.output, codec_config=config,
                               policy_overrides=dict(args.policy or []), device=args.device,
@@ -224,7 +225,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
                    help="atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1) "
                         "(default: the codec's, 0.25)")
     g.add_argument("--value-bits", type=_positive(int), metavar="B",
-                   help="bits per quantized coefficient (default: the codec's, 16)")
+                   help="bits per quantized coefficient (default: the preset's, 8; 16 for --preset paper)")
     g.add_argument("--dictionary-ratio", type=_positive(float), metavar="R",
                    help="dictionary width over vector length, k2/k1 (default: the codec's, 8.0)")
     g.add_argument("--max-rel-error", type=_positive(float), metavar="E",
@@ -234,6 +235,9 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
                    help="vector layout; auto lets the policy choose rows, or flat for layers with rows "
                         "shorter than 50 (default: auto)")
     g.add_argument("--seed", type=int, metavar="N", help="dictionary seed (default: the codec's, 0)")
+    g.add_argument("--preset", choices=("default", "paper"),
+                   help="defaults of the unset options: 'default' (8-bit values, sorted-gap indices; what "
+                        "measured best) or 'paper' (the SINR paper's 16-bit values and 16-bit raw indices)")
     g.add_argument("--device", default="auto", metavar="DEV",
                    help="where OMP runs: auto, cpu, cuda or cuda:N")
     p.add_argument("--policy", action="append", type=parse_policy, metavar="PATTERN=POLICY",

@@ -31,7 +31,19 @@ from . import entropy, quantize
 from .layout import LAYOUTS
 from .sparse import SparseCode, resolve_device
 
-__all__ = ["SINR", "relative_error"]
+__all__ = ["PRESETS", "SINR", "relative_error"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"value_bits": 8, "index_coding": "delta", "entropy": "brotli"},
+    "paper": {"value_bits": 16, "index_coding": "raw", "entropy": "brotli"},
+}
+"""Values of the options a caller leaves unset (``None``), by ``preset``.
+
+``"default"`` is what measured best in ``benchmarks/codec_ablation.py`` (docs/benchmarks.md, "What each
+idea buys"): 8-bit values and sorted-gap indices need about half the bits of the paper's pipeline at
+equal error. ``"paper"`` keeps the SINR paper's pipeline: 16-bit values, 16-bit indices in selection
+order, Brotli.
+"""
 
 _LAYOUT_CHOICES = (*LAYOUTS, "auto")
 _FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -61,8 +73,8 @@ class SINR(Codec):
         k2 directly; overrides ``dictionary_ratio``.
     seed : int, default 0
         Dictionary seed (0 <= seed < 2**64); stored in the stream.
-    value_bits : int, default 16
-        Uniform quantizer bits for the nonzero values (2..24); 16 as in the paper.
+    value_bits : int, optional
+        Uniform quantizer bits for the nonzero values (2..24). Unset: the preset's (8; 16 for "paper").
     layout : {"auto", "rows", "blocks", "flat"}, default "auto"
         How vectors are formed: rows along the last axis, ``block_size``-long blocks of the flattened
         array, or the whole array as one vector (the paper's rule for k x k layers with k < 50).
@@ -77,10 +89,13 @@ class SINR(Codec):
     device : str, default "auto"
         Where OMP runs when encoding: "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N".
         Decoding always runs on the CPU.
-    entropy : {"brotli", "raw"}, default "brotli"
-        Lossless back end for the stream's sections.
-    index_coding : {"delta", "raw"}, default "delta"
+    entropy : {"brotli", "raw"}, optional
+        Lossless back end for the stream's sections. Unset: the preset's ("brotli").
+    index_coding : {"delta", "raw"}, optional
         Support coding: sorted indices as gaps ("delta"), or as selected ("raw", the paper's).
+        Unset: the preset's ("delta"; "raw" for "paper").
+    preset : {"default", "paper"}, default "default"
+        Where unset options come from (:data:`PRESETS`); options given explicitly always win.
     dtype : str, optional
         How to read untyped input (raw bytes): "float16", "float32" or "float64".
 
@@ -103,15 +118,23 @@ class SINR(Codec):
         dictionary_ratio: float = 8.0,
         dictionary_size: int | None = None,
         seed: int = 0,
-        value_bits: int = 16,
+        value_bits: int | None = None,
         layout: str = "auto",
         block_size: int | None = None,
         max_rel_error: float | None = None,
         device: str = "auto",
-        entropy: str = "brotli",
-        index_coding: str = "delta",
+        entropy: str | None = None,
+        index_coding: str | None = None,
         dtype: str | None = None,
+        preset: str = "default",
     ):
+        if preset not in PRESETS:
+            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
+        self.preset = preset
+        chosen = PRESETS[preset]
+        value_bits = chosen["value_bits"] if value_bits is None else value_bits
+        entropy = chosen["entropy"] if entropy is None else entropy
+        index_coding = chosen["index_coding"] if index_coding is None else index_coding
         self.sparsity = _parse_sparsity(sparsity)
         self.dictionary_ratio = _parse_positive("dictionary_ratio", dictionary_ratio, minimum=1.0)
         self.dictionary_size = None if dictionary_size is None else _parse_int("dictionary_size", dictionary_size, 2)

@@ -105,8 +105,8 @@ class SINRCodec(ArrayBytesCodec):
         Fixed dictionary width ``k2``.
     seed : int, default 0
         Seed of the dictionary generator.
-    value_bits : int, default 16
-        Bits per quantized coefficient.
+    value_bits : int, optional
+        Bits per quantized coefficient (unset: the preset's, 8; 16 for ``preset="paper"``).
     layout : {"auto", "rows", "blocks", "flat"}, default "auto"
         How vectors are formed inside a chunk: rows along the last axis, ``block_size``-long pieces of
         the flattened chunk, or the whole chunk as one vector.
@@ -117,10 +117,13 @@ class SINRCodec(ArrayBytesCodec):
     device : str, default "auto"
         Where OMP runs when encoding: "auto", "cpu", "cuda" or "cuda:N". Decoding always runs on the
         CPU, so an array written on a GPU machine reads anywhere.
-    entropy : str, default "brotli"
-        Lossless back end.
-    index_coding : str, default "delta"
-        How atom indices are coded.
+    entropy : str, optional
+        Lossless back end (unset: the preset's).
+    index_coding : str, optional
+        How atom indices are coded (unset: the preset's, "delta"; "raw" for ``preset="paper"``).
+    preset : {"default", "paper"}, default "default"
+        Where unset options come from (:data:`sinr_codecs.codec.PRESETS`). ``zarr.json`` records the
+        resolved options too, so an array reads the same even if a later release changes a preset.
     """
 
     is_fixed_size = False
@@ -129,13 +132,14 @@ class SINRCodec(ArrayBytesCodec):
     dictionary_ratio: float = 8.0
     dictionary_size: int | None = None
     seed: int = 0
-    value_bits: int = 16
+    value_bits: int | None = None
     layout: str = "auto"
     block_size: int | None = None
     max_rel_error: float | None = None
     device: str = "auto"
-    entropy: str = "brotli"
-    index_coding: str = "delta"
+    entropy: str | None = None
+    index_coding: str | None = None
+    preset: str = "default"
 
     def __init__(
         self,
@@ -144,13 +148,14 @@ class SINRCodec(ArrayBytesCodec):
         dictionary_ratio: float = 8.0,
         dictionary_size: int | None = None,
         seed: int = 0,
-        value_bits: int = 16,
+        value_bits: int | None = None,
         layout: str = "auto",
         block_size: int | None = None,
         max_rel_error: float | None = None,
         device: str = "auto",
-        entropy: str = "brotli",
-        index_coding: str = "delta",
+        entropy: str | None = None,
+        index_coding: str | None = None,
+        preset: str = "default",
     ) -> None:
         given = {
             "sparsity": sparsity,
@@ -164,6 +169,7 @@ class SINRCodec(ArrayBytesCodec):
             "device": device,
             "entropy": entropy,
             "index_coding": index_coding,
+            "preset": preset,
         }
         core = _core_class()(**given)  # validates; raises ValueError on a bad option
         config = core.get_config()

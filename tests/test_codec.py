@@ -239,3 +239,24 @@ def test_cuda_encode_cpu_decode_matches():
     dec = bounded.decode(bounded.encode(w))
     per = np.linalg.norm(w - dec, axis=1) / np.linalg.norm(w, axis=1)
     assert per.max() <= 0.05
+
+
+def test_presets_fill_only_the_unset_options():
+    from sinr_codecs.codec import PRESETS
+    from sinr_codecs.zarr3 import SINRCodec
+
+    default, paper = SINR(device="cpu"), SINR(preset="paper", device="cpu")
+    assert (default.value_bits, default.index_coding, default.entropy) == (8, "delta", "brotli")
+    assert (paper.value_bits, paper.index_coding, paper.entropy) == (16, "raw", "brotli")
+    assert PRESETS["paper"]["value_bits"] == 16
+    mixed = SINR(preset="paper", value_bits=10, device="cpu")
+    assert (mixed.value_bits, mixed.index_coding) == (10, "raw")
+    again = numcodecs.get_codec(paper.get_config())
+    assert again.get_config() == paper.get_config()
+    with pytest.raises(ValueError, match="preset"):
+        SINR(preset="fast")
+    w = np.random.default_rng(3).standard_normal((64, 128)).astype(np.float32)
+    a, b = default.encode(w), paper.encode(w)
+    # the paper's pipeline spends about twice the bits (16-bit values, unsorted 16-bit indices)
+    assert len(b) > 1.5 * len(a)
+    assert SINRCodec(preset="paper").to_dict()["configuration"]["value_bits"] == 16
