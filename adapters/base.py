@@ -57,9 +57,11 @@ from . import nets
 __all__ = [
     "MAGIC",
     "Adapter",
+    "CompressionSetup",
     "Decoded",
     "INRAdapter",
     "LoadReport",
+    "Reader",
     "Result",
     "SINROptions",
     "Signal",
@@ -69,8 +71,11 @@ __all__ = [
     "image_array",
     "map_state_dict",
     "read_state_dict",
+    "sparse_tensor_from_bytes",
     "uniform_dequantize",
     "uniform_quantize",
+    "write_section",
+    "write_varint",
 ]
 
 MAGIC = b"SIA1"
@@ -325,7 +330,122 @@ def fake_half(t: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------------
-# the shared implementation
+# stream helpers (the container's building blocks; adapters that write their own records use them)
+# --------------------------------------------------------------------------------------------------
+
+def write_varint(buf: io.BytesIO, n: int) -> None:
+    """Write ``n`` as an unsigned LEB128 varint (7 bits a byte, low bits first; 1 byte below 128).
+
+    Parameters
+    ----------
+    buf : io.BytesIO
+        Where to write (at its current position).
+    n : int
+        A non-negative integer.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is negative.
+    """
+    if n < 0:
+        raise ValueError("varints are unsigned")
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        buf.write(bytes([byte | (0x80 if n else 0)]))
+        if not n:
+            return
+
+
+def write_section(buf: io.BytesIO, blob: bytes) -> int:
+    """Write a length-prefixed section: ``varint len(blob) | blob`` (read back by :meth:`Reader.section`).
+
+    Parameters
+    ----------
+    buf : io.BytesIO
+        Where to write (at its current position).
+    blob : bytes
+        The section's bytes.
+
+    Returns
+    -------
+    int
+        Bytes written, the varint included (for the byte split of ``compress_with_info``).
+    """
+    n0 = buf.tell()
+    write_varint(buf, len(blob))
+    buf.write(blob)
+    return buf.tell() - n0
+
+
+class Reader:
+    """Bounds-checked reading of a stream: every read past the end raises :class:`StreamError`.
+
+    Parameters
+    ----------
+    data : bytes
+        The stream (for an adapter stream: without its trailing CRC-32, see :meth:`INRAdapter.open_stream`).
+    pos : int, default 0
+        Byte offset to start reading at.
+
+    Attributes
+    ----------
+    data : bytes
+        The stream.
+    pos : int
+        Byte offset of the next read.
+
+    Examples
+    --------
+    >>> buf = io.BytesIO()
+    >>> write_section(buf, b"abc")
+    4
+    >>> r = Reader(buf.getvalue())
+    >>> r.section(), r.pos
+    (b'abc', 4)
+    """
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
+
+    def take(self, n: int) -> bytes:
+        """The next ``n`` bytes (raises :class:`StreamError` if fewer are left)."""
+        if n < 0 or self.pos + n > len(self.data):
+            raise StreamError("truncated stream")
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def varint(self, *, limit: int) -> int:
+        """The next unsigned LEB128 varint (see :func:`write_varint`).
+
+        Raises :class:`StreamError` if it is longer than 64 bits or its value exceeds ``limit`` (a
+        length or count read from an untrusted stream must be bounded before anything is allocated).
+        """
+        value, shift = 0, 0
+        while True:
+            (byte,) = self.take(1)
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift > 63:
+                raise StreamError("corrupt stream: varint too long")
+        if value > limit:
+            raise StreamError(f"corrupt stream: length {value} exceeds its limit {limit}")
+        return value
+
+    def section(self, *, limit: int | None = None) -> bytes:
+        """The next length-prefixed section written by :func:`write_section`.
+
+        ``limit`` bounds its length in bytes (default: the length of the whole stream).
+        """
+        return self.take(self.varint(limit=len(self.data) if limit is None else limit))
+
+
+# --------------------------------------------------------------------------------------------------
+# SINR-coded tensors
 # --------------------------------------------------------------------------------------------------
 
 def _sparse_code_class():
@@ -362,6 +482,128 @@ class _STEQuantize(torch.autograd.Function):
         return grad, None, None
 
 
+def _fake(t: torch.Tensor, spec: tuple) -> torch.Tensor:
+    """Straight-through fake quantization of ``t`` to the storage ``spec`` of :meth:`INRAdapter.storage`."""
+    if spec[0] == "h":
+        return fake_half(t)
+    if spec[0] == "f":
+        return t
+    if spec[0] == "q":
+        return fake_uniform(t, int(spec[1]))
+    raise ValueError(f"unknown storage {spec!r}")
+
+
+def sparse_tensor_from_bytes(blob: bytes, shape: Sequence[int], *, name: str | None = None) -> torch.Tensor:
+    """Decode one SINR section: a :class:`sinr_codecs.sparse.SparseCode` stream -> the tensor it codes.
+
+    Parameters
+    ----------
+    blob : bytes
+        The SparseCode stream (docs/format.md), as written by :meth:`CompressionSetup.code_bytes`.
+    shape : sequence of int
+        The shape the tensor must have (the model's tensor it replaces).
+    name : str or None
+        The tensor's name, for error messages.
+
+    Returns
+    -------
+    torch.Tensor
+        The reconstruction, float32 on the CPU, of shape ``shape``.
+
+    Raises
+    ------
+    StreamError
+        If the section is corrupt or codes a tensor of another shape.
+    """
+    what = "SINR section" if name is None else f"SINR section for {name!r}"
+    try:
+        code = _sparse_code_class().from_bytes(blob)
+    except StreamError:
+        raise
+    except ValueError as exc:
+        raise StreamError(f"bad {what}: {exc}") from exc
+    t = code.reconstruct().detach().float()
+    if tuple(t.shape) != tuple(shape):
+        raise StreamError(f"{what} has shape {tuple(t.shape)}, expected {tuple(shape)}")
+    return t.cpu()
+
+
+@dataclass
+class CompressionSetup:
+    """What :meth:`INRAdapter.prepare_compression` returns: a model's stored tensors, SINR-coded where
+    asked, and the leaf tensors that fine-tuning trains before the stream is written.
+
+    All tensors are float32 on the model's device; dicts are in stream order.
+
+    Attributes
+    ----------
+    names : list of str
+        The stored tensors in stream order (:meth:`INRAdapter.tensor_names`).
+    state : dict of str to torch.Tensor
+        Copies of the model's stored tensors, each of its state_dict shape.
+    reference : dict of str to torch.Tensor, or None
+        The adapter's reference weights (:meth:`INRAdapter.reference`); stored and SINR-coded values
+        are ``state - reference``.
+    codes : dict of str to SparseCode
+        The SINR code (OMP fit) of each tensor of :meth:`INRAdapter.sinr_tensor_names`, when SINR is
+        used; empty otherwise. Its ``values`` ``(n_vectors, s_max)`` are ``trainable[name]``.
+    trainable : dict of str to torch.Tensor
+        One leaf tensor (``requires_grad=True``) per stored tensor: the sparse values of a SINR-coded
+        one, else the stored values (``state - reference``, the state_dict shape).
+    specs : dict of str to tuple
+        The storage (:meth:`INRAdapter.storage`) of every tensor SINR leaves alone.
+    sinr : SINROptions or None
+        The options the codes were fitted with.
+    device : torch.device
+        The model's device.
+    omp_seconds : float
+        Wall-clock seconds of the OMP fits (device synchronised).
+    """
+
+    names: list[str]
+    state: dict[str, torch.Tensor]
+    reference: dict[str, torch.Tensor] | None
+    codes: dict[str, Any]
+    trainable: dict[str, torch.Tensor]
+    specs: dict[str, tuple]
+    sinr: SINROptions | None
+    device: torch.device
+    omp_seconds: float
+
+    @property
+    def value_bits(self) -> int:
+        """Bits per stored sparse value (0 without SINR)."""
+        return int(self.sinr.value_bits) if self.sinr is not None else 0
+
+    def tensor(self, name: str, *, quantized: bool = True) -> torch.Tensor:
+        """Tensor ``name`` as the decoder will rebuild it, differentiable w.r.t. ``trainable[name]``.
+
+        A SINR-coded tensor is reconstructed from its trainable sparse values (support and dictionary
+        fixed), the others are their trainable values; with ``quantized`` both go through the quantizer
+        the stored values will meet, straight-through (the core's value quantizer, or the ``specs``
+        storage). The reference, if any, is added back. Shape: the state_dict shape.
+        """
+        if name in self.codes:
+            code, v = self.codes[name], self.trainable[name]
+            if quantized:
+                v = _STEQuantize.apply(v, code, self.value_bits)
+            t = code.reconstruct(v).to(self.device)
+        else:
+            t = self.trainable[name]
+            if quantized:
+                t = _fake(t, self.specs[name])
+        return t + self.reference[name] if self.reference is not None else t
+
+    def code_bytes(self, name: str) -> bytes:
+        """The SINR section of the SINR-coded tensor ``name`` with its current (fine-tuned) values: a
+        :class:`sinr_codecs.sparse.SparseCode` stream (``value_bits``, entropy and index coding of
+        :attr:`sinr`); read back by :func:`sparse_tensor_from_bytes`."""
+        code = self.codes[name]
+        code = _replace(code, values=self.trainable[name].detach().cpu(), indices=code.indices.cpu())
+        return code.to_bytes(value_bits=self.value_bits, entropy=self.sinr.entropy,
+                             index_coding=self.sinr.index_coding)
+
+
 def _json_dumps(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
@@ -375,6 +617,10 @@ def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
+# --------------------------------------------------------------------------------------------------
+# the shared implementation
+# --------------------------------------------------------------------------------------------------
+
 class INRAdapter:
     """Shared implementation of :class:`Adapter` for coordinate networks (subclass and fill the hooks).
 
@@ -384,11 +630,17 @@ class INRAdapter:
     - :meth:`build_model`: a freshly initialised network (``torch.manual_seed`` is set by the caller).
     - :meth:`signal_from_image` and :meth:`values_to_unit`: the method's coordinate / value conventions.
     - :meth:`coordinates`: coordinates for a signal shape (used by :meth:`render`).
-    - :meth:`sinr_tensor_names`: which tensors SINR codes when asked.
+    - :meth:`sinr_tensor_names`: which tensors SINR codes when asked; :meth:`sinr_layout`: their vector
+      layout (default: the :class:`SINROptions` layout).
     - :meth:`storage`: how the method itself stores one tensor: ``("h",)`` float16, ``("f",)`` float32 or
       ``("q", bits)`` uniform integers (Brotli-coded together).
     - :meth:`reference`: tensors that stored values are relative to (INRIC's ``theta0``), or ``None``.
     - :meth:`fit_regularizer`: an extra loss during fitting (INRIC's L1 on ``theta - theta0``), or ``None``.
+
+    A method with its own records (COIN++, SHACIRA) overrides :meth:`compress_with_info` and
+    :meth:`decompress`, and builds them from :meth:`prepare_compression` (OMP fit and trainable tensors),
+    :meth:`finetune_learning_rate`, :meth:`write_header` / :meth:`finish_stream`, :meth:`open_stream`,
+    :func:`write_section` / :class:`Reader` and :func:`sparse_tensor_from_bytes`.
     """
 
     name: ClassVar[str] = "inr"
@@ -415,6 +667,10 @@ class INRAdapter:
     def sinr_tensor_names(self, model: nn.Module) -> list[str]:
         raise NotImplementedError
 
+    def sinr_layout(self, name: str, sinr: SINROptions) -> tuple[str, int | None]:
+        """``(layout, block_size)`` with which SINR codes tensor ``name`` (see :class:`SINROptions`)."""
+        return sinr.layout, sinr.block_size
+
     def storage(self, name: str, tensor: torch.Tensor) -> tuple:
         return ("h",)
 
@@ -427,6 +683,10 @@ class INRAdapter:
     def with_config(self, config: Mapping[str, Any]) -> INRAdapter:
         """An adapter of this class for a stream's configuration (decoding); same reference weights."""
         return type(self)(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
 
     # ---- shared ----------------------------------------------------------------------------------
     def tensor_names(self, model: nn.Module) -> list[str]:
@@ -468,6 +728,70 @@ class INRAdapter:
         return nets.psnr_8bit(self.values_to_unit(out), self.values_to_unit(signal.values.to(out.device)))
 
     # compress ------------------------------------------------------------------------------------
+    def prepare_compression(self, model: nn.Module, sinr: SINROptions | None) -> CompressionSetup:
+        """The compression set-up shared by every adapter: SINR's OMP fit and the tensors to fine-tune.
+
+        Copies the stored tensors (:meth:`tensor_names`) of ``model`` as float32 on its device, makes
+        them relative to :meth:`reference` (if any), fits a :class:`sinr_codecs.sparse.SparseCode` to each
+        tensor of :meth:`sinr_tensor_names` (with ``sinr``; the ``i``-th in stream order with seed
+        ``sinr.seed + i`` and the layout of :meth:`sinr_layout`), and makes one trainable leaf tensor per
+        stored tensor: the sparse values of a SINR-coded one, the stored values of the others.
+
+        Parameters
+        ----------
+        model : nn.Module
+            The fitted network (not modified).
+        sinr : SINROptions or None
+            ``None``: nothing is SINR-coded.
+
+        Returns
+        -------
+        CompressionSetup
+            Codes, trainable tensors, storage specs and the OMP time (``omp_seconds``).
+        """
+        dev = next(model.parameters()).device
+        names = self.tensor_names(model)
+        stored = set(names)
+        state = {k: v.detach().to(dev, torch.float32).clone() for k, v in model.state_dict().items() if k in stored}
+        ref = self.reference()
+        if ref is not None:
+            ref = {k: ref[k].to(dev, torch.float32) for k in names}
+        coded = {k: state[k] - ref[k] if ref is not None else state[k] for k in names}
+
+        sinr_names = set(self.sinr_tensor_names(model)) if sinr is not None else set()
+        codes: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        if sinr_names:
+            SparseCode = _sparse_code_class()
+            for i, k in enumerate(n for n in names if n in sinr_names):
+                layout, block_size = self.sinr_layout(k, sinr)
+                codes[k] = SparseCode.fit(coded[k], sparsity=sinr.sparsity,
+                                          dictionary_ratio=sinr.dictionary_ratio, seed=sinr.seed + i,
+                                          layout=layout, block_size=block_size, device=sinr.device)
+        nets.synchronize(dev)
+        omp_seconds = time.perf_counter() - t0
+
+        # trainable tensors: sparse values of SINR-coded tensors, the coded tensors of the others
+        trainable: dict[str, torch.Tensor] = {}
+        for k in names:
+            if k in codes:
+                v = codes[k].values.detach().to(dev, torch.float32).clone()
+                codes[k] = _replace(codes[k], values=v, indices=codes[k].indices.to(dev))
+                trainable[k] = v.requires_grad_(True)
+            else:
+                trainable[k] = coded[k].clone().requires_grad_(True)
+        specs = {k: self.storage(k, state[k]) for k in names if k not in codes}
+        return CompressionSetup(names=names, state=state, reference=ref, codes=codes, trainable=trainable,
+                                specs=specs, sinr=sinr, device=dev, omp_seconds=omp_seconds)
+
+    def finetune_learning_rate(self, *, with_sinr: bool, finetune_lr: float | None = None,
+                               sinr_lr: float | None = None) -> float:
+        """The fine-tuning learning rate: ``sinr_lr`` with SINR, ``finetune_lr`` without; ``None`` means
+        the adapter's ``default_sinr_lr`` / ``default_finetune_lr``."""
+        if with_sinr:
+            return self.default_sinr_lr if sinr_lr is None else float(sinr_lr)
+        return self.default_finetune_lr if finetune_lr is None else float(finetune_lr)
+
     def compress(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = None,
                  finetune_steps: int = 0, finetune_lr: float | None = None, sinr_lr: float | None = None,
                  schedule: str = "cosine", batch_size: int | None = None,
@@ -505,63 +829,17 @@ class INRAdapter:
         """:meth:`compress` plus a dict of what happened (OMP and fine-tuning time, byte split, the
         fine-tuned PSNR through the straight-through quantizers)."""
         info: dict[str, Any] = {}
-        dev = next(model.parameters()).device
-        names = self.tensor_names(model)
-        state = {k: v.detach().to(dev, torch.float32).clone() for k, v in model.state_dict().items()}
-        ref = self.reference()
-        if ref is not None:
-            ref = {k: ref[k].to(dev, torch.float32) for k in names}
-        coded = {k: state[k] - ref[k] if ref is not None else state[k] for k in names}
-
-        sinr_names = set(self.sinr_tensor_names(model)) if sinr is not None else set()
-        codes: dict[str, Any] = {}
-        t0 = time.perf_counter()
-        if sinr_names:
-            SparseCode = _sparse_code_class()
-            for i, k in enumerate(n for n in names if n in sinr_names):
-                codes[k] = SparseCode.fit(coded[k], sparsity=sinr.sparsity,
-                                          dictionary_ratio=sinr.dictionary_ratio, seed=sinr.seed + i,
-                                          layout=sinr.layout, block_size=sinr.block_size,
-                                          device=sinr.device)
-        nets.synchronize(dev)
-        info["omp_seconds"] = time.perf_counter() - t0
-
-        # trainable tensors: sparse values of SINR-coded tensors, the coded tensors of the others
-        trainable: dict[str, torch.Tensor] = {}
-        for k in names:
-            if k in codes:
-                v = codes[k].values.detach().to(dev, torch.float32).clone()
-                codes[k] = _replace(codes[k], values=v, indices=codes[k].indices.to(dev))
-                trainable[k] = v.requires_grad_(True)
-            else:
-                trainable[k] = coded[k].clone().requires_grad_(True)
-        specs = {k: self.storage(k, state[k]) for k in names if k not in codes}
-
-        def materialize(*, quantized: bool = True) -> dict[str, torch.Tensor]:
-            out = {}
-            for k in names:
-                if k in codes:
-                    v = trainable[k]
-                    if quantized:
-                        v = _STEQuantize.apply(v, codes[k], int(sinr.value_bits))
-                    t = codes[k].reconstruct(v).to(dev)
-                else:
-                    t = trainable[k]
-                    if quantized:
-                        t = _fake(t, specs[k])
-                out[k] = t + ref[k] if ref is not None else t
-            return out
+        setup = self.prepare_compression(model, sinr)
+        info["omp_seconds"] = setup.omp_seconds
+        dev, names, codes, ref = setup.device, setup.names, setup.codes, setup.reference
 
         def forward(x: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(model, materialize(), (x,))
+            return torch.func.functional_call(model, {k: setup.tensor(k) for k in names}, (x,))
 
         sig = signal.to(dev)
         t1 = time.perf_counter()
-        if codes:
-            lr = self.default_sinr_lr if sinr_lr is None else float(sinr_lr)
-        else:
-            lr = self.default_finetune_lr if finetune_lr is None else float(finetune_lr)
-        log = nets.fit(forward, list(trainable.values()), sig.coords, sig.values, steps=finetune_steps, lr=lr,
+        lr = self.finetune_learning_rate(with_sinr=bool(codes), finetune_lr=finetune_lr, sinr_lr=sinr_lr)
+        log = nets.fit(forward, list(setup.trainable.values()), sig.coords, sig.values, steps=finetune_steps, lr=lr,
                        schedule=schedule, batch_size=batch_size, value_peak=signal.peak, progress=progress,
                        desc=f"{self.name}{'+sinr' if codes else ''} fine-tune")
         info["finetune_seconds"] = time.perf_counter() - t1
@@ -571,24 +849,17 @@ class INRAdapter:
 
         # write
         buf = io.BytesIO()
-        hlen = self._write_header(buf, signal.shape, sinr=bool(codes),
-                                  ref=None if ref is None else fingerprint(ref))
+        hlen = self.write_header(buf, signal.shape, sinr=bool(codes),
+                                 ref=None if ref is None else fingerprint(ref))
         ints: list[np.ndarray] = []
         sinr_bytes = 0
         with torch.no_grad():
             for k in names:
                 if k in codes:
-                    code = _replace(codes[k], values=trainable[k].detach().cpu(),
-                                    indices=codes[k].indices.cpu())
-                    blob = code.to_bytes(value_bits=int(sinr.value_bits), entropy=sinr.entropy,
-                                         index_coding=sinr.index_coding)
-                    n0 = buf.tell()
-                    _write_varint(buf, len(blob))
-                    buf.write(blob)
-                    sinr_bytes += buf.tell() - n0
+                    sinr_bytes += write_section(buf, setup.code_bytes(k))
                     continue
-                t = trainable[k].detach().cpu().float()
-                spec = specs[k]
+                t = setup.trainable[k].detach().cpu().float()
+                spec = setup.specs[k]
                 if spec[0] == "h":
                     buf.write(t.numpy().astype("<f2").tobytes())
                 elif spec[0] == "f":
@@ -603,37 +874,55 @@ class INRAdapter:
                 else:  # pragma: no cover - a hook bug
                     raise ValueError(f"unknown storage {spec!r} for tensor {k!r}")
         payload = brotli.compress(b"".join(a.tobytes() for a in ints), quality=11) if ints else b""
-        n0 = buf.tell()
-        _write_varint(buf, len(payload))
-        buf.write(payload)
-        int_bytes = buf.tell() - n0
-        buf.write(struct.pack("<I", zlib.crc32(buf.getvalue())))
-        data = buf.getvalue()
+        int_bytes = write_section(buf, payload)
+        data = self.finish_stream(buf)
         info.update(header_bytes=hlen, sinr_bytes=sinr_bytes, int_bytes=int_bytes, checksum_bytes=4,
                     finetune_log=log.to_dict(), sinr_tensors=sorted(codes))
         return data, info
 
-    # stream header -----------------------------------------------------------------------------
-    def _write_header(self, buf: io.BytesIO, shape: Sequence[int], *, sinr: bool, ref: str | None) -> int:
+    # stream header and checksum ----------------------------------------------------------------
+    def write_header(self, buf: io.BytesIO, shape: Sequence[int], *, sinr: bool, ref: str | None) -> int:
+        """Write the stream header (module docstring) and return its length in bytes.
+
+        Parameters
+        ----------
+        buf : io.BytesIO
+            An empty buffer: the stream being written.
+        shape : sequence of int
+            The signal's shape (grid shape followed by channels).
+        sinr : bool
+            Whether SINR coded the tensors of :meth:`sinr_tensor_names` (header flag 1).
+        ref : str or None
+            Hex fingerprint of the weights the stored values are relative to (its first 8 hex digits
+            are stored, flag 2), or ``None``.
+        """
         n0 = buf.tell()
         buf.write(MAGIC)
         for blob in (self.name.encode("ascii"), _json_dumps([v for _, v in sorted(self.config().items())])):
-            _write_varint(buf, len(blob))
-            buf.write(blob)
-        _write_varint(buf, len(shape))
+            write_section(buf, blob)
+        write_varint(buf, len(shape))
         for d in shape:
-            _write_varint(buf, int(d))
+            write_varint(buf, int(d))
         buf.write(bytes([(1 if sinr else 0) | (2 if ref is not None else 0)]))
         if ref is not None:
             buf.write(bytes.fromhex(ref[:8]))
         return buf.tell() - n0
 
     @staticmethod
+    def finish_stream(buf: io.BytesIO) -> bytes:
+        """Append the CRC-32 of everything written (u32, little-endian) and return the whole stream.
+
+        :meth:`open_stream` checks and strips it.
+        """
+        buf.write(struct.pack("<I", zlib.crc32(buf.getvalue())))
+        return buf.getvalue()
+
+    @staticmethod
     def read_header(data: bytes) -> tuple[dict[str, Any], int]:
         """Parse the stream header: ``({"method", "config" (list), "shape", "sinr", "ref"}, offset)``."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"expected bytes, got {type(data).__name__}")
-        r = _Reader(bytes(data))
+        r = Reader(bytes(data))
         if r.take(4) != MAGIC:
             raise StreamError("not an INR adapter stream (bad magic bytes)")
         try:
@@ -698,7 +987,7 @@ class INRAdapter:
         shapes = {k: tuple(v.shape) for k, v in own.items()}
         sinr_names = set(adapter.sinr_tensor_names(model)) if header["sinr"] else set()
         codecs = ["s" if k in sinr_names else adapter.storage(k, own[k])[0] for k in names]
-        r = _Reader(data, pos)
+        r = Reader(data, pos)
         take = r.take
 
         tensors: dict[str, torch.Tensor] = {}
@@ -719,21 +1008,10 @@ class INRAdapter:
                     raise StreamError(f"bad quantizer parameters for {k!r}")
                 pending.append((k, bits, step))
             elif c == "s":
-                n = r.varint(limit=len(data))
-                SparseCode = _sparse_code_class()
-                try:
-                    code = SparseCode.from_bytes(take(n))
-                except StreamError:
-                    raise
-                except ValueError as exc:
-                    raise StreamError(f"bad SINR section for {k!r}: {exc}") from exc
-                t = code.reconstruct().detach().float()
-                if tuple(t.shape) != shapes[k]:
-                    raise StreamError(f"SINR section for {k!r} has shape {tuple(t.shape)}, expected {shapes[k]}")
-                tensors[k] = t.cpu()
+                tensors[k] = sparse_tensor_from_bytes(r.section(), shapes[k], name=k)
             else:
                 raise StreamError(f"unknown tensor codec {c!r}")
-        payload = take(r.varint(limit=len(data)))
+        payload = r.section()
         if r.pos != len(data):
             raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
         if pending:
@@ -768,54 +1046,6 @@ class INRAdapter:
         dec = self.decompress(data, device=device)
         return self.render(dec.model, dec.shape)
 
-
-def _write_varint(buf: io.BytesIO, n: int) -> None:
-    if n < 0:
-        raise ValueError("varints are unsigned")
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        buf.write(bytes([byte | (0x80 if n else 0)]))
-        if not n:
-            return
-
-
-class _Reader:
-    """Bounds-checked reading of a stream."""
-
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data, self.pos = data, pos
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise StreamError("truncated stream")
-        out = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return out
-
-    def varint(self, *, limit: int) -> int:
-        value, shift = 0, 0
-        while True:
-            (byte,) = self.take(1)
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise StreamError("corrupt stream: varint too long")
-        if value > limit:
-            raise StreamError(f"corrupt stream: length {value} exceeds its limit {limit}")
-        return value
-
-
-def _fake(t: torch.Tensor, spec: tuple) -> torch.Tensor:
-    if spec[0] == "h":
-        return fake_half(t)
-    if spec[0] == "f":
-        return t
-    if spec[0] == "q":
-        return fake_uniform(t, int(spec[1]))
-    raise ValueError(f"unknown storage {spec!r}")
 
 
 # --------------------------------------------------------------------------------------------------

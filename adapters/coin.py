@@ -103,10 +103,6 @@ class COINAdapter(INRAdapter):
         self.dim_in = int(dim_in)
         self.dim_out = int(dim_out)
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"COINAdapter({args})"
-
     def config(self) -> dict[str, Any]:
         return {"width": self.width, "layers": self.layers, "w0": self.w0, "w0_initial": self.w0_initial,
                 "dim_in": self.dim_in, "dim_out": self.dim_out}

@@ -47,10 +47,8 @@ import io
 import json
 import math
 import os
-import struct
 import sys
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -68,14 +66,12 @@ from .base import (
     LoadReport,
     Signal,
     SINROptions,
-    _Reader,
-    _replace,
-    _sparse_code_class,
-    _STEQuantize,
-    _write_varint,
+    Reader,
     fingerprint,
     image_array,
     map_state_dict,
+    sparse_tensor_from_bytes,
+    write_section,
 )
 
 __all__ = [
@@ -376,8 +372,16 @@ class COINppAdapter(INRAdapter):
             raise ValueError(f"COIN++ renders 2-D images, got grid shape {tuple(shape)}")
         return pixel_grid(int(shape[0]), int(shape[1]))
 
+    def tensor_names(self, model: nn.Module) -> list[str]:
+        """The stored tensors: the latent matrix only (the base network is shared beforehand)."""
+        return ["latents"]
+
     def sinr_tensor_names(self, model: nn.Module) -> list[str]:
         return ["latents"]
+
+    def sinr_layout(self, name: str, sinr: SINROptions) -> tuple[str, int | None]:
+        """One vector per patch: ``"auto"`` means ``"rows"`` for the ``(patches, latent_dim)`` latents."""
+        return ("rows" if sinr.layout == "auto" else sinr.layout), sinr.block_size
 
     # ---- base network ----------------------------------------------------------------------------
     @property
@@ -500,38 +504,19 @@ class COINppAdapter(INRAdapter):
         if sinr is None:
             self._check_quantizer()
         info: dict[str, Any] = {}
-        dev = model.latents.device
-        latents = model.latents.detach().float().clone()
-        sig = signal.to(dev)
-        t0 = time.perf_counter()
-        code = None
-        if sinr is not None:
-            code = _sparse_code_class().fit(latents, sparsity=sinr.sparsity, dictionary_ratio=sinr.dictionary_ratio,
-                                            seed=sinr.seed, layout="rows" if sinr.layout == "auto" else sinr.layout,
-                                            block_size=sinr.block_size, device=sinr.device)
-            values = code.values.detach().to(dev, torch.float32).clone().requires_grad_(True)
-            code = _replace(code, values=values, indices=code.indices.to(dev))
-            bits = int(sinr.value_bits)
+        setup = self.prepare_compression(model, sinr)
+        info["omp_seconds"] = setup.omp_seconds
+        trainable = setup.trainable["latents"]
+        sig = signal.to(setup.device)
 
-            def materialize() -> torch.Tensor:
-                return code.reconstruct(_STEQuantize.apply(values, code, bits)).to(dev)
-
-            trainable = values
-            lr = self.default_sinr_lr if sinr_lr is None else float(sinr_lr)
-        else:
-            trainable = latents.requires_grad_(True)
-
-            def materialize() -> torch.Tensor:
-                return self.fake_quantize(trainable)
-
-            lr = self.default_finetune_lr if finetune_lr is None else float(finetune_lr)
-        nets.synchronize(dev)
-        info["omp_seconds"] = time.perf_counter() - t0
+        def materialize() -> torch.Tensor:
+            return setup.tensor("latents") if sinr is not None else self.fake_quantize(trainable)
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             return model(x, latents=materialize())
 
         t1 = time.perf_counter()
+        lr = self.finetune_learning_rate(with_sinr=sinr is not None, finetune_lr=finetune_lr, sinr_lr=sinr_lr)
         log = nets.fit(forward, [trainable], sig.coords, sig.values, steps=finetune_steps, lr=lr, schedule=schedule,
                        batch_size=batch_size, value_peak=signal.peak, progress=progress,
                        desc=f"{self.name}{'+sinr' if sinr else ''} fine-tune")
@@ -540,23 +525,19 @@ class COINppAdapter(INRAdapter):
             info["psnr_finetuned"] = nets.psnr_8bit(self.predict_with(model, sig.coords, materialize()), sig.values)
 
         buf = io.BytesIO()
-        hlen = self._write_header(buf, signal.shape, sinr=sinr is not None, ref=self.base_fingerprint())
+        hlen = self.write_header(buf, signal.shape, sinr=sinr is not None, ref=self.base_fingerprint())
         with torch.no_grad():
-            if code is not None:
-                blob = _replace(code, values=values.detach().cpu(), indices=code.indices.cpu()).to_bytes(
-                    value_bits=int(sinr.value_bits), entropy=sinr.entropy, index_coding=sinr.index_coding)
+            if sinr is not None:
+                blob = setup.code_bytes("latents")
             else:
                 q, _ = self.quantize_latents(trainable.detach().cpu())
                 blob = brotli.compress(q.numpy().astype(np.uint8).tobytes(), quality=11)
-        n0 = buf.tell()
-        _write_varint(buf, len(blob))
-        buf.write(blob)
-        body = buf.tell() - n0
-        buf.write(struct.pack("<I", zlib.crc32(buf.getvalue())))
-        data = buf.getvalue()
-        info.update(header_bytes=hlen, sinr_bytes=0, int_bytes=0, checksum_bytes=4, num_patches=int(latents.shape[0]),
-                    finetune_log=log.to_dict(), sinr_tensors=["latents"] if code is not None else [])
-        info["sinr_bytes" if code is not None else "int_bytes"] = body
+        body = write_section(buf, blob)
+        data = self.finish_stream(buf)
+        info.update(header_bytes=hlen, sinr_bytes=0, int_bytes=0, checksum_bytes=4,
+                    num_patches=int(setup.state["latents"].shape[0]), finetune_log=log.to_dict(),
+                    sinr_tensors=sorted(setup.codes))
+        info["sinr_bytes" if sinr is not None else "int_bytes"] = body
         return data, info
 
     @torch.no_grad()
@@ -585,20 +566,12 @@ class COINppAdapter(INRAdapter):
         count = nr * nc
         if count * adapter.latent_dim > 1 << 28:
             raise StreamError("stream describes too many patches")
-        r = _Reader(data, pos)
-        blob = r.take(r.varint(limit=len(data)))
+        r = Reader(data, pos)
+        blob = r.section()
         if r.pos != len(data):
             raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
         if header["sinr"]:
-            try:
-                code = _sparse_code_class().from_bytes(blob)
-            except StreamError:
-                raise
-            except ValueError as exc:
-                raise StreamError(f"bad SINR section: {exc}") from exc
-            latents = code.reconstruct().detach().float()
-            if tuple(latents.shape) != (count, adapter.latent_dim):
-                raise StreamError(f"SINR section has shape {tuple(latents.shape)}, expected {(count, adapter.latent_dim)}")
+            latents = sparse_tensor_from_bytes(blob, (count, adapter.latent_dim))
         else:
             expected = count * adapter.latent_dim
             try:

@@ -33,9 +33,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import struct
 import time
-import zlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -50,15 +48,13 @@ from . import nets
 from .base import (
     Decoded,
     INRAdapter,
+    Reader,
     Signal,
     SINROptions,
-    _fake,
-    _Reader,
-    _replace,
-    _sparse_code_class,
-    _STEQuantize,
-    _write_varint,
     image_array,
+    sparse_tensor_from_bytes,
+    write_section,
+    write_varint,
 )
 from .hashgrid import HashGrid
 
@@ -219,10 +215,10 @@ def rans_encode(levels: Sequence[np.ndarray]) -> bytes | None:
             return None
         freq = _normalize(np.bincount(q - lo, minlength=hi - lo + 1)) if q.size else np.array([RANS_M])
         cum = np.concatenate([[0], np.cumsum(freq)[:-1]])
-        _write_varint(head, int(_zigzag(np.array([lo]))[0]))
-        _write_varint(head, len(freq))
+        write_varint(head, int(_zigzag(np.array([lo]))[0]))
+        write_varint(head, len(freq))
         for v in freq:
-            _write_varint(head, int(v))
+            write_varint(head, int(v))
         tables.append((q - lo, freq, cum))
     out = bytearray()
     x = RANS_L
@@ -236,11 +232,11 @@ def rans_encode(levels: Sequence[np.ndarray]) -> bytes | None:
                 x >>= 8
             x = ((x // f) << RANS_SCALE) + (x % f) + c
     body = x.to_bytes(4, "little") + bytes(reversed(out))
-    _write_varint(head, len(body))
+    write_varint(head, len(body))
     return head.getvalue() + body
 
 
-def rans_decode(r: _Reader, counts: Sequence[int]) -> list[np.ndarray]:
+def rans_decode(r: Reader, counts: Sequence[int]) -> list[np.ndarray]:
     """Inverse of :func:`rans_encode` for arrays of ``counts`` elements (reads from ``r``)."""
     tables = []
     for _ in counts:
@@ -254,7 +250,7 @@ def rans_decode(r: _Reader, counts: Sequence[int]) -> list[np.ndarray]:
         cum = np.concatenate([[0], np.cumsum(freq)[:-1]])
         lookup = np.repeat(np.arange(n), freq)
         tables.append((lo, freq.tolist(), cum.tolist(), lookup.tolist()))
-    body = r.take(r.varint(limit=len(r.data)))
+    body = r.section()
     if len(body) < 4:
         raise StreamError("truncated rANS section")
     x = int.from_bytes(body[:4], "little")
@@ -291,16 +287,15 @@ def _brotli_ints(q: np.ndarray) -> bytes:
     blob = brotli.compress(raw, quality=11)
     buf = io.BytesIO()
     buf.write(bytes([width]))
-    _write_varint(buf, len(blob))
-    buf.write(blob)
+    write_section(buf, blob)
     return buf.getvalue()
 
 
-def _unbrotli_ints(r: _Reader, count: int) -> np.ndarray:
+def _unbrotli_ints(r: Reader, count: int) -> np.ndarray:
     (width,) = r.take(1)
     if width not in (1, 2):
         raise StreamError(f"bad integer width {width}")
-    blob = r.take(r.varint(limit=len(r.data)))
+    blob = r.section()
     expected = count * width
     try:
         raw = brotli.Decompressor().process(blob, output_buffer_limit=expected + 1)
@@ -392,10 +387,6 @@ class SHACIRAAdapter(INRAdapter):
         self.latent_init = float(latent_init)
         self.decoder_scale = float(decoder_scale)
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"SHACIRAAdapter({args})"
-
     # ---- hooks -----------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         return {"levels": self.levels, "base_resolution": self.base_resolution,
@@ -433,6 +424,13 @@ class SHACIRAAdapter(INRAdapter):
 
     def storage(self, name: str, tensor: torch.Tensor) -> tuple:
         return ("f",) if self.mlp_bits == 32 else ("h",)
+
+    def sinr_layout(self, name: str, sinr: SINROptions) -> tuple[str, int | None]:
+        """The latent tables (one long column) are cut into blocks of ``block_size`` (default 64) under
+        the ``"auto"`` layout; the MLP's matrices follow ``sinr``."""
+        if name == "grid.latents" and sinr.layout == "auto":
+            return "blocks", sinr.block_size or 64
+        return sinr.layout, sinr.block_size
 
     def rate_regularizer(self, model: SHACIRANet, pixels: int, latents: torch.Tensor | None = None):
         if self.rate_weight <= 0:
@@ -480,45 +478,14 @@ class SHACIRAAdapter(INRAdapter):
         every tensor SINR leaves alone (latents still rounded and penalised unless SINR codes them).
         """
         info: dict[str, Any] = {}
-        dev = next(model.parameters()).device
-        names = self.tensor_names(model)
-        state = {k: v.detach().to(dev, torch.float32).clone() for k, v in model.state_dict().items() if k in names}
-        sinr_names = set(self.sinr_tensor_names(model)) if sinr is not None else set()
-        codes: dict[str, Any] = {}
-        t0 = time.perf_counter()
-        if sinr_names:
-            SparseCode = _sparse_code_class()
-            for i, k in enumerate(n for n in names if n in sinr_names):
-                layout, block = sinr.layout, sinr.block_size
-                if k == "grid.latents" and layout == "auto":
-                    layout, block = "blocks", block or 64
-                codes[k] = SparseCode.fit(state[k], sparsity=sinr.sparsity, dictionary_ratio=sinr.dictionary_ratio,
-                                          seed=sinr.seed + i, layout=layout, block_size=block, device=sinr.device)
-        nets.synchronize(dev)
-        info["omp_seconds"] = time.perf_counter() - t0
-
-        trainable: dict[str, torch.Tensor] = {}
-        for k in names:
-            if k in codes:
-                v = codes[k].values.detach().to(dev, torch.float32).clone()
-                codes[k] = _replace(codes[k], values=v, indices=codes[k].indices.to(dev))
-                trainable[k] = v.requires_grad_(True)
-            else:
-                trainable[k] = state[k].clone().requires_grad_(True)
-        specs = {k: self.storage(k, state[k]) for k in names if k not in codes and k != "grid.latents"}
+        setup = self.prepare_compression(model, sinr)
+        info["omp_seconds"] = setup.omp_seconds
+        dev, names, codes, trainable, specs = setup.device, setup.names, setup.codes, setup.trainable, setup.specs
         latents_coded = "grid.latents" in codes
-        bits = int(sinr.value_bits) if sinr is not None else 0
 
         def materialize() -> dict[str, torch.Tensor]:
-            out = {}
-            for k in names:
-                if k in codes:
-                    out[k] = codes[k].reconstruct(_STEQuantize.apply(trainable[k], codes[k], bits)).to(dev)
-                elif k == "grid.latents":
-                    out[k] = ste_round(trainable[k])
-                else:
-                    out[k] = _fake(trainable[k], specs[k])
-            return out
+            return {k: ste_round(trainable[k]) if k == "grid.latents" and not latents_coded else setup.tensor(k)
+                    for k in names}
 
         was_rounding = model.round_latents
         model.round_latents = False  # materialize() rounds (or decodes) the latents itself
@@ -526,10 +493,7 @@ class SHACIRAAdapter(INRAdapter):
         def forward(x: torch.Tensor) -> torch.Tensor:
             return torch.func.functional_call(model, materialize(), (x,))
 
-        if codes:
-            lr = self.default_sinr_lr if sinr_lr is None else float(sinr_lr)
-        else:
-            lr = self.default_finetune_lr if finetune_lr is None else float(finetune_lr)
+        lr = self.finetune_learning_rate(with_sinr=bool(codes), finetune_lr=finetune_lr, sinr_lr=sinr_lr)
         groups = [{"params": [trainable[k] for k in names if k != "grid.latents" or latents_coded], "lr": lr}]
         if not latents_coded:
             groups.append({"params": [trainable["grid.latents"]], "lr": lr * self.latent_lr / self.default_lr})
@@ -547,17 +511,13 @@ class SHACIRAAdapter(INRAdapter):
             model.round_latents = was_rounding
 
         buf = io.BytesIO()
-        hlen = self._write_header(buf, signal.shape, sinr=bool(codes), ref=None)
+        hlen = self.write_header(buf, signal.shape, sinr=bool(codes), ref=None)
         split = {"sinr_bytes": 0, "latent_bytes": 0, "float_bytes": 0}
         with torch.no_grad():
             for k in names:
                 n0 = buf.tell()
                 if k in codes:
-                    blob = _replace(codes[k], values=trainable[k].detach().cpu(), indices=codes[k].indices.cpu()
-                                    ).to_bytes(value_bits=bits, entropy=sinr.entropy, index_coding=sinr.index_coding)
-                    _write_varint(buf, len(blob))
-                    buf.write(blob)
-                    split["sinr_bytes"] += buf.tell() - n0
+                    split["sinr_bytes"] += write_section(buf, setup.code_bytes(k))
                 elif k == "grid.latents":
                     q = torch.round(trainable[k].detach()).cpu().numpy().astype(np.int64)
                     blob = self._code_latents(q, model.grid)
@@ -568,10 +528,9 @@ class SHACIRAAdapter(INRAdapter):
                     dtype = "<f4" if specs[k][0] == "f" else "<f2"
                     buf.write(trainable[k].detach().cpu().numpy().astype(dtype).tobytes())
                     split["float_bytes"] += buf.tell() - n0
-        buf.write(struct.pack("<I", zlib.crc32(buf.getvalue())))
-        data = buf.getvalue()
+        data = self.finish_stream(buf)
         info.update(header_bytes=hlen, **split, checksum_bytes=4, finetune_log=log.to_dict(), sinr_tensors=sorted(codes),
-                    num_latents=int(state["grid.latents"].numel()))
+                    num_latents=int(setup.state["grid.latents"].numel()))
         return data, info
 
     @staticmethod
@@ -608,22 +567,13 @@ class SHACIRAAdapter(INRAdapter):
         names = adapter.tensor_names(model)
         own = model.state_dict()
         sinr_names = set(adapter.sinr_tensor_names(model)) if header["sinr"] else set()
-        r = _Reader(data, pos)
+        r = Reader(data, pos)
         tensors: dict[str, torch.Tensor] = {}
         for k in names:
             shape = tuple(own[k].shape)
             numel = int(np.prod(shape)) if shape else 1
             if k in sinr_names:
-                try:
-                    code = _sparse_code_class().from_bytes(r.take(r.varint(limit=len(data))))
-                except StreamError:
-                    raise
-                except ValueError as exc:
-                    raise StreamError(f"bad SINR section for {k!r}: {exc}") from exc
-                t = code.reconstruct().detach().float()
-                if tuple(t.shape) != shape:
-                    raise StreamError(f"SINR section for {k!r} has shape {tuple(t.shape)}, expected {shape}")
-                tensors[k] = t.cpu()
+                tensors[k] = sparse_tensor_from_bytes(r.section(), shape, name=k)
             elif k == "grid.latents":
                 (coder,) = r.take(1)
                 grid = model.grid

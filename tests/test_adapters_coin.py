@@ -123,15 +123,14 @@ def test_corrupt_streams_raise(fitted):
 
 def test_oversized_stream_is_refused_before_allocation():
     import io
-    import struct
-    import zlib
 
-    from sinr_adapters.base import _write_varint
+    from sinr_adapters.base import write_varint
 
     buf = io.BytesIO()
-    COINAdapter(width=10**6, layers=3)._write_header(buf, (8, 8, 3), sinr=False, ref=None)
-    _write_varint(buf, 0)
-    data = buf.getvalue() + struct.pack("<I", zlib.crc32(buf.getvalue()))
+    big = COINAdapter(width=10**6, layers=3)
+    big.write_header(buf, (8, 8, 3), sinr=False, ref=None)
+    write_varint(buf, 0)
+    data = big.finish_stream(buf)
     with pytest.raises(StreamError, match="safety limit"):
         COINAdapter(width=8).decompress(data)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.base import Adapter, SINROptions, StreamError, _Reader
+from sinr_adapters.base import Adapter, Reader, SINROptions, StreamError
 from sinr_adapters.hashgrid import PRIMES, HashGrid, grid_resolutions
 from sinr_adapters.images import load_image
 from sinr_adapters.shacira import SHACIRAAdapter, rans_decode, rans_encode, ste_round
@@ -87,13 +87,13 @@ def test_rans_round_trip_and_corruption():
     levels = [np.round(rng.laplace(0, s, n)).astype(np.int64) for s, n in ((0.2, 9), (1.0, 25), (3.0, 500))]
     levels.append(np.full(7, 5, dtype=np.int64))  # a single symbol
     blob = rans_encode(levels)
-    out = rans_decode(_Reader(blob), [len(q) for q in levels])
+    out = rans_decode(Reader(blob), [len(q) for q in levels])
     for a, b in zip(out, levels):
         np.testing.assert_array_equal(a, b)
     entropy = sum(-(c * np.log2(c / c.sum())).sum() for c in (np.unique(q, return_counts=True)[1] for q in levels)) / 8
     assert len(blob) < entropy + 120  # the tables cost a few bytes per symbol
     with pytest.raises(StreamError):
-        rans_decode(_Reader(blob[:-3]), [len(q) for q in levels])
+        rans_decode(Reader(blob[:-3]), [len(q) for q in levels])
     assert rans_encode([np.arange(5000)]) is None  # alphabet too wide: the caller falls back to Brotli
 
 
