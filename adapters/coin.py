@@ -77,6 +77,10 @@ class COINAdapter(INRAdapter):
         SIREN frequencies.
     dim_in, dim_out : int, default 2, 3
         Coordinate dimension and channels.
+    bits : int, default 16
+        16: COIN as published (every tensor float16). 2..15: a *fair baseline* for SINR, not COIN: the
+        hidden-to-hidden matrices (the tensors SINR codes) become per-tensor uniform ``bits``-bit integers,
+        Brotli-coded and quantization-aware fine-tuned; the rest stays float16.
 
     Examples
     --------
@@ -93,9 +97,12 @@ class COINAdapter(INRAdapter):
     default_sinr_lr: ClassVar[float] = 1e-3
 
     def __init__(self, *, width: int = 28, layers: int = 10, w0: float = 30.0, w0_initial: float = 30.0,
-                 dim_in: int = 2, dim_out: int = 3) -> None:
+                 dim_in: int = 2, dim_out: int = 3, bits: int = 16) -> None:
         if int(width) < 1 or int(layers) < 1 or int(dim_in) < 1 or int(dim_out) < 1:
             raise ValueError("width, layers, dim_in and dim_out must be >= 1")
+        if not 2 <= int(bits) <= 16:
+            raise ValueError(f"bits must be in 2..16 (16: COIN's float16), got {bits}")
+        self.bits = int(bits)
         self.width = int(width)
         self.layers = int(layers)
         self.w0 = float(w0)
@@ -104,8 +111,11 @@ class COINAdapter(INRAdapter):
         self.dim_out = int(dim_out)
 
     def config(self) -> dict[str, Any]:
-        return {"width": self.width, "layers": self.layers, "w0": self.w0, "w0_initial": self.w0_initial,
-                "dim_in": self.dim_in, "dim_out": self.dim_out}
+        cfg = {"width": self.width, "layers": self.layers, "w0": self.w0, "w0_initial": self.w0_initial,
+               "dim_in": self.dim_in, "dim_out": self.dim_out}
+        if self.bits != 16:  # COIN as published writes no such key: its streams stay as they were
+            cfg["bits"] = self.bits
+        return cfg
 
     def build_model(self) -> COINSiren:
         return COINSiren(self.dim_in, self.width, self.dim_out, self.layers, self.w0, self.w0_initial)
@@ -128,7 +138,11 @@ class COINAdapter(INRAdapter):
         return [f"net.{i}.linear.weight" for i in range(1, self.layers)]
 
     def storage(self, name: str, tensor: torch.Tensor) -> tuple:
-        return ("h",)  # COIN: model.half()
+        # COIN: model.half(). With bits < 16 (a baseline, not COIN as published) the tensors SINR would
+        # code are stored as per-tensor uniform integers instead, everything else stays float16.
+        if self.bits < 16 and name in self.sinr_tensor_names(None):
+            return ("q", self.bits)
+        return ("h",)
 
 
 def load_coin_checkpoint(source: str | os.PathLike | Mapping[str, torch.Tensor], *, w0: float = 30.0,

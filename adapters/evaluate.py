@@ -74,6 +74,11 @@ class EvalConfig:
         SINR ``k2 / k1``.
     with_sinr, without_sinr : bool
         Which paths to run.
+    baseline_bits : list of int
+        The bit-width search of the path without SINR (issue 7's fair baseline): one more rate point per
+        value, with the method's storage at that many bits (COIN: the hidden matrices as uniform integers,
+        16 = COIN's float16; INRIC: its per-tensor quantizer; COIN++: its latent quantizer, 2..8).
+        Empty: the method's own setting only. SHACIRA has no such knob and ignores it.
     inric_bits, inric_ff_dims, inric_encoding_scale, inric_l1
         INRIC's quantizer bits and positional encoding.
     inric_meta_steps : int
@@ -123,6 +128,7 @@ class EvalConfig:
     dictionary_ratio: float = 8.0
     with_sinr: bool = True
     without_sinr: bool = True
+    baseline_bits: list[int] = field(default_factory=list)
     inric_bits: int = 8
     inric_ff_dims: int = 16
     inric_encoding_scale: float = 1.4
@@ -267,6 +273,15 @@ def _prepare(method: str, adapter: INRAdapter, cfg: EvalConfig, *, progress: boo
     return adapter, {}
 
 
+def _baselines(method: str, adapter: INRAdapter, cfg: EvalConfig, point: str
+               ) -> list[tuple[INRAdapter, None, str]]:
+    """The without-SINR paths of one rate point: the method as configured, or one per ``baseline_bits``."""
+    if not cfg.baseline_bits or method == "shacira":
+        return [(adapter, None, point)]
+    return [(adapter.with_config({**adapter.config(), "bits": b}), None, f"{point},bits={b}")
+            for b in cfg.baseline_bits]
+
+
 def _fit(method: str, adapter: INRAdapter, signal: Signal, cfg: EvalConfig, progress: bool | None):
     if method == "coinpp":  # COIN++ fits a signal by its inner loop (the steps it was meta-learned for)
         return adapter.fit(signal, batch_size=cfg.batch_size, device=cfg.device, progress=progress, seed=cfg.seed)
@@ -304,35 +319,35 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
         for knob, value, adapter in rate_points(method, cfg):
             point = f"{knob}={value}"
             adapter, extra_cfg = _prepare(method, adapter, cfg, progress=progress, log=log, point=point, dev=dev)
-            config = {**adapter.config(), **extra_cfg}
             fit_steps = adapter.inner_steps if method == "coinpp" else cfg.steps
             for image_name, image in images.items():
                 signal = adapter.signal_from_image(image, name=image_name)
                 (model, fit_log), fit_s = _timed(lambda: _fit(method, adapter, signal, cfg, progress), dev)
                 psnr_fitted = adapter.psnr(model, signal)
-                paths: list[SINROptions | None] = []
+                paths: list[tuple[INRAdapter, SINROptions | None, str]] = []
                 if cfg.without_sinr:
-                    paths.append(None)
+                    paths += _baselines(method, adapter, cfg, point)
                 if cfg.with_sinr:
-                    paths += [SINROptions(sparsity=s, value_bits=b, dictionary_ratio=cfg.dictionary_ratio,
-                                          seed=cfg.seed, device=cfg.device)
+                    paths += [(adapter, SINROptions(sparsity=s, value_bits=b, dictionary_ratio=cfg.dictionary_ratio,
+                                                    seed=cfg.seed, device=cfg.device), point)
                               for s in cfg.sparsity for b in cfg.value_bits]
-                for opts in paths:
-                    (data, info), enc_s = _timed(lambda: adapter.compress_with_info(
+                for coder, opts, path_point in paths:
+                    (data, info), enc_s = _timed(lambda: coder.compress_with_info(
                         copy.deepcopy(model), signal, sinr=opts, finetune_steps=cfg.finetune_steps,
                         finetune_lr=cfg.finetune_lr, sinr_lr=cfg.sinr_lr, batch_size=cfg.batch_size,
                         progress=progress), dev)
-                    decoded, dec_s = _timed(lambda: adapter.decode(data, device=cfg.device), dev)
+                    decoded, dec_s = _timed(lambda: coder.decode(data, device=cfg.device), dev)
                     psnr = nets.psnr_8bit(torch.from_numpy(decoded), signal.unit_values().cpu())
                     info.pop("finetune_log", None)
-                    r = Result(method=method, with_sinr=opts is not None, image=image_name, config=config,
+                    r = Result(method=method, with_sinr=opts is not None, image=image_name,
+                               config={**coder.config(), **extra_cfg},
                                sinr=None if opts is None else opts.to_dict(), bytes=len(data), pixels=pixels,
                                bpp=8.0 * len(data) / pixels, psnr=psnr, psnr_fitted=psnr_fitted,
                                fit_seconds=fit_s, encode_seconds=enc_s, decode_seconds=dec_s,
                                steps=fit_steps, finetune_steps=cfg.finetune_steps, device=str(dev),
-                               extra={**info, "point": point, knob: value, "size": cfg.size})
+                               extra={**info, "point": path_point, knob: value, "size": cfg.size})
                     if streams_dir is not None:
-                        stem = f"{r.label}_{image_name}_{knob}{value}"
+                        stem = f"{r.label}_{image_name}_{path_point.replace('=', '').replace(',', '_')}"
                         if opts is not None:
                             stem += f"_s{opts.sparsity}_b{opts.value_bits}"
                         path = Path(streams_dir) / f"{stem}.sia"
@@ -340,7 +355,7 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
                         r.extra["stream"] = str(path)
                     results.append(r)
                     sinr_txt = "" if opts is None else f" s={opts.sparsity} bits={opts.value_bits}"
-                    log(f"{r.label:<12} {image_name:<10} {point:<10}{sinr_txt}: {r.bytes} B, "
+                    log(f"{r.label:<12} {image_name:<10} {path_point:<10}{sinr_txt}: {r.bytes} B, "
                         f"{r.bpp:.3f} bpp, {r.psnr:.2f} dB (fitted {psnr_fitted:.2f} dB; "
                         f"fit {fit_s:.1f}s, encode {enc_s:.1f}s, decode {dec_s:.2f}s)")
     return results
@@ -404,7 +419,7 @@ def markdown_table(results: Sequence[Result]) -> str:
     comparisons = rd.savings_report(rows)
     if comparisons:
         out += ("\nSINR against the method alone at equal PSNR (mean curves, Pareto fronts, log-bpp interpolated; "
-                "BD-rate < 0: fewer bits):\n\n| method | best saving | at PSNR (dB) | bpp with SINR | bpp without "
+                "BD-rate < 0: fewer bits; '>=': SINR is above the method's best PSNR at fewer bits, a lower bound):\n\n| method | best saving | at PSNR (dB) | bpp with SINR | bpp without "
                 "| SINR points compared | BD-rate |\n|---|---|---|---|---|---|---|\n")
         for c in comparisons:
             if c["best_saving"] is None:
@@ -414,7 +429,8 @@ def markdown_table(results: Sequence[Result]) -> str:
                         f"0 of {c['test_points']} | – |\n")
                 continue
             bd = "–" if c["bd_rate"] is None else f"{100 * c['bd_rate']:+.1f}%"
-            out += (f"| {c['method']} | {100 * c['best_saving']:+.1f}% | {c['at_quality']:.2f} | {c['at_rate']:.3f} | "
+            bound = ">= " if c["best_is_bound"] else ""
+            out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.2f} | {c['at_rate']:.3f} | "
                     f"{c['anchor_rate']:.3f} | {c['points_compared']} of {c['test_points']} | {bd} |\n")
     return out
 
@@ -473,7 +489,8 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
     env = environment(config.device if config else "auto")
     rows_summary = summary(results)
     doc = {"name": name, "description": description, "results": columns,
-           "summary": rows_summary, "sinr_savings": rd.savings_report(rows_summary), "config": config.to_dict() if config else None, "environment": env}
+           "summary": rows_summary, "sinr_savings": rd.savings_report(rows_summary),
+           "config": config.to_dict() if config else None, "environment": env}
     paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md",
              "png": out / "rd.png"}
     paths["json"].write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")

@@ -51,15 +51,24 @@ def rate_at(front: Sequence[Point], quality: float) -> float | None:
     return float(np.exp(np.interp(quality, qs, logr)))
 
 
-def savings(anchor: Iterable[Point], test: Iterable[Point]) -> list[dict[str, float]]:
+def savings(anchor: Iterable[Point], test: Iterable[Point]) -> list[dict[str, Any]]:
     """For each point of ``test``'s front inside ``anchor``'s quality range: the anchor's rate there and
-    ``saving = 1 - test_rate / anchor_rate`` (0.25: 25% fewer bits than the anchor at equal quality)."""
+    ``saving = 1 - test_rate / anchor_rate`` (0.25: 25% fewer bits than the anchor at equal quality).
+
+    A test point *above* the anchor's best quality at a lower rate than that best point dominates it:
+    it is listed with ``bound=True`` and the saving against the anchor's best point, a lower bound (the
+    anchor would need more than its top rate to reach that quality). Other points outside the range are
+    left out.
+    """
     a = pareto_front(anchor)
-    out = []
+    out: list[dict[str, Any]] = []
     for rate, q in pareto_front(test):
         ref = rate_at(a, q)
         if ref is not None:
-            out.append({"quality": q, "rate": rate, "anchor_rate": ref, "saving": 1.0 - rate / ref})
+            out.append({"quality": q, "rate": rate, "anchor_rate": ref, "saving": 1.0 - rate / ref, "bound": False})
+        elif a and q > a[-1][1] and rate < a[-1][0]:
+            out.append({"quality": q, "rate": rate, "anchor_rate": a[-1][0], "saving": 1.0 - rate / a[-1][0],
+                        "bound": True})
     return out
 
 
@@ -85,7 +94,8 @@ def savings_report(rows: Sequence[dict[str, Any]], *, rate: str = "bpp", quality
     saving of ``<method><suffix>`` against ``<method>`` at equal quality, where it is reached, how many
     of its front points fall inside the anchor's quality range, and the BD-rate.
 
-    A method whose SINR curve never reaches a quality the plain curve covers gets ``best_saving=None``.
+    A method whose SINR curve neither reaches a quality the plain curve covers nor dominates its best
+    point gets ``best_saving=None``; ``best_is_bound`` says the best saving is a lower bound.
     """
     curves: dict[str, list[Point]] = {}
     for d in rows:
@@ -99,6 +109,7 @@ def savings_report(rows: Sequence[dict[str, Any]], *, rate: str = "bpp", quality
         best = max(s, key=lambda d: d["saving"]) if s else None
         a = pareto_front(anchor)
         out.append({"method": name, "best_saving": None if best is None else best["saving"],
+                    "best_is_bound": None if best is None else best["bound"],
                     "at_quality": None if best is None else best["quality"],
                     "at_rate": None if best is None else best["rate"],
                     "anchor_rate": None if best is None else best["anchor_rate"],

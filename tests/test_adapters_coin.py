@@ -66,6 +66,23 @@ def test_plain_round_trip_and_byte_count(fitted):
     assert 8 * len(data) / SIZE**2 - n_params * 16 / SIZE**2 == pytest.approx(8 * (info["header_bytes"] + 5) / SIZE**2)
 
 
+def test_bits_baseline_quantizes_only_the_hidden_matrices(fitted):
+    adapter, signal, model, _ = fitted
+    assert "bits" not in adapter.config()  # COIN as published: its stream header is unchanged
+    low = adapter.with_config({**adapter.config(), "bits": 8})
+    assert low.config()["bits"] == 8
+    assert [low.storage(n, None) for n in ("net.1.linear.weight", "net.1.linear.bias", "net.0.linear.weight")] \
+        == [("q", 8), ("h",), ("h",)]
+    plain = adapter.compress(copy.deepcopy(model), signal, progress=False)
+    data, info = low.compress_with_info(copy.deepcopy(model), signal, finetune_steps=5, progress=False)
+    assert len(data) < len(plain) - 16 * 16  # 256 weights at <= 8 bits instead of 16, Brotli on top
+    dec = low.decompress(data)
+    assert low.psnr(dec.model, signal) == pytest.approx(info["psnr_finetuned"], abs=1e-6)
+    assert low.psnr(dec.model, signal) > adapter.psnr(model, signal) - 1.0
+    with pytest.raises(ValueError, match="bits"):
+        COINAdapter(bits=17)
+
+
 def test_sinr_round_trip(fitted):
     from sinr_codecs.sparse import SparseCode
 

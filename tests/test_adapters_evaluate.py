@@ -111,6 +111,16 @@ def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
     assert "log2_table_size=5" in capsys.readouterr().out
 
 
+def test_baseline_bits_give_the_method_without_sinr_a_bit_width_search():
+    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, widths=[6], layers=3, steps=20,
+                     finetune_steps=2, baseline_bits=[6, 10, 16], with_sinr=False, threads=1)
+    results = run(cfg, progress=False, log=lambda m: None)
+    assert [r.extra["point"] for r in results] == ["width=6,bits=6", "width=6,bits=10", "width=6,bits=16"]
+    assert [r.config.get("bits", 16) for r in results] == [6, 10, 16]
+    assert results[0].bytes < results[1].bytes < results[2].bytes
+    assert len(summary(results)) == 3   # three rate points, not one
+
+
 def test_coinpp_meta_learns_on_held_out_images_only():
     cfg = EvalConfig(methods=["coinpp"], images=["astronaut"], size=16, coinpp_latent_dims=[4], coinpp_width=8,
                      coinpp_layers=3, coinpp_patch=8, coinpp_meta_steps=2, coinpp_meta_batch=2,

@@ -26,10 +26,13 @@ def test_rate_at_interpolates_in_log_rate_and_never_extrapolates():
 
 def test_savings_and_bd_rate_of_a_curve_needing_three_quarters_of_the_bits():
     anchor = curve(1.0, [20, 24, 28, 32])
-    test = curve(0.75, [22, 26, 30, 34])   # the last point is above the anchor's range: not compared
+    test = curve(0.75, [22, 26, 30, 34])   # the last point is above the anchor's range
     s = rd.savings(anchor, test)
-    assert [d["quality"] for d in s] == [22, 26, 30]
-    assert all(d["saving"] == pytest.approx(0.25) for d in s)
+    assert [d["quality"] for d in s] == [22, 26, 30, 34]
+    assert all(d["saving"] == pytest.approx(0.25) for d in s[:3]) and not any(d["bound"] for d in s[:3])
+    # 34 dB at a lower rate than the anchor's 32-dB point: dominates it, saving at least 1 - 3.78/4
+    assert s[3]["bound"] and s[3]["saving"] == pytest.approx(1 - 0.75 * 2 ** (14 / 6) / 4)
+    assert rd.savings(anchor, curve(2.0, [34])) == []   # above the range but costlier: no statement
     assert rd.bd_rate(anchor, test) == pytest.approx(-0.25)
     assert rd.bd_rate(test, anchor) == pytest.approx(1 / 0.75 - 1)
     assert rd.bd_rate(anchor, curve(1.0, [40, 44])) is None   # no overlap in quality
