@@ -72,6 +72,10 @@ def _sparsity(text: str) -> int | float:
     return value
 
 
+def _value_bits(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive(int)(text)
+
+
 def _positive(kind: type) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -224,8 +228,9 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--sparsity", type=_sparsity, metavar="S",
                    help="atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1) "
                         "(default: the codec's, 0.25)")
-    g.add_argument("--value-bits", type=_positive(int), metavar="B",
-                   help="bits per quantized coefficient (default: the preset's, 8; 16 for --preset paper)")
+    g.add_argument("--value-bits", type=_value_bits, metavar="B",
+                   help="bits per quantized coefficient, or 'auto' with --max-rel-error: the bits giving the "
+                        "smallest stream that meets the bound (default: the preset's, 8; 16 for --preset paper)")
     g.add_argument("--dictionary-ratio", type=_positive(float), metavar="R",
                    help="dictionary width over vector length, k2/k1 (default: the codec's, 8.0)")
     g.add_argument("--max-rel-error", type=_positive(float), metavar="E",

@@ -31,7 +31,10 @@ from . import entropy, quantize
 from .layout import LAYOUTS
 from .sparse import SparseCode, resolve_device
 
-__all__ = ["PRESETS", "SINR", "relative_error"]
+__all__ = ["AUTO_VALUE_BITS", "PRESETS", "SINR", "relative_error"]
+
+AUTO_VALUE_BITS: tuple[int, ...] = (6, 8, 10, 12, 16)
+"""The value bits ``value_bits="auto"`` tries."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": {"value_bits": 8, "index_coding": "delta", "entropy": "brotli"},
@@ -73,8 +76,10 @@ class SINR(Codec):
         k2 directly; overrides ``dictionary_ratio``.
     seed : int, default 0
         Dictionary seed (0 <= seed < 2**64); stored in the stream.
-    value_bits : int, optional
+    value_bits : int or "auto", optional
         Uniform quantizer bits for the nonzero values (2..24). Unset: the preset's (8; 16 for "paper").
+        ``"auto"`` (needs ``max_rel_error``): encode with each of :data:`AUTO_VALUE_BITS` and keep the
+        smallest stream that meets the bound (auto-tuning; encoding costs that many fits).
     layout : {"auto", "rows", "blocks", "flat"}, default "auto"
         How vectors are formed: rows along the last axis, ``block_size``-long blocks of the flattened
         array, or the whole array as one vector (the paper's rule for k x k layers with k < 50).
@@ -139,8 +144,14 @@ class SINR(Codec):
         self.dictionary_ratio = _parse_positive("dictionary_ratio", dictionary_ratio, minimum=1.0)
         self.dictionary_size = None if dictionary_size is None else _parse_int("dictionary_size", dictionary_size, 2)
         self.seed = _parse_int("seed", seed, 0, (1 << 64) - 1)
-        quantize.check_bits(value_bits)
-        self.value_bits = int(value_bits)
+        if value_bits == "auto":
+            if max_rel_error is None:
+                raise ValueError("value_bits='auto' searches the bits that meet max_rel_error with the smallest "
+                                 "stream: set max_rel_error too (or give value_bits as an integer)")
+            self.value_bits: int | str = "auto"
+        else:
+            quantize.check_bits(value_bits)
+            self.value_bits = int(value_bits)
         if layout not in _LAYOUT_CHOICES:
             raise ValueError(f"layout must be one of {_LAYOUT_CHOICES}, got {layout!r}")
         self.layout = layout
@@ -169,13 +180,30 @@ class SINR(Codec):
     def encode(self, buf: Any) -> bytes:
         """Compress ``buf`` (see the module contract) to a self-describing stream."""
         arr = self._as_array(buf)
+        if self.value_bits != "auto":
+            return self._encode(arr, int(self.value_bits))
+        best: bytes | None = None
+        failures = []
+        for bits in AUTO_VALUE_BITS:  # each stream meets the bound by construction; keep the smallest
+            try:
+                data = self._encode(arr, bits)
+            except ValueError as exc:  # this many bits cannot meet the bound
+                failures.append(f"{bits} bits: {exc}")
+                continue
+            if best is None or len(data) < len(best):
+                best = data
+        if best is None:
+            raise ValueError("no value_bits in " + str(AUTO_VALUE_BITS) + " meets max_rel_error: " + "; ".join(failures))
+        return best
+
+    def _encode(self, arr: np.ndarray, value_bits: int) -> bytes:
         code = SparseCode.fit(
             arr, sparsity=self.sparsity, dictionary_ratio=self.dictionary_ratio,
             dictionary_size=self.dictionary_size, seed=self.seed, layout=self.layout,
-            block_size=self.block_size, max_rel_error=self.max_rel_error, value_bits=self.value_bits,
+            block_size=self.block_size, max_rel_error=self.max_rel_error, value_bits=value_bits,
             device=resolve_device(self.device))
         granularity = "vector" if self.max_rel_error is not None else "tensor"
-        return code.to_bytes(value_bits=self.value_bits, entropy=self.entropy,
+        return code.to_bytes(value_bits=value_bits, entropy=self.entropy,
                              index_coding=self.index_coding, granularity=granularity)
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:

@@ -105,8 +105,9 @@ class SINRCodec(ArrayBytesCodec):
         Fixed dictionary width ``k2``.
     seed : int, default 0
         Seed of the dictionary generator.
-    value_bits : int, optional
-        Bits per quantized coefficient (unset: the preset's, 8; 16 for ``preset="paper"``).
+    value_bits : int or "auto", optional
+        Bits per quantized coefficient (unset: the preset's, 8; 16 for ``preset="paper"``); ``"auto"``
+        with ``max_rel_error``: the bits that give the smallest stream meeting the bound.
     layout : {"auto", "rows", "blocks", "flat"}, default "auto"
         How vectors are formed inside a chunk: rows along the last axis, ``block_size``-long pieces of
         the flattened chunk, or the whole chunk as one vector.
@@ -132,7 +133,7 @@ class SINRCodec(ArrayBytesCodec):
     dictionary_ratio: float = 8.0
     dictionary_size: int | None = None
     seed: int = 0
-    value_bits: int | None = None
+    value_bits: int | str | None = None
     layout: str = "auto"
     block_size: int | None = None
     max_rel_error: float | None = None
@@ -148,7 +149,7 @@ class SINRCodec(ArrayBytesCodec):
         dictionary_ratio: float = 8.0,
         dictionary_size: int | None = None,
         seed: int = 0,
-        value_bits: int | None = None,
+        value_bits: int | str | None = None,
         layout: str = "auto",
         block_size: int | None = None,
         max_rel_error: float | None = None,

@@ -260,3 +260,22 @@ def test_presets_fill_only_the_unset_options():
     # the paper's pipeline spends about twice the bits (16-bit values, unsorted 16-bit indices)
     assert len(b) > 1.5 * len(a)
     assert SINRCodec(preset="paper").to_dict()["configuration"]["value_bits"] == 16
+
+
+def test_auto_value_bits_keeps_the_smallest_stream_that_meets_the_bound():
+    from sinr_codecs.codec import AUTO_VALUE_BITS
+
+    w = np.random.default_rng(4).standard_normal((32, 128)).astype(np.float32)
+    auto = SINR(max_rel_error=0.05, value_bits="auto", device="cpu")
+    enc = auto.encode(w)
+    assert relative_error(w, auto.decode(enc)) <= 0.05
+    sizes = []
+    for bits in AUTO_VALUE_BITS:
+        try:
+            sizes.append(len(SINR(max_rel_error=0.05, value_bits=bits, device="cpu").encode(w)))
+        except ValueError:
+            pass
+    assert len(enc) == min(sizes)
+    assert numcodecs.get_codec(auto.get_config()).value_bits == "auto"
+    with pytest.raises(ValueError, match="max_rel_error"):
+        SINR(value_bits="auto")
