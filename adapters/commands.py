@@ -110,6 +110,9 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="bit-width search of the path without SINR, the fair baseline: coin's hidden matrices "
                         "as B-bit uniform integers (16: COIN's float16), inric's quantizer, coinpp's latent "
                         "quantizer (default: each method's own setting; shacira ignores it)")
+    p.add_argument("--target-psnr", type=float, metavar="DB",
+                   help="also report the smallest stream reaching this PSNR per method and image, with and "
+                        "without SINR (auto-tuning over the paths run)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--no-sinr", action="store_true", help="only the methods as published")
     g.add_argument("--sinr-only", action="store_true", help="only the methods with SINR")
@@ -156,7 +159,7 @@ def _config_from_args(args: argparse.Namespace):
         steps=args.steps, lr=args.lr, batch_size=args.batch_size, finetune_steps=args.finetune_steps,
         finetune_lr=args.finetune_lr, sinr_lr=args.sinr_lr, sparsity=args.sparsity, value_bits=args.value_bits,
         dictionary_ratio=args.dictionary_ratio, with_sinr=not args.no_sinr, without_sinr=not args.sinr_only,
-        baseline_bits=args.baseline_bits,
+        baseline_bits=args.baseline_bits, target_psnr=args.target_psnr,
         inric_bits=args.inric_bits, inric_ff_dims=args.inric_ff_dims,
         inric_encoding_scale=args.inric_encoding_scale, inric_l1=args.inric_l1,
         inric_meta_steps=args.inric_meta_steps,
@@ -175,7 +178,7 @@ def _run(cfg, args: argparse.Namespace, *, name: str, default_out: str) -> int:
     if args.json:
         sys.stdout.write(paths["json"].read_text())
     else:
-        sys.stdout.write(markdown_table(results))
+        sys.stdout.write(markdown_table(results, target_psnr=cfg.target_psnr))
     sys.stdout.flush()
     print(f"wrote {', '.join(str(p) for p in paths.values())}", file=sys.stderr)
     return 0

@@ -79,6 +79,9 @@ class EvalConfig:
         value, with the method's storage at that many bits (COIN: the hidden matrices as uniform integers,
         16 = COIN's float16; INRIC: its per-tensor quantizer; COIN++: its latent quantizer, 2..8).
         Empty: the method's own setting only. SHACIRA has no such knob and ignores it.
+    target_psnr : float or None
+        Also report, per method and image, the smallest stream reaching this PSNR (dB) with and without
+        SINR among the paths run (:func:`sinr_adapters.tune.smallest_meeting`).
     inric_bits, inric_ff_dims, inric_encoding_scale, inric_l1
         INRIC's quantizer bits and positional encoding.
     inric_meta_steps : int
@@ -129,6 +132,7 @@ class EvalConfig:
     with_sinr: bool = True
     without_sinr: bool = True
     baseline_bits: list[int] = field(default_factory=list)
+    target_psnr: float | None = None
     inric_bits: int = 8
     inric_ff_dims: int = 16
     inric_encoding_scale: float = 1.4
@@ -398,8 +402,9 @@ def _fmt(v: Any, nd: int = 2) -> str:
     return str(v)
 
 
-def markdown_table(results: Sequence[Result]) -> str:
-    """Per-image table, then the mean over images per rate point."""
+def markdown_table(results: Sequence[Result], *, target_psnr: float | None = None) -> str:
+    """Per-image table, the mean over images per rate point, SINR's saving at equal PSNR and, with
+    ``target_psnr``, the smallest stream reaching it per method and image."""
     head = ("| method | image | rate point | sparsity | value bits | bytes | bpp | PSNR (dB) | fitted PSNR (dB) "
             "| fit s | encode s | decode s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
@@ -432,6 +437,16 @@ def markdown_table(results: Sequence[Result]) -> str:
             bound = ">= " if c["best_is_bound"] else ""
             out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.2f} | {c['at_rate']:.3f} | "
                     f"{c['anchor_rate']:.3f} | {c['points_compared']} of {c['test_points']} | {bd} |\n")
+    if target_psnr is not None:
+        from .tune import smallest_meeting
+
+        out += (f"\nSmallest stream reaching {target_psnr:g} dB (among the paths run):\n\n| method | image | bytes "
+                "without SINR | its point | bytes with SINR | its point | saving |\n"
+                "|---|---|---|---|---|---|---|\n")
+        for t in smallest_meeting(results, target_psnr):
+            sav = "–" if t["saving"] is None else f"{100 * t['saving']:+.1f}%"
+            out += (f"| {t['method']} | {t['image']} | {_fmt(t['plain_bytes'])} | {_fmt(t['plain_point'])} | "
+                    f"{_fmt(t['sinr_bytes'])} | {_fmt(t['sinr_point'])} | {sav} |\n")
     return out
 
 
@@ -491,6 +506,10 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
     doc = {"name": name, "description": description, "results": columns,
            "summary": rows_summary, "sinr_savings": rd.savings_report(rows_summary),
            "config": config.to_dict() if config else None, "environment": env}
+    if config is not None and config.target_psnr is not None:
+        from .tune import smallest_meeting
+
+        doc["target"] = smallest_meeting(results, config.target_psnr)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md",
              "png": out / "rd.png"}
     paths["json"].write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")
@@ -501,7 +520,9 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
         writer.writerows(flat)
     machine = f"{env['device']}" + (f" ({env['gpu']})" if "gpu" in env else
                                     f", {env['cpu_count']} CPU cores, {env['torch_threads']} torch threads")
-    md = f"# {name}\n\n{description}.\n\nMachine: {machine}; torch {env['torch']}.\n\n" + markdown_table(results)
+    target = config.target_psnr if config else None
+    md = (f"# {name}\n\n{description}.\n\nMachine: {machine}; torch {env['torch']}.\n\n"
+          + markdown_table(results, target_psnr=target))
     paths["md"].write_text(md)
     title = None
     if config is not None:

@@ -25,7 +25,8 @@ def _restore_threads():
 
 def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
     out = tmp_path / "rd"
-    status = commands.main_evaluate(["--method", "coin,inric", *TINY, "--out", str(out), "--save-streams"])
+    status = commands.main_evaluate(["--method", "coin,inric", *TINY, "--out", str(out), "--save-streams",
+                                     "--target-psnr", "5"])
     assert status == 0
     table = capsys.readouterr().out
     assert table.startswith("| method | image |") and "coin+sinr" in table and "inric+sinr" in table
@@ -33,6 +34,8 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
     assert {"name", "description", "results"} <= set(doc)
     assert [c["method"] for c in doc["sinr_savings"]] == ["coin", "inric"]
     assert "SINR against the method alone at equal PSNR" in table
+    assert "Smallest stream reaching 5 dB" in table
+    assert [(t["method"], t["plain_bytes"] is not None) for t in doc["target"]] == [("coin", True), ("inric", True)]
     res = doc["results"]
     assert sorted(res["label"]) == ["coin", "coin+sinr", "inric", "inric+sinr"]
     assert len(res["bpp"]) == len(res["psnr"]) == 4
