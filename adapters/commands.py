@@ -109,7 +109,7 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline-bits", type=_list(int), default=[], metavar="B[,B]",
                    help="bit-width search of the path without SINR, the fair baseline: coin's hidden matrices "
                         "as B-bit uniform integers (16: COIN's float16), inric's quantizer, coinpp's latent "
-                        "quantizer (default: each method's own setting; shacira ignores it)")
+                        "quantizer, shacira's MLP (mlp_bits: 32, 16 or 2..15) (default: each method's own setting)")
     p.add_argument("--target-psnr", type=float, metavar="DB",
                    help="also report the smallest stream reaching this PSNR per method and image, with and "
                         "without SINR (auto-tuning over the paths run)")

@@ -42,6 +42,8 @@ __all__ = ["METHODS", "RATE_KNOBS", "EvalConfig", "environment", "markdown_table
 METHODS = ("coin", "inric", "coinpp", "shacira")
 RATE_KNOBS = {"coin": "width", "inric": "width", "coinpp": "latent_dim", "shacira": "log2_table_size"}
 """The configuration knob each method's rate points sweep (one curve point per value)."""
+BITS_KEYS = {"coin": "bits", "inric": "bits", "coinpp": "bits", "shacira": "mlp_bits"}
+"""The configuration key of each method's storage bits (the fair baseline's bit-width search)."""
 
 
 @dataclass(kw_only=True)
@@ -77,8 +79,9 @@ class EvalConfig:
     baseline_bits : list of int
         The bit-width search of the path without SINR (issue 7's fair baseline): one more rate point per
         value, with the method's storage at that many bits (COIN: the hidden matrices as uniform integers,
-        16 = COIN's float16; INRIC: its per-tensor quantizer; COIN++: its latent quantizer, 2..8).
-        Empty: the method's own setting only. SHACIRA has no such knob and ignores it.
+        16 = COIN's float16; INRIC: its per-tensor quantizer; COIN++: its latent quantizer, 2..8;
+        SHACIRA: its decoder and MLP, ``mlp_bits``: 32/16 floats or 2..15 uniform integers).
+        Empty: the method's own setting only.
     target_psnr : float or None
         Also report, per method and image, the smallest stream reaching this PSNR (dB) with and without
         SINR among the paths run (:func:`sinr_adapters.tune.smallest_meeting`).
@@ -280,9 +283,10 @@ def _prepare(method: str, adapter: INRAdapter, cfg: EvalConfig, *, progress: boo
 def _baselines(method: str, adapter: INRAdapter, cfg: EvalConfig, point: str
                ) -> list[tuple[INRAdapter, None, str]]:
     """The without-SINR paths of one rate point: the method as configured, or one per ``baseline_bits``."""
-    if not cfg.baseline_bits or method == "shacira":
+    if not cfg.baseline_bits:
         return [(adapter, None, point)]
-    return [(adapter.with_config({**adapter.config(), "bits": b}), None, f"{point},bits={b}")
+    key = BITS_KEYS[method]
+    return [(adapter.with_config({**adapter.config(), key: b}), None, f"{point},{key}={b}")
             for b in cfg.baseline_bits]
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import struct
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -53,6 +54,8 @@ from .base import (
     SINROptions,
     image_array,
     sparse_tensor_from_bytes,
+    uniform_dequantize,
+    uniform_quantize,
     write_section,
     write_varint,
 )
@@ -332,8 +335,10 @@ class SHACIRAAdapter(INRAdapter):
     dim_out : int, default 3
     rate_weight : float, default 2e-4
         ``lambda`` of the entropy penalty (MSE in [0, 1] units + lambda * bits per pixel).
-    mlp_bits : {32, 16}, default 32
-        Storage of the decoder and the MLP (and of the tensors SINR leaves alone).
+    mlp_bits : int, default 32
+        Storage of the decoder and the MLP (and of the tensors SINR leaves alone): 32 or 16 (floats; SHACIRA
+        counts fp32), or 2..15 (per-tensor uniform integers + Brotli, quantization-aware fine-tuned: a
+        fair baseline for SINR, not SHACIRA as published).
     entropy : {"auto", "rans", "brotli"}, default "auto"
         Entropy coder of the integer latents.
     sinr_latents : bool, default False
@@ -367,8 +372,8 @@ class SHACIRAAdapter(INRAdapter):
             raise ValueError(f"log2_table_size must be in 2..24, got {log2_table_size}")
         if int(hidden_layers) < 0 or float(rate_weight) < 0:
             raise ValueError("hidden_layers and rate_weight must be >= 0")
-        if int(mlp_bits) not in (16, 32):
-            raise ValueError(f"mlp_bits must be 16 or 32, got {mlp_bits}")
+        if not (int(mlp_bits) == 32 or 2 <= int(mlp_bits) <= 16):
+            raise ValueError(f"mlp_bits must be 32, 16, or 2..15 (uniform integers), got {mlp_bits}")
         if entropy not in ("auto", "rans", "brotli"):
             raise ValueError(f"entropy must be 'auto', 'rans' or 'brotli', got {entropy!r}")
         self.levels = int(levels)
@@ -423,7 +428,7 @@ class SHACIRAAdapter(INRAdapter):
         return (["grid.latents"] if self.sinr_latents else []) + names
 
     def storage(self, name: str, tensor: torch.Tensor) -> tuple:
-        return ("f",) if self.mlp_bits == 32 else ("h",)
+        return ("f",) if self.mlp_bits == 32 else ("h",) if self.mlp_bits == 16 else ("q", self.mlp_bits)
 
     def sinr_layout(self, name: str, sinr: SINROptions) -> tuple[str, int | None]:
         """The latent tables (one long column) are cut into blocks of ``block_size`` (default 64) under
@@ -524,6 +529,13 @@ class SHACIRAAdapter(INRAdapter):
                     info["latent_coder"] = "rans" if blob[0] == CODERS["rans"] else "brotli"
                     buf.write(blob)
                     split["latent_bytes"] += buf.tell() - n0
+                elif specs[k][0] == "q":  # per-tensor uniform integers: bits, step, Brotli section
+                    bits = int(specs[k][1])
+                    q, step = uniform_quantize(trainable[k].detach().cpu(), bits)
+                    buf.write(struct.pack("<Bf", bits, step))
+                    ints = (q.numpy() + 2 ** (bits - 1) - 1).astype("<u1" if bits <= 8 else "<u2")
+                    write_section(buf, brotli.compress(ints.tobytes(), quality=11))
+                    split["float_bytes"] += buf.tell() - n0
                 else:
                     dtype = "<f4" if specs[k][0] == "f" else "<f2"
                     buf.write(trainable[k].detach().cpu().numpy().astype(dtype).tobytes())
@@ -585,6 +597,20 @@ class SHACIRAAdapter(INRAdapter):
                 else:
                     raise StreamError(f"unknown latent coder id {coder}")
                 tensors[k] = torch.from_numpy(q.astype(np.float32)).reshape(shape)
+            elif adapter.mlp_bits < 16:
+                bits, step = struct.unpack("<Bf", r.take(5))
+                if bits != adapter.mlp_bits or not (math.isfinite(step) and step > 0):
+                    raise StreamError(f"bad quantizer parameters for {k!r}")
+                width = 1 if bits <= 8 else 2
+                try:  # never let a corrupt stream expand beyond the tensor's size
+                    raw = brotli.Decompressor().process(r.section(), output_buffer_limit=width * numel + 1)
+                except brotli.error as exc:
+                    raise StreamError(f"corrupt integer section of {k!r}: {exc}") from exc
+                if len(raw) != width * numel:
+                    raise StreamError(f"integer section of {k!r} holds {len(raw)} bytes, expected {width * numel}")
+                ints = np.frombuffer(raw, dtype="<u1" if width == 1 else "<u2").astype(np.int64)
+                q = torch.from_numpy(ints - (2 ** (bits - 1) - 1)).reshape(shape)
+                tensors[k] = uniform_dequantize(q, step).float()
             else:
                 width = 4 if adapter.mlp_bits == 32 else 2
                 arr = np.frombuffer(r.take(width * numel), dtype="<f4" if width == 4 else "<f2").astype(np.float32)

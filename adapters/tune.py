@@ -65,7 +65,7 @@ def compress_to_target(adapter: INRAdapter, model: torch.nn.Module, signal: Sign
     ----------
     sinr : bool, default True
         Search SINR's ``sparsities`` × ``value_bits`` × ``dictionary_ratios``; ``False``: the method's own
-        storage over ``bits`` (adapters with a ``bits`` configuration key: COIN, INRIC, COIN++).
+        storage over ``bits`` (the ``bits`` configuration key of COIN, INRIC, COIN++; SHACIRA's ``mlp_bits``).
     finetune_steps, compress_kw
         Passed to ``adapter.compress`` for every candidate (the same budget for each).
 
@@ -96,14 +96,15 @@ def compress_to_target(adapter: INRAdapter, model: torch.nn.Module, signal: Sign
                     if attempt(adapter, opts, opts.to_dict()):
                         break  # more atoms at these bits only cost more
     else:
-        if "bits" not in adapter.config() and not hasattr(adapter, "bits"):
+        key = "mlp_bits" if "mlp_bits" in adapter.config() else "bits"
+        if key not in adapter.config() and not hasattr(adapter, key):
             raise ValueError(f"{type(adapter).__name__} has no 'bits' setting to search; use sinr=True")
         for b in sorted(bits):
             try:
-                coder = adapter.with_config({**adapter.config(), "bits": b})
+                coder = adapter.with_config({**adapter.config(), key: b})
             except ValueError:  # outside this method's range (e.g. COIN++: 2..8)
                 continue
-            if attempt(coder, None, {"bits": b}):
+            if attempt(coder, None, {key: b}):
                 break  # more bits only cost more
     if best is None:
         return TuneResult(None, None, None, tried)

@@ -109,7 +109,7 @@ def test_protocol_and_config():
     with pytest.raises(ValueError):
         small(entropy="zip")
     with pytest.raises(ValueError):
-        small(mlp_bits=8)
+        small(mlp_bits=24)
 
 
 def test_fitting_improves_and_rate_penalty_bites(fitted):
@@ -147,6 +147,22 @@ def test_half_precision_mlp(fitted):
     half = SHACIRAAdapter(**{**adapter.config(), "mlp_bits": 16})
     data, info = half.compress_with_info(copy.deepcopy(model), signal, finetune_steps=5, progress=False)
     assert half.psnr(half.decompress(data).model, signal) == pytest.approx(info["psnr_finetuned"], abs=1e-5)
+
+
+def test_integer_mlp_baseline(fitted):
+    """mlp_bits < 16: the decoder and MLP as per-tensor uniform integers (the harness's fair baseline)."""
+    adapter, signal, model, _ = fitted
+    full = adapter.compress(copy.deepcopy(model), signal, progress=False)
+    q8 = SHACIRAAdapter(**{**adapter.config(), "mlp_bits": 8})
+    data, info = q8.compress_with_info(copy.deepcopy(model), signal, finetune_steps=5, progress=False)
+    assert len(data) < len(full) and info["float_bytes"] < 0.5 * (len(full) - info["latent_bytes"])
+    dec = q8.decompress(data)
+    assert q8.psnr(dec.model, signal) == pytest.approx(info["psnr_finetuned"], abs=1e-4)
+    assert q8.psnr(dec.model, signal) > adapter.psnr(model, signal) - 1.5
+    bad = bytearray(data)
+    bad[info["header_bytes"] + info["latent_bytes"]] ^= 0x7F  # the first tensor's bit count
+    with pytest.raises(StreamError):
+        q8.decompress(bytes(bad))
 
 
 @pytest.mark.parametrize("sinr_latents", [False, True])
