@@ -100,9 +100,9 @@ def test_brotli_bomb_section_is_refused(monkeypatch):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data())
-def test_fuzz_bitflips_and_truncation(data):
-    s = bytearray(FUZZ_BASE)
+@given(data=st.data(), base=st.sampled_from(["brotli", "rans"]))
+def test_fuzz_bitflips_and_truncation(data, base):
+    s = bytearray(FUZZ_BASE if base == "brotli" else FUZZ_BASE_RANS)
     n = data.draw(st.integers(1, 8))
     for _ in range(n):
         i = data.draw(st.integers(0, len(s) - 1))
@@ -126,6 +126,7 @@ def test_fuzz_random_bytes(blob):
 
 
 FUZZ_BASE = SINR(sparsity=3, value_bits=8, **CPU).encode(gaussian((3, 50), seed=11))
+FUZZ_BASE_RANS = SINR(sparsity=3, value_bits=8, entropy="rans", **CPU).encode(gaussian((3, 50), seed=11))
 
 
 # ---- frozen streams: written once by an earlier release, decoded again on every run ----------
@@ -135,6 +136,8 @@ FIXTURE_CASES = {
     "blocks_be_f4": (lambda: gaussian((500,), ">f4", seed=23), dict(layout="blocks", block_size=50, sparsity=10)),
     "flat_f16": (lambda: gaussian((7, 7), "float16", seed=24), dict(value_bits=10, index_coding="raw")),
     "fortran_raw": (lambda: np.asfortranarray(gaussian((10, 64), seed=25)), dict(entropy="raw", sparsity=0.5)),
+    "rows_rans": (lambda: gaussian((12, 64), seed=26), dict(entropy="rans", value_bits=8, sparsity=0.3)),
+    "bounded_rans": (lambda: gaussian((6, 80), seed=27), dict(entropy="rans", value_bits=10, max_rel_error=0.05)),
 }
 
 
