@@ -10,8 +10,8 @@ penalty**: the bits of the rounded latents under a learned per-level logistic pr
 scale), ``loss = MSE + rate_weight * bits / pixels``. Storage: the rounded latents, entropy-coded per
 level; the decoder and the MLP at full precision (SHACIRA counts its MLP at 32 bits).
 
-Our entropy coder for the latents (``entropy``): ``"rans"``, a static range-ANS coder with each level's
-empirical histogram stored in the stream (what SHACIRA's torchac coding with an empirical CDF does);
+Our entropy coder for the latents (``entropy``): ``"rans"``, the core's static rANS (:mod:`sinr_codecs.rans`),
+one section per level with that level's empirical histogram stored in the stream (what SHACIRA's torchac coding with an empirical CDF does);
 ``"brotli"``, Brotli over the zigzag-coded integers; ``"auto"`` (default) writes whichever is shorter.
 ``bpp = 8 * len(stream) / pixels`` counts everything a decoder needs: our header, the latents (with their
 histograms), the decoder and the MLP. The prior is a training device only and is not stored.
@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sinr_codecs import rans
 from sinr_codecs.errors import StreamError
 
 from . import nets
@@ -162,11 +163,8 @@ class SHACIRANet(nn.Module):
 # entropy coding of the integer latents
 # --------------------------------------------------------------------------------------------------
 
-RANS_L = 1 << 23
-RANS_SCALE = 16
-RANS_M = 1 << RANS_SCALE
-RANS_MAX_SYMBOLS = 4096
 CODERS = {"brotli": 0, "rans": 1}
+_MAX_LATENT = 32767  # latents are stored as 16-bit zigzag integers by the Brotli coder
 
 
 def _zigzag(q: np.ndarray) -> np.ndarray:
@@ -179,102 +177,23 @@ def _unzigzag(u: np.ndarray) -> np.ndarray:
     return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
 
 
-def _normalize(counts: np.ndarray) -> np.ndarray:
-    """Frequencies summing to :data:`RANS_M`, every used symbol at least 1."""
-    counts = counts.astype(np.int64)
-    total = int(counts.sum())
-    f = np.where(counts > 0, np.maximum(1, (counts * RANS_M) // max(total, 1)), 0)
-    diff = RANS_M - int(f.sum())
-    order = np.argsort(-f, kind="stable")
-    i = 0
-    while diff != 0:  # hand the rounding error to the largest frequencies, keeping each >= 1
-        k = order[i % len(order)]
-        if diff > 0:
-            f[k] += diff
-            diff = 0
-        elif f[k] > 1:
-            take = min(-diff, int(f[k]) - 1)
-            f[k] -= take
-            diff += take
-        i += 1
-    return f
-
-
-def rans_encode(levels: Sequence[np.ndarray]) -> bytes | None:
-    """Static rANS coding of integer arrays, one empirical histogram per array (``None`` when an
-    array's alphabet is wider than :data:`RANS_MAX_SYMBOLS`).
-
-    Layout: per array ``varint zigzag(min) | varint n_symbols | n_symbols varints: frequency`` (summing
-    to ``2**16``), then ``varint m | m bytes``: the 32-bit final state (little-endian) followed by the
-    renormalisation bytes in decoding order.
-    """
-    head = io.BytesIO()
-    tables = []
+def rans_encode(levels: Sequence[np.ndarray]) -> bytes:
+    """The integer latents, one :mod:`sinr_codecs.rans` section per level (each with its own empirical
+    histogram): ``varint length | rANS stream`` per level."""
+    buf = io.BytesIO()
     for q in levels:
-        q = np.asarray(q, dtype=np.int64).reshape(-1)
-        lo = int(q.min()) if q.size else 0
-        hi = int(q.max()) if q.size else 0
-        if hi - lo + 1 > RANS_MAX_SYMBOLS:
-            return None
-        freq = _normalize(np.bincount(q - lo, minlength=hi - lo + 1)) if q.size else np.array([RANS_M])
-        cum = np.concatenate([[0], np.cumsum(freq)[:-1]])
-        write_varint(head, int(_zigzag(np.array([lo]))[0]))
-        write_varint(head, len(freq))
-        for v in freq:
-            write_varint(head, int(v))
-        tables.append((q - lo, freq, cum))
-    out = bytearray()
-    x = RANS_L
-    for sym, freq, cum in reversed(tables):
-        fs = freq[sym].tolist()
-        cs = cum[sym].tolist()
-        for f, c in zip(reversed(fs), reversed(cs)):
-            x_max = ((RANS_L >> RANS_SCALE) << 8) * f
-            while x >= x_max:
-                out.append(x & 0xFF)
-                x >>= 8
-            x = ((x // f) << RANS_SCALE) + (x % f) + c
-    body = x.to_bytes(4, "little") + bytes(reversed(out))
-    write_varint(head, len(body))
-    return head.getvalue() + body
+        write_section(buf, rans.encode(np.asarray(q, dtype=np.int64).reshape(-1)))
+    return buf.getvalue()
 
 
 def rans_decode(r: Reader, counts: Sequence[int]) -> list[np.ndarray]:
-    """Inverse of :func:`rans_encode` for arrays of ``counts`` elements (reads from ``r``)."""
-    tables = []
-    for _ in counts:
-        lo = int(_unzigzag(np.array([r.varint(limit=1 << 40)]))[0])
-        n = r.varint(limit=RANS_MAX_SYMBOLS)
-        if n < 1:
-            raise StreamError("rANS table without symbols")
-        freq = np.array([r.varint(limit=RANS_M) for _ in range(n)], dtype=np.int64)
-        if int(freq.sum()) != RANS_M:
-            raise StreamError("rANS frequencies do not sum to 2**16")
-        cum = np.concatenate([[0], np.cumsum(freq)[:-1]])
-        lookup = np.repeat(np.arange(n), freq)
-        tables.append((lo, freq.tolist(), cum.tolist(), lookup.tolist()))
-    body = r.section()
-    if len(body) < 4:
-        raise StreamError("truncated rANS section")
-    x = int.from_bytes(body[:4], "little")
-    pos = 4
-    mask = RANS_M - 1
+    """Inverse of :func:`rans_encode` for levels of ``counts`` latents (reads from ``r``)."""
     out = []
-    for (lo, freq, cum, lookup), count in zip(tables, counts):
-        syms = [0] * count
-        for i in range(count):
-            slot = x & mask
-            s = lookup[slot]
-            syms[i] = s
-            x = freq[s] * (x >> RANS_SCALE) + slot - cum[s]
-            while x < RANS_L:
-                if pos >= len(body):
-                    raise StreamError("truncated rANS section")
-                x = (x << 8) | body[pos]
-                pos += 1
-        out.append(np.asarray(syms, dtype=np.int64) + lo)
-    if x != RANS_L or pos != len(body):
-        raise StreamError("corrupt rANS section (final state or length mismatch)")
+    for count in counts:
+        q = rans.decode(r.section(), int(count), max_alphabet=2 * _MAX_LATENT + 1)
+        if q.size and int(np.abs(q).max()) > _MAX_LATENT:
+            raise StreamError("a latent is outside +-32767")
+        out.append(q)
     return out
 
 
@@ -551,14 +470,12 @@ class SHACIRAAdapter(INRAdapter):
         return torch.cat([forward(coords[i:i + chunk]) for i in range(0, coords.shape[0], chunk)]).float()
 
     def _code_latents(self, q: np.ndarray, grid: HashGrid) -> bytes:
-        if np.abs(q).max(initial=0) > 32767:
+        if np.abs(q).max(initial=0) > _MAX_LATENT:
             raise ValueError("latents beyond +-32767 cannot be stored; lower latent_lr or raise rate_weight")
         candidates = []
         if self.entropy in ("auto", "rans"):
             per_level = [q[grid.level_slice(l)].reshape(-1) for l in range(grid.levels)]
-            blob = rans_encode(per_level)
-            if blob is not None:
-                candidates.append(bytes([CODERS["rans"]]) + blob)
+            candidates.append(bytes([CODERS["rans"]]) + rans_encode(per_level))
         if self.entropy in ("auto", "brotli") or not candidates:
             candidates.append(bytes([CODERS["brotli"]]) + _brotli_ints(q))
         return min(candidates, key=len)

@@ -94,7 +94,10 @@ def test_rans_round_trip_and_corruption():
     assert len(blob) < entropy + 120  # the tables cost a few bytes per symbol
     with pytest.raises(StreamError):
         rans_decode(Reader(blob[:-3]), [len(q) for q in levels])
-    assert rans_encode([np.arange(5000)]) is None  # alphabet too wide: the caller falls back to Brotli
+    wide = rans_encode([np.arange(5000)])  # a wide alphabet is fine (binned model), but not beyond +-32767
+    np.testing.assert_array_equal(rans_decode(Reader(wide), [5000])[0], np.arange(5000))
+    with pytest.raises(StreamError):
+        rans_decode(Reader(rans_encode([np.array([0, 40000])])), [2])
 
 
 # ------------------------------------------------------------------------------------------ adapter
