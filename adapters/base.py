@@ -113,7 +113,7 @@ class SINROptions:
     index_coding : str, default "delta"
         Index coding of the core (``"delta"``: sorted gaps).
     entropy : str, default "brotli"
-        Entropy back end of the core.
+        Entropy back end of the core (``"brotli"``, ``"rans"``, ``"raw"``).
     device : str, default "auto"
         Where OMP runs.
     """
@@ -142,6 +142,12 @@ class SINROptions:
             raise ValueError(f"value_bits must be in 2..16, got {self.value_bits}")
         if self.layout not in ("auto", "rows", "flat", "blocks"):
             raise ValueError(f"layout must be 'auto', 'rows', 'flat' or 'blocks', got {self.layout!r}")
+        from sinr_codecs.entropy import BACKENDS, INDEX_CODINGS
+
+        if self.entropy not in BACKENDS:
+            raise ValueError(f"entropy must be one of {sorted(BACKENDS)}, got {self.entropy!r}")
+        if self.index_coding not in INDEX_CODINGS:
+            raise ValueError(f"index_coding must be one of {sorted(INDEX_CODINGS)}, got {self.index_coding!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

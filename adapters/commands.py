@@ -106,6 +106,10 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="SINR atoms per vector: integers, or fractions of the vector length")
     p.add_argument("--value-bits", type=_list(int), default=[8], metavar="B[,B]", help="SINR value bits")
     p.add_argument("--dictionary-ratio", type=float, default=8.0, help="SINR k2 / k1")
+    p.add_argument("--sinr-entropy", choices=("brotli", "rans", "raw"), default="brotli",
+                   help="SINR's entropy back end")
+    p.add_argument("--index-coding", choices=("delta", "raw"), default="delta",
+                   help="SINR's index coding (raw: the paper's, indices in selection order)")
     p.add_argument("--baseline-bits", type=_list(int), default=[], metavar="B[,B]",
                    help="bit-width search of the path without SINR, the fair baseline: coin's hidden matrices "
                         "as B-bit uniform integers (16: COIN's float16), inric's quantizer, coinpp's latent "
@@ -158,7 +162,8 @@ def _config_from_args(args: argparse.Namespace):
         methods=args.method, images=args.images, size=args.size, widths=args.widths, layers=args.layers,
         steps=args.steps, lr=args.lr, batch_size=args.batch_size, finetune_steps=args.finetune_steps,
         finetune_lr=args.finetune_lr, sinr_lr=args.sinr_lr, sparsity=args.sparsity, value_bits=args.value_bits,
-        dictionary_ratio=args.dictionary_ratio, with_sinr=not args.no_sinr, without_sinr=not args.sinr_only,
+        dictionary_ratio=args.dictionary_ratio, sinr_entropy=args.sinr_entropy, index_coding=args.index_coding,
+        with_sinr=not args.no_sinr, without_sinr=not args.sinr_only,
         baseline_bits=args.baseline_bits, target_psnr=args.target_psnr,
         inric_bits=args.inric_bits, inric_ff_dims=args.inric_ff_dims,
         inric_encoding_scale=args.inric_encoding_scale, inric_l1=args.inric_l1,

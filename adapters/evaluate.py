@@ -74,6 +74,8 @@ class EvalConfig:
         SINR operating points (every combination is one more rate point per method rate point).
     dictionary_ratio : float
         SINR ``k2 / k1``.
+    sinr_entropy, index_coding : str
+        SINR's entropy back end (``"brotli"``, ``"rans"``) and index coding (``"delta"``, ``"raw"``).
     with_sinr, without_sinr : bool
         Which paths to run.
     baseline_bits : list of int
@@ -132,6 +134,8 @@ class EvalConfig:
     sparsity: list[int | float] = field(default_factory=lambda: [0.25])
     value_bits: list[int] = field(default_factory=lambda: [8])
     dictionary_ratio: float = 8.0
+    sinr_entropy: str = "brotli"
+    index_coding: str = "delta"
     with_sinr: bool = True
     without_sinr: bool = True
     baseline_bits: list[int] = field(default_factory=list)
@@ -192,7 +196,8 @@ class EvalConfig:
             raise ValueError("nothing to do: both the with- and the without-SINR path are off")
         for s in self.sparsity:
             for b in self.value_bits:
-                SINROptions(sparsity=s, value_bits=b, dictionary_ratio=self.dictionary_ratio)
+                SINROptions(sparsity=s, value_bits=b, dictionary_ratio=self.dictionary_ratio,
+                            entropy=self.sinr_entropy, index_coding=self.index_coding)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -337,6 +342,7 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
                     paths += _baselines(method, adapter, cfg, point)
                 if cfg.with_sinr:
                     paths += [(adapter, SINROptions(sparsity=s, value_bits=b, dictionary_ratio=cfg.dictionary_ratio,
+                                                    entropy=cfg.sinr_entropy, index_coding=cfg.index_coding,
                                                     seed=cfg.seed, device=cfg.device), point)
                               for s in cfg.sparsity for b in cfg.value_bits]
                 for coder, opts, path_point in paths:
