@@ -30,6 +30,7 @@ import numpy as np
 
 from . import entropy, quantize
 from .dictionary import GENERATORS
+from .cursor import Cursor
 from .errors import StreamError
 from .layout import LAYOUTS, Layout
 
@@ -173,40 +174,6 @@ def write(c: Content) -> bytes:
 # ----------------------------------------------------------------------------------------------- read
 
 
-class _Cursor:
-    def __init__(self, data: memoryview):
-        self.data = data
-        self.pos = 0
-
-    def u8(self, what: str) -> int:
-        if self.pos >= len(self.data):
-            raise StreamError(f"stream truncated while reading {what}")
-        v = self.data[self.pos]
-        self.pos += 1
-        return v
-
-    def varint(self, what: str, limit: int) -> int:
-        n = shift = 0
-        while True:
-            b = self.u8(what)
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-            if shift > 63:
-                raise StreamError(f"malformed integer in {what}")
-        if n > limit:
-            raise StreamError(f"{what} = {n} exceeds the limit {limit}")
-        return n
-
-    def take(self, n: int, what: str) -> memoryview:
-        if n > len(self.data) - self.pos:
-            raise StreamError(f"stream truncated: {what} needs {n} bytes, {len(self.data) - self.pos} remain")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-
 def _lookup(table: dict[str, int], code: int, what: str) -> str:
     for name, c in table.items():
         if c == code:
@@ -234,7 +201,7 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Content:
     (crc,) = struct.unpack("<I", data[-4:])
     if zlib.crc32(data[:-4]) != crc:
         raise StreamError("checksum mismatch: the stream is corrupt or truncated")
-    cur = _Cursor(data[:-4])
+    cur = Cursor(data[:-4])
     cur.pos = 5
     code = cur.u8("dtype")
     base = _lookup(DTYPES, code & 0x3F, "dtype")

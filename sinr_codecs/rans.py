@@ -84,6 +84,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cursor import Cursor
 from .errors import StreamError
 
 __all__ = ["encode", "decode", "cost_bits", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES", "MAX_STEPS",
@@ -168,39 +169,12 @@ def _varints(v: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-class _Reader:
-    """Bounds-checked cursor over the stream; every failure is a :class:`StreamError`."""
+class _Reader(Cursor):
+    """The bounds-checked cursor, with minimal varints, vectorised varints and numpy slices."""
 
     def __init__(self, data: bytes | bytearray | memoryview):
-        self.buf = np.frombuffer(data, dtype=np.uint8)
-        self.pos = 0
-
-    @property
-    def left(self) -> int:
-        return self.buf.size - self.pos
-
-    def u8(self, what: str) -> int:
-        if self.pos >= self.buf.size:
-            raise StreamError(f"rANS stream truncated while reading {what}")
-        v = int(self.buf[self.pos])
-        self.pos += 1
-        return v
-
-    def varint(self, what: str, limit: int) -> int:
-        n = shift = 0
-        while True:
-            b = self.u8(what)
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                if b == 0 and shift > 7:
-                    raise StreamError(f"rANS stream: non-minimal integer encoding in {what}")
-                break
-            if shift >= 70:
-                raise StreamError(f"rANS stream: malformed integer in {what}")
-        if n > limit:
-            raise StreamError(f"rANS stream: {what} = {n} exceeds the limit {limit}")
-        return n
+        super().__init__(data, name="rANS stream", minimal=True)
+        self.buf = np.frombuffer(self.data, dtype=np.uint8)
 
     def varints(self, k: int, what: str, limit: int) -> np.ndarray:
         """``k`` varints, each <= ``limit`` (< 2**63), as int64 (vectorised)."""
@@ -230,11 +204,7 @@ class _Reader:
         return vals.astype(np.int64)
 
     def take(self, n: int, what: str) -> np.ndarray:
-        if n > self.left:
-            raise StreamError(f"rANS stream truncated: {what} needs {n} bytes, {self.left} remain")
-        out = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return out
+        return np.frombuffer(super().take(n, what), dtype=np.uint8)
 
 
 # ------------------------------------------------------------------------------------ histograms
