@@ -74,7 +74,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print results.json to standard output instead of the table")
     p.add_argument("--quiet", action="store_true", help="no per-point lines on standard error")
     p.add_argument("--save-streams", action="store_true",
-                   help="also write every compressed stream to DIR/streams/ (sizes = the bytes counted)")
+                   help="also write every compressed stream to DIR/streams/ (sizes = the bytes counted), with "
+                        "the meta-learned base networks / initialisations they need to decode (.npz)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="progress bars on standard error (default: only on a terminal)")

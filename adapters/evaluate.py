@@ -315,7 +315,9 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
     """Run the harness; ``log`` receives one line per rate point (default: standard error).
 
     With ``streams_dir`` every compressed stream is also written there (``<label>_<image>_<knob><value>[_s<S>_b<B>].sia``;
-    ``Result.extra["stream"]`` names the file), so the bytes counted can be checked against the files.
+    ``Result.extra["stream"]`` names the file), so the bytes counted can be checked against the files, and so
+    is the shared state a stream needs to decode (COIN++'s base network, INRIC's θ0, when meta-learned here:
+    ``<method>_<knob><value>_base.npz`` / ``_init.npz``; ``Result.config["shared_file"]`` names it).
     """
     if log is None:
         def log(msg: str) -> None:
@@ -332,6 +334,10 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
         for knob, value, adapter in rate_points(method, cfg):
             point = f"{knob}={value}"
             adapter, extra_cfg = _prepare(method, adapter, cfg, progress=progress, log=log, point=point, dev=dev)
+            if streams_dir is not None and "meta_steps" in extra_cfg:  # the shared state the streams need
+                path = Path(streams_dir) / f"{method}_{knob}{value}_{'base' if method == 'coinpp' else 'init'}.npz"
+                (adapter.save_base if method == "coinpp" else adapter.save_init)(path)
+                extra_cfg["shared_file"] = str(path)
             fit_steps = adapter.inner_steps if method == "coinpp" else cfg.steps
             for image_name, image in images.items():
                 signal = adapter.signal_from_image(image, name=image_name)

@@ -124,13 +124,17 @@ def test_baseline_bits_give_the_method_without_sinr_a_bit_width_search():
     assert len(summary(results)) == 3   # three rate points, not one
 
 
-def test_coinpp_meta_learns_on_held_out_images_only():
+def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
     cfg = EvalConfig(methods=["coinpp"], images=["astronaut"], size=16, coinpp_latent_dims=[4], coinpp_width=8,
                      coinpp_layers=3, coinpp_patch=8, coinpp_meta_steps=2, coinpp_meta_batch=2,
                      meta_images=["astronaut", "rocket"], steps=0, finetune_steps=1, with_sinr=False, threads=1)
     lines: list[str] = []
-    (r,) = run(cfg, progress=False, log=lines.append)
+    (r,) = run(cfg, progress=False, log=lines.append, streams_dir=tmp_path)
     assert r.config["meta_images"] == ["rocket"] and r.config["meta_steps"] == 2
+    from sinr_adapters.coinpp import COINppAdapter
+
+    base = COINppAdapter.from_base_file(r.config["shared_file"])   # the saved base decodes the saved stream
+    assert base.decode(open(r.extra["stream"], "rb").read()).shape == (16, 16, 3)
     assert "meta-learned the base network on ['rocket']" in lines[0]
     with pytest.raises(ValueError, match="base network"):
         EvalConfig(methods=["coinpp"], coinpp_meta_steps=0)
