@@ -2,8 +2,10 @@
 
 The default is the setting of the SINR paper's comparison, scaled to the images scikit-image ships:
 three 512-px crops (astronaut, coffee, chelsea), 3 sine layers of width 128 (and narrower ones for the
-curve), thousands of fitting steps, the same fine-tuning budget with and without SINR. It is meant for
-one GPU (``--device cuda``); on a CPU use ``--quick``.
+curve), thousands of fitting steps, the same fine-tuning budget with and without SINR, and a bit-width search
+for the method without SINR (``--baseline-bits``: issue 7's fair baseline). It is meant for one GPU
+(``--device cuda``); on a CPU use ``--quick``. COIN++ and SHACIRA: add ``--method coinpp,shacira`` and
+their options (``sinr evaluate --help``).
 
     python benchmarks/rate_distortion.py --device cuda --out bench-rd
     python benchmarks/rate_distortion.py --quick                  # minutes on a CPU, for a smoke test
@@ -20,10 +22,11 @@ from collections.abc import Sequence
 
 FULL = ["--method", "coin,inric", "--images", "astronaut,coffee,chelsea", "--size", "512",
         "--widths", "64,96,128", "--layers", "3", "--steps", "5000", "--finetune-steps", "500",
-        "--sparsity", "0.125,0.25", "--value-bits", "8", "--out", "bench-rd"]
+        "--sparsity", "0.125,0.25,0.4", "--value-bits", "6,8", "--baseline-bits", "6,8,10,16",
+        "--out", "bench-rd"]
 QUICK = ["--method", "coin,inric", "--images", "astronaut", "--size", "64", "--widths", "16,32",
          "--layers", "3", "--steps", "500", "--finetune-steps", "100", "--sparsity", "0.25",
-         "--inric-ff-dims", "8", "--threads", "1", "--out", "bench-rd-quick"]
+         "--inric-ff-dims", "8", "--baseline-bits", "8,16", "--threads", "1", "--out", "bench-rd-quick"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
