@@ -133,24 +133,24 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     c = p.add_argument_group("COIN++ (--method coinpp)")
     c.add_argument("--coinpp-latent-dims", type=_list(int), default=[8, 16], metavar="D[,D]",
                    help="latent length per patch (its rate points; one base network meta-learned per value)")
-    c.add_argument("--coinpp-width", type=int, default=32, help="base network width")
-    c.add_argument("--coinpp-layers", type=int, default=4, help="base network layers incl. the output layer")
-    c.add_argument("--coinpp-patch", type=int, default=16, help="patch side in pixels")
-    c.add_argument("--coinpp-bits", type=int, default=5, help="latent quantizer bits (2..8)")
-    c.add_argument("--coinpp-inner-steps", type=int, default=3, help="SGD steps on the latents per image")
-    c.add_argument("--coinpp-meta-steps", type=int, default=300, help="MAML outer steps of the base network")
-    c.add_argument("--coinpp-meta-lr", type=float, default=1e-3, help="MAML outer learning rate (Adam)")
-    c.add_argument("--coinpp-meta-batch", type=int, default=16, help="random crops per MAML outer step")
+    c.add_argument("--coinpp-width", type=int, default=32, metavar="N", help="base network width")
+    c.add_argument("--coinpp-layers", type=int, default=4, metavar="N", help="base network layers incl. the output layer")
+    c.add_argument("--coinpp-patch", type=int, default=16, metavar="N", help="patch side in pixels")
+    c.add_argument("--coinpp-bits", type=int, default=5, metavar="N", help="latent quantizer bits (2..8)")
+    c.add_argument("--coinpp-inner-steps", type=int, default=3, metavar="N", help="SGD steps on the latents per image")
+    c.add_argument("--coinpp-meta-steps", type=int, default=300, metavar="N", help="MAML outer steps of the base network")
+    c.add_argument("--coinpp-meta-lr", type=float, default=1e-3, metavar="X", help="MAML outer learning rate (Adam)")
+    c.add_argument("--coinpp-meta-batch", type=int, default=16, metavar="N", help="random crops per MAML outer step")
     c.add_argument("--coinpp-base", metavar="FILE",
                    help="a base file from COINppAdapter.save_base: no meta-learning, its latent length only")
     h = p.add_argument_group("SHACIRA (--method shacira)")
     h.add_argument("--shacira-table-sizes", type=_list(int), default=[8, 10], metavar="T[,T]",
                    help="log2 of the largest latent table per level (its rate points)")
-    h.add_argument("--shacira-levels", type=int, default=8, help="hash-grid levels")
-    h.add_argument("--shacira-base-resolution", type=int, default=4,
+    h.add_argument("--shacira-levels", type=int, default=8, metavar="N", help="hash-grid levels")
+    h.add_argument("--shacira-base-resolution", type=int, default=4, metavar="N",
                    help="coarsest grid resolution (the finest is --size)")
-    h.add_argument("--shacira-hidden", type=int, default=16, help="MLP width")
-    h.add_argument("--shacira-rate-weight", type=float, default=2e-4, help="entropy-penalty weight lambda")
+    h.add_argument("--shacira-hidden", type=int, default=16, metavar="N", help="MLP width")
+    h.add_argument("--shacira-rate-weight", type=float, default=2e-4, metavar="X", help="entropy-penalty weight lambda")
     h.add_argument("--shacira-sinr-latents", action="store_true",
                    help="with SINR, code the latent tables too (not only the MLP's weight matrices)")
     _add_common(p)
