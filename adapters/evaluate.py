@@ -36,8 +36,8 @@ from . import nets, rd
 from .base import INRAdapter, Result, Signal, SINROptions
 from .images import IMAGES, META_IMAGES, load_image
 
-__all__ = ["METHODS", "RATE_KNOBS", "EvalConfig", "environment", "markdown_table", "plot_rd", "rate_points", "run",
-           "summary", "write_outputs"]
+__all__ = ["METHODS", "RATE_KNOBS", "EvalConfig", "comparisons_at_equal_psnr", "environment", "markdown_table",
+           "plot_rd", "rate_points", "run", "summary", "write_outputs"]
 
 METHODS = ("coin", "inric", "coinpp", "shacira")
 RATE_KNOBS = {"coin": "width", "inric": "width", "coinpp": "latent_dim", "shacira": "log2_table_size"}
@@ -410,6 +410,24 @@ def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
     return rows
 
 
+def comparisons_at_equal_psnr(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SINR's saving at equal PSNR (:func:`sinr_adapters.rd.savings_report`) against each method's whole
+    curve without SINR and, when ``baseline_bits`` made several storage settings, against each alone
+    (method ``"coin (bits=16)"``: COIN as published)."""
+    out = rd.savings_report(rows)
+    variants: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in rows:
+        if not d["label"].endswith("+sinr") and "," in str(d["point"]):
+            variants.setdefault((d["label"], str(d["point"]).split(",", 1)[1]), []).append(d)
+    if len({tag for _, tag in variants}) > 1:
+        for (label, tag), plain in sorted(variants.items()):
+            name = f"{label} ({tag})"
+            sub = [{**d, "label": name} for d in plain]
+            sub += [{**d, "label": name + "+sinr"} for d in rows if d["label"] == label + "+sinr"]
+            out += rd.savings_report(sub)
+    return out
+
+
 def _fmt(v: Any, nd: int = 2) -> str:
     if v is None:
         return "–"
@@ -437,7 +455,7 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
                 "|---|---|---|---|---|---|\n")
         out += "\n".join(f"| {d['label']} | {d['point']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
                          f"{d['bpp']:.3f} | {_fmt(d['psnr'])} |" for d in rows) + "\n"
-    comparisons = rd.savings_report(rows)
+    comparisons = comparisons_at_equal_psnr(rows)
     if comparisons:
         out += ("\nSINR against the method alone at equal PSNR (mean curves, Pareto fronts, log-bpp interpolated; "
                 "BD-rate < 0: fewer bits; '>=': SINR is above the method's best PSNR at fewer bits, a lower bound):\n\n| method | best saving | at PSNR (dB) | bpp with SINR | bpp without "
@@ -520,7 +538,7 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
     env = environment(config.device if config else "auto")
     rows_summary = summary(results)
     doc = {"name": name, "description": description, "results": columns,
-           "summary": rows_summary, "sinr_savings": rd.savings_report(rows_summary),
+           "summary": rows_summary, "sinr_savings": comparisons_at_equal_psnr(rows_summary),
            "config": config.to_dict() if config else None, "environment": env}
     if config is not None and config.target_psnr is not None:
         from .tune import smallest_meeting

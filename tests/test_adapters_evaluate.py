@@ -172,3 +172,19 @@ def test_demo_runs(tmp_path, capsys):
     assert commands.main_demo(["--out", str(tmp_path), "--no-progress"]) == 0
     assert (tmp_path / "rd.png").exists()
     assert "coin+sinr" in capsys.readouterr().out
+
+
+def test_comparisons_against_each_baseline_setting():
+    from sinr_adapters.evaluate import comparisons_at_equal_psnr
+
+    def row(label, point, bpp, psnr):
+        return {"label": label, "point": point, "bpp": bpp, "psnr": psnr}
+
+    rows = [row("coin", "width=16,bits=16", 4.0, 25.0), row("coin", "width=32,bits=16", 8.0, 30.0),
+            row("coin", "width=16,bits=8", 2.0, 24.9), row("coin", "width=32,bits=8", 4.0, 29.9),
+            row("coin+sinr", "width=16", 2.5, 25.0), row("coin+sinr", "width=32", 5.0, 30.0)]
+    got = {c["method"]: c for c in comparisons_at_equal_psnr(rows)}
+    assert set(got) == {"coin", "coin (bits=16)", "coin (bits=8)"}
+    assert got["coin (bits=16)"]["best_saving"] == pytest.approx(0.375)   # 2.5 vs 4.0 bpp at 25 dB
+    assert got["coin (bits=8)"]["best_saving"] < -0.2          # the 8-bit curve is cheaper where it reaches
+    assert got["coin"]["at_quality"] == 30.0                    # the whole curve: only float16 reaches 30 dB
