@@ -34,7 +34,8 @@ def pareto_front(points: Iterable[Point]) -> list[Point]:
     """
     front: list[Point] = []
     best = -math.inf
-    for rate, q in sorted((float(r), float(q)) for r, q in points):
+    # at equal rates the best quality comes first, so the others are dominated and dropped
+    for rate, q in sorted(((float(r), float(q)) for r, q in points), key=lambda p: (p[0], -p[1])):
         if math.isfinite(q) and rate > 0 and q > best:
             front.append((rate, q))
             best = q

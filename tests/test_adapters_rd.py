@@ -16,6 +16,7 @@ def test_pareto_front_drops_dominated_and_invalid_points():
     pts = [(2.0, 30.0), (1.0, 28.0), (1.5, 27.0), (3.0, 29.0), (0.0, 40.0), (4.0, float("nan"))]
     assert rd.pareto_front(pts) == [(1.0, 28.0), (2.0, 30.0)]
     assert rd.pareto_front([]) == []
+    assert rd.pareto_front([(4.0, 25.0), (4.0, 29.9), (2.0, 24.9)]) == [(2.0, 24.9), (4.0, 29.9)]
 
 
 def test_rate_at_interpolates_in_log_rate_and_never_extrapolates():
