@@ -49,6 +49,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import brotli
 import numpy as np
 import torch
+from sinr_codecs.cursor import varint
 from sinr_codecs.errors import StreamError
 from torch import nn
 
@@ -354,14 +355,7 @@ def write_varint(buf: io.BytesIO, n: int) -> None:
     ValueError
         If ``n`` is negative.
     """
-    if n < 0:
-        raise ValueError("varints are unsigned")
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        buf.write(bytes([byte | (0x80 if n else 0)]))
-        if not n:
-            return
+    buf.write(varint(n))
 
 
 def write_section(buf: io.BytesIO, blob: bytes) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 from . import entropy, quantize
 from .dictionary import GENERATORS
 from .cursor import Cursor
+from .cursor import varint as _varint
 from .errors import StreamError
 from .layout import LAYOUTS, Layout
 
@@ -99,20 +100,6 @@ class Content:
 
 
 # ---------------------------------------------------------------------------------------------- write
-
-
-def _varint(n: int) -> bytes:
-    if n < 0:
-        raise ValueError("varint must be non-negative")
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def _index_dtype(limit: int) -> np.dtype:

@@ -1,11 +1,27 @@
-"""Bounds-checked reading of a byte stream: bytes, unsigned LEB128 varints. Every failure is a
+"""Unsigned LEB128 varints and bounds-checked reading of a byte stream.
+
+:func:`varint` writes one integer; :class:`Cursor` reads bytes and varints back, and every failure is a
 :class:`~sinr_codecs.errors.StreamError` that names what was being read."""
 
 from __future__ import annotations
 
 from .errors import StreamError
 
-__all__ = ["Cursor"]
+__all__ = ["Cursor", "varint"]
+
+
+def varint(n: int) -> bytes:
+    """``n >= 0`` as an unsigned LEB128 varint: 7 bits a byte, low bits first, 1 byte below 128."""
+    if n < 0:
+        raise ValueError(f"varints are unsigned, got {n}")
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if not n:
+            out.append(b)
+            return bytes(out)
+        out.append(b | 0x80)
 
 
 class Cursor:

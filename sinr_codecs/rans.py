@@ -85,6 +85,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cursor import Cursor
+from .cursor import varint as _varint
 from .errors import StreamError
 
 __all__ = ["encode", "decode", "cost_bits", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES", "MAX_STEPS",
@@ -127,18 +128,6 @@ def _zigzag(v: int) -> int:
 
 def _unzigzag(u: int) -> int:
     return u >> 1 if u % 2 == 0 else -((u + 1) >> 1)
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
 
 
 def _varint_lengths(v: np.ndarray) -> np.ndarray:
@@ -735,28 +724,29 @@ def _decode_lanes(r: _Reader, freqs: np.ndarray, lookup: np.ndarray, scale: int,
         np.right_shift(xs, sh, out=xs)
         xs *= f_slot[s]
         xs += r_slot[s]
-        need = xs < low
-        k = int(np.count_nonzero(need))
-        if k:
-            if pos + k > nw:
-                raise StreamError("rANS stream truncated: the lanes need more words than it holds")
-            xs[need] = (xs[need] << w_sh) | words[pos : pos + k]
-            pos += k
+        pos = _refill(xs, words, pos, low, w_sh)
         if nb_slot is not None:
             np.bitwise_and(xs, mask_slot[s], out=raw[i0 : i0 + a])
             np.right_shift(xs, nb_slot[s], out=xs)
-            need = xs < low
-            k = int(np.count_nonzero(need))
-            if k:
-                if pos + k > nw:
-                    raise StreamError("rANS stream truncated: the lanes need more words than it holds")
-                xs[need] = (xs[need] << w_sh) | words[pos : pos + k]
-                pos += k
+            pos = _refill(xs, words, pos, low, w_sh)
     if pos != nw:
         raise StreamError(f"rANS stream: {nw - pos} words left over after decoding {n} symbols")
     if np.any(x != low):
         raise StreamError("rANS stream corrupt: a lane did not end in its initial state")
     return slots, (raw if nb_slot is not None else None)
+
+
+def _refill(xs: np.ndarray, words: np.ndarray, pos: int, low: np.uint64, w_sh: np.uint64) -> int:
+    """Renormalise the lanes whose state fell below ``low`` with the next words, in lane order; returns
+    the new word position."""
+    need = xs < low
+    k = int(np.count_nonzero(need))
+    if k:
+        if pos + k > words.size:
+            raise StreamError("rANS stream truncated: the lanes need more words than it holds")
+        xs[need] = (xs[need] << w_sh) | words[pos : pos + k]
+        pos += k
+    return pos
 
 
 def _decode_scalar(x: np.ndarray, words: np.ndarray, f_slot: np.ndarray, r_slot: np.ndarray, scale: int, n: int,
