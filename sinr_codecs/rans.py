@@ -500,20 +500,10 @@ def _encode_lanes(idx: np.ndarray, freqs: np.ndarray, scale: int, lanes: int, nb
             a = min(lanes, n - t * lanes)
             xs = x[:a]
             if nb is not None:
-                m = xs >= lb[i0 : i0 + a]
-                k = int(np.count_nonzero(m))
-                if k:
-                    out[pos - k : pos] = xs[m] & low
-                    pos -= k
-                    np.right_shift(xs, w_sh, out=xs, where=m)
+                pos = _flush(xs, lb[i0 : i0 + a], out, pos, low, w_sh)
                 np.left_shift(xs, bb[i0 : i0 + a], out=xs)
                 xs |= vb[i0 : i0 + a]
-            m = xs >= mb[i0 : i0 + a]
-            k = int(np.count_nonzero(m))
-            if k:
-                out[pos - k : pos] = xs[m] & low
-                pos -= k
-                np.right_shift(xs, w_sh, out=xs, where=m)
+            pos = _flush(xs, mb[i0 : i0 + a], out, pos, low, w_sh)
             q, r = np.divmod(xs, fb[i0 : i0 + a])
             np.left_shift(q, sh, out=q)
             q += r
@@ -734,6 +724,18 @@ def _decode_lanes(r: _Reader, freqs: np.ndarray, lookup: np.ndarray, scale: int,
     if np.any(x != low):
         raise StreamError("rANS stream corrupt: a lane did not end in its initial state")
     return slots, (raw if nb_slot is not None else None)
+
+
+def _flush(xs: np.ndarray, limit: np.ndarray, out: np.ndarray, pos: int, low: np.uint64, w_sh: np.uint64) -> int:
+    """Emit the low word of the lanes whose state reached ``limit`` (filling ``out`` back to front, in
+    lane order) and shift them down; returns the new fill position."""
+    m = xs >= limit
+    k = int(np.count_nonzero(m))
+    if k:
+        out[pos - k : pos] = xs[m] & low
+        pos -= k
+        np.right_shift(xs, w_sh, out=xs, where=m)
+    return pos
 
 
 def _refill(xs: np.ndarray, words: np.ndarray, pos: int, low: np.uint64, w_sh: np.uint64) -> int:
