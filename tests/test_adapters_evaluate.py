@@ -188,3 +188,27 @@ def test_comparisons_against_each_baseline_setting():
     assert got["coin (bits=16)"]["best_saving"] == pytest.approx(0.375)   # 2.5 vs 4.0 bpp at 25 dB
     assert got["coin (bits=8)"]["best_saving"] < -0.2          # the 8-bit curve is cheaper where it reaches
     assert got["coin"]["at_quality"] == 30.0                    # the whole curve: only float16 reaches 30 dB
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_harness_on_cuda_matches_the_cpu_stream_contract(tmp_path):
+    """Every method fits, compresses and decodes on the GPU; the streams decode on the CPU to the PSNR
+    the GPU run reported (decoding is device-independent)."""
+    from sinr_adapters.coin import COINAdapter
+    from sinr_adapters.images import load_image
+    from sinr_adapters.nets import psnr_8bit
+    from sinr_adapters.shacira import SHACIRAAdapter
+
+    out = tmp_path / "rd"
+    status = commands.main_evaluate(["--method", "coin,shacira", *TINY, "--size", "16", *SMALL_SHACIRA,
+                                     "--device", "cuda", "--out", str(out), "--save-streams"])
+    assert status == 0
+    res = json.loads((out / "results.json").read_text())["results"]
+    assert all(d.startswith("cuda") for d in res["device"])
+    ref = torch.from_numpy(load_image("astronaut", 16))
+    for i, label in enumerate(res["label"]):
+        data = open(res["extra"][i]["stream"], "rb").read()
+        cls = COINAdapter if label.startswith("coin") else SHACIRAAdapter
+        img = cls(**res["config"][i]).decode(data, device="cpu")
+        assert psnr_8bit(torch.from_numpy(img), ref) == pytest.approx(res["psnr"][i], abs=0.05)
