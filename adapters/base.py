@@ -69,10 +69,14 @@ __all__ = [
     "StreamError",
     "fake_half",
     "fake_uniform",
+    "from_stored_uniform",
     "image_array",
+    "inflate",
     "map_state_dict",
+    "read_quantizer",
     "read_state_dict",
     "sparse_tensor_from_bytes",
+    "stored_uniform",
     "uniform_dequantize",
     "uniform_quantize",
     "write_section",
@@ -240,6 +244,11 @@ class Result:
         """Curve label: ``"coin"`` or ``"coin+sinr"``."""
         return f"{self.method}+sinr" if self.with_sinr else self.method
 
+    @property
+    def rate_point(self) -> str:
+        """The rate point's knob and value, e.g. ``"width=32"`` (older records only hold ``width``)."""
+        return self.extra.get("point") or f"width={self.extra.get('width')}"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe nested dict (``label`` included)."""
         d = asdict(self)
@@ -323,6 +332,40 @@ def uniform_quantize(t: torch.Tensor, bits: int) -> tuple[torch.Tensor, float]:
 def uniform_dequantize(q: torch.Tensor, step: float) -> torch.Tensor:
     """Inverse of :func:`uniform_quantize` (float32)."""
     return q.to(torch.float32) * np.float32(step)
+
+
+def stored_uniform(t: torch.Tensor, bits: int) -> tuple[bytes, np.ndarray]:
+    """How a ``("q", bits)`` tensor is stored: the quantizer record ``<Bf`` (bits, step; 5 bytes) and the
+    integers offset to unsigned (``q + 2**(bits-1) - 1``, uint8 up to 8 bits, else little-endian uint16),
+    flattened."""
+    q, step = uniform_quantize(t, bits)
+    ints = (q.numpy() + 2 ** (bits - 1) - 1).astype("<u1" if bits <= 8 else "<u2").reshape(-1)
+    return struct.pack("<Bf", bits, step), ints
+
+
+def read_quantizer(record: bytes, name: str) -> tuple[int, float]:
+    """Inverse of :func:`stored_uniform`'s 5-byte record: ``(bits, step)``; a bad one raises StreamError."""
+    bits, step = struct.unpack("<Bf", record)
+    if not 2 <= bits <= 16 or not math.isfinite(step):
+        raise StreamError(f"bad quantizer parameters for {name!r}")
+    return bits, step
+
+
+def from_stored_uniform(ints: np.ndarray, bits: int, step: float) -> torch.Tensor:
+    """Inverse of :func:`stored_uniform`'s integers: the dequantized float32 tensor (flat)."""
+    return uniform_dequantize(torch.from_numpy(ints.astype(np.int64) - (2 ** (bits - 1) - 1)), step)
+
+
+def inflate(blob: bytes, expected: int, what: str) -> bytes:
+    """Brotli-decompress ``blob``, refusing to produce more than ``expected`` bytes (StreamError on a
+    corrupt section or one of another length)."""
+    try:  # never let a corrupt stream expand beyond what the reader needs
+        raw = brotli.Decompressor().process(blob, output_buffer_limit=expected + 1)
+    except brotli.error as exc:
+        raise StreamError(f"corrupt {what}: {exc}") from exc
+    if len(raw) != expected:
+        raise StreamError(f"{what} holds {len(raw)} bytes, expected {expected}")
+    return raw
 
 
 def fake_uniform(t: torch.Tensor, bits: int) -> torch.Tensor:
@@ -865,12 +908,9 @@ class INRAdapter:
                 elif spec[0] == "f":
                     buf.write(t.numpy().astype("<f4").tobytes())
                 elif spec[0] == "q":
-                    bits = int(spec[1])
-                    q, step = uniform_quantize(t, bits)
-                    buf.write(struct.pack("<Bf", bits, step))
-                    offset = 2 ** (bits - 1) - 1
-                    dtype = "<u1" if bits <= 8 else "<u2"
-                    ints.append((q.numpy() + offset).astype(dtype).reshape(-1))
+                    record, q = stored_uniform(t, int(spec[1]))
+                    buf.write(record)
+                    ints.append(q)
                 else:  # pragma: no cover - a hook bug
                     raise ValueError(f"unknown storage {spec!r} for tensor {k!r}")
         payload = brotli.compress(b"".join(a.tobytes() for a in ints), quality=11) if ints else b""
@@ -1003,10 +1043,7 @@ class INRAdapter:
                 arr = np.frombuffer(take(4 * numel), dtype="<f4").astype(np.float32)
                 tensors[k] = torch.from_numpy(arr.copy()).reshape(shapes[k])
             elif c == "q":
-                bits, step = struct.unpack("<Bf", take(5))
-                if not 2 <= bits <= 16 or not math.isfinite(step):
-                    raise StreamError(f"bad quantizer parameters for {k!r}")
-                pending.append((k, bits, step))
+                pending.append((k, *read_quantizer(take(5), k)))
             elif c == "s":
                 tensors[k] = sparse_tensor_from_bytes(r.section(), shapes[k], name=k)
             else:
@@ -1017,22 +1054,14 @@ class INRAdapter:
         if pending:
             expected = sum((int(np.prod(shapes[k])) if shapes[k] else 1) * (1 if b <= 8 else 2)
                            for k, b, _ in pending)
-            try:  # never let a corrupt stream expand beyond what the tensors need
-                raw = brotli.Decompressor().process(payload, output_buffer_limit=expected + 1)
-            except brotli.error as exc:
-                raise StreamError(f"corrupt integer section: {exc}") from exc
+            raw = inflate(payload, expected, "integer section")
             off = 0
             for k, bits, step in pending:
                 numel = int(np.prod(shapes[k])) if shapes[k] else 1
                 width = 1 if bits <= 8 else 2
-                if off + numel * width > len(raw):
-                    raise StreamError("integer section shorter than the tensors need")
                 arr = np.frombuffer(raw, dtype="<u1" if width == 1 else "<u2", count=numel, offset=off)
                 off += numel * width
-                q = torch.from_numpy(arr.astype(np.int64) - (2 ** (bits - 1) - 1))
-                tensors[k] = uniform_dequantize(q, step).reshape(shapes[k])
-            if off != len(raw):
-                raise StreamError("integer section longer than the tensors need")
+                tensors[k] = from_stored_uniform(arr, bits, step).reshape(shapes[k])
         elif payload:
             raise StreamError("unexpected integer section")
         if ref is not None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import struct
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -55,8 +54,10 @@ from .base import (
     SINROptions,
     image_array,
     sparse_tensor_from_bytes,
-    uniform_dequantize,
-    uniform_quantize,
+    from_stored_uniform,
+    inflate,
+    read_quantizer,
+    stored_uniform,
     write_section,
     write_varint,
 )
@@ -217,15 +218,7 @@ def _unbrotli_ints(r: Reader, count: int) -> np.ndarray:
     (width,) = r.take(1)
     if width not in (1, 2):
         raise StreamError(f"bad integer width {width}")
-    blob = r.section()
-    expected = count * width
-    try:
-        raw = brotli.Decompressor().process(blob, output_buffer_limit=expected + 1)
-    except brotli.error as exc:
-        raise StreamError(f"corrupt latent section: {exc}") from exc
-    if len(raw) != expected:
-        raise StreamError(f"latent section holds {len(raw)} bytes, expected {expected}")
-    b = np.frombuffer(raw, dtype=np.uint8)
+    b = np.frombuffer(inflate(r.section(), count * width, "latent section"), dtype=np.uint8)
     u = b if width == 1 else np.ascontiguousarray(b.reshape(2, count).T).view("<u2").reshape(-1)
     return _unzigzag(u)
 
@@ -449,10 +442,8 @@ class SHACIRAAdapter(INRAdapter):
                     buf.write(blob)
                     split["latent_bytes"] += buf.tell() - n0
                 elif specs[k][0] == "q":  # per-tensor uniform integers: bits, step, Brotli section
-                    bits = int(specs[k][1])
-                    q, step = uniform_quantize(trainable[k].detach().cpu(), bits)
-                    buf.write(struct.pack("<Bf", bits, step))
-                    ints = (q.numpy() + 2 ** (bits - 1) - 1).astype("<u1" if bits <= 8 else "<u2")
+                    record, ints = stored_uniform(trainable[k].detach().cpu(), int(specs[k][1]))
+                    buf.write(record)
                     write_section(buf, brotli.compress(ints.tobytes(), quality=11))
                     split["float_bytes"] += buf.tell() - n0
                 else:
@@ -515,19 +506,13 @@ class SHACIRAAdapter(INRAdapter):
                     raise StreamError(f"unknown latent coder id {coder}")
                 tensors[k] = torch.from_numpy(q.astype(np.float32)).reshape(shape)
             elif adapter.mlp_bits < 16:
-                bits, step = struct.unpack("<Bf", r.take(5))
-                if bits != adapter.mlp_bits or not (math.isfinite(step) and step > 0):
+                bits, step = read_quantizer(r.take(5), k)
+                if bits != adapter.mlp_bits or not step > 0:
                     raise StreamError(f"bad quantizer parameters for {k!r}")
                 width = 1 if bits <= 8 else 2
-                try:  # never let a corrupt stream expand beyond the tensor's size
-                    raw = brotli.Decompressor().process(r.section(), output_buffer_limit=width * numel + 1)
-                except brotli.error as exc:
-                    raise StreamError(f"corrupt integer section of {k!r}: {exc}") from exc
-                if len(raw) != width * numel:
-                    raise StreamError(f"integer section of {k!r} holds {len(raw)} bytes, expected {width * numel}")
-                ints = np.frombuffer(raw, dtype="<u1" if width == 1 else "<u2").astype(np.int64)
-                q = torch.from_numpy(ints - (2 ** (bits - 1) - 1)).reshape(shape)
-                tensors[k] = uniform_dequantize(q, step).float()
+                raw = inflate(r.section(), width * numel, f"integer section of {k!r}")
+                ints = np.frombuffer(raw, dtype="<u1" if width == 1 else "<u2")
+                tensors[k] = from_stored_uniform(ints, bits, step).reshape(shape)
             else:
                 width = 4 if adapter.mlp_bits == 32 else 2
                 arr = np.frombuffer(r.take(width * numel), dtype="<f4" if width == 4 else "<f2").astype(np.float32)
