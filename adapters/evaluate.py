@@ -295,11 +295,15 @@ def _baselines(method: str, adapter: INRAdapter, cfg: EvalConfig, point: str
             for b in cfg.baseline_bits]
 
 
+def _fit_steps(method: str, adapter: INRAdapter, cfg: EvalConfig) -> int:
+    """COIN++ fits a signal by its inner loop (the steps it was meta-learned for); the others by ``steps``."""
+    return adapter.inner_steps if method == "coinpp" else cfg.steps
+
+
 def _fit(method: str, adapter: INRAdapter, signal: Signal, cfg: EvalConfig, progress: bool | None):
-    if method == "coinpp":  # COIN++ fits a signal by its inner loop (the steps it was meta-learned for)
-        return adapter.fit(signal, batch_size=cfg.batch_size, device=cfg.device, progress=progress, seed=cfg.seed)
-    return adapter.fit(signal, steps=cfg.steps, lr=cfg.lr, batch_size=cfg.batch_size, device=cfg.device,
-                       progress=progress, seed=cfg.seed)
+    lr = None if method == "coinpp" else cfg.lr  # COIN++: its inner-loop learning rate
+    return adapter.fit(signal, steps=_fit_steps(method, adapter, cfg), lr=lr, batch_size=cfg.batch_size,
+                       device=cfg.device, progress=progress, seed=cfg.seed)
 
 
 def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
@@ -338,7 +342,7 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
                 path = Path(streams_dir) / f"{method}_{knob}{value}_{'base' if method == 'coinpp' else 'init'}.npz"
                 (adapter.save_base if method == "coinpp" else adapter.save_init)(path)
                 extra_cfg["shared_file"] = str(path)
-            fit_steps = adapter.inner_steps if method == "coinpp" else cfg.steps
+            fit_steps = _fit_steps(method, adapter, cfg)
             for image_name, image in images.items():
                 signal = adapter.signal_from_image(image, name=image_name)
                 (model, fit_log), fit_s = _timed(lambda: _fit(method, adapter, signal, cfg, progress), dev)
@@ -384,14 +388,9 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
 # ------------------------------------------------------------------------------------------------------
 # reporting
 # ------------------------------------------------------------------------------------------------------
-def _point(r: Result) -> str:
-    """The rate point's knob and value, e.g. ``"width=32"`` (older records only hold ``width``)."""
-    return r.extra.get("point") or f"width={r.extra.get('width')}"
-
-
 def _point_key(r: Result) -> tuple:
     s = r.sinr or {}
-    return (r.label, _point(r), s.get("sparsity"), s.get("value_bits"))
+    return (r.label, r.rate_point, s.get("sparsity"), s.get("value_bits"))
 
 
 def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
@@ -444,7 +443,7 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
     lines = []
     for r in sorted(results, key=lambda r: (r.label, r.image, r.bpp)):
         s = r.sinr or {}
-        lines.append(f"| {r.label} | {r.image} | {_point(r)} | {_fmt(s.get('sparsity'))} | "
+        lines.append(f"| {r.label} | {r.image} | {r.rate_point} | {_fmt(s.get('sparsity'))} | "
                      f"{_fmt(s.get('value_bits'))} | {r.bytes} | {r.bpp:.3f} | {_fmt(r.psnr)} | "
                      f"{_fmt(r.psnr_fitted)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
                      f"{r.decode_seconds:.2f} |")

@@ -112,7 +112,7 @@ def compress_to_target(adapter: INRAdapter, model: torch.nn.Module, signal: Sign
 
 
 def _describe(r: Result) -> str:
-    point = str(r.extra.get("point") or f"width={r.extra.get('width')}")
+    point = r.rate_point
     if r.sinr:
         point += f", s={r.sinr.get('sparsity')}, {r.sinr.get('value_bits')}-bit values"
     return point
