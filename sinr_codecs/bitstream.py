@@ -34,8 +34,9 @@ from .cursor import Cursor
 from .cursor import varint as _varint
 from .errors import StreamError
 from .layout import LAYOUTS, Layout
+from .limits import get_limits
 
-__all__ = ["MAGIC", "VERSION", "MAX_ELEMENTS", "MAX_NDIM", "Content", "write", "read", "DTYPES"]
+__all__ = ["MAGIC", "VERSION", "MAX_ELEMENTS", "MAX_NDIM", "Content", "Stream", "write", "read", "DTYPES"]
 
 MAGIC = b"SINR"
 VERSION = 1
@@ -168,14 +169,118 @@ def _lookup(table: dict[str, int], code: int, what: str) -> str:
     raise StreamError(f"unknown {what} id {code} (this release knows {sorted(table.values())})")
 
 
-def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Content:
-    """Parse and validate a stream.
+@dataclass
+class Stream:
+    """A parsed, validated stream, kept compact: nothing is expanded to ``(n_vectors, s_max)``.
+
+    :func:`read` returns it; :meth:`rows` expands (and validates) any range of vectors, so a decoder can
+    reconstruct chunk by chunk with memory proportional to the output.
+
+    Attributes
+    ----------
+    dtype, order, layout, mode, value_bits, granularity, backend, k2, generator, seed, index_coding
+        As in :class:`Content`.
+    s_max : int
+        Largest atom count of a vector (sparse mode).
+    counts : numpy.ndarray or None
+        (n_vectors,) unsigned atom counts as stored; None when every vector has ``s_max`` atoms.
+    symbols : numpy.ndarray
+        (sum(counts),) coded index symbols as stored (sparse mode; see :mod:`sinr_codecs.entropy`).
+    values : numpy.ndarray
+        Quantized values: (sum(counts),) in sparse mode, (n_vectors * k1,) in dense mode.
+    steps : numpy.ndarray
+        Quantizer steps, (1,) float64 or (n_vectors,) float32.
+    """
+
+    dtype: np.dtype
+    order: str
+    layout: Layout
+    mode: str
+    value_bits: int
+    granularity: str
+    backend: str
+    values: np.ndarray
+    steps: np.ndarray
+    k2: int = 0
+    generator: int = 0
+    seed: int = 0
+    index_coding: str = "delta"
+    s_max: int = 0
+    counts: np.ndarray | None = None
+    symbols: np.ndarray | None = None
+    _offsets: np.ndarray | None = None
+
+    def _span(self, i0: int, i1: int) -> tuple[np.ndarray | None, int, int]:
+        """Counts of vectors [i0, i1) (None: uniform) and the item range they occupy."""
+        if self.counts is None:
+            return None, i0 * self.s_max, i1 * self.s_max
+        if self._offsets is None:
+            self._offsets = np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)])
+        return self.counts[i0:i1].astype(np.int64), int(self._offsets[i0]), int(self._offsets[i1])
+
+    def rows(self, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors ``[i0, i1)`` expanded: (indices, quantized values).
+
+        Returns
+        -------
+        indices : (i1 - i0, s_max) int64 atom indices, -1 where unused ((i1 - i0, 0) in dense mode).
+        q : (i1 - i0, s_max) quantized values, 0 where unused ((i1 - i0, k1) in dense mode).
+
+        Raises
+        ------
+        StreamError
+            If an index lies outside ``[0, k2)`` or repeats within a vector.
+        """
+        c = i1 - i0
+        if self.mode == "dense":
+            k1 = self.layout.k1
+            return np.zeros((c, 0), dtype=np.int64), self.values[i0 * k1 : i1 * k1].reshape(c, k1)
+        counts, a, b = self._span(i0, i1)
+        s = self.s_max
+        assert self.symbols is not None
+        if counts is None:
+            symbols = self.symbols[a:b].reshape(c, s)
+            q = self.values[a:b].reshape(c, s)
+            counts = np.full(c, s, dtype=np.int64)
+        else:
+            used = np.arange(s)[None, :] < counts[:, None]
+            symbols = np.zeros((c, s), dtype=self.symbols.dtype)
+            symbols[used] = self.symbols[a:b]
+            q = np.zeros((c, s), dtype=self.values.dtype)
+            q[used] = self.values[a:b]
+        indices = entropy.decode_indices(symbols, counts, s, self.k2, entropy.INDEX_CODINGS[self.index_coding])
+        return indices, q
+
+    def row_steps(self, i0: int, i1: int) -> np.ndarray:
+        """float64 quantizer step of vectors [i0, i1), shape (i1 - i0, 1)."""
+        if self.granularity == "tensor":
+            return np.full((i1 - i0, 1), float(self.steps[0]))
+        return self.steps[i0:i1].astype(np.float64)[:, None]
+
+    def content(self) -> Content:
+        """Every vector expanded into a :class:`Content` (the quantized integers, as written)."""
+        n = self.layout.n_vectors
+        indices, q = self.rows(0, n)
+        if self.mode == "dense":
+            counts = None
+        else:
+            counts = np.full(n, self.s_max, dtype=np.int64) if self.counts is None else self.counts.astype(np.int64)
+        return Content(dtype=self.dtype, order=self.order, layout=self.layout, mode=self.mode,
+                       value_bits=self.value_bits, granularity=self.granularity, backend=self.backend, q=q,
+                       steps=self.steps, k2=self.k2, generator=self.generator, seed=self.seed,
+                       index_coding=self.index_coding, counts=counts,
+                       indices=indices if self.mode == "sparse" else None)
+
+
+def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
+    """Parse and validate a stream, checking every declared size against the limits before allocating.
 
     Raises
     ------
     StreamError
-        On a bad magic, unknown version, checksum mismatch, truncation, inconsistent or
-        out-of-limit counts, or invalid indices.
+        On a bad magic, unknown version, checksum mismatch, truncation, inconsistent or out-of-limit
+        counts (:mod:`sinr_codecs.limits`: declared output size, dictionary size), or invalid values.
+        Indices are validated by :meth:`Stream.rows`.
     """
     data = memoryview(np.ascontiguousarray(np.frombuffer(buf, dtype=np.uint8))).cast("B")
     if len(data) < len(MAGIC) + 1 + 4:
@@ -188,9 +293,12 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Content:
     (crc,) = struct.unpack("<I", data[-4:])
     if zlib.crc32(data[:-4]) != crc:
         raise StreamError("checksum mismatch: the stream is corrupt or truncated")
+    lim = get_limits()
     cur = Cursor(data[:-4])
     cur.pos = 5
     code = cur.u8("dtype")
+    if code & ~(0x3F | _BIG_ENDIAN | _FORTRAN):
+        raise StreamError(f"unknown dtype flags in byte {code:#04x}")
     base = _lookup(DTYPES, code & 0x3F, "dtype")
     dtype = np.dtype(base).newbyteorder(">" if code & _BIG_ENDIAN else "<")
     order = "F" if code & _FORTRAN else "C"
@@ -199,6 +307,11 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Content:
     size = math.prod(shape)
     if size > MAX_ELEMENTS:
         raise StreamError(f"stream declares {size} elements, more than the limit {MAX_ELEMENTS}")
+    if size * dtype.itemsize > lim.max_output_bytes:
+        raise StreamError(
+            f"stream declares a {'x'.join(map(str, shape))} {dtype.name} array of {size * dtype.itemsize} bytes, "
+            f"more than max_output_bytes = {lim.max_output_bytes}; if the source is trusted, raise the limit "
+            "(sinr_codecs.limits.set_limits or SINR_MAX_OUTPUT_BYTES)")
     kind = _lookup(LAYOUTS, cur.u8("layout"), "layout")
     k1 = cur.varint("k1", MAX_ELEMENTS)
     layout = Layout(kind, shape, k1)
@@ -207,7 +320,7 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Content:
     except ValueError as e:
         raise StreamError(f"inconsistent header: {e}") from None
     n = layout.n_vectors
-    if n * max(k1, 1) > 2 * MAX_ELEMENTS + k1:
+    if n * max(k1, 1) > size + k1:
         raise StreamError("inconsistent header: vector count too large")
     mode = _lookup(MODES, cur.u8("mode"), "mode")
     bits = cur.u8("value_bits")
@@ -221,47 +334,46 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Content:
         length = cur.varint(f"{what} length", len(data))
         return entropy.decompress(cur.take(length, what), backend_id, dtype_, count)
 
-    c = Content(dtype=dtype, order=order, layout=layout, mode=mode, value_bits=bits,
-                granularity=granularity, backend=backend, q=np.zeros((0, 0)), steps=np.zeros(1))
     qdt = quantize.int_dtype(bits)
+    st = Stream(dtype=dtype, order=order, layout=layout, mode=mode, value_bits=bits, granularity=granularity,
+                backend=backend, values=np.zeros(0, dtype=qdt), steps=np.zeros(1))
     if mode == "sparse":
-        c.k2 = cur.varint("k2", MAX_K2)
-        if c.k2 < 1 or k1 * c.k2 > (1 << 31) and n:
-            raise StreamError(f"dictionary {k1}x{c.k2} out of range")
-        c.generator = cur.u8("generator")
-        if c.generator not in GENERATORS:
-            raise StreamError(f"unknown dictionary generator id {c.generator}")
-        c.seed = cur.varint("seed", (1 << 64) - 1)
-        s_max = cur.varint("s_max", max(k1 - 1, 0))
+        st.k2 = cur.varint("k2", MAX_K2)
+        if st.k2 < 1:
+            raise StreamError(f"dictionary size k2 = {st.k2} out of range")
+        if n and k1 * st.k2 > lim.max_dictionary_entries:
+            raise StreamError(
+                f"stream needs a {k1}x{st.k2} dictionary ({k1 * st.k2} entries), more than "
+                f"max_dictionary_entries = {lim.max_dictionary_entries}; if the source is trusted, raise the "
+                "limit (sinr_codecs.limits.set_limits or SINR_MAX_DICTIONARY_ENTRIES)")
+        st.generator = cur.u8("generator")
+        if st.generator not in GENERATORS:
+            raise StreamError(f"unknown dictionary generator id {st.generator}")
+        st.seed = cur.varint("seed", (1 << 64) - 1)
+        st.s_max = s_max = cur.varint("s_max", max(k1 - 1, 0))
         counts_kind = cur.u8("counts kind")
         if counts_kind not in (0, 1):
             raise StreamError(f"unknown counts kind {counts_kind}")
-        coding = cur.u8("index coding")
-        c.index_coding = _lookup(entropy.INDEX_CODINGS, coding, "index coding")
+        st.index_coding = _lookup(entropy.INDEX_CODINGS, cur.u8("index coding"), "index coding")
         if counts_kind == 1:
-            counts = section("counts", _index_dtype(k1), n).astype(np.int64)
-            if np.any(counts > s_max):
+            st.counts = section("counts", _index_dtype(k1), n)
+            if st.counts.size and int(st.counts.max()) > s_max:
                 raise StreamError("a vector's atom count exceeds s_max")
+            total = int(st.counts.sum(dtype=np.int64))
         else:
-            counts = np.full(n, s_max, dtype=np.int64)
-        total = int(counts.sum())
-        symbols = section("indices", _index_dtype(c.k2), total).astype(np.int64)
-        c.counts = counts
-        c.indices = entropy.decode_indices(symbols, counts, s_max, c.k2, coding)
-        steps = _steps(section, granularity, n)
-        vals = section("values", qdt, total)
-        q = np.zeros((n, s_max), dtype=qdt)
-        q[np.arange(s_max)[None, :] < counts[:, None]] = vals
+            total = n * s_max
+        st.symbols = section("indices", _index_dtype(st.k2), total)
+        st.steps = _steps(section, granularity, n)
+        st.values = section("values", qdt, total)
     else:
-        steps = _steps(section, granularity, n)
-        q = section("values", qdt, n * k1).reshape(n, k1)
+        st.steps = _steps(section, granularity, n)
+        st.values = section("values", qdt, n * k1)
     m = quantize.qmax(bits)
-    if q.size and (q.min() < -m or q.max() > m):
+    if st.values.size and (int(st.values.min()) < -m or int(st.values.max()) > m):
         raise StreamError(f"quantized value outside the {bits}-bit range")
-    c.q, c.steps = q, steps
     if cur.pos != len(cur.data):
         raise StreamError(f"{len(cur.data) - cur.pos} unexpected bytes after the last section")
-    return c
+    return st
 
 
 def _steps(section, granularity: str, n: int) -> np.ndarray:

@@ -29,7 +29,8 @@ from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from . import entropy, quantize
 from .layout import LAYOUTS
-from .sparse import SparseCode, resolve_device
+from .errors import StreamError
+from .sparse import SparseCode, decode_bytes, resolve_device
 
 __all__ = ["AUTO_VALUE_BITS", "PRESETS", "SINR", "relative_error"]
 
@@ -208,10 +209,19 @@ class SINR(Codec):
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         """Decompress a stream to an array of the encoded dtype, shape and memory order (on the CPU)."""
-        data = ensure_contiguous_ndarray(buf).view(np.uint8).reshape(-1)
-        dec = SparseCode.from_bytes(data).decode()
+        try:
+            data = ensure_contiguous_ndarray(buf).view(np.uint8).reshape(-1)
+            dec = decode_bytes(data)
+        except ValueError:
+            raise
+        except (MemoryError, RuntimeError, OverflowError, IndexError, TypeError) as e:
+            # every stream the reader accepts decodes within the limits; this is a last line of defence
+            raise StreamError(f"cannot decode this SINR stream ({type(e).__name__}: {e})") from e
+        if self.dtype is not None and _native(dec.dtype) != _native(np.dtype(self.dtype)):
+            raise StreamError(f"the stream holds a {dec.dtype.name} array but this codec is configured for "
+                              f"{np.dtype(self.dtype).name}: the chunk belongs to another array or the store is corrupt")
         if out is not None:
-            return ndarray_copy(dec, out)
+            return _copy_checked(dec, out)
         return dec
 
     def _as_array(self, buf: Any) -> np.ndarray:
@@ -240,6 +250,33 @@ class SINR(Codec):
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
         return f"{type(self).__name__}({params})"
+
+
+def _native(dtype: np.dtype) -> np.dtype:
+    return dtype.newbyteorder("=")
+
+
+def _copy_checked(dec: np.ndarray, out: Any) -> np.ndarray:
+    """Copy ``dec`` into ``out``, refusing a typed output that does not match the stream.
+
+    A float ``out`` (what Zarr passes for a chunk) must have the stream's float type and its shape; a
+    1-D stream or a 1-D ``out`` is a flat buffer (the numcodecs convention) and needs only the same number
+    of elements. Any other ``out`` (raw bytes) must have the stream's size in bytes.
+    """
+    if isinstance(out, np.ndarray) and out.dtype.kind == "f":
+        if _native(out.dtype) != _native(dec.dtype):
+            raise StreamError(f"the stream holds a {dec.dtype.name} array of shape {dec.shape}, but the output "
+                              f"is {out.dtype.name}: the chunk belongs to another array or the store is corrupt")
+        flat = out.ndim <= 1 or dec.ndim <= 1
+        if out.shape != dec.shape and not (flat and out.size == dec.size):
+            raise StreamError(f"the stream holds an array of shape {dec.shape}, but the output has shape "
+                              f"{out.shape}: the chunk belongs to another array or the store is corrupt")
+        if out.shape == dec.shape:
+            np.copyto(out, dec)
+        else:
+            np.copyto(out, dec.reshape(out.shape, order="A"))
+        return out
+    return ndarray_copy(dec, out)
 
 
 def entropy_backends() -> tuple[str, ...]:

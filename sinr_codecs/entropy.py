@@ -126,7 +126,22 @@ def encode_indices(indices: np.ndarray, counts: np.ndarray, coding: int) -> tupl
 
 
 def decode_indices(symbols: np.ndarray, counts: np.ndarray, s_max: int, k2: int, coding: int) -> np.ndarray:
-    """Inverse of :func:`encode_indices`: (n, s_max) int64 indices, -1 beyond each count.
+    """Inverse of :func:`encode_indices` for a block of vectors.
+
+    Parameters
+    ----------
+    symbols : (n, s_max) unsigned integers: each vector's ``counts[i]`` coded symbols first, then
+        anything (ignored).
+    counts : (n,) int64 atoms per vector.
+    s_max : int
+    k2 : int
+        Dictionary size: every index must lie in ``[0, k2)``.
+    coding : int
+        Index coding id (:data:`INDEX_CODINGS`).
+
+    Returns
+    -------
+    (n, s_max) int64 indices, -1 beyond each count.
 
     Raises
     ------
@@ -134,20 +149,26 @@ def decode_indices(symbols: np.ndarray, counts: np.ndarray, s_max: int, k2: int,
         If any decoded index is outside [0, k2) or repeats within a vector.
     """
     n = counts.shape[0]
-    used = np.arange(s_max)[None, :] < counts[:, None]
-    out = np.zeros((n, s_max), dtype=np.int64)
-    out[used] = symbols
+    symbols = symbols.reshape(n, s_max)
+    full = bool(np.all(counts == s_max))
+    used = None if full else np.arange(s_max)[None, :] < counts[:, None]
+    out = symbols.astype(np.int64)
+    if used is not None:
+        out[~used] = 0
     if coding == 1:
         if s_max > 1:
             out[:, 1:] += 1
-        out = np.cumsum(out, axis=1)
+        np.cumsum(out, axis=1, out=out)
     elif coding != 0:
         raise StreamError(f"unknown index coding id {coding}")
-    if np.any(out[used] < 0) or np.any(out[used] >= k2):
+    live = out if used is None else np.where(used, out, 0)
+    if live.size and int(live.max()) >= k2:
         raise StreamError(f"stream holds an atom index outside [0, {k2})")
-    out[~used] = -1
+    if used is not None:
+        out[~used] = -1
     if coding == 0 and s_max > 1:
-        srt = np.sort(np.where(used, out, -1 - np.arange(s_max)[None, :]), axis=1)
+        srt = out if used is None else np.where(used, out, -1 - np.arange(s_max)[None, :])
+        srt = np.sort(srt, axis=1)
         if np.any(srt[:, 1:] == srt[:, :-1]):
             raise StreamError("stream repeats an atom index within a vector")
     return out

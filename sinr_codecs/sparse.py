@@ -24,9 +24,10 @@ from .errors import NonFiniteError
 from .layout import Layout, choose_layout
 from .omp import batch_omp
 
-__all__ = ["SparseCode", "resolve_device", "resolve_sparsity", "resolve_k2"]
+__all__ = ["SparseCode", "decode_bytes", "resolve_device", "resolve_sparsity", "resolve_k2"]
 
-_RECON_ELEMENTS = 1 << 24  # gathered dictionary entries per reconstruction chunk
+_RECON_ELEMENTS = 1 << 24  # gathered dictionary entries per reconstruction chunk (training path)
+_DECODE_CHUNK = 1 << 21  # output elements per decode block (16 MiB of float64 work)
 _TOL_MARGIN = 0.8  # OMP aims below the bound so that quantization has room
 _MAX_REFITS = 12
 
@@ -294,13 +295,17 @@ class SparseCode:
     def decode(self) -> np.ndarray:
         """The reconstruction as a numpy array of the original dtype, byte order and memory order.
 
-        Computed in float64 on the CPU, so it is the same wherever the stream was encoded.
+        Computed in float64 on the CPU, so it is the same wherever the stream was encoded; values beyond
+        the dtype's finite range are saturated to it (a finite input never decodes to inf or NaN).
         """
-        rec = self.reconstruct(dtype=torch.float64, device="cpu").numpy()
-        out = rec.astype(self.dtype)
-        if self.order == "F":
-            return np.asfortranarray(out)
-        return out if out.flags.c_contiguous else out.copy(order="C")  # (ascontiguousarray turns 0-d to 1-d)
+        n = self.n_vectors
+        vals = self.values.detach().to("cpu", torch.float64).numpy()
+        if self.dense:
+            return _reconstruct(self.layout, self.dtype, self.order, None,
+                                lambda i0, i1: (None, vals.reshape(n, self.k1)[i0:i1]))
+        idx = self.indices.cpu().numpy()
+        return _reconstruct(self.layout, self.dtype, self.order, self.dictionary("cpu", torch.float64),
+                            lambda i0, i1: (idx[i0:i1], vals[i0:i1]))
 
     # ------------------------------------------------------------------------------ quantize
     def _quantize(self, bits: int, granularity: str) -> tuple[np.ndarray, np.ndarray]:
@@ -343,7 +348,7 @@ class SparseCode:
         StreamError
             If the stream is corrupt, truncated or of an unknown version.
         """
-        c = bitstream.read(data)
+        c = bitstream.read(data).content()
         values = torch.from_numpy(quantize.dequantize(c.q, c.steps))
         n = c.layout.n_vectors
         if c.mode == "dense":
@@ -352,6 +357,81 @@ class SparseCode:
                        counts=torch.full((n,), c.layout.k1, dtype=torch.int64))
         return cls(layout=c.layout, dtype=c.dtype, order=c.order, k2=c.k2, seed=c.seed, generator=c.generator,
                    indices=torch.from_numpy(c.indices), values=values, counts=torch.from_numpy(c.counts))
+
+
+def decode_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+    """Decode a stream straight to an array, chunk by chunk (what :meth:`SINR.decode` runs).
+
+    Equal to ``SparseCode.from_bytes(data).decode()``, without expanding the whole stream: peak memory
+    is the output, the compact stream and one float64 dictionary, plus a bounded work chunk.
+
+    Raises
+    ------
+    StreamError
+        For any stream that is corrupt, truncated, inconsistent or beyond :mod:`sinr_codecs.limits`.
+    """
+    st = bitstream.read(data)
+
+    def block(i0: int, i1: int) -> tuple[np.ndarray | None, np.ndarray]:
+        idx, q = st.rows(i0, i1)
+        vals = q.astype(np.float64)
+        vals *= st.row_steps(i0, i1)
+        return (None if st.mode == "dense" else idx), vals
+
+    a = None
+    if st.mode == "sparse" and st.layout.n_vectors:
+        a = sensing_matrix(st.layout.k1, st.k2, st.seed, generator=st.generator, dtype=torch.float64)
+    return _reconstruct(st.layout, st.dtype, st.order, a, block)
+
+
+def _reconstruct(layout: Layout, dtype: np.dtype, order: str, dictionary: torch.Tensor | None,
+                 block: Callable[[int, int], tuple[np.ndarray | None, np.ndarray]]) -> np.ndarray:
+    """Fill an array of ``layout.shape`` and ``dtype`` vector block by vector block.
+
+    ``block(i0, i1)`` gives vectors ``[i0, i1)`` as (indices (c, s) int64 with -1 where unused, float64
+    values (c, s)), or (None, the (c, k1) vectors themselves) in dense mode. Each block becomes a CSR
+    matrix times the (k2, k1) dictionary transpose, in float64, then is saturated to the dtype's finite
+    range and written into the output.
+    """
+    out = np.empty(layout.shape, dtype=dtype)
+    flat = out.reshape(-1)
+    n, k1, size = layout.n_vectors, layout.k1, layout.size
+    fmax = float(np.finfo(dtype).max)
+    at = None if dictionary is None else dictionary.T.contiguous()  # (k2, k1): rows gathered fast
+    step = max(1, _DECODE_CHUNK // max(1, k1))
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        idx, vals = block(i0, i1)
+        if at is None:
+            rec = np.ascontiguousarray(vals, dtype=np.float64)
+        else:
+            rec = _csr_times(idx, vals, at).numpy()
+        np.nan_to_num(rec, copy=False, nan=0.0, posinf=fmax, neginf=-fmax)
+        np.clip(rec, -fmax, fmax, out=rec)
+        lo, hi = i0 * k1, min(i1 * k1, size)
+        flat[lo:hi] = rec.reshape(-1)[: hi - lo]
+    if order == "F":
+        return np.asfortranarray(out)
+    return out
+
+
+def _csr_times(idx: np.ndarray, vals: np.ndarray, at: torch.Tensor) -> torch.Tensor:
+    """(c, k1) float64: row i is ``sum_j vals[i, j] * at[idx[i, j]]`` over the used (``idx >= 0``) entries."""
+    c, s = idx.shape
+    k2 = at.shape[0]
+    if s == 0:
+        return torch.zeros((c, at.shape[1]), dtype=torch.float64)
+    order = np.argsort(np.where(idx < 0, k2, idx), axis=1, kind="stable")  # CSR wants sorted columns
+    idx = np.take_along_axis(idx, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    used = idx >= 0
+    crow = np.zeros(c + 1, dtype=np.int64)
+    np.cumsum(used.sum(axis=1), out=crow[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        m = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(idx[used]),
+                                    torch.from_numpy(vals[used]), size=(c, k2), check_invariants=False)
+        return m @ at
 
 
 def _pad(t: torch.Tensor, s: int, fill: float) -> torch.Tensor:
