@@ -20,6 +20,7 @@ Contract
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -27,31 +28,12 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
-from . import entropy, quantize
-from .layout import LAYOUTS
+from . import options
+from .options import AUTO_VALUE_BITS, PRESETS
 from .errors import StreamError
 from .sparse import SparseCode, decode_bytes, resolve_device
 
-__all__ = ["AUTO_VALUE_BITS", "PRESETS", "SINR", "relative_error"]
-
-AUTO_VALUE_BITS: tuple[int, ...] = (6, 8, 10, 12, 16)
-"""The value bits ``value_bits="auto"`` tries."""
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"value_bits": 8, "index_coding": "delta", "entropy": "brotli"},
-    "paper": {"value_bits": 16, "index_coding": "raw", "entropy": "brotli"},
-}
-"""Values of the options a caller leaves unset (``None``), by ``preset``.
-
-``"default"`` is what measured best in ``benchmarks/codec_ablation.py`` (docs/benchmarks.md, "What each
-idea buys"): 8-bit values and sorted-gap indices need about half the bits of the paper's pipeline at
-equal error. ``"paper"`` keeps the SINR paper's pipeline: 16-bit values, 16-bit indices in selection
-order, Brotli.
-"""
-
-_LAYOUT_CHOICES = (*LAYOUTS, "auto")
-_FLOAT_DTYPES = ("float16", "float32", "float64")
-
+__all__ = ["AUTO_VALUE_BITS", "PRESETS", "SINR", "relative_error"]  # the first two live in options
 
 def relative_error(original: np.ndarray, decoded: np.ndarray) -> float:
     """``||original - decoded|| / ||original||`` over all elements in float64 (0 for a zero array)."""
@@ -67,43 +49,12 @@ class SINR(Codec):
 
     Parameters
     ----------
-    sparsity : int or float, default 0.25
-        Atoms per vector (int >= 1) or a fraction of the vector length k1 (float in (0, 1));
-        clipped to k1 - 1. Ignored when ``max_rel_error`` is set.
-    dictionary_ratio : float, default 8.0
-        Dictionary size as a multiple of k1 (k2 = ceil(ratio * k1)); larger dictionaries give better
-        atoms at log2(k2) bits per index.
-    dictionary_size : int, optional
-        k2 directly; overrides ``dictionary_ratio``.
-    seed : int, default 0
-        Dictionary seed (0 <= seed < 2**64); stored in the stream.
-    value_bits : int or "auto", optional
-        Uniform quantizer bits for the nonzero values (2..24). Unset: the preset's (8; 16 for "paper").
-        ``"auto"`` (needs ``max_rel_error``): encode with each of :data:`AUTO_VALUE_BITS` and keep the
-        smallest stream that meets the bound (auto-tuning; encoding costs that many fits).
-    layout : {"auto", "rows", "blocks", "flat"}, default "auto"
-        How vectors are formed: rows along the last axis, ``block_size``-long blocks of the flattened
-        array, or the whole array as one vector (the paper's rule for k x k layers with k < 50).
-        "auto": rows if ndim >= 2 and the last axis has >= 50 elements, flat up to 2500 elements,
-        else blocks of 64.
-    block_size : int, optional
-        Vector length for ``layout="blocks"``.
-    max_rel_error : float, optional
-        Error-bounded mode: each vector's relative L2 error ``||w - w_hat|| / ||w||`` is at most this,
-        checked after quantization and rounding to the output dtype; each vector gets the fewest
-        atoms that meet it (quantizer steps are then per vector).
-    device : str, default "auto"
-        Where OMP runs when encoding: "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N".
-        Decoding always runs on the CPU.
-    entropy : {"brotli", "raw"}, optional
-        Lossless back end for the stream's sections. Unset: the preset's ("brotli").
-    index_coding : {"delta", "raw"}, optional
-        Support coding: sorted indices as gaps ("delta"), or as selected ("raw", the paper's).
-        Unset: the preset's ("delta"; "raw" for "paper").
-    preset : {"default", "paper"}, default "default"
-        Where unset options come from (:data:`PRESETS`); options given explicitly always win.
-    dtype : str, optional
-        How to read untyped input (raw bytes): "float16", "float32" or "float64".
+{parameters}
+
+    Every option is keyword-only and validated at construction (``ValueError``); their single
+    definition is :data:`sinr_codecs.options.OPTIONS`. ``get_config()`` holds every option but
+    ``device`` (where encoding runs is a property of the process, not of the data), with the preset's
+    values resolved.
 
     Examples
     --------
@@ -118,66 +69,23 @@ class SINR(Codec):
 
     codec_id = "sinr"
 
-    def __init__(
-        self,
-        sparsity: int | float = 0.25,
-        dictionary_ratio: float = 8.0,
-        dictionary_size: int | None = None,
-        seed: int = 0,
-        value_bits: int | None = None,
-        layout: str = "auto",
-        block_size: int | None = None,
-        max_rel_error: float | None = None,
-        device: str = "auto",
-        entropy: str | None = None,
-        index_coding: str | None = None,
-        dtype: str | None = None,
-        preset: str = "default",
-    ):
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {preset!r}")
-        self.preset = preset
-        chosen = PRESETS[preset]
-        value_bits = chosen["value_bits"] if value_bits is None else value_bits
-        entropy = chosen["entropy"] if entropy is None else entropy
-        index_coding = chosen["index_coding"] if index_coding is None else index_coding
-        self.sparsity = _parse_sparsity(sparsity)
-        self.dictionary_ratio = _parse_positive("dictionary_ratio", dictionary_ratio, minimum=1.0)
-        self.dictionary_size = None if dictionary_size is None else _parse_int("dictionary_size", dictionary_size, 2)
-        self.seed = _parse_int("seed", seed, 0, (1 << 64) - 1)
-        if value_bits == "auto":
-            if max_rel_error is None:
-                raise ValueError("value_bits='auto' searches the bits that meet max_rel_error with the smallest "
-                                 "stream: set max_rel_error too (or give value_bits as an integer)")
-            self.value_bits: int | str = "auto"
-        else:
-            quantize.check_bits(value_bits)
-            self.value_bits = int(value_bits)
-        if layout not in _LAYOUT_CHOICES:
-            raise ValueError(f"layout must be one of {_LAYOUT_CHOICES}, got {layout!r}")
-        self.layout = layout
-        self.block_size = None if block_size is None else _parse_int("block_size", block_size, 1)
-        if layout == "blocks" and self.block_size is None:
-            raise ValueError("layout='blocks' needs block_size")
-        if max_rel_error is not None:
-            max_rel_error = _parse_positive("max_rel_error", max_rel_error)
-            if max_rel_error >= 1:
-                raise ValueError(f"max_rel_error must lie in (0, 1), got {max_rel_error}")
-        self.max_rel_error = max_rel_error
-        if not isinstance(device, str):
-            raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda:0', got {device!r}")
-        self.device = device
-        if entropy not in entropy_backends():
-            raise ValueError(f"entropy must be one of {entropy_backends()}, got {entropy!r}")
-        self.entropy = entropy
-        if index_coding not in tuple(_index_codings()):
-            raise ValueError(f"index_coding must be one of {tuple(_index_codings())}, got {index_coding!r}")
-        self.index_coding = index_coding
-        if dtype is not None and np.dtype(dtype).name not in _FLOAT_DTYPES:
-            raise ValueError(f"dtype must be one of {_FLOAT_DTYPES}, got {dtype!r}")
-        self.dtype = None if dtype is None else np.dtype(dtype).str
+    def __init__(self, **kwargs: Any):
+        resolved = options.resolve(**kwargs)
+        self._device = resolved.pop("device")
+        for name, value in resolved.items():
+            setattr(self, name, value)
 
-    # numcodecs' default get_config copies __dict__; keep only JSON-safe public attributes there
+    @property
+    def device(self) -> str:
+        """Where OMP runs when this process encodes (not part of the configuration)."""
+        return self._device
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "SINR":
+        """Build from a stored configuration; a ``device`` key (written by older releases) is ignored."""
+        config = {k: v for k, v in config.items() if k not in ("id", "device")}
+        return cls(**config)
+
     def encode(self, buf: Any) -> bytes:
         """Compress ``buf`` (see the module contract) to a self-describing stream."""
         arr = self._as_array(buf)
@@ -279,39 +187,7 @@ def _copy_checked(dec: np.ndarray, out: Any) -> np.ndarray:
     return ndarray_copy(dec, out)
 
 
-def entropy_backends() -> tuple[str, ...]:
-    return tuple(entropy.BACKENDS)
-
-
-def _index_codings() -> dict[str, int]:
-    return entropy.INDEX_CODINGS
-
-
-def _parse_sparsity(s: Any) -> int | float:
-    if isinstance(s, bool):
-        raise ValueError(f"sparsity must be an int >= 1 or a float in (0, 1), got {s!r}")
-    if isinstance(s, (int, np.integer)):
-        if s < 1:
-            raise ValueError(f"sparsity must be >= 1 atom, got {s}")
-        return int(s)
-    if isinstance(s, (float, np.floating)):
-        if not 0.0 < float(s) < 1.0:
-            raise ValueError(f"a fractional sparsity must lie in (0, 1), got {s}")
-        return float(s)
-    raise ValueError(f"sparsity must be an int >= 1 or a float in (0, 1), got {s!r}")
-
-
-def _parse_int(name: str, v: Any, lo: int, hi: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be an integer {rng}, got {v!r}")
-    return int(v)
-
-
-def _parse_positive(name: str, v: Any, minimum: float = 0.0) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")
-    v = float(v)
-    if v <= 0 or v < minimum:
-        raise ValueError(f"{name} must be > 0{f' and >= {minimum}' if minimum else ''}, got {v}")
-    return v
+SINR.__doc__ = (SINR.__doc__ or "").replace("{parameters}", options.numpydoc())
+SINR.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default) for o in options.OPTIONS])

@@ -11,7 +11,8 @@ Three layouts (ids as stored in the stream):
 
 ``"auto"`` picks ``rows`` when the array has >= 2 dimensions and a last axis of at least
 :data:`AUTO_MIN_ROW` (50) elements; else ``flat`` for arrays of at most :data:`AUTO_MAX_FLAT` (2500,
-a 50 x 50 layer) elements; else ``blocks`` of :data:`AUTO_BLOCK` (64) elements. A flattened vector is
+a 50 x 50 layer) elements; else ``blocks`` of :data:`AUTO_BLOCK` (64) elements. A row or flat vector too
+long for the dictionary limit (:mod:`sinr_codecs.limits`) is cut into blocks instead. A flattened vector is
 long (up to 2500) and OMP cost grows with k1 * k2 * s: tiny layers cost more per weight than rows.
 """
 
@@ -88,18 +89,29 @@ class Layout:
         return v.reshape(-1)[: self.size].reshape(self.shape)
 
 
-def choose_layout(shape: tuple[int, ...], layout: str = "auto", block_size: int | None = None) -> Layout:
-    """Resolve ``layout`` (one of :data:`LAYOUTS` or ``"auto"``) for an array of ``shape``."""
+def choose_layout(shape: tuple[int, ...], layout: str = "auto", block_size: int | None = None, *,
+                  max_k1: int | None = None) -> Layout:
+    """Resolve ``layout`` (one of :data:`LAYOUTS` or ``"auto"``) for an array of ``shape``.
+
+    ``max_k1`` (``"auto"`` only): the longest vector allowed (its dictionary must fit the dictionary
+    limit). Rows longer than that are cut into blocks of the largest divisor of the row length in
+    ``[AUTO_BLOCK, max_k1]`` (else ``AUTO_BLOCK``), and a too-long flat vector into blocks of ``AUTO_BLOCK``.
+    """
     shape = tuple(int(d) for d in shape)
     size = math.prod(shape)
     if layout == "auto":
+        longest = size if max_k1 is None else max_k1
         if len(shape) >= 2 and shape[-1] >= AUTO_MIN_ROW:
             layout = "rows"
-        elif size <= AUTO_MAX_FLAT:
+            if shape[-1] > longest:
+                layout = "blocks"
+                fits = [d for d in range(min(longest, shape[-1]), AUTO_BLOCK - 1, -1) if shape[-1] % d == 0]
+                block_size = fits[0] if fits else min(AUTO_BLOCK, longest)
+        elif size <= min(AUTO_MAX_FLAT, longest):
             layout = "flat"
         else:
             layout = "blocks"
-            block_size = block_size or AUTO_BLOCK
+            block_size = block_size or min(AUTO_BLOCK, longest)
     if size == 0:
         k1 = 0
     elif layout == "rows":

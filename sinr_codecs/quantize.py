@@ -56,7 +56,11 @@ def quantize(values: torch.Tensor, bits: int, granularity: str = "tensor") -> tu
         q = np.rint(v / safe)
     elif granularity == "vector":
         amax = np.max(np.abs(v), axis=1) if v.shape[1] else np.zeros(v.shape[0])
-        steps = (amax / m).astype(np.float32)
+        with np.errstate(over="ignore"):
+            steps = (amax / m).astype(np.float32)
+        if not np.all(np.isfinite(steps)):
+            raise ValueError(f"values of magnitude up to {float(np.max(amax)):.3g} overflow the float32 per-vector "
+                             "quantizer steps of the error-bounded mode; use a fixed sparsity instead")
         # the stored (float32) step is what the decoder uses: quantize with it
         safe = np.where(steps > 0, steps, 1).astype(np.float64)[:, None]
         q = np.rint(v / safe)

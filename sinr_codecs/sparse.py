@@ -22,6 +22,7 @@ from . import bitstream, quantize
 from .dictionary import GENERATOR_ID, sensing_matrix
 from .errors import NonFiniteError
 from .layout import Layout, choose_layout
+from .limits import get_limits
 from .omp import batch_omp
 
 __all__ = ["SparseCode", "decode_bytes", "resolve_device", "resolve_sparsity", "resolve_k2"]
@@ -180,25 +181,46 @@ class SparseCode:
             NaN or infinite input values.
         """
         arr, dtype, order = _as_tensor(tensor)
-        lay = choose_layout(tuple(arr.shape), layout, block_size)
+        cap = get_limits().max_dictionary_entries
+        max_k1 = max_k1_for(dictionary_size, dictionary_ratio, cap) if layout == "auto" else None
+        lay = choose_layout(tuple(arr.shape), layout, block_size, max_k1=max_k1)
         dev = resolve_device(device)
         work = torch.float64 if dtype == np.float64 else torch.float32
         vectors = lay.to_vectors(arr.to(work)).to(dev)
         n, k1 = vectors.shape
         base = dict(layout=lay, dtype=dtype, order=order)
         if n == 0 or k1 < 2:
-            code = cls._dense(vectors, **base)
-        else:
-            k2 = resolve_k2(k1, dictionary_size, dictionary_ratio)
-            a = sensing_matrix(k1, k2, seed, device=dev, dtype=work)
-            base.update(k2=k2, seed=int(seed))
-            if max_rel_error is None:
-                s = resolve_sparsity(sparsity, k1)
-                r = batch_omp(vectors, a, sparsity=s, memory_budget=memory_budget, progress=progress)
-                code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
-            else:
-                code = cls._fit_bounded(vectors, a, float(max_rel_error), value_bits, base, memory_budget, progress)
-        return code
+            return cls._dense(vectors, **base)
+        k2 = resolve_k2(k1, dictionary_size, dictionary_ratio)
+        if k1 * k2 > cap:
+            raise ValueError(
+                f"a {k1}x{k2} dictionary ({k1 * k2} entries) exceeds max_dictionary_entries = {cap}: use shorter "
+                "vectors (layout='blocks' with a smaller block_size), a smaller dictionary, or raise the limit "
+                "(sinr_codecs.limits.set_limits); decoders need the same raised limit")
+        a = sensing_matrix(k1, k2, seed, device=dev, dtype=work)
+        base.update(k2=k2, seed=int(seed))
+        # OMP on vectors scaled by a power of two (exact) so that squared norms neither overflow nor
+        # underflow whatever the magnitudes; the coefficients are scaled back afterwards
+        scale = _power_of_two_scale(vectors)
+        scaled = vectors * scale[:, None]
+        if max_rel_error is None:
+            s = resolve_sparsity(sparsity, k1)
+            r = batch_omp(scaled, a, sparsity=s, memory_budget=memory_budget, progress=progress)
+            code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
+            return code._unscaled(scale)
+        return cls._fit_bounded(vectors, scaled, scale, a, float(max_rel_error), value_bits, base, memory_budget,
+                                progress)
+
+    def _unscaled(self, scale: torch.Tensor) -> "SparseCode":
+        """The code of the unscaled vectors: values divided by each vector's ``scale``.
+
+        Values stay in their dtype unless that would overflow it (float32 weights near 3e38), then
+        float64.
+        """
+        vals = self.values.to(torch.float64) / scale.to("cpu", torch.float64)[:, None]
+        if self.values.dtype != torch.float64 and bool(torch.isfinite(vals.to(self.values.dtype)).all()):
+            vals = vals.to(self.values.dtype)
+        return replace(self, values=vals)
 
     @classmethod
     def _dense(cls, vectors: torch.Tensor, **base) -> "SparseCode":
@@ -207,24 +229,26 @@ class SparseCode:
                    counts=torch.full((n,), k1, dtype=torch.int64), dense=True, **base)
 
     @classmethod
-    def _fit_bounded(cls, vectors, a, bound, bits, base, memory_budget, progress) -> "SparseCode":
+    def _fit_bounded(cls, vectors, scaled, scale, a, bound, bits, base, memory_budget, progress) -> "SparseCode":
         if not 0.0 < bound < 1.0:
             raise ValueError(f"max_rel_error must lie in (0, 1), got {bound}")
         n, k1 = vectors.shape
         cap = k1 - 1
-        r = batch_omp(vectors, a, tol=bound * _TOL_MARGIN, sparsity=cap, memory_budget=memory_budget,
+        r = batch_omp(scaled, a, tol=bound * _TOL_MARGIN, sparsity=cap, memory_budget=memory_budget,
                       progress=progress)
         code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
         tol = bound * _TOL_MARGIN
         for _ in range(_MAX_REFITS):
+            code = code._unscaled(scale)
             bad = torch.from_numpy(code._vector_errors(vectors, bits, "vector") > bound)
             if not bad.any():
                 return code
             if bool((code.counts[bad] >= cap).all()):
                 break  # more atoms are not possible: quantization or rounding is the floor
             tol *= 0.5
-            sub = batch_omp(vectors[bad.to(vectors.device)], a, tol=tol, sparsity=cap,
-                            memory_budget=memory_budget)
+            rows = bad.to(scaled.device)
+            sub = batch_omp(scaled[rows], a, tol=tol, sparsity=cap, memory_budget=memory_budget)
+            code = replace(code, values=code.values * scale.to("cpu", code.values.dtype)[:, None])  # back to scaled
             code = code._replace_rows(bad, sub.indices.cpu(), sub.coefs.cpu(), sub.counts.cpu())
         dense = cls._dense(vectors, **{k: base[k] for k in ("layout", "dtype", "order")})
         worst = float(dense._vector_errors(vectors, bits, "vector").max())
@@ -250,11 +274,13 @@ class SparseCode:
 
     def _vector_errors(self, vectors: torch.Tensor, bits: int, granularity: str) -> np.ndarray:
         """Per-vector relative L2 error after quantization and rounding to the output dtype."""
-        rec = self.quantized(bits, granularity)._vectors(torch.float64, "cpu")
-        rec = rec.numpy().astype(self.dtype.newbyteorder("=")).astype(np.float64)
+        rec = self.quantized(bits, granularity)._vectors(torch.float64, "cpu").numpy()
+        rec = _saturate(rec, self.dtype).astype(self.dtype.newbyteorder("=")).astype(np.float64)
         ref = vectors.detach().to("cpu", torch.float64).numpy()
-        err = np.linalg.norm(rec - ref, axis=1)
-        norm = np.linalg.norm(ref, axis=1)
+        unit = np.max(np.abs(ref), axis=1, keepdims=True)  # norms of rescaled rows cannot overflow
+        unit = np.where(unit > 0, unit, 1.0)
+        err = np.linalg.norm((rec - ref) / unit, axis=1)
+        norm = np.linalg.norm(ref / unit, axis=1)
         return np.where(norm > 0, err / np.where(norm > 0, norm, 1), np.where(err > 0, np.inf, 0.0))
 
     # ---------------------------------------------------------------------------- reconstruct
@@ -396,7 +422,6 @@ def _reconstruct(layout: Layout, dtype: np.dtype, order: str, dictionary: torch.
     out = np.empty(layout.shape, dtype=dtype)
     flat = out.reshape(-1)
     n, k1, size = layout.n_vectors, layout.k1, layout.size
-    fmax = float(np.finfo(dtype).max)
     at = None if dictionary is None else dictionary.T.contiguous()  # (k2, k1): rows gathered fast
     step = max(1, _DECODE_CHUNK // max(1, k1))
     for i0 in range(0, n, step):
@@ -406,8 +431,7 @@ def _reconstruct(layout: Layout, dtype: np.dtype, order: str, dictionary: torch.
             rec = np.ascontiguousarray(vals, dtype=np.float64)
         else:
             rec = _csr_times(idx, vals, at).numpy()
-        np.nan_to_num(rec, copy=False, nan=0.0, posinf=fmax, neginf=-fmax)
-        np.clip(rec, -fmax, fmax, out=rec)
+        _saturate(rec, dtype)
         lo, hi = i0 * k1, min(i1 * k1, size)
         flat[lo:hi] = rec.reshape(-1)[: hi - lo]
     if order == "F":
@@ -432,6 +456,32 @@ def _csr_times(idx: np.ndarray, vals: np.ndarray, at: torch.Tensor) -> torch.Ten
         m = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(idx[used]),
                                     torch.from_numpy(vals[used]), size=(c, k2), check_invariants=False)
         return m @ at
+
+
+def _saturate(rec: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Clip float64 ``rec`` in place to ``dtype``'s finite range (NaN, never produced from finite
+    input by a valid stream, becomes 0): a finite input never decodes to inf or NaN."""
+    fmax = float(np.finfo(dtype).max)
+    np.nan_to_num(rec, copy=False, nan=0.0, posinf=fmax, neginf=-fmax)
+    return np.clip(rec, -fmax, fmax, out=rec)
+
+
+def _power_of_two_scale(vectors: torch.Tensor) -> torch.Tensor:
+    """(n,) powers of two that bring each vector's largest magnitude into [0.5, 1) (1 for zero vectors)."""
+    amax = vectors.abs().amax(dim=1).to(torch.float64)
+    _, exponent = torch.frexp(torch.where(amax > 0, amax, torch.ones_like(amax)))
+    limit = (100 if vectors.dtype == torch.float32 else 1000)  # the scale itself stays a normal number
+    return torch.ldexp(torch.ones_like(amax), (-exponent).clamp(-limit, limit)).to(vectors.dtype)
+
+
+def max_k1_for(dictionary_size: int | None, dictionary_ratio: float, max_entries: int) -> int:
+    """Longest vector whose dictionary (``k1 * k2`` entries, :func:`resolve_k2`) fits ``max_entries``."""
+    if dictionary_size is not None:
+        return max(1, max_entries // max(int(dictionary_size), 2))
+    k1 = max(1, math.isqrt(int(max_entries / dictionary_ratio)))
+    while k1 > 1 and k1 * resolve_k2(k1, None, dictionary_ratio) > max_entries:
+        k1 -= 1
+    return k1
 
 
 def _pad(t: torch.Tensor, s: int, fill: float) -> torch.Tensor:

@@ -9,7 +9,8 @@ sees, and it returns the chunk's SINR stream. Use it as the array's ``serializer
 numcodecs codec :class:`sinr_codecs.codec.SINR`, so a chunk written by either is the same stream.
 
 In ``zarr.json`` the codec is ``{"name": "sinr_codecs.sinr", "configuration": {...}}`` with the full SINR
-configuration (every option of :class:`~sinr_codecs.codec.SINR` but ``dtype``, which comes from the array).
+configuration (every stored option of :class:`~sinr_codecs.codec.SINR` but ``dtype``, which comes from the
+array; ``device`` belongs to the process and is never stored).
 zarr finds the class through the ``zarr.codecs`` entry point of the same name, so an array written with it
 opens in any Python environment where ``sinr-codecs`` is installed, without importing this module.
 
@@ -30,7 +31,7 @@ Examples
 from __future__ import annotations
 
 import asyncio
-import math
+import inspect
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ from zarr.core.common import JSON, parse_named_configuration
 from zarr.registry import register_codec
 
 from sinr_codecs.errors import StreamError
+from sinr_codecs.options import OPTIONS, numpydoc
 
 if TYPE_CHECKING:
     from typing import Self
@@ -65,117 +67,59 @@ def _core_class() -> type[SINR]:
     return SINR
 
 
+_FIELDS = tuple(o for o in OPTIONS if o.stored and o.name != "dtype")
+"""The options that are SINRCodec's fields (``dtype`` comes from the array; ``device`` is not stored)."""
+_IGNORED_KEYS = ("dtype", "device")
+
+
 def parse_sinr_configuration(data: dict[str, JSON] | None) -> dict[str, Any]:
     """Check a ``configuration`` mapping from ``zarr.json`` (keys are SINR options).
+
+    ``dtype`` (a numcodecs configuration's key: the chunk's dtype always comes from the array) and
+    ``device`` (written by older releases; where encoding runs belongs to the process) are accepted and
+    ignored.
 
     Raises
     ------
     ValueError
-        If ``data`` is not a mapping or holds an option :class:`SINRCodec` does not know, or ``dtype``
-        (the chunk's dtype always comes from the array).
+        If ``data`` is not a mapping or holds an option :class:`SINRCodec` does not know.
     """
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"the {CODEC_NAME} configuration must be a JSON object, got {type(data).__name__}")
-    known = {f.name for f in fields(SINRCodec)}
-    unknown = sorted(set(data) - known)
+    known = {o.name for o in _FIELDS}
+    unknown = sorted(set(data) - known - set(_IGNORED_KEYS))
     if unknown:
         raise ValueError(
             f"unknown {CODEC_NAME} option(s) {unknown}; known: {sorted(known)}. The array may have been "
             "written by a newer sinr-codecs: upgrade it (pip install -U sinr-codecs)."
         )
-    return dict(data)
+    return {k: v for k, v in data.items() if k not in _IGNORED_KEYS}
 
 
-@dataclass(frozen=True)
 class SINRCodec(ArrayBytesCodec):
     """SINR sparse coding of float chunks, as a Zarr format 3 array-to-bytes codec.
 
-    Every parameter has the meaning and default of :class:`sinr_codecs.codec.SINR` (see there for units
-    and ranges); invalid values raise ``ValueError`` here, at construction.
+    Every parameter has the meaning and default of :class:`sinr_codecs.codec.SINR` (one definition:
+    :data:`sinr_codecs.options.OPTIONS`); invalid values raise ``ValueError`` here, at construction.
+    The fields hold the resolved options (the preset's values filled in), so ``zarr.json`` reads the
+    same even if a later release changes a preset.
 
     Parameters
     ----------
-    sparsity : int or float, default 0.25
-        Atoms per vector (int >= 1) or a fraction of the vector length ``k1`` (float in (0, 1)).
-    dictionary_ratio : float, default 8.0
-        Dictionary width ``k2 = round(dictionary_ratio * k1)`` unless ``dictionary_size`` is given.
-    dictionary_size : int, optional
-        Fixed dictionary width ``k2``.
-    seed : int, default 0
-        Seed of the dictionary generator.
-    value_bits : int or "auto", optional
-        Bits per quantized coefficient (unset: the preset's, 8; 16 for ``preset="paper"``); ``"auto"``
-        with ``max_rel_error``: the bits that give the smallest stream meeting the bound.
-    layout : {"auto", "rows", "blocks", "flat"}, default "auto"
-        How vectors are formed inside a chunk: rows along the last axis, ``block_size``-long pieces of
-        the flattened chunk, or the whole chunk as one vector.
-    block_size : int, optional
-        Vector length for ``layout="blocks"``.
-    max_rel_error : float, optional
-        Error-bounded mode: per-vector relative L2 error bound.
-    device : str, default "auto"
-        Where OMP runs when encoding: "auto", "cpu", "cuda" or "cuda:N". Decoding always runs on the
-        CPU, so an array written on a GPU machine reads anywhere.
-    entropy : str, optional
-        Lossless back end (unset: the preset's).
-    index_coding : str, optional
-        How atom indices are coded (unset: the preset's, "delta"; "raw" for ``preset="paper"``).
-    preset : {"default", "paper"}, default "default"
-        Where unset options come from (:data:`sinr_codecs.codec.PRESETS`). ``zarr.json`` records the
-        resolved options too, so an array reads the same even if a later release changes a preset.
+{parameters}
     """
 
     is_fixed_size = False
 
-    sparsity: int | float = 0.25
-    dictionary_ratio: float = 8.0
-    dictionary_size: int | None = None
-    seed: int = 0
-    value_bits: int | str | None = None
-    layout: str = "auto"
-    block_size: int | None = None
-    max_rel_error: float | None = None
-    device: str = "auto"
-    entropy: str | None = None
-    index_coding: str | None = None
-    preset: str = "default"
-
-    def __init__(
-        self,
-        *,
-        sparsity: int | float = 0.25,
-        dictionary_ratio: float = 8.0,
-        dictionary_size: int | None = None,
-        seed: int = 0,
-        value_bits: int | str | None = None,
-        layout: str = "auto",
-        block_size: int | None = None,
-        max_rel_error: float | None = None,
-        device: str = "auto",
-        entropy: str | None = None,
-        index_coding: str | None = None,
-        preset: str = "default",
-    ) -> None:
-        given = {
-            "sparsity": sparsity,
-            "dictionary_ratio": dictionary_ratio,
-            "dictionary_size": dictionary_size,
-            "seed": seed,
-            "value_bits": value_bits,
-            "layout": layout,
-            "block_size": block_size,
-            "max_rel_error": max_rel_error,
-            "device": device,
-            "entropy": entropy,
-            "index_coding": index_coding,
-            "preset": preset,
-        }
-        core = _core_class()(**given)  # validates; raises ValueError on a bad option
+    def __init__(self, **kwargs: Any) -> None:
+        if "dtype" in kwargs:
+            raise TypeError(f"{CODEC_NAME} takes the chunk dtype from the array; do not pass dtype")
+        core = _core_class()(**kwargs)  # validates; raises ValueError on a bad option
         config = core.get_config()
-        for name in given:
-            object.__setattr__(self, name, config.get(name, given[name]))
+        for o in _FIELDS:
+            object.__setattr__(self, o.name, config[o.name])
         object.__setattr__(self, "_core", core)
 
     # -- metadata ---------------------------------------------------------------------------------
@@ -189,6 +133,11 @@ class SINRCodec(ArrayBytesCodec):
         """``{"name": "sinr_codecs.sinr", "configuration": {...}}`` with every SINR option but ``dtype``."""
         config = {k: v for k, v in self.core.get_config().items() if k not in ("id", "dtype")}
         return {"name": CODEC_NAME, "configuration": config}
+
+    @property
+    def device(self) -> str:
+        """Where OMP runs when this process encodes (not stored in ``zarr.json``)."""
+        return self.core.device
 
     @property
     def core(self) -> SINR:
@@ -226,15 +175,14 @@ class SINRCodec(ArrayBytesCodec):
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         decoded = np.asarray(self.core.decode(chunk_bytes.as_numpy_array()))
         shape = tuple(chunk_spec.shape)
-        if decoded.shape != shape:
-            if decoded.size != math.prod(shape):
-                raise StreamError(
-                    f"a {CODEC_NAME} chunk decodes to shape {decoded.shape}, but the array's chunks have "
-                    f"shape {shape}: the chunk belongs to another array or the store is corrupt"
-                )
-            decoded = decoded.reshape(shape)
         native = chunk_spec.dtype.to_native_dtype()
-        if decoded.dtype != native:  # e.g. byte order of the array vs of the stream
+        if decoded.shape != shape or decoded.dtype.newbyteorder("=") != np.dtype(native).newbyteorder("="):
+            raise StreamError(
+                f"a {CODEC_NAME} chunk holds a {decoded.dtype.name} array of shape {decoded.shape}, but the "
+                f"array's chunks are {np.dtype(native).name} of shape {shape}: the chunk belongs to another "
+                "array or the store is corrupt"
+            )
+        if decoded.dtype != native:  # byte order of the array vs of the stream
             decoded = decoded.astype(native)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(decoded)
 
@@ -244,6 +192,23 @@ class SINRCodec(ArrayBytesCodec):
     async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
         return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
 
+
+
+
+def _as_dataclass() -> None:
+    """Make SINRCodec a frozen dataclass whose fields are the stored SINR options (keyword-only)."""
+    SINRCodec.__annotations__ = {o.name: Any for o in _FIELDS}
+    for o in _FIELDS:
+        setattr(SINRCodec, o.name, o.default)
+    dataclass(frozen=True, init=False)(SINRCodec)
+    SINRCodec.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default)
+           for o in OPTIONS if o.name != "dtype"])
+    SINRCodec.__doc__ = (SINRCodec.__doc__ or "").replace("{parameters}", numpydoc(exclude=("dtype",)))
+
+
+_as_dataclass()
 
 # Registering at import is harmless next to the entry point (the same class under the same key) and lets
 # a codec built by hand be resolved even in an environment whose entry points are stale.
