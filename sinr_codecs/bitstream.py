@@ -210,66 +210,72 @@ class Stream:
     symbols: np.ndarray | None = None
     _offsets: np.ndarray | None = None
 
-    def _span(self, i0: int, i1: int) -> tuple[np.ndarray | None, int, int]:
-        """Counts of vectors [i0, i1) (None: uniform) and the item range they occupy."""
+    def _counts(self, i0: int, i1: int) -> tuple[np.ndarray, int, int]:
+        """int64 counts of vectors [i0, i1) and the range of items they occupy."""
         if self.counts is None:
-            return None, i0 * self.s_max, i1 * self.s_max
+            return np.full(i1 - i0, self.s_max, dtype=np.int64), i0 * self.s_max, i1 * self.s_max
         if self._offsets is None:
             self._offsets = np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)])
         return self.counts[i0:i1].astype(np.int64), int(self._offsets[i0]), int(self._offsets[i1])
 
-    def rows(self, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Vectors ``[i0, i1)`` expanded: (indices, quantized values).
+    def block(self, i0: int, i1: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+        """Vectors ``[i0, i1)`` as a CSR matrix over the dictionary's atoms, values dequantized.
 
         Returns
         -------
-        indices : (i1 - i0, s_max) int64 atom indices, -1 where unused ((i1 - i0, 0) in dense mode).
-        q : (i1 - i0, s_max) quantized values, 0 where unused ((i1 - i0, k1) in dense mode).
+        crow : (i1 - i0 + 1,) int64 row pointers (None in dense mode).
+        cols : (nnz,) int64 atom indices, ascending within each vector (None in dense mode).
+        values : (nnz,) float64 in sparse mode; ((i1 - i0), k1) float64 vectors in dense mode.
 
         Raises
         ------
         StreamError
             If an index lies outside ``[0, k2)`` or repeats within a vector.
         """
-        c = i1 - i0
         if self.mode == "dense":
             k1 = self.layout.k1
-            return np.zeros((c, 0), dtype=np.int64), self.values[i0 * k1 : i1 * k1].reshape(c, k1)
-        counts, a, b = self._span(i0, i1)
-        s = self.s_max
+            vals = self.values[i0 * k1 : i1 * k1].reshape(i1 - i0, k1).astype(np.float64)
+            vals *= self._steps(i0, i1)[:, None]
+            return None, None, vals
         assert self.symbols is not None
-        if counts is None:
-            symbols = self.symbols[a:b].reshape(c, s)
-            q = self.values[a:b].reshape(c, s)
-            counts = np.full(c, s, dtype=np.int64)
-        else:
-            used = np.arange(s)[None, :] < counts[:, None]
-            symbols = np.zeros((c, s), dtype=self.symbols.dtype)
-            symbols[used] = self.symbols[a:b]
-            q = np.zeros((c, s), dtype=self.values.dtype)
-            q[used] = self.values[a:b]
-        indices = entropy.decode_indices(symbols, counts, s, self.k2, entropy.INDEX_CODINGS[self.index_coding])
-        return indices, q
+        counts, a, b = self._counts(i0, i1)
+        cols, order = entropy.decode_indices(self.symbols[a:b], counts, self.k2,
+                                             entropy.INDEX_CODINGS[self.index_coding])
+        q = self.values[a:b] if order is None else self.values[a:b][order]
+        vals = q.astype(np.float64)
+        steps = self._steps(i0, i1)
+        vals *= steps[0] if self.granularity == "tensor" else np.repeat(steps, counts)
+        crow = np.zeros(i1 - i0 + 1, dtype=np.int64)
+        np.cumsum(counts, out=crow[1:])
+        return crow, cols, vals
 
-    def row_steps(self, i0: int, i1: int) -> np.ndarray:
-        """float64 quantizer step of vectors [i0, i1), shape (i1 - i0, 1)."""
+    def _steps(self, i0: int, i1: int) -> np.ndarray:
         if self.granularity == "tensor":
-            return np.full((i1 - i0, 1), float(self.steps[0]))
-        return self.steps[i0:i1].astype(np.float64)[:, None]
+            return np.full(i1 - i0, float(self.steps[0]))
+        return self.steps[i0:i1].astype(np.float64)
 
     def content(self) -> Content:
-        """Every vector expanded into a :class:`Content` (the quantized integers, as written)."""
-        n = self.layout.n_vectors
-        indices, q = self.rows(0, n)
+        """Every vector expanded into a :class:`Content` (the quantized integers and indices, as written)."""
+        n, s = self.layout.n_vectors, self.s_max
+        base = dict(dtype=self.dtype, order=self.order, layout=self.layout, mode=self.mode,
+                    value_bits=self.value_bits, granularity=self.granularity, backend=self.backend,
+                    steps=self.steps, k2=self.k2, generator=self.generator, seed=self.seed,
+                    index_coding=self.index_coding)
         if self.mode == "dense":
-            counts = None
-        else:
-            counts = np.full(n, self.s_max, dtype=np.int64) if self.counts is None else self.counts.astype(np.int64)
-        return Content(dtype=self.dtype, order=self.order, layout=self.layout, mode=self.mode,
-                       value_bits=self.value_bits, granularity=self.granularity, backend=self.backend, q=q,
-                       steps=self.steps, k2=self.k2, generator=self.generator, seed=self.seed,
-                       index_coding=self.index_coding, counts=counts,
-                       indices=indices if self.mode == "sparse" else None)
+            return Content(q=self.values.reshape(n, self.layout.k1), **base)
+        assert self.symbols is not None
+        counts, _, _ = self._counts(0, n)
+        cols, order = entropy.decode_indices(self.symbols, counts, self.k2, entropy.INDEX_CODINGS[self.index_coding])
+        if order is not None:  # back to the stored (selection) order
+            stored = np.empty_like(cols)
+            stored[order] = cols
+            cols = stored
+        used = np.arange(s)[None, :] < counts[:, None]
+        indices = np.full((n, s), -1, dtype=np.int64)
+        indices[used] = cols
+        q = np.zeros((n, s), dtype=self.values.dtype)
+        q[used] = self.values
+        return Content(q=q, counts=counts, indices=indices, **base)
 
 
 def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
@@ -280,7 +286,7 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
     StreamError
         On a bad magic, unknown version, checksum mismatch, truncation, inconsistent or out-of-limit
         counts (:mod:`sinr_codecs.limits`: declared output size, dictionary size), or invalid values.
-        Indices are validated by :meth:`Stream.rows`.
+        Indices are validated by :meth:`Stream.block` and :meth:`Stream.content`.
     """
     data = memoryview(np.ascontiguousarray(np.frombuffer(buf, dtype=np.uint8))).cast("B")
     if len(data) < len(MAGIC) + 1 + 4:

@@ -125,15 +125,13 @@ def encode_indices(indices: np.ndarray, counts: np.ndarray, coding: int) -> tupl
     return srt[used], order
 
 
-def decode_indices(symbols: np.ndarray, counts: np.ndarray, s_max: int, k2: int, coding: int) -> np.ndarray:
-    """Inverse of :func:`encode_indices` for a block of vectors.
+def decode_indices(symbols: np.ndarray, counts: np.ndarray, k2: int, coding: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverse of :func:`encode_indices` for a run of vectors, without padding them to a common length.
 
     Parameters
     ----------
-    symbols : (n, s_max) unsigned integers: each vector's ``counts[i]`` coded symbols first, then
-        anything (ignored).
+    symbols : (sum(counts),) unsigned integers, the coded symbols of consecutive vectors.
     counts : (n,) int64 atoms per vector.
-    s_max : int
     k2 : int
         Dictionary size: every index must lie in ``[0, k2)``.
     coding : int
@@ -141,34 +139,37 @@ def decode_indices(symbols: np.ndarray, counts: np.ndarray, s_max: int, k2: int,
 
     Returns
     -------
-    (n, s_max) int64 indices, -1 beyond each count.
+    indices : (sum(counts),) int64, ascending within each vector (the order a CSR matrix wants).
+    order : (sum(counts),) int64 or None
+        The permutation that sorted them (apply it to the values too); None when they were stored
+        sorted ("delta").
 
     Raises
     ------
     StreamError
         If any decoded index is outside [0, k2) or repeats within a vector.
     """
-    n = counts.shape[0]
-    symbols = symbols.reshape(n, s_max)
-    full = bool(np.all(counts == s_max))
-    used = None if full else np.arange(s_max)[None, :] < counts[:, None]
+    t = symbols.shape[0]
     out = symbols.astype(np.int64)
-    if used is not None:
-        out[~used] = 0
+    order = None
+    if t == 0:
+        return out, order
     if coding == 1:
-        if s_max > 1:
-            out[:, 1:] += 1
-        np.cumsum(out, axis=1, out=out)
-    elif coding != 0:
-        raise StreamError(f"unknown index coding id {coding}")
-    live = out if used is None else np.where(used, out, 0)
-    if live.size and int(live.max()) >= k2:
-        raise StreamError(f"stream holds an atom index outside [0, {k2})")
-    if used is not None:
-        out[~used] = -1
-    if coding == 0 and s_max > 1:
-        srt = out if used is None else np.where(used, out, -1 - np.arange(s_max)[None, :])
-        srt = np.sort(srt, axis=1)
-        if np.any(srt[:, 1:] == srt[:, :-1]):
+        starts = (np.cumsum(counts) - counts)[counts > 0]
+        out += 1
+        out[starts] -= 1
+        np.cumsum(out, out=out)
+        before = np.zeros(starts.shape[0], dtype=np.int64)
+        before[1:] = out[starts[1:] - 1]
+        out -= np.repeat(before, counts[counts > 0])
+    elif coding == 0:
+        rows = np.repeat(np.arange(counts.shape[0], dtype=np.int64), counts)
+        order = np.lexsort((out, rows))
+        out = out[order]
+        if np.any((out[1:] == out[:-1]) & (rows[1:] == rows[:-1])):
             raise StreamError("stream repeats an atom index within a vector")
-    return out
+    else:
+        raise StreamError(f"unknown index coding id {coding}")
+    if int(out.max()) >= k2:
+        raise StreamError(f"stream holds an atom index outside [0, {k2})")
+    return out, order

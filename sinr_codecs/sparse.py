@@ -28,7 +28,7 @@ from .omp import batch_omp
 __all__ = ["SparseCode", "decode_bytes", "resolve_device", "resolve_sparsity", "resolve_k2"]
 
 _RECON_ELEMENTS = 1 << 24  # gathered dictionary entries per reconstruction chunk (training path)
-_DECODE_CHUNK = 1 << 21  # output elements per decode block (16 MiB of float64 work)
+_DECODE_CHUNK = 1 << 18  # output elements per decode block (2 MiB of float64 work)
 _TOL_MARGIN = 0.8  # OMP aims below the bound so that quantization has room
 _MAX_REFITS = 12
 
@@ -328,10 +328,10 @@ class SparseCode:
         vals = self.values.detach().to("cpu", torch.float64).numpy()
         if self.dense:
             return _reconstruct(self.layout, self.dtype, self.order, None,
-                                lambda i0, i1: (None, vals.reshape(n, self.k1)[i0:i1]))
+                                lambda i0, i1: (None, None, vals.reshape(n, self.k1)[i0:i1]))
         idx = self.indices.cpu().numpy()
         return _reconstruct(self.layout, self.dtype, self.order, self.dictionary("cpu", torch.float64),
-                            lambda i0, i1: (idx[i0:i1], vals[i0:i1]))
+                            lambda i0, i1: _csr_rows(idx[i0:i1], vals[i0:i1]))
 
     # ------------------------------------------------------------------------------ quantize
     def _quantize(self, bits: int, granularity: str) -> tuple[np.ndarray, np.ndarray]:
@@ -397,26 +397,22 @@ def decode_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarra
         For any stream that is corrupt, truncated, inconsistent or beyond :mod:`sinr_codecs.limits`.
     """
     st = bitstream.read(data)
-
-    def block(i0: int, i1: int) -> tuple[np.ndarray | None, np.ndarray]:
-        idx, q = st.rows(i0, i1)
-        vals = q.astype(np.float64)
-        vals *= st.row_steps(i0, i1)
-        return (None if st.mode == "dense" else idx), vals
-
     a = None
     if st.mode == "sparse" and st.layout.n_vectors:
         a = sensing_matrix(st.layout.k1, st.k2, st.seed, generator=st.generator, dtype=torch.float64)
-    return _reconstruct(st.layout, st.dtype, st.order, a, block)
+    return _reconstruct(st.layout, st.dtype, st.order, a, st.block)
+
+
+Block = Callable[[int, int], tuple["np.ndarray | None", "np.ndarray | None", np.ndarray]]
 
 
 def _reconstruct(layout: Layout, dtype: np.dtype, order: str, dictionary: torch.Tensor | None,
-                 block: Callable[[int, int], tuple[np.ndarray | None, np.ndarray]]) -> np.ndarray:
+                 block: Block) -> np.ndarray:
     """Fill an array of ``layout.shape`` and ``dtype`` vector block by vector block.
 
-    ``block(i0, i1)`` gives vectors ``[i0, i1)`` as (indices (c, s) int64 with -1 where unused, float64
-    values (c, s)), or (None, the (c, k1) vectors themselves) in dense mode. Each block becomes a CSR
-    matrix times the (k2, k1) dictionary transpose, in float64, then is saturated to the dtype's finite
+    ``block(i0, i1)`` gives vectors ``[i0, i1)`` as a CSR matrix over the atoms (row pointers, ascending
+    column indices, float64 values), or ``(None, None, the (c, k1) vectors)`` in dense mode. Each block
+    is multiplied by the (k2, k1) dictionary transpose in float64, saturated to the dtype's finite
     range and written into the output.
     """
     out = np.empty(layout.shape, dtype=dtype)
@@ -426,11 +422,11 @@ def _reconstruct(layout: Layout, dtype: np.dtype, order: str, dictionary: torch.
     step = max(1, _DECODE_CHUNK // max(1, k1))
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
-        idx, vals = block(i0, i1)
-        if at is None:
+        crow, cols, vals = block(i0, i1)
+        if crow is None:
             rec = np.ascontiguousarray(vals, dtype=np.float64)
         else:
-            rec = _csr_times(idx, vals, at).numpy()
+            rec = _csr_times(crow, cols, vals, at).numpy()
         _saturate(rec, dtype)
         lo, hi = i0 * k1, min(i1 * k1, size)
         flat[lo:hi] = rec.reshape(-1)[: hi - lo]
@@ -439,23 +435,28 @@ def _reconstruct(layout: Layout, dtype: np.dtype, order: str, dictionary: torch.
     return out
 
 
-def _csr_times(idx: np.ndarray, vals: np.ndarray, at: torch.Tensor) -> torch.Tensor:
-    """(c, k1) float64: row i is ``sum_j vals[i, j] * at[idx[i, j]]`` over the used (``idx >= 0``) entries."""
+def _csr_times(crow: np.ndarray, cols: np.ndarray, vals: np.ndarray, at: torch.Tensor) -> torch.Tensor:
+    """(c, k1) float64 product of a (c, k2) CSR matrix with the (k2, k1) matrix ``at``."""
+    c, (k2, k1) = crow.shape[0] - 1, at.shape
+    if cols.size == 0:
+        return torch.zeros((c, k1), dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        m = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(cols), torch.from_numpy(vals),
+                                    size=(c, k2), check_invariants=False)
+        return m @ at
+
+
+def _csr_rows(idx: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Padded (c, s) indices (-1 where unused) and values as CSR pieces with ascending columns."""
     c, s = idx.shape
-    k2 = at.shape[0]
-    if s == 0:
-        return torch.zeros((c, at.shape[1]), dtype=torch.float64)
-    order = np.argsort(np.where(idx < 0, k2, idx), axis=1, kind="stable")  # CSR wants sorted columns
+    order = np.argsort(np.where(idx < 0, np.iinfo(np.int64).max, idx), axis=1, kind="stable")
     idx = np.take_along_axis(idx, order, axis=1)
     vals = np.take_along_axis(vals, order, axis=1)
     used = idx >= 0
     crow = np.zeros(c + 1, dtype=np.int64)
     np.cumsum(used.sum(axis=1), out=crow[1:])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        m = torch.sparse_csr_tensor(torch.from_numpy(crow), torch.from_numpy(idx[used]),
-                                    torch.from_numpy(vals[used]), size=(c, k2), check_invariants=False)
-        return m @ at
+    return crow, idx[used], np.ascontiguousarray(vals[used], dtype=np.float64)
 
 
 def _saturate(rec: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -1,0 +1,249 @@
+"""Hostile inputs to the codec: crafted streams, lying stores, extreme values, configs from metadata.
+
+Every stream here is a few dozen bytes with a valid checksum; none of the bombs is allocated.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import tracemalloc
+import zlib
+
+import brotli
+import numcodecs
+import numpy as np
+import pytest
+import zarr
+
+from sinr_codecs import SINR
+from sinr_codecs.cursor import varint
+from sinr_codecs.dictionary import GENERATOR_ID
+from sinr_codecs.errors import StreamError
+from sinr_codecs.limits import DEFAULT_MAX_DICTIONARY_ENTRIES, get_limits, limits_set_to, set_limits
+from sinr_codecs.zarr3 import CODEC_NAME, SINRCodec
+
+from .conftest import gaussian
+
+CPU = dict(device="cpu")
+
+
+def craft(shape, *, dtype=2, layout=0, k1=None, mode=0, bits=8, granularity=0, backend=0, k2=None,
+          s_max=0, counts_kind=0, coding=1, sections=()) -> bytes:
+    """A stream with any header and sections, sealed with a valid checksum."""
+    k1 = shape[-1] if k1 is None else k1
+    head = bytearray(b"SINR\x01")
+    head.append(dtype)
+    head += varint(len(shape)) + b"".join(varint(d) for d in shape)
+    head.append(layout)
+    head += varint(k1)
+    head += bytes([mode, bits, granularity, backend])
+    if mode == 0:
+        head += varint(k1 + 1 if k2 is None else k2) + bytes([GENERATOR_ID]) + varint(0) + varint(s_max)
+        head += bytes([counts_kind, coding])
+    for s in sections:
+        head += varint(len(s)) + s
+    return bytes(head) + struct.pack("<I", zlib.crc32(head))
+
+
+def refuses(data: bytes, match: str | None = None, seconds: float = 1.0) -> StreamError:
+    t = time.perf_counter()
+    with pytest.raises(StreamError, match=match) as info:
+        SINR().decode(data)
+    assert time.perf_counter() - t < seconds
+    return info.value
+
+
+# ---- declared sizes ---------------------------------------------------------------------------------
+def test_declared_output_beyond_the_limit_is_refused_before_allocating():
+    # 2**32 float32 elements (16 GiB) in 41 bytes
+    e = refuses(craft((1 << 20, 1 << 12)), "max_output_bytes")
+    assert "16" not in type(e).__name__  # a StreamError, not a MemoryError
+    # just above a lowered limit, just below it is read
+    ok = SINR(sparsity=4, **CPU).encode(gaussian((8, 64)))
+    with limits_set_to(max_output_bytes=8 * 64 * 4 - 1):
+        refuses(ok, "max_output_bytes")
+    with limits_set_to(max_output_bytes=8 * 64 * 4):
+        assert SINR().decode(ok).shape == (8, 64)
+
+
+def test_huge_dictionary_is_refused_in_the_decoder_and_the_encoder():
+    refuses(craft((4, 4096), k2=1 << 19, s_max=1), "max_dictionary_entries")  # 2**31 entries
+    refuses(craft((2, 64), k2=(1 << 24)), "max_dictionary_entries")
+    w = gaussian((4, 256))
+    with pytest.raises(ValueError, match="max_dictionary_entries"):
+        SINR(layout="rows", dictionary_size=1 << 18, **CPU).encode(w)
+    # a config read from a store is held to the same cap
+    with limits_set_to(max_dictionary_entries=1 << 20), pytest.raises(ValueError, match="max_dictionary_entries"):
+        numcodecs.get_codec({"id": "sinr", "dictionary_size": 1 << 20})
+    with pytest.raises(ValueError, match="dictionary_size"):
+        numcodecs.get_codec({"id": "sinr", "dictionary_size": 1 << 25})
+    # opting in, in the encoder and the decoder alike
+    cfg = dict(layout="rows", sparsity=2, dictionary_size=1 << 10, **CPU)
+    with limits_set_to(max_dictionary_entries=256 * 1024):
+        enc = SINR(**cfg).encode(w)
+        assert SINR().decode(enc).shape == w.shape
+    with limits_set_to(max_dictionary_entries=256 * 1024 - 1):
+        refuses(enc, "max_dictionary_entries")
+
+
+def test_auto_layout_keeps_wide_rows_within_the_dictionary_cap():
+    w = gaussian((2, 4096))
+    with limits_set_to(max_dictionary_entries=1 << 20):
+        enc = SINR(sparsity=0.1, **CPU).encode(w)
+        assert SINR().decode(enc).shape == w.shape
+    assert get_limits().max_dictionary_entries == DEFAULT_MAX_DICTIONARY_ENTRIES
+
+
+def test_rans_run_and_zero_counts_and_brotli_bomb_cost_only_what_is_declared():
+    # one rANS run of a single symbol declared for 2**24 symbols behind a small declared output limit
+    run = b"\x00" + varint(0) + varint((1 << 24) - 1)
+    with limits_set_to(max_output_bytes=1 << 20):
+        refuses(craft((1 << 12, 1 << 12), backend=2, s_max=1, sections=(run,)), "max_output_bytes")
+    # a Brotli zero bomb in a section is cut at the size the header promises
+    bomb = brotli.compress(b"\x00" * (64 << 20), quality=1)
+    refuses(craft((4, 64), backend=1, s_max=2, sections=(bomb,)), "decodes to|promises")
+
+
+def test_zero_counts_with_a_large_s_max_decode_in_bounded_memory():
+    n, k1 = 1024, 512  # 1 MiB of float16 output, s_max = k1 - 1, every count zero
+    counts = brotli.compress(np.zeros(n, "<u2").tobytes(), quality=11)
+    empty = brotli.compress(b"", quality=11)
+    steps = brotli.compress(np.ones(1, "<f8").tobytes(), quality=11)
+    data = craft((n, k1), dtype=1, backend=1, s_max=k1 - 1, counts_kind=1,
+                 sections=(counts, empty, steps, empty))
+    SINR().decode(data)  # the dictionary (one, allowed on top) is generated and cached
+    tracemalloc.start()
+    try:
+        out = SINR().decode(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (n, k1) and out.dtype == np.float16 and not out.any()
+    # numpy allocations stay within a few times the 1 MiB output (an expanded int64 (n, s_max)
+    # array alone would be 4 MiB)
+    assert peak < 3 * out.nbytes + (1 << 20), peak
+
+
+def test_decoding_memory_is_proportional_to_the_output():
+    w = gaussian((256, 512), "float16")
+    enc = SINR(sparsity=0.5, **CPU).encode(w)
+    SINR().decode(enc)  # warm caches
+    tracemalloc.start()
+    try:
+        out = SINR().decode(enc)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # output + compact stream + per-block work; no float64 copy of the output (that alone is 4x)
+    assert peak < 3 * out.nbytes + (2 << 20), (peak, out.nbytes)
+
+
+@pytest.mark.parametrize("field", ["shape", "k1", "k2", "s_max", "bits", "layout", "mode", "dtype", "flags"])
+def test_every_header_lie_is_a_stream_error(field):
+    good = dict(shape=(4, 64), backend=0, s_max=2,
+                sections=(np.zeros(8, "<u2").tobytes(), np.ones(1, "<f8").tobytes(), np.ones(8, "i1").tobytes()))
+    lie = {"shape": dict(shape=(4, 65), k1=64), "k1": dict(k1=63), "k2": dict(k2=0), "s_max": dict(s_max=64),
+           "bits": dict(bits=40), "layout": dict(layout=9), "mode": dict(mode=7), "dtype": dict(dtype=9),
+           "flags": dict(dtype=2 | 0x20)}[field]
+    assert SINR().decode(craft(**good)).shape == (4, 64)
+    refuses(craft(**{**good, **lie}))
+
+
+def test_random_header_mutations_fail_as_value_errors():
+    base = bytearray(SINR(sparsity=3, **CPU).encode(gaussian((3, 50), seed=5))[:-4])
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        body = bytearray(base)
+        for _ in range(int(rng.integers(1, 4))):
+            body[int(rng.integers(5, min(len(body), 40)))] = int(rng.integers(0, 256))
+        data = bytes(body) + struct.pack("<I", zlib.crc32(body))
+        try:
+            SINR().decode(data)
+        except ValueError:
+            pass
+
+
+def test_limits_are_validated():
+    with pytest.raises(ValueError, match="positive"):
+        set_limits(max_output_bytes=0)
+    with pytest.raises(ValueError, match="unknown"):
+        set_limits(max_outputs=1)
+
+
+# ---- finite in, finite out --------------------------------------------------------------------------
+@pytest.mark.parametrize("magnitude,dtype", [(65504, "float16"), (60000, "float16"), (3e38, "float32"),
+                                             (1e-30, "float32"), (1e300, "float64")])
+def test_finite_input_decodes_to_finite_values(magnitude, dtype):
+    rng = np.random.default_rng(1)
+    w = (rng.uniform(-1, 1, (16, 128)) * magnitude).astype(dtype)
+    w[0, :4] = np.asarray(magnitude, dtype)
+    dec = SINR(**CPU).decode(SINR(**CPU).encode(w))
+    assert np.isfinite(dec).all()
+    rel = np.linalg.norm((dec.astype(np.float64) - w) / magnitude) / np.linalg.norm(w.astype(np.float64) / magnitude)
+    assert rel < 0.5
+
+
+# ---- stored configuration ---------------------------------------------------------------------------
+def test_device_is_not_stored_and_old_configs_with_a_device_still_open(tmp_path):
+    assert "device" not in SINR(**CPU).get_config()
+    assert "device" not in SINRCodec(device="cpu").to_dict()["configuration"]
+    old = numcodecs.get_codec({"id": "sinr", "device": "cuda:3", "sparsity": 8})
+    assert old.sparsity == 8 and old.device == "auto"
+    assert SINRCodec.from_dict({"name": CODEC_NAME, "configuration": {"device": "cuda", "dtype": "<f4"}}) == SINRCodec()
+    for bad in ("tpu", "meta", "cuda:x", 3):
+        with pytest.raises(ValueError, match="device"):
+            SINR(device=bad)
+    a = zarr.create_array(str(tmp_path / "a.zarr"), shape=(4, 64), chunks=(4, 64), dtype="f4",
+                          serializer=SINRCodec(device="cpu", sparsity=4), compressors=None)
+    a[:] = gaussian((4, 64))
+    meta = json.loads((tmp_path / "a.zarr" / "zarr.json").read_text())
+    assert "device" not in json.dumps(meta)
+
+
+# ---- stores that lie ---------------------------------------------------------------------------------
+def _v3(path, shape, chunks, dtype="f4"):
+    a = zarr.create_array(str(path), shape=shape, chunks=chunks, dtype=dtype,
+                          serializer=SINRCodec(sparsity=4, device="cpu"), compressors=None)
+    a[:] = gaussian(shape, dtype)
+    return a
+
+
+def _only_chunk(path):
+    return next(p for p in (path / "c").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("other", [dict(shape=(128, 128), chunks=(128, 128)),
+                                   dict(shape=(64, 256), chunks=(64, 256), dtype="f8"),
+                                   dict(shape=(128, 256), chunks=(128, 256), dtype="f2")])
+def test_v3_chunk_of_another_array_is_refused_not_reshaped(tmp_path, other):
+    target = _v3(tmp_path / "t.zarr", (64, 256), (64, 256))
+    _v3(tmp_path / "o.zarr", **other)
+    _only_chunk(tmp_path / "t.zarr").write_bytes(_only_chunk(tmp_path / "o.zarr").read_bytes())
+    with pytest.raises(StreamError, match=r"chunk holds .* array of shape .* but the array's chunks are"):
+        zarr.open_array(str(tmp_path / "t.zarr"), mode="r")[:]
+    assert target.shape == (64, 256)
+
+
+def test_v2_out_and_dtype_option_refuse_a_stream_of_another_array():
+    enc = SINR(sparsity=4, **CPU).encode(gaussian((128, 128)))
+    with pytest.raises(StreamError, match=r"shape \(128, 128\).*\(64, 256\)"):
+        SINR().decode(enc, out=np.empty((64, 256), "f4"))
+    with pytest.raises(StreamError, match="float32.*float64"):
+        SINR().decode(enc, out=np.empty((128, 64), "f8"))
+    with pytest.raises(StreamError, match="configured for float64"):
+        SINR(dtype="float64").decode(enc)
+    out = np.empty(128 * 128, "f4")  # a flat buffer of the right size is the numcodecs convention
+    SINR().decode(enc, out=out)
+    assert np.isfinite(out).all()
+
+
+def test_v2_store_with_a_chunk_of_another_dtype_is_refused(tmp_path):
+    a = zarr.create_array(str(tmp_path / "t.zarr"), shape=(32, 64), chunks=(32, 64), dtype="f8", zarr_format=2,
+                          compressors=SINR(sparsity=4, dtype="f8", **CPU))
+    a[:] = gaussian((32, 64), "f8")
+    # a float32 stream of 64 x 64 elements has the byte count of the float64 chunk
+    (tmp_path / "t.zarr" / "0.0").write_bytes(SINR(sparsity=4, **CPU).encode(gaussian((64, 64))))
+    with pytest.raises(StreamError, match="float32.*float64"):
+        zarr.open_array(str(tmp_path / "t.zarr"), mode="r")[:]
