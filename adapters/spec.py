@@ -19,7 +19,7 @@ Examples
 >>> opt = Option("widths", int, [16, 32], "hidden widths", multiple=True, minimum=1)
 >>> opt.parse("8,12", method="mine")
 [8, 12]
->>> opt.parse("0", method="mine")
+>>> opt.parse("0", method="mine")  # doctest: +IGNORE_EXCEPTION_DETAIL
 Traceback (most recent call last):
 ...
 sinr_adapters.spec.OptionError: mine.widths: 0 is below the minimum 1

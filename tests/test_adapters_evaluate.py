@@ -65,8 +65,8 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
 
 
 def test_results_round_trip_through_dicts():
-    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, widths=[6], layers=2, steps=20,
-                     finetune_steps=2, sparsity=[0.25, 4], value_bits=[6], threads=1)
+    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
+                     steps=20, finetune_steps=2, sparsity=[0.25, 4], value_bits=[6], threads=1)
     results = run(cfg, progress=False, log=lambda m: None)
     assert [r.label for r in results] == ["coin", "coin+sinr", "coin+sinr"]
     again = [Result.from_dict(json.loads(json.dumps(r.to_dict()))) for r in results]
@@ -115,8 +115,8 @@ def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
 
 
 def test_baseline_bits_give_the_method_without_sinr_a_bit_width_search():
-    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, widths=[6], layers=3, steps=20,
-                     finetune_steps=2, baseline_bits=[6, 10, 16], with_sinr=False, threads=1)
+    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 3}},
+                     steps=20, finetune_steps=2, baseline_bits=[6, 10, 16], with_sinr=False, threads=1)
     results = run(cfg, progress=False, log=lambda m: None)
     assert [r.extra["point"] for r in results] == ["width=6,bits=6", "width=6,bits=10", "width=6,bits=16"]
     assert [r.config.get("bits", 16) for r in results] == [6, 10, 16]
@@ -125,8 +125,9 @@ def test_baseline_bits_give_the_method_without_sinr_a_bit_width_search():
 
 
 def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
-    cfg = EvalConfig(methods=["coinpp"], images=["astronaut"], size=16, coinpp_latent_dims=[4], coinpp_width=8,
-                     coinpp_layers=3, coinpp_patch=8, coinpp_meta_steps=2, coinpp_meta_batch=2,
+    cfg = EvalConfig(methods=["coinpp"], images=["astronaut"], size=16,
+                     options={"coinpp": {"latent_dims": [4], "width": 8, "layers": 3, "patch": 8, "meta_steps": 2,
+                                         "meta_batch": 2}},
                      meta_images=["astronaut", "rocket"], steps=0, finetune_steps=1, with_sinr=False, threads=1)
     lines: list[str] = []
     (r,) = run(cfg, progress=False, log=lines.append, streams_dir=tmp_path)
@@ -137,11 +138,11 @@ def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
     assert base.decode(open(r.extra["stream"], "rb").read()).shape == (16, 16, 3)
     assert "meta-learned the base network on ['rocket']" in lines[0]
     with pytest.raises(ValueError, match="base network"):
-        EvalConfig(methods=["coinpp"], coinpp_meta_steps=0)
+        EvalConfig(methods=["coinpp"], options={"coinpp": {"meta_steps": 0}})
     with pytest.raises(ValueError, match="not evaluated"):
         EvalConfig(methods=["coinpp"], images=["rocket"], meta_images=["rocket"])
     with pytest.raises(ValueError, match="larger than the images"):
-        EvalConfig(methods=["coinpp"], size=8, coinpp_patch=16)
+        EvalConfig(methods=["coinpp"], size=8, options={"coinpp": {"patch": 16}})
 
 
 def test_bad_options_fail_cleanly(tmp_path, capsys):
