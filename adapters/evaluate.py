@@ -550,8 +550,8 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
                          f"{d['bpp']:.3f} | {_fmt(d['psnr'])} |" for d in rows) + "\n"
     comparisons = comparisons_at_equal_psnr(rows)
     if comparisons:
-        out += ("\nSINR against the method alone at equal PSNR (mean curves; each curve's operating points are its "
-                "upper convex hull in log-bpp, interpolated log-linearly; BD-rate < 0: fewer bits; '>=': SINR is "
+        out += ("\nSINR against the method alone at equal PSNR (mean curves, log-bpp interpolated; the method: the "
+                "upper convex hull of its points, SINR: its Pareto front; BD-rate < 0: fewer bits; '>=': SINR is "
                 "above the method's best quality at fewer bits, a lower bound):\n\n| method | best saving | "
                 f"at {q} | bpp with SINR | bpp without "
                 "| SINR points compared | BD-rate |\n|---|---|---|---|---|---|---|\n")
@@ -580,9 +580,10 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
 
 
 def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Rate–distortion plot (bpp vs quality): one curve per method ± SINR through its operating points (the
-    upper convex hull in log-bpp, :func:`sinr_adapters.rd.operating_points`; mean over images; the other
-    points hollow), faint points per image. Uses matplotlib's Agg backend (no display needed)."""
+    """Rate–distortion plot (bpp vs quality), mean over images: one curve per method through its operating
+    points (the upper convex hull in log-bpp, :func:`sinr_adapters.rd.operating_points`) and per method +
+    SINR through its Pareto front (the comparison's rule, :mod:`sinr_adapters.rd`); the other points
+    hollow, faint points per image. Uses matplotlib's Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -596,7 +597,9 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | 
         c = colors[i % len(colors)]
         pts = [(d["bpp"], d["psnr"]) for d in rows if d["label"] == label]
         hib = all(d.get("higher_is_better", True) for d in rows if d["label"] == label)
-        front = rd.operating_points(pts, higher_is_better=hib)  # the points a user would pick; the rest hollow
+        # the comparison's rule: the method's operating points (hull), SINR's measured Pareto front
+        front = (rd.pareto_front(pts) if label.endswith("+sinr") and hib
+                 else rd.operating_points(pts, higher_is_better=hib))
         ax.plot([b for b, _ in front], [q for _, q in front], marker="o", color=c, label=label,
                 linestyle="--" if label.endswith("+sinr") else "-")
         rest = [p for p in pts if p not in front]

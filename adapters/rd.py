@@ -6,14 +6,15 @@ curves (e.g. a method at 8-bit and at 16-bit storage). Rates are interpolated **
 against quality** (the usual assumption behind Bjøntegaard deltas) and never extrapolated: a quality
 outside the curve's range has no rate.
 
-**Which points count** (:func:`operating_points`): the upper convex hull of the curve's points in the
-(log-rate, quality) plane. A point under the hull is never used to interpolate: the hull reaches at least
-its quality at its rate, from points a user can pick. Interpolating through such a point would make the
-curve worse than one of its own members (between a 16-bit point that is barely not dominated and an 8-bit
-one, the pooled curve needs more bits than the 8-bit curve alone), and a comparison against it would flatter
-the other curve. Because every member curve's interpolation lies inside the convex hull of the pooled
-points, the hull needs no more bits at any quality than the best member curve there. The same rule applies
-to both curves of a comparison.
+**Which points count.** The *anchor* (the method without SINR) is represented by its operating points
+(:func:`operating_points`): the upper convex hull of its points in the (log-rate, quality) plane. A point
+under the hull is never used to interpolate: interpolating through it would make the anchor worse than one
+of its own member curves (between a 16-bit point that is barely not dominated and an 8-bit one, the pooled
+curve needs more bits than the 8-bit curve alone), and the comparison would flatter the test curve. Every
+member curve's interpolation lies inside the convex hull of the pooled points, so the anchor needs no more
+bits at any quality than its best member curve there. The *test* curve (with SINR) keeps its Pareto front
+as measured (:func:`pareto_front`), never improved by a hull. So the rule can favour the anchor, never the
+test curve: a saving reported is one SINR's measured points achieve against the best the method offers.
 
 :func:`savings` answers the question the SINR issues ask: at the quality a point of the *test* curve
 reaches, how many fewer bits does it need than the *anchor* curve? :func:`bd_rate` averages that over
@@ -96,9 +97,15 @@ def _oriented(points: Iterable[Point], higher_is_better: bool) -> list[Point]:
     return [(r, sign * q) for r, q in operating_points(points, higher_is_better=higher_is_better)]
 
 
+def _front(points: Iterable[Point], higher_is_better: bool) -> list[Point]:
+    """:func:`pareto_front` with quality negated for a distortion (so higher is better inside)."""
+    sign = 1.0 if higher_is_better else -1.0
+    return pareto_front((r, sign * q) for r, q in points)
+
+
 def savings(anchor: Iterable[Point], test: Iterable[Point], *, higher_is_better: bool = True
             ) -> list[dict[str, Any]]:
-    """For each operating point of ``test`` inside the quality range of ``anchor``'s operating points
+    """For each point of ``test``'s Pareto front inside the quality range of ``anchor``'s operating points
     (:func:`operating_points`): the anchor's rate there and ``saving = 1 - test_rate / anchor_rate``
     (0.25: 25% fewer bits than the anchor at equal quality).
 
@@ -110,7 +117,7 @@ def savings(anchor: Iterable[Point], test: Iterable[Point], *, higher_is_better:
     sign = 1.0 if higher_is_better else -1.0
     a = _oriented(anchor, higher_is_better)
     out: list[dict[str, Any]] = []
-    for rate, q in _oriented(test, higher_is_better):
+    for rate, q in _front(test, higher_is_better):
         ref = rate_at(a, q)
         if ref is not None:
             out.append({"quality": sign * q, "rate": rate, "anchor_rate": ref, "saving": 1.0 - rate / ref,
@@ -123,10 +130,11 @@ def savings(anchor: Iterable[Point], test: Iterable[Point], *, higher_is_better:
 
 def bd_rate(anchor: Iterable[Point], test: Iterable[Point], *, samples: int = 200,
             higher_is_better: bool = True) -> float | None:
-    """Mean relative rate difference of ``test`` against ``anchor`` over the quality interval both curves'
-    operating points (:func:`operating_points`) cover (``exp(mean(log r_test - log r_anchor)) - 1``; -0.2:
-    20% fewer bits), or ``None`` if they do not overlap in quality or either has fewer than two points."""
-    a, t = _oriented(anchor, higher_is_better), _oriented(test, higher_is_better)
+    """Mean relative rate difference of ``test`` against ``anchor`` over the quality interval both cover:
+    ``anchor``'s operating points (:func:`operating_points`) and ``test``'s Pareto front
+    (``exp(mean(log r_test - log r_anchor)) - 1``; -0.2: 20% fewer bits), or ``None`` if they do not overlap
+    in quality or either has fewer than two points."""
+    a, t = _oriented(anchor, higher_is_better), _front(test, higher_is_better)
     if len(a) < 2 or len(t) < 2:
         return None
     lo, hi = max(a[0][1], t[0][1]), min(a[-1][1], t[-1][1])
@@ -166,7 +174,7 @@ def savings_report(rows: Sequence[dict[str, Any]], *, rate: str = "bpp", quality
                     "at_quality": None if best is None else best["quality"],
                     "at_rate": None if best is None else best["rate"],
                     "anchor_rate": None if best is None else best["anchor_rate"],
-                    "points_compared": len(s), "test_points": len(operating_points(test, higher_is_better=hib)),
+                    "points_compared": len(s), "test_points": len(_front(test, hib)),
                     "anchor_quality_range": (min(a[0][1], a[-1][1]), max(a[0][1], a[-1][1])) if a else None,
                     "bd_rate": bd_rate(anchor, test, higher_is_better=hib)})
     return out
