@@ -38,7 +38,7 @@ class _Formatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         d = action.default
-        if d is None or d is False or d is argparse.SUPPRESS or "default" in text:
+        if d is None or d is False or d is argparse.SUPPRESS or "default" in text or d == []:
             return text
         if isinstance(d, (list, tuple)):
             d = ",".join(str(x) for x in d)
@@ -72,11 +72,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="discard the results already in --out instead of resuming from them")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=1, metavar="N",
-                   help="torch CPU threads (0: torch's default); small networks run fastest on one")
+                   help="torch CPU threads (default: 1, as small networks run fastest on one; 0: torch's choice)")
     p.add_argument("--seed", type=int, default=0, help="network initialisation and dictionary seed")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="METHOD.OPTION=VALUE",
                    help="a method's own option, e.g. coinpp.patch=16 or coin.widths=16,24 (repeatable; "
-                        "each method's options are listed below as --METHOD-OPTION)")
+                        "`sinr evaluate --help` lists each method's options as --METHOD-OPTION)")
     p.add_argument("--json", action="store_true", help="print results.json to standard output instead of the table")
     p.add_argument("--quiet", action="store_true", help="no per-point lines on standard error")
     p.add_argument("--save-streams", action="store_true",
