@@ -96,6 +96,18 @@ class COINAdapter(INRAdapter):
     default_finetune_lr: ClassVar[float] = 1e-5
     default_sinr_lr: ClassVar[float] = 1e-3
 
+    @classmethod
+    def describe(cls):
+        """How the rate–distortion harness runs COIN (:mod:`sinr_adapters.spec`): widths are the rate points."""
+        from .spec import AdapterSpec, Option
+
+        return AdapterSpec(
+            summary="COIN: a SIREN per image, stored in float16", rate="widths", rate_key="width", bits="bits",
+            options=(Option("widths", int, [16, 32], "hidden widths (the rate points)", multiple=True, minimum=1,
+                            aliases=("--widths",)),
+                     Option("layers", int, 3, "sine layers (COIN's num_layers)", minimum=1, aliases=("--layers",))),
+            build=lambda cls, o, width, ctx: cls(width=width, layers=o["layers"]))
+
     def __init__(self, *, width: int = 28, layers: int = 10, w0: float = 30.0, w0_initial: float = 30.0,
                  dim_in: int = 2, dim_out: int = 3, bits: int = 16) -> None:
         if int(width) < 1 or int(layers) < 1 or int(dim_in) < 1 or int(dim_out) < 1:

@@ -288,6 +288,55 @@ class COINppAdapter(INRAdapter):
     default_finetune_lr: ClassVar[float] = 3e-3
     default_sinr_lr: ClassVar[float] = 3e-3
 
+    @classmethod
+    def describe(cls):
+        """How the rate–distortion harness runs COIN++ (:mod:`sinr_adapters.spec`): latent lengths are the
+        rate points, each with a base network meta-learned on held-out images (or one read from ``base``);
+        an image is fitted by the inner loop, not by ``--steps``."""
+        from .spec import AdapterSpec, Option, Prepared
+
+        def points(cls, o, ctx):
+            if o["base"] is not None:
+                a = cls.from_base_file(o["base"])
+                return [(a.latent_dim, a)]
+            return [(d, cls(width=o["width"], layers=o["layers"], latent_dim=d, patch=o["patch"], bits=o["bits"],
+                            inner_steps=o["inner_steps"])) for d in o["latent_dims"]]
+
+        def prepare(adapter, o, ctx):
+            if o["base"] is not None:
+                return Prepared(adapter, {"base_file": o["base"], "base_fingerprint": adapter.base_fingerprint()})
+            meta = adapter.meta_learn(ctx.held_out_images(), outer_steps=o["meta_steps"], batch_size=o["meta_batch"],
+                                      outer_lr=o["meta_lr"], device=ctx.device, seed=ctx.seed, progress=ctx.progress)
+            return Prepared(meta, {"meta_images": list(ctx.held_out), "meta_steps": o["meta_steps"],
+                                   "base_fingerprint": meta.base_fingerprint()}, save=meta.save_base,
+                            message=f"meta-learned the base network on {list(ctx.held_out)} (crop PSNR after the "
+                                    f"inner loop {meta.meta_info.get('final_psnr', float('nan')):.2f} dB)")
+
+        def validate(o, ctx):
+            if o["base"] is None and o["meta_steps"] < 1:
+                raise ValueError("COIN++ needs a base network: set coinpp.meta_steps >= 1 (meta-learn one) "
+                                 "or coinpp.base (a file written by COINppAdapter.save_base)")
+            if o["patch"] > ctx.size:
+                raise ValueError(f"coinpp.patch ({o['patch']}) is larger than the images ({ctx.size})")
+
+        return AdapterSpec(
+            summary="COIN++: a meta-learned base network, one quantized latent per patch", rate="latent_dims",
+            rate_key="latent_dim", bits="bits", shared_tag="base", points=points, prepare=prepare,
+            validate=validate, uses_held_out=lambda o: o["base"] is None,
+            fit_schedule=lambda adapter, steps, lr: (adapter.inner_steps, None),
+            options=(Option("latent_dims", int, [8, 16], "latent length per patch (the rate points; one base "
+                            "network meta-learned per value)", multiple=True, minimum=1),
+                     Option("width", int, 32, "base network width", minimum=1),
+                     Option("layers", int, 4, "base network layers incl. the output layer", minimum=2),
+                     Option("patch", int, 16, "patch side in pixels", minimum=1),
+                     Option("bits", int, 5, "latent quantizer bits", minimum=2, maximum=8),
+                     Option("inner_steps", int, 3, "SGD steps on the latents per image", minimum=0),
+                     Option("meta_steps", int, 300, "MAML outer steps of the base network", minimum=0),
+                     Option("meta_lr", float, 1e-3, "MAML outer learning rate (Adam)", minimum=0),
+                     Option("meta_batch", int, 16, "random crops per MAML outer step", minimum=1),
+                     Option("base", str, None, "a base file from COINppAdapter.save_base: no meta-learning, "
+                                               "its latent length only", optional=True)))
+
     def __init__(self, *, width: int = 32, layers: int = 5, latent_dim: int = 32, w0: float = 30.0,
                  w0_initial: float = 30.0, dim_out: int = 3, patch: int | Sequence[int] = 32, bits: int = 5,
                  std_range: float = 3.0, base: Mapping[str, torch.Tensor] | str | os.PathLike | None = None,

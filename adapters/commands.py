@@ -22,15 +22,14 @@ DEMO: dict[str, Any] = {
     "methods": ["coin"],
     "images": ["astronaut"],
     "size": 64,
-    "widths": [16, 24, 32],
-    "layers": 3,
+    "options": {"coin": {"widths": [16, 24, 32], "layers": 3}},
     "steps": 1000,
     "finetune_steps": 200,
     "sparsity": [0.25, 0.4],
     "value_bits": [8],
     "baseline_bits": [8, 16],
 }
-"""The embedded default of ``sinr demo`` (a few minutes on 2 CPU cores)."""
+"""The embedded default of ``sinr demo`` (about a minute on 2 CPU cores)."""
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -39,7 +38,7 @@ class _Formatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         d = action.default
-        if d is None or d is False or d is argparse.SUPPRESS or "default" in text:
+        if d is None or d is False or d is argparse.SUPPRESS or "default" in text or d == []:
             return text
         if isinstance(d, (list, tuple)):
             d = ",".join(str(x) for x in d)
@@ -66,44 +65,114 @@ def _sparsity(text: str) -> int | float:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", metavar="DIR", help="folder for results.json, results.csv, results.md and rd.png "
+    p.add_argument("--out", metavar="DIR", help="folder for results.json, results.csv, results.md and rd.png; "
+                                                "a rerun with the same DIR resumes, skipping finished points "
                                                 "(default: ./sinr-evaluate; ./sinr-demo for the demo)")
+    p.add_argument("--fresh", action="store_true",
+                   help="discard the results already in --out instead of resuming from them")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="torch CPU threads (default: torch's choice; 1 for the demo)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads (default: 1, as small networks run fastest on one; 0: torch's choice)")
     p.add_argument("--seed", type=int, default=0, help="network initialisation and dictionary seed")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="METHOD.OPTION=VALUE",
+                   help="a method's own option, e.g. coinpp.patch=16 or coin.widths=16,24 (repeatable; "
+                        "`sinr evaluate --help` lists each method's options as --METHOD-OPTION)")
     p.add_argument("--json", action="store_true", help="print results.json to standard output instead of the table")
     p.add_argument("--quiet", action="store_true", help="no per-point lines on standard error")
     p.add_argument("--save-streams", action="store_true",
                    help="also write every compressed stream to DIR/streams/ (sizes = the bytes counted), with "
-                        "the meta-learned base networks / initialisations they need to decode (.npz)")
+                        "the shared state they need to decode (e.g. meta-learned base networks, .npz)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="progress bars on standard error (default: only on a terminal)")
+                   help="progress bars with the time left on standard error (default: only on a terminal)")
     g.add_argument("--no-progress", dest="progress", action="store_false")
 
 
+def _installed() -> dict[str, Any]:
+    """Every installed adapter that describes itself, by name (a broken plugin is left out here and
+    reported when it is asked for)."""
+    from sinr_codecs.registry import available_adapters
+
+    from .evaluate import method_spec
+
+    out = {}
+    for name in available_adapters():
+        try:
+            out[name] = method_spec(name)[1]
+        except (ValueError, ImportError):
+            continue
+    return out
+
+
+def _option_type(opt, method: str):
+    from .spec import OptionError
+
+    def parse(text: str):
+        try:
+            return opt.parse(text, method=method)
+        except OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = opt.type.__name__
+    return parse
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    """One group per installed adapter: ``--METHOD-OPTION`` for each option it describes, plus the shared
+    aliases (``--widths``) that set an option of every method declaring it."""
+    aliases: dict[str, list[tuple[str, Any]]] = {}
+    specs = _installed()
+    shared = p.add_argument_group("options shared by several methods (each also has its own flag below)")
+    for method, spec in specs.items():
+        g = p.add_argument_group(f"{method}: {spec.summary} (--method {method})")
+        for opt in spec.options:
+            for alias in opt.aliases:
+                aliases.setdefault(alias, []).append((method, opt))
+            default = opt.default if not opt.multiple else ",".join(str(v) for v in opt.default)
+            text = f"{opt.help} (default: {default})".replace("%", "%%")
+            dest = f"opt__{method}__{opt.name}"
+            if opt.type is bool:
+                g.add_argument(opt.flag(method), dest=dest, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=text)
+            else:
+                g.add_argument(opt.flag(method), dest=dest, type=_option_type(opt, method),
+                               default=argparse.SUPPRESS, metavar=opt.type.__name__.upper() + ("[,...]" if opt.multiple else ""),
+                               help=text)
+    for alias, targets in sorted(aliases.items()):
+        if any(alias == a.option_strings[0] for a in p._actions):
+            continue
+        first = targets[0][1]
+        who = ", ".join(f"{m}.{o.name}" for m, o in targets)
+
+        def check(text: str, targets=targets) -> str:   # type-checked for every method that declares it
+            for m, o in targets:
+                _option_type(o, m)(text)
+            return text
+        check.__name__ = first.type.__name__
+        shared.add_argument(alias, dest=f"alias__{alias.lstrip('-').replace('-', '_')}", type=check,
+                            default=argparse.SUPPRESS,
+                            metavar=first.type.__name__.upper() + ("[,...]" if first.multiple else ""),
+                            help=f"sets {who}")
+    p.set_defaults(_aliases={a: [(m, o.name) for m, o in t] for a, t in aliases.items()})
+
+
 def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
+    from sinr_codecs.registry import available_adapters
+
     p.add_argument("--method", type=_list(str), default=["coin"], metavar="M[,M]",
-                   help="any of coin, inric, coinpp, shacira")
+                   help="installed adapters (`sinr adapters`): " + ", ".join(available_adapters()))
     p.add_argument("--images", type=_list(str), default=["astronaut"], metavar="NAME[,NAME]",
                    help="bundled scikit-image images (astronaut, coffee, chelsea, rocket, ...)")
     p.add_argument("--size", type=int, default=64, help="side of the square crop in pixels")
-    p.add_argument("--widths", type=_list(int), default=[16, 32], metavar="W[,W]",
-                   help="COIN/INRIC hidden widths (their rate points)")
-    p.add_argument("--layers", type=int, default=3,
-                   help="sine layers (COIN's num_layers; INRIC gets hidden_layers = layers - 1)")
     p.add_argument("--steps", type=int, default=1000, help="fitting steps (Adam)")
     p.add_argument("--lr", type=float, metavar="LR",
-                   help="fitting learning rate (default: coin/inric 1e-3, shacira 1e-2; COIN++ fits by its inner loop)")
+                   help="fitting learning rate (default: the adapter's; COIN++ fits by its inner loop)")
     p.add_argument("--batch-size", type=int, metavar="N", help="mini-batch size (default: full batch)")
     p.add_argument("--finetune-steps", type=int, default=200,
                    help="fine-tuning steps after compression starts, the same with and without SINR")
     p.add_argument("--finetune-lr", type=float, metavar="LR",
-                   help="fine-tuning learning rate without SINR (default: coin 1e-5, inric 1e-6, coinpp 3e-3, "
-                        "shacira 1e-4)")
+                   help="fine-tuning learning rate without SINR (default: the adapter's)")
     p.add_argument("--sinr-lr", type=float, metavar="LR",
-                   help="fine-tuning learning rate with SINR (default: coin/inric 1e-3, coinpp 3e-3, shacira 1e-2)")
+                   help="fine-tuning learning rate with SINR (default: the adapter's)")
     p.add_argument("--sparsity", type=_list(_sparsity), default=[0.25], metavar="S[,S]",
                    help="SINR atoms per vector: integers, or fractions of the vector length")
     p.add_argument("--value-bits", type=_list(int), default=[8], metavar="B[,B]", help="SINR value bits")
@@ -113,74 +182,89 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-coding", choices=("delta", "raw"), default="delta",
                    help="SINR's index coding (raw: the paper's, indices in selection order)")
     p.add_argument("--baseline-bits", type=_list(int), default=[], metavar="B[,B]",
-                   help="bit-width search of the path without SINR, the fair baseline: coin's hidden matrices "
-                        "as B-bit uniform integers (16: COIN's float16), inric's quantizer, coinpp's latent "
-                        "quantizer, shacira's MLP (mlp_bits: 32, 16 or 2..15) (default: each method's own setting)")
+                   help="bit-width search of the path without SINR, the fair baseline: each method's "
+                        "storage-bits knob at these values (coin: hidden matrices as B-bit integers, 16 = "
+                        "float16; shacira: mlp_bits) (default: each method's own setting)")
     p.add_argument("--target-psnr", type=float, metavar="DB",
                    help="also report the smallest stream reaching this PSNR per method and image, with and "
                         "without SINR (auto-tuning over the paths run)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--no-sinr", action="store_true", help="only the methods as published")
     g.add_argument("--sinr-only", action="store_true", help="only the methods with SINR")
-    p.add_argument("--inric-bits", type=int, default=8, help="INRIC quantizer bits")
-    p.add_argument("--inric-ff-dims", type=int, default=16, help="INRIC positional-encoding frequencies")
-    p.add_argument("--inric-encoding-scale", type=float, default=1.4, help="INRIC positional-encoding scale")
-    p.add_argument("--inric-l1", type=float, default=1e-6, help="INRIC L1 weight on theta - theta0")
-    p.add_argument("--inric-meta-steps", type=int, default=0,
-                   help="Reptile steps for INRIC's meta-learned init on held-out bundled images (0: none)")
     p.add_argument("--meta-images", type=_list(str), metavar="NAME[,NAME]",
-                   help="held-out bundled images for meta-learning (INRIC's theta0, COIN++'s base network; "
-                        "default: " + ",".join(META_IMAGES) + ")")
-    c = p.add_argument_group("COIN++ (--method coinpp)")
-    c.add_argument("--coinpp-latent-dims", type=_list(int), default=[8, 16], metavar="D[,D]",
-                   help="latent length per patch (its rate points; one base network meta-learned per value)")
-    c.add_argument("--coinpp-width", type=int, default=32, metavar="N", help="base network width")
-    c.add_argument("--coinpp-layers", type=int, default=4, metavar="N", help="base network layers incl. the output layer")
-    c.add_argument("--coinpp-patch", type=int, default=16, metavar="N", help="patch side in pixels")
-    c.add_argument("--coinpp-bits", type=int, default=5, metavar="N", help="latent quantizer bits (2..8)")
-    c.add_argument("--coinpp-inner-steps", type=int, default=3, metavar="N", help="SGD steps on the latents per image")
-    c.add_argument("--coinpp-meta-steps", type=int, default=300, metavar="N", help="MAML outer steps of the base network")
-    c.add_argument("--coinpp-meta-lr", type=float, default=1e-3, metavar="X", help="MAML outer learning rate (Adam)")
-    c.add_argument("--coinpp-meta-batch", type=int, default=16, metavar="N", help="random crops per MAML outer step")
-    c.add_argument("--coinpp-base", metavar="FILE",
-                   help="a base file from COINppAdapter.save_base: no meta-learning, its latent length only")
-    h = p.add_argument_group("SHACIRA (--method shacira)")
-    h.add_argument("--shacira-table-sizes", type=_list(int), default=[8, 10], metavar="T[,T]",
-                   help="log2 of the largest latent table per level (its rate points)")
-    h.add_argument("--shacira-levels", type=int, default=8, metavar="N", help="hash-grid levels")
-    h.add_argument("--shacira-base-resolution", type=int, default=4, metavar="N",
-                   help="coarsest grid resolution (the finest is --size)")
-    h.add_argument("--shacira-hidden", type=int, default=16, metavar="N", help="MLP width")
-    h.add_argument("--shacira-rate-weight", type=float, default=2e-4, metavar="X", help="entropy-penalty weight lambda")
-    h.add_argument("--shacira-sinr-latents", action="store_true",
-                   help="with SINR, code the latent tables too (not only the MLP's weight matrices)")
+                   help="held-out bundled images for a method's preparation (meta-learning; default: "
+                        + ",".join(META_IMAGES) + ")")
     _add_common(p)
+    _add_method_options(p)
+
+
+def _method_options(args: argparse.Namespace, methods: Sequence[str],
+                    base: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Per-method options from the aliases, the ``--METHOD-OPTION`` flags and ``--set`` (in that order of
+    precedence, lowest first); flags of methods not selected are ignored, ``--set`` for them is refused."""
+    from .evaluate import method_spec
+    from .spec import OptionError, parse_assignment
+
+    options: dict[str, dict[str, Any]] = {m: dict((base or {}).get(m, {})) for m in methods}
+    for alias, targets in getattr(args, "_aliases", {}).items():
+        text = getattr(args, f"alias__{alias.lstrip('-').replace('-', '_')}", None)
+        for method, name in targets if text is not None else ():
+            if method in options:
+                options[method][name] = method_spec(method)[1].option(name).parse(text, method=method)
+    for dest, value in vars(args).items():
+        if dest.startswith("opt__"):
+            _, method, name = dest.split("__", 2)
+            if method in options:
+                options[method][name] = value
+    for text in args.settings:
+        method, name, value = parse_assignment(text)
+        _, spec = method_spec(method)
+        if method not in options:
+            raise OptionError(f"--set {text}: {method} is not among the methods run ({', '.join(methods)})")
+        opt = spec.option(name)
+        if opt is None:
+            known = ", ".join(o.name for o in spec.options) or "none"
+            raise OptionError(f"--set {text}: {method} has no option {name!r} (its options: {known})")
+        options[method][name] = opt.parse(value, method=method)
+    return {m: o for m, o in options.items() if o}
+
+
+def _threads(n: int) -> int | None:
+    if n < 0:
+        raise ValueError(f"--threads must be >= 0 (0: torch's default), got {n}")
+    return n or None
 
 
 def _config_from_args(args: argparse.Namespace):
     from .evaluate import EvalConfig
 
     return EvalConfig(
-        methods=args.method, images=args.images, size=args.size, widths=args.widths, layers=args.layers,
-        steps=args.steps, lr=args.lr, batch_size=args.batch_size, finetune_steps=args.finetune_steps,
-        finetune_lr=args.finetune_lr, sinr_lr=args.sinr_lr, sparsity=args.sparsity, value_bits=args.value_bits,
+        methods=args.method, images=args.images, size=args.size, steps=args.steps, lr=args.lr,
+        batch_size=args.batch_size, finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
+        sinr_lr=args.sinr_lr, sparsity=args.sparsity, value_bits=args.value_bits,
         dictionary_ratio=args.dictionary_ratio, sinr_entropy=args.sinr_entropy, index_coding=args.index_coding,
         with_sinr=not args.no_sinr, without_sinr=not args.sinr_only,
         baseline_bits=args.baseline_bits, target_psnr=args.target_psnr,
-        inric_bits=args.inric_bits, inric_ff_dims=args.inric_ff_dims,
-        inric_encoding_scale=args.inric_encoding_scale, inric_l1=args.inric_l1,
-        inric_meta_steps=args.inric_meta_steps,
         **({"meta_images": args.meta_images} if args.meta_images else {}),
-        **{k: getattr(args, k) for k in vars(args) if k.startswith(("coinpp_", "shacira_"))},
-        device=args.device, seed=args.seed, threads=args.threads)
+        options=_method_options(args, args.method), device=args.device, seed=args.seed,
+        threads=_threads(args.threads))
 
 
 def _run(cfg, args: argparse.Namespace, *, name: str, default_out: str) -> int:
-    from .evaluate import markdown_table, run, write_outputs
+    from .evaluate import load_previous, markdown_table, run, write_outputs
 
     log = (lambda msg: None) if args.quiet else None
     out = Path(args.out or default_out)
-    results = run(cfg, progress=args.progress, log=log, streams_dir=out / "streams" if args.save_streams else None)
+    done = [] if args.fresh else load_previous(out, cfg)
+    if done:
+        print(f"{name}: resuming from {out / 'results.json'}: {len(done)} point(s) already measured",
+              file=sys.stderr)
+
+    def checkpoint(results) -> None:  # every finished point reaches the disk at once
+        write_outputs(results, out, config=cfg, name=name, complete=False)
+
+    results = run(cfg, progress=args.progress, log=log, streams_dir=out / "streams" if args.save_streams else None,
+                  done=done, on_result=checkpoint)
     paths = write_outputs(results, out, config=cfg, name=name)
     if args.json:
         sys.stdout.write(paths["json"].read_text())
@@ -198,18 +282,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .evaluate import EvalConfig
 
-    # one thread unless asked: these tiny networks gain nothing from more, and lose a lot when threads contend
-    cfg = EvalConfig(**DEMO, device=args.device, seed=args.seed, threads=args.threads or 1)
+    demo = {k: v for k, v in DEMO.items() if k != "options"}
+    cfg = EvalConfig(**demo, options=_method_options(args, DEMO["methods"], DEMO["options"]), device=args.device,
+                     seed=args.seed, threads=_threads(args.threads))
     return _run(cfg, args, name="sinr-demo", default_out="sinr-demo")
 
 
 _EVAL_HELP = "rate–distortion of INR methods with and without SINR on bundled images"
 _EVAL_DESC = ("Fit each method's network to each image once, compress it the method's own way and with "
               "SINR (the same number of fine-tuning steps for both), decode, and write results.json, "
-              "results.csv, results.md and a bpp-vs-PSNR plot rd.png to --out. Prints the table.")
+              "results.csv, results.md and a bpp-vs-PSNR plot rd.png to --out. Prints the table. Every "
+              "installed adapter (entry-point group sinr_codecs.adapters) can be run; its own options are "
+              "set with --set METHOD.OPTION=VALUE or --METHOD-OPTION. Each finished point is written at "
+              "once, and a rerun with the same --out resumes.")
 _DEMO_HELP = "COIN vs COIN+SINR on one bundled image (about a minute on 2 CPU cores)"
 _DEMO_DESC = (f"The harness on an embedded default ({DEMO['images'][0]}, {DEMO['size']}x{DEMO['size']} px, "
-              f"COIN widths {DEMO['widths']}, {DEMO['layers']} layers, {DEMO['steps']} fitting + "
+              f"COIN widths {DEMO['options']['coin']['widths']}, {DEMO['options']['coin']['layers']} layers, {DEMO['steps']} fitting + "
               f"{DEMO['finetune_steps']} fine-tuning steps, SINR sparsity {DEMO['sparsity']} at "
               f"{DEMO['value_bits'][0]} bits; COIN itself at float16 as published and, as a fair baseline, with "
               f"its hidden matrices as 8-bit integers): prints the table, SINR's saving at equal PSNR against "

@@ -1,16 +1,18 @@
 """Rate–distortion harness: fit, compress each way (with and without SINR), decode, measure, report.
 
-For every method, rate point (:data:`RATE_KNOBS`: COIN/INRIC width, COIN++ latent length, SHACIRA table
-size) and image the network is fitted **once**; then each compression path starts from
-a copy of that fitted network and gets the **same number of fine-tuning steps** through the quantizer
-its stored values will meet (straight-through): the method's own storage (COIN: float16; INRIC:
-per-tensor uniform integers; COIN++: its latent quantizer; SHACIRA: rounded latents with the rate
-penalty) without SINR, and SINR (sparse values, support fixed) with it. Bytes are
-``len()`` of the stream written; PSNR is measured on the decoded image (clamped, rounded to 8 bits)
-against the original 8-bit image, the same way for every method.
+The harness knows no method by name: every adapter in the registry (:mod:`sinr_codecs.registry`, the
+entry-point group ``sinr_codecs.adapters``) describes itself (:mod:`sinr_adapters.spec`): its options, the
+rate knob its points sweep, its storage-bits knob, its signal kind and quality metric, and any preparation
+(e.g. meta-learning on held-out images). For every method, rate point and image the network is fitted
+**once**; then each compression path starts from a copy of that fitted network and gets the **same number
+of fine-tuning steps** through the quantizer its stored values will meet (straight-through): the method's
+own storage without SINR, and SINR (sparse values, support fixed) with it. Bytes are ``len()`` of the
+stream written; quality is measured on the decoded signal against the original, the same way for every
+method (PSNR of the 8-bit image unless the adapter describes another metric).
 
-:func:`run` returns :class:`~sinr_adapters.base.Result` records; :func:`write_outputs` writes
-``results.json`` (CompressAI-style ``{"name", "description", "results": {column: [per rate point]}}``
+:func:`run` returns :class:`~sinr_adapters.base.Result` records, handing each to ``on_result`` as it
+finishes and skipping those in ``done`` (a resumed run, :func:`load_previous`); :func:`write_outputs`
+writes ``results.json`` (CompressAI-style ``{"name", "description", "results": {column: [per rate point]}}``
 plus the configuration and the machine), ``results.csv``, ``results.md`` and ``rd.png``.
 """
 
@@ -24,7 +26,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,17 +35,31 @@ import numpy as np
 import torch
 
 from . import nets, rd
-from .base import INRAdapter, Result, Signal, SINROptions
+from .base import Result, SINROptions
 from .images import IMAGES, META_IMAGES, load_image
+from .spec import AdapterSpec, Context, describe
 
-__all__ = ["METHODS", "RATE_KNOBS", "EvalConfig", "comparisons_at_equal_psnr", "environment", "markdown_table",
-           "plot_rd", "rate_points", "run", "summary", "write_outputs"]
+__all__ = ["EvalConfig", "comparisons_at_equal_psnr", "environment", "load_previous", "markdown_table",
+           "method_spec", "plot_rd", "rate_points", "result_key", "run", "summary", "write_outputs"]
 
-METHODS = ("coin", "inric", "coinpp", "shacira")
-RATE_KNOBS = {"coin": "width", "inric": "width", "coinpp": "latent_dim", "shacira": "log2_table_size"}
-"""The configuration knob each method's rate points sweep (one curve point per value)."""
-BITS_KEYS = {"coin": "bits", "inric": "bits", "coinpp": "bits", "shacira": "mlp_bits"}
-"""The configuration key of each method's storage bits (the fair baseline's bit-width search)."""
+
+def method_spec(method: str) -> tuple[type, AdapterSpec]:
+    """The adapter class installed as ``method`` and its description.
+
+    Raises
+    ------
+    ValueError
+        No adapter of that name is installed, it fails to import, or it does not describe itself.
+    """
+    from sinr_codecs.registry import AdapterLoadError, UnknownAdapterError, load_adapter
+
+    try:
+        cls = load_adapter(method)
+    except UnknownAdapterError as exc:
+        raise ValueError(f"unknown method {method!r}: {exc}") from exc
+    except AdapterLoadError as exc:
+        raise ValueError(str(exc)) from exc
+    return cls, describe(cls, method)
 
 
 @dataclass(kw_only=True)
@@ -53,19 +69,15 @@ class EvalConfig:
     Attributes
     ----------
     methods : list of str
-        Any of ``"coin"``, ``"inric"``, ``"coinpp"``, ``"shacira"`` (:data:`METHODS`).
+        Installed adapter names (``sinr adapters`` lists them).
     images : list of str
         Bundled scikit-image names (:data:`sinr_adapters.images.IMAGES`).
     size : int
         Side of the centre-cropped, resized square images.
-    widths : list of int
-        Hidden widths of COIN and INRIC (their rate points: one per width and path).
-    layers : int
-        Sine layers (COIN's ``num_layers``; INRIC gets ``hidden_layers = layers - 1``, the same shape).
     steps, lr, batch_size
-        Fitting: Adam steps, learning rate (None: the adapter's ``default_lr``; COIN/INRIC 1e-3,
-        SHACIRA 1e-2), mini-batch size (None: full batch; also used by the fine-tuning). COIN++ fits a
-        signal by its inner loop instead (``coinpp_inner_steps`` SGD steps on the latents).
+        Fitting: Adam steps, learning rate (None: the adapter's ``default_lr``), mini-batch size (None:
+        full batch; also used by the fine-tuning). An adapter may fit otherwise (its ``fit_schedule``: COIN++
+        runs its inner loop).
     finetune_steps : int
         Fine-tuning steps after compression starts, the same for every path.
     finetune_lr, sinr_lr : float or None
@@ -75,56 +87,34 @@ class EvalConfig:
     dictionary_ratio : float
         SINR ``k2 / k1``.
     sinr_entropy, index_coding : str
-        SINR's entropy back end (``"brotli"``, ``"rans"``) and index coding (``"delta"``, ``"raw"``).
+        SINR's entropy back end (``"brotli"``, ``"rans"``, ``"raw"``) and index coding (``"delta"``, ``"raw"``).
     with_sinr, without_sinr : bool
         Which paths to run.
     baseline_bits : list of int
-        The bit-width search of the path without SINR (issue 7's fair baseline): one more rate point per
-        value, with the method's storage at that many bits (COIN: the hidden matrices as uniform integers,
-        16 = COIN's float16; INRIC: its per-tensor quantizer; COIN++: its latent quantizer, 2..8;
-        SHACIRA: its decoder and MLP, ``mlp_bits``: 32/16 floats or 2..15 uniform integers).
-        Empty: the method's own setting only.
+        The bit-width search of the path without SINR (the fair baseline): one more rate point per value,
+        with the method's storage-bits knob (its description's ``bits``) at that many bits. Empty: the
+        method's own setting only.
     target_psnr : float or None
-        Also report, per method and image, the smallest stream reaching this PSNR (dB) with and without
-        SINR among the paths run (:func:`sinr_adapters.tune.smallest_meeting`).
-    inric_bits, inric_ff_dims, inric_encoding_scale, inric_l1
-        INRIC's quantizer bits and positional encoding.
-    inric_meta_steps : int
-        Reptile steps for INRIC's meta-learned initialisation (0: none), learnt per width on
-        ``meta_images`` at the same size (never on an evaluated image).
-    coinpp_latent_dims : list of int
-        COIN++'s rate points: latent length per patch (one base network meta-learned per value).
-    coinpp_width, coinpp_layers, coinpp_patch, coinpp_bits
-        COIN++'s base network width and depth (layers incl. the output layer), patch side in pixels,
-        latent quantizer bits (5-6 in COIN++).
-    coinpp_inner_steps : int
-        SGD steps on the latents from zero, in meta-learning and per image (COIN++: 3).
-    coinpp_meta_steps, coinpp_meta_lr, coinpp_meta_batch
-        MAML outer steps, Adam learning rate and crops per step of the base network's meta-learning on
-        ``meta_images`` (never on an evaluated image); the quantizer is calibrated on the same images.
-    coinpp_base : str or None
-        A base file written by ``COINppAdapter.save_base``: skip meta-learning and use it (its latent
-        length is then the only COIN++ rate point).
-    shacira_table_sizes : list of int
-        SHACIRA's rate points: ``log2`` of the largest latent table per level.
-    shacira_levels, shacira_base_resolution, shacira_hidden, shacira_rate_weight
-        Hash-grid levels, coarsest resolution (the finest is ``size``), MLP width, entropy-penalty
-        weight lambda.
-    shacira_sinr_latents : bool
-        With SINR, code the latent tables too (not only the MLP's weight matrices).
+        Also report, per method and image, the smallest stream reaching this quality with and without SINR
+        among the paths run (:func:`sinr_adapters.tune.smallest_meeting`).
+    meta_images : list of str
+        Bundled images a method's preparation may train on (minus the evaluated ones).
+    options : dict of str to dict
+        Per method, its own options (:class:`sinr_adapters.spec.Option`): ``{"coinpp": {"patch": 8}}``.
+        Filled with the defaults and checked at construction; options for a method not in ``methods`` are
+        refused.
     device : str
         ``auto``, ``cpu``, ``cuda``.
     seed : int
         Network initialisation and dictionary seed.
-    threads : int or None
-        ``torch.set_num_threads`` (None: torch's default).
+    threads : int or None, default 1
+        ``torch.set_num_threads`` while :func:`run` runs (None: torch's default). One thread is fastest for
+        these small networks on a CPU and far faster than contending threads.
     """
 
     methods: list[str] = field(default_factory=lambda: ["coin"])
     images: list[str] = field(default_factory=lambda: ["astronaut"])
     size: int = 64
-    widths: list[int] = field(default_factory=lambda: [16, 32])
-    layers: int = 3
     steps: int = 1000
     lr: float | None = None
     batch_size: int | None = None
@@ -140,60 +130,47 @@ class EvalConfig:
     without_sinr: bool = True
     baseline_bits: list[int] = field(default_factory=list)
     target_psnr: float | None = None
-    inric_bits: int = 8
-    inric_ff_dims: int = 16
-    inric_encoding_scale: float = 1.4
-    inric_l1: float = 1e-6
-    inric_meta_steps: int = 0
     meta_images: list[str] = field(default_factory=lambda: list(META_IMAGES))
-    coinpp_latent_dims: list[int] = field(default_factory=lambda: [8, 16])
-    coinpp_width: int = 32
-    coinpp_layers: int = 4
-    coinpp_patch: int = 16
-    coinpp_bits: int = 5
-    coinpp_inner_steps: int = 3
-    coinpp_meta_steps: int = 300
-    coinpp_meta_lr: float = 1e-3
-    coinpp_meta_batch: int = 16
-    coinpp_base: str | None = None
-    shacira_table_sizes: list[int] = field(default_factory=lambda: [8, 10])
-    shacira_levels: int = 8
-    shacira_base_resolution: int = 4
-    shacira_hidden: int = 16
-    shacira_rate_weight: float = 2e-4
-    shacira_sinr_latents: bool = False
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "auto"
     seed: int = 0
-    threads: int | None = None
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad:
-            raise ValueError(f"unknown method(s) {bad}; the harness knows {list(METHODS)}")
+        if not self.methods or not self.images:
+            raise ValueError("methods and images must not be empty")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"a method is listed twice in {self.methods}")
         bad = [i for i in self.images if i not in IMAGES]
         if bad:
             raise ValueError(f"unknown image(s) {bad}; bundled: {', '.join(IMAGES)}")
-        if not self.methods or not self.images or not self.widths:
-            raise ValueError("methods, images and widths must not be empty")
-        if self.size < 4 or self.layers < 1 or self.steps < 0 or self.finetune_steps < 0:
-            raise ValueError("size must be >= 4, layers >= 1, steps and finetune_steps >= 0")
-        if any(w < 1 for w in self.widths):
-            raise ValueError("widths must be >= 1")
-        if "coinpp" in self.methods:
-            if self.coinpp_base is None and self.coinpp_meta_steps < 1:
-                raise ValueError("COIN++ needs a base network: set coinpp_meta_steps >= 1 (meta-learn one) "
-                                 "or coinpp_base (a file written by COINppAdapter.save_base)")
-            if self.coinpp_patch > self.size:
-                raise ValueError(f"coinpp_patch ({self.coinpp_patch}) is larger than the images ({self.size})")
-            if not self.coinpp_latent_dims or any(d < 1 for d in self.coinpp_latent_dims):
-                raise ValueError("coinpp_latent_dims must be a non-empty list of integers >= 1")
-        if "shacira" in self.methods and (not self.shacira_table_sizes
-                                          or any(not 2 <= t <= 24 for t in self.shacira_table_sizes)):
-            raise ValueError("shacira_table_sizes must be a non-empty list of integers in 2..24")
-        if self._needs_meta_images() and not self.held_out_images():
-            raise ValueError("meta-learning needs bundled images that are not evaluated (meta_images)")
+        if self.size < 4 or self.steps < 0 or self.finetune_steps < 0:
+            raise ValueError("size must be >= 4, steps and finetune_steps >= 0")
+        if self.threads is not None and int(self.threads) < 1:
+            raise ValueError(f"threads must be >= 1 (or None: torch's default), got {self.threads}")
         if not (self.with_sinr or self.without_sinr):
             raise ValueError("nothing to do: both the with- and the without-SINR path are off")
+        stray = sorted(set(self.options) - set(self.methods))
+        if stray:
+            raise ValueError(f"options given for {stray}, which {'is' if len(stray) == 1 else 'are'} not among "
+                             f"the methods {self.methods}")
+        ctx = self.context()
+        resolved: dict[str, dict[str, Any]] = {}
+        for method in self.methods:
+            _, spec = method_spec(method)
+            if spec.signal != "image":
+                raise ValueError(f"adapter {method!r} encodes {spec.signal!r} signals; the harness evaluates images "
+                                 "(the bundled scikit-image test images)")
+            opts = spec.resolve(self.options.get(method, {}), method=method)
+            if spec.validate is not None:
+                spec.validate(opts, ctx)
+            if self.baseline_bits and self.without_sinr and spec.bits is None:
+                raise ValueError(f"--baseline-bits: adapter {method!r} describes no storage-bits knob to search")
+            if spec.needs_held_out(opts) and not self.held_out_images():
+                raise ValueError(f"{method}: meta-learning needs bundled images that are not evaluated "
+                                 "(meta_images)")
+            resolved[method] = opts
+        self.options = resolved
         for s in self.sparsity:
             for b in self.value_bits:
                 SINROptions(sparsity=s, value_bits=b, dictionary_ratio=self.dictionary_ratio,
@@ -203,19 +180,20 @@ class EvalConfig:
         return asdict(self)
 
     def held_out_images(self) -> list[str]:
-        """``meta_images`` minus the evaluated images (what meta-learning may train on)."""
+        """``meta_images`` minus the evaluated images (what preparation may train on)."""
         return [n for n in self.meta_images if n not in self.images]
 
-    def _needs_meta_images(self) -> bool:
-        return (("inric" in self.methods and self.inric_meta_steps > 0)
-                or ("coinpp" in self.methods and self.coinpp_base is None))
+    def context(self, progress: bool | None = None) -> Context:
+        """The settings hooks see (:class:`sinr_adapters.spec.Context`)."""
+        return Context(size=self.size, steps=self.steps, lr=self.lr, seed=self.seed, device=self.device,
+                       progress=progress, held_out=tuple(self.held_out_images()))
 
 
-def environment(device: str = "auto") -> dict[str, Any]:
-    """The machine a run was measured on (stored with the results)."""
+def environment(device: str = "auto", threads: int | None = None) -> dict[str, Any]:
+    """The machine a run was measured on (stored with the results); ``threads``: the torch threads used."""
     dev = nets.resolve_device(device)
     env = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": str(dev)}
+           "cpu_count": os.cpu_count(), "torch_threads": threads or torch.get_num_threads(), "device": str(dev)}
     if dev.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(dev)
     else:
@@ -223,87 +201,49 @@ def environment(device: str = "auto") -> dict[str, Any]:
     return env
 
 
-def rate_points(method: str, cfg: EvalConfig) -> list[tuple[str, int, INRAdapter]]:
-    """``(knob, value, adapter)`` per rate point of ``method`` (:data:`RATE_KNOBS` names the knob).
+def _point(spec: AdapterSpec, value: Any) -> str:
+    return "default" if spec.rate is None else f"{spec.rate_key}={value}"
 
-    Adapters that need shared state (COIN++'s base network, INRIC's meta-learned θ0) come back without
-    it; :func:`run` prepares them.
+
+def rate_points(method: str, cfg: EvalConfig) -> list[tuple[str, Any, Any]]:
+    """``(knob, value, adapter)`` per rate point of ``method`` (the knob is its description's ``rate_key``).
+
+    Adapters that need shared state (e.g. a meta-learned base network) come back without it; :func:`run`
+    prepares them.
     """
-    if method == "coin":
-        from .coin import COINAdapter
-
-        return [("width", w, COINAdapter(width=w, layers=cfg.layers)) for w in cfg.widths]
-    if method == "inric":
-        from .inric import INRICAdapter
-
-        return [("width", w, INRICAdapter(hidden_features=w, hidden_layers=cfg.layers - 1,
-                                          ff_dims=cfg.inric_ff_dims, encoding_scale=cfg.inric_encoding_scale,
-                                          bits=cfg.inric_bits, l1=cfg.inric_l1)) for w in cfg.widths]
-    if method == "coinpp":
-        from .coinpp import COINppAdapter
-
-        if cfg.coinpp_base is not None:
-            a = COINppAdapter.from_base_file(cfg.coinpp_base)
-            return [("latent_dim", a.latent_dim, a)]
-        return [("latent_dim", d, COINppAdapter(width=cfg.coinpp_width, layers=cfg.coinpp_layers, latent_dim=d,
-                                                patch=cfg.coinpp_patch, bits=cfg.coinpp_bits,
-                                                inner_steps=cfg.coinpp_inner_steps))
-                for d in cfg.coinpp_latent_dims]
-    if method == "shacira":
-        from .shacira import SHACIRAAdapter
-
-        return [("log2_table_size", t, SHACIRAAdapter(
-            levels=cfg.shacira_levels, base_resolution=min(cfg.shacira_base_resolution, cfg.size),
-            finest_resolution=cfg.size, log2_table_size=t, hidden=cfg.shacira_hidden,
-            rate_weight=cfg.shacira_rate_weight, sinr_latents=cfg.shacira_sinr_latents))
-                for t in cfg.shacira_table_sizes]
-    raise ValueError(f"unknown method {method!r}; the harness knows {list(METHODS)}")
+    cls, spec = method_spec(method)
+    return [(spec.rate_key, v, a) for v, a in spec.rate_points(cls, cfg.options[method], cfg.context())]
 
 
-def _prepare(method: str, adapter: INRAdapter, cfg: EvalConfig, *, progress: bool | None,
-             log: Callable[[str], None], point: str, dev: torch.device) -> tuple[INRAdapter, dict[str, Any]]:
-    """Learn what a method shares between images (on held-out images only); returns the adapter and a
-    record of it for the results' configuration."""
-    held_out = cfg.held_out_images()
-    if method == "inric" and cfg.inric_meta_steps > 0:
-        adapter, secs = _timed(lambda: adapter.meta_learn(
-            [load_image(n, cfg.size) for n in held_out], outer_steps=cfg.inric_meta_steps,
-            device=cfg.device, seed=cfg.seed, progress=progress), dev)
-        log(f"{method} {point}: meta-learned theta0 on {held_out} in {secs:.1f}s")
-        return adapter, {"meta_images": held_out, "meta_steps": cfg.inric_meta_steps, "meta_seconds": secs}
-    if method == "coinpp" and cfg.coinpp_base is None:
-        adapter, secs = _timed(lambda: adapter.meta_learn(
-            [load_image(n, cfg.size) for n in held_out], outer_steps=cfg.coinpp_meta_steps,
-            batch_size=cfg.coinpp_meta_batch, outer_lr=cfg.coinpp_meta_lr, device=cfg.device, seed=cfg.seed,
-            progress=progress), dev)
-        log(f"{method} {point}: meta-learned the base network on {held_out} in {secs:.1f}s "
-            f"(crop PSNR after the inner loop {adapter.meta_info.get('final_psnr', float('nan')):.2f} dB)")
-        return adapter, {"meta_images": held_out, "meta_steps": cfg.coinpp_meta_steps, "meta_seconds": secs,
-                         "base_fingerprint": adapter.base_fingerprint()}
-    if method == "coinpp":
-        return adapter, {"base_file": cfg.coinpp_base, "base_fingerprint": adapter.base_fingerprint()}
-    return adapter, {}
+def result_key(r: Result) -> tuple:
+    """What identifies one measured point: method, image, rate point, with/without SINR, SINR setting."""
+    s = r.sinr or {}
+    return (r.method, r.image, r.rate_point, bool(r.with_sinr), s.get("sparsity"), s.get("value_bits"))
 
 
-def _baselines(method: str, adapter: INRAdapter, cfg: EvalConfig, point: str
-               ) -> list[tuple[INRAdapter, None, str]]:
-    """The without-SINR paths of one rate point: the method as configured, or one per ``baseline_bits``."""
-    if not cfg.baseline_bits:
-        return [(adapter, None, point)]
-    key = BITS_KEYS[method]
-    return [(adapter.with_config({**adapter.config(), key: b}), None, f"{point},{key}={b}")
-            for b in cfg.baseline_bits]
+@dataclass
+class _Path:
+    point: str
+    bits: int | None = None
+    sinr: SINROptions | None = None
+
+    def key(self, method: str, image: str) -> tuple:
+        s = self.sinr
+        return (method, image, self.point, s is not None, None if s is None else s.sparsity,
+                None if s is None else s.value_bits)
 
 
-def _fit_steps(method: str, adapter: INRAdapter, cfg: EvalConfig) -> int:
-    """COIN++ fits a signal by its inner loop (the steps it was meta-learned for); the others by ``steps``."""
-    return adapter.inner_steps if method == "coinpp" else cfg.steps
-
-
-def _fit(method: str, adapter: INRAdapter, signal: Signal, cfg: EvalConfig, progress: bool | None):
-    lr = None if method == "coinpp" else cfg.lr  # COIN++: its inner-loop learning rate
-    return adapter.fit(signal, steps=_fit_steps(method, adapter, cfg), lr=lr, batch_size=cfg.batch_size,
-                       device=cfg.device, progress=progress, seed=cfg.seed)
+def _paths(spec: AdapterSpec, point: str, cfg: EvalConfig) -> list[_Path]:
+    out: list[_Path] = []
+    if cfg.without_sinr:
+        out += ([_Path(f"{point},{spec.bits}={b}", b) for b in cfg.baseline_bits] if cfg.baseline_bits
+                else [_Path(point)])
+    if cfg.with_sinr:
+        out += [_Path(point, sinr=SINROptions(sparsity=s, value_bits=b, dictionary_ratio=cfg.dictionary_ratio,
+                                             entropy=cfg.sinr_entropy, index_coding=cfg.index_coding,
+                                             seed=cfg.seed, device=cfg.device))
+                for s in cfg.sparsity for b in cfg.value_bits]
+    return out
 
 
 def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
@@ -314,74 +254,215 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
+def _decode(adapter: Any, data: bytes, device: str) -> np.ndarray:
+    if hasattr(adapter, "decode"):
+        return adapter.decode(data, device=device)
+    dec = adapter.decompress(data, device=device)
+    return adapter.render(dec.model, dec.shape)
+
+
+def _quality(spec: AdapterSpec, adapter: Any, model: Any, signal: Any) -> float:
+    if spec.metric.measure is None and hasattr(adapter, "psnr"):
+        return float(adapter.psnr(model, signal))
+    return spec.metric(adapter.render(model, signal.shape), signal.unit_values().cpu().numpy())
+
+
+@dataclass
+class _Unit:
+    method: str
+    spec: AdapterSpec
+    options: dict[str, Any]
+    value: Any
+    adapter: Any
+    point: str
+    paths: list[_Path]
+
+
+def _default_log(msg: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(msg, file=sys.stderr)
+
+
 def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], None] | None = None,
-        streams_dir: str | os.PathLike | None = None) -> list[Result]:
+        streams_dir: str | os.PathLike | None = None, done: Sequence[Result] = (),
+        on_result: Callable[[list[Result]], None] | None = None) -> list[Result]:
     """Run the harness; ``log`` receives one line per rate point (default: standard error).
 
-    With ``streams_dir`` every compressed stream is also written there (``<label>_<image>_<knob><value>[_s<S>_b<B>].sia``;
-    ``Result.extra["stream"]`` names the file), so the bytes counted can be checked against the files, and so
-    is the shared state a stream needs to decode (COIN++'s base network, INRIC's θ0, when meta-learned here:
-    ``<method>_<knob><value>_base.npz`` / ``_init.npz``; ``Result.config["shared_file"]`` names it).
+    Parameters
+    ----------
+    progress : bool or None
+        An overall progress bar with an estimate of the time left (tqdm, standard error) and the adapters'
+        own bars (None: only on a terminal).
+    streams_dir : path or None
+        Also write every compressed stream there (``<label>_<image>_<knob><value>[_s<S>_b<B>].sia``;
+        ``Result.extra["stream"]`` names the file), and the shared state a stream needs to decode when
+        a preparation learnt it here (``<method>_<knob><value>_<tag>.npz``; ``Result.config["shared_file"]``).
+    done : sequence of Result
+        Points already measured (:func:`load_previous`): they are not run again but returned in place.
+    on_result : callable or None
+        Called with every finished result so far (``done`` included) after each new one, e.g. to write
+        them to disk.
+
+    Returns
+    -------
+    list of Result
+        In plan order: method, rate point, image, then the paths without and with SINR.
     """
-    if log is None:
-        def log(msg: str) -> None:
-            print(msg, file=sys.stderr, flush=True)
+    from tqdm import tqdm
+
+    log = _default_log if log is None else log
+    prev_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    dev = nets.resolve_device(cfg.device)
-    images = {name: load_image(name, cfg.size) for name in cfg.images}
-    pixels = cfg.size * cfg.size
-    results: list[Result] = []
-    if streams_dir is not None:
-        Path(streams_dir).mkdir(parents=True, exist_ok=True)
-    for method in cfg.methods:
-        for knob, value, adapter in rate_points(method, cfg):
-            point = f"{knob}={value}"
-            adapter, extra_cfg = _prepare(method, adapter, cfg, progress=progress, log=log, point=point, dev=dev)
-            if streams_dir is not None and "meta_steps" in extra_cfg:  # the shared state the streams need
-                path = Path(streams_dir) / f"{method}_{knob}{value}_{'base' if method == 'coinpp' else 'init'}.npz"
-                (adapter.save_base if method == "coinpp" else adapter.save_init)(path)
-                extra_cfg["shared_file"] = str(path)
-            fit_steps = _fit_steps(method, adapter, cfg)
-            for image_name, image in images.items():
-                signal = adapter.signal_from_image(image, name=image_name)
-                (model, fit_log), fit_s = _timed(lambda: _fit(method, adapter, signal, cfg, progress), dev)
-                psnr_fitted = adapter.psnr(model, signal)
-                paths: list[tuple[INRAdapter, SINROptions | None, str]] = []
-                if cfg.without_sinr:
-                    paths += _baselines(method, adapter, cfg, point)
-                if cfg.with_sinr:
-                    paths += [(adapter, SINROptions(sparsity=s, value_bits=b, dictionary_ratio=cfg.dictionary_ratio,
-                                                    entropy=cfg.sinr_entropy, index_coding=cfg.index_coding,
-                                                    seed=cfg.seed, device=cfg.device), point)
-                              for s in cfg.sparsity for b in cfg.value_bits]
-                for coder, opts, path_point in paths:
-                    (data, info), enc_s = _timed(lambda: coder.compress_with_info(
-                        copy.deepcopy(model), signal, sinr=opts, finetune_steps=cfg.finetune_steps,
-                        finetune_lr=cfg.finetune_lr, sinr_lr=cfg.sinr_lr, batch_size=cfg.batch_size,
-                        progress=progress), dev)
-                    decoded, dec_s = _timed(lambda: coder.decode(data, device=cfg.device), dev)
-                    psnr = nets.psnr_8bit(torch.from_numpy(decoded), signal.unit_values().cpu())
-                    info.pop("finetune_log", None)
-                    r = Result(method=method, with_sinr=opts is not None, image=image_name,
-                               config={**coder.config(), **extra_cfg},
-                               sinr=None if opts is None else opts.to_dict(), bytes=len(data), pixels=pixels,
-                               bpp=8.0 * len(data) / pixels, psnr=psnr, psnr_fitted=psnr_fitted,
-                               fit_seconds=fit_s, encode_seconds=enc_s, decode_seconds=dec_s,
-                               steps=fit_steps, finetune_steps=cfg.finetune_steps, device=str(dev),
-                               extra={**info, "point": path_point, knob: value, "size": cfg.size})
-                    if streams_dir is not None:
-                        stem = f"{r.label}_{image_name}_{path_point.replace('=', '').replace(',', '_')}"
-                        if opts is not None:
-                            stem += f"_s{opts.sparsity}_b{opts.value_bits}"
-                        path = Path(streams_dir) / f"{stem}.sia"
-                        path.write_bytes(data)
-                        r.extra["stream"] = str(path)
-                    results.append(r)
-                    sinr_txt = "" if opts is None else f" s={opts.sparsity} bits={opts.value_bits}"
-                    log(f"{r.label:<12} {image_name:<10} {path_point:<10}{sinr_txt}: {r.bytes} B, "
-                        f"{r.bpp:.3f} bpp, {r.psnr:.2f} dB (fitted {psnr_fitted:.2f} dB; "
-                        f"fit {fit_s:.1f}s, encode {enc_s:.1f}s, decode {dec_s:.2f}s)")
+    try:
+        dev = nets.resolve_device(cfg.device)
+        ctx = cfg.context(progress)
+        finished = {result_key(r): r for r in done}
+        units: list[_Unit] = []
+        for method in cfg.methods:
+            cls, spec = method_spec(method)
+            opts = cfg.options[method]
+            for value, adapter in spec.rate_points(cls, opts, ctx):
+                point = _point(spec, value)
+                units.append(_Unit(method, spec, opts, value, adapter, point, _paths(spec, point, cfg)))
+        keys = [p.key(u.method, img) for u in units for img in cfg.images for p in u.paths]
+        bar = tqdm(total=len(keys), initial=sum(k in finished for k in keys), desc="sinr evaluate", unit="point",
+                   file=sys.stderr, disable=not nets.progress_enabled(progress), dynamic_ncols=True, smoothing=0.05)
+        if streams_dir is not None:
+            Path(streams_dir).mkdir(parents=True, exist_ok=True)
+        results: list[Result] = []
+        with bar:
+            for u in units:
+                results += _run_unit(u, cfg, ctx, dev, finished, bar, log, streams_dir, progress, on_result)
+        return results
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finished: dict[tuple, Result], bar: Any,
+              log: Callable[[str], None], streams_dir: str | os.PathLike | None, progress: bool | None,
+              on_result: Callable[[list[Result]], None] | None) -> list[Result]:
+    """One rate point of one method over every image: prepare, then fit and compress each image."""
+    spec, adapter, knob = u.spec, u.adapter, u.spec.rate_key
+    todo = [img for img in cfg.images if any(p.key(u.method, img) not in finished for p in u.paths)]
+    record: dict[str, Any] = {}
+    if todo and spec.prepare is not None:
+        prep, secs = _timed(lambda: spec.prepare(adapter, u.options, ctx), dev)
+        adapter, record = prep.adapter, dict(prep.record)
+        if prep.save is not None or prep.message:
+            record["prepare_seconds"] = secs
+        if prep.message:
+            log(f"{u.method} {u.point}: {prep.message} in {secs:.1f}s")
+        if streams_dir is not None and prep.save is not None:  # the shared state the streams need
+            path = Path(streams_dir) / f"{u.method}_{knob}{u.value}_{spec.shared_tag}.npz"
+            prep.save(path)
+            record["shared_file"] = str(path)
+    out: list[Result] = []
+    for image_name in cfg.images:
+        if image_name not in todo:
+            out += [finished[p.key(u.method, image_name)] for p in u.paths]
+            continue
+        signal = adapter.signal_from_image(load_image(image_name, cfg.size), name=image_name)
+        steps, lr = (cfg.steps, cfg.lr) if spec.fit_schedule is None else spec.fit_schedule(adapter, cfg.steps, cfg.lr)
+        (model, _), fit_s = _timed(lambda: adapter.fit(signal, steps=steps, lr=lr, batch_size=cfg.batch_size,
+                                                       device=cfg.device, progress=progress, seed=cfg.seed), dev)
+        fitted = _quality(spec, adapter, model, signal)
+        reference = signal.unit_values().cpu().numpy()
+        pixels = int(np.prod(signal.shape[:-1]))
+        for path in u.paths:
+            key = path.key(u.method, image_name)
+            if key in finished:
+                out.append(finished[key])
+                continue
+            coder = adapter if path.bits is None else adapter.with_config({**adapter.config(), spec.bits: path.bits})
+            opts = path.sinr
+            (data, info), enc_s = _timed(lambda: coder.compress_with_info(
+                copy.deepcopy(model), signal, sinr=opts, finetune_steps=cfg.finetune_steps,
+                finetune_lr=cfg.finetune_lr, sinr_lr=cfg.sinr_lr, batch_size=cfg.batch_size,
+                progress=progress), dev)
+            decoded, dec_s = _timed(lambda: _decode(coder, data, cfg.device), dev)
+            quality = spec.metric(decoded, reference)
+            info.pop("finetune_log", None)
+            extra = {**info, "point": path.point, knob: u.value, "size": cfg.size}
+            if spec.metric.name != "PSNR" or not spec.metric.higher_is_better:
+                extra.update(metric=spec.metric.name, metric_unit=spec.metric.unit,
+                             higher_is_better=spec.metric.higher_is_better)
+            r = Result(method=u.method, with_sinr=opts is not None, image=image_name,
+                       config={**coder.config(), **record}, sinr=None if opts is None else opts.to_dict(),
+                       bytes=len(data), pixels=pixels, bpp=8.0 * len(data) / pixels, psnr=quality,
+                       psnr_fitted=fitted, fit_seconds=fit_s, encode_seconds=enc_s, decode_seconds=dec_s,
+                       steps=int(steps if steps is not None else cfg.steps), finetune_steps=cfg.finetune_steps,
+                       device=str(dev), extra=extra)
+            if streams_dir is not None:
+                stem = f"{r.label}_{image_name}_{path.point.replace('=', '').replace(',', '_')}"
+                if opts is not None:
+                    stem += f"_s{opts.sparsity}_b{opts.value_bits}"
+                file = Path(streams_dir) / f"{stem}.sia"
+                file.write_bytes(data)
+                r.extra["stream"] = str(file)
+            out.append(r)
+            finished[key] = r
+            bar.update()
+            sinr_txt = "" if opts is None else f" s={opts.sparsity} bits={opts.value_bits}"
+            log(f"{r.label:<12} {image_name:<10} {path.point:<10}{sinr_txt}: {r.bytes} B, {r.bpp:.3f} bpp, "
+                f"{r.psnr:.2f} {spec.metric.unit} (fitted {fitted:.2f}; fit {fit_s:.1f}s, encode {enc_s:.1f}s, "
+                f"decode {dec_s:.2f}s)")
+            if on_result is not None:
+                on_result(list(finished.values()))
+    return out
+
+
+def _normalised(d: Any) -> Any:
+    return json.loads(json.dumps(d))
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            if k == "threads" and not prefix:   # how many threads ran changes no result
+                continue
+            where = f"{prefix}{k}"
+            if k not in old or k not in new:
+                out.append(f"{where}: {'absent' if k not in old else old[k]!r} -> "
+                           f"{'absent' if k not in new else new[k]!r}")
+            else:
+                out += _differences(old[k], new[k], where + ".")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def load_previous(out_dir: str | os.PathLike, config: EvalConfig) -> list[Result]:
+    """The results a run with the same configuration already wrote to ``out_dir`` (to resume it).
+
+    Returns
+    -------
+    list of Result
+        Empty when ``out_dir`` holds no ``results.json``.
+
+    Raises
+    ------
+    ValueError
+        ``results.json`` is unreadable, or was written with another configuration (the message lists the
+        differences); the caller decides whether to start afresh.
+    """
+    path = Path(out_dir) / "results.json"
+    if not path.exists():
+        return []
+    fix = "pass --fresh to discard them, or choose another --out"
+    try:
+        doc = json.loads(path.read_text())
+        cols = doc["results"]
+        prev = doc["config"]
+        rows = [dict(zip(cols, vals)) for vals in zip(*cols.values())] if cols else []
+        results = [Result.from_dict(row) for row in rows]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{path} cannot be resumed from ({type(exc).__name__}: {exc}); {fix}") from exc
+    diff = _differences(_normalised(prev), _normalised(config.to_dict())) if isinstance(prev, dict) else ["config"]
+    if diff:
+        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+        raise ValueError(f"{path} holds results of another configuration ({'; '.join(diff[:4])}{more}); {fix}")
     return results
 
 
@@ -394,7 +475,10 @@ def _point_key(r: Result) -> tuple:
 
 
 def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
-    """Mean bpp and PSNR over images per rate point (method ± SINR, point, sparsity, value bits)."""
+    """Mean bpp and quality over images per rate point (method ± SINR, point, sparsity, value bits).
+
+    The quality column is ``psnr`` (the adapter's metric: PSNR unless it describes another; then
+    ``higher_is_better`` says its orientation)."""
     groups: dict[tuple, list[Result]] = {}
     for r in results:
         groups.setdefault(_point_key(r), []).append(r)
@@ -404,7 +488,8 @@ def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
                      "bytes": float(np.mean([r.bytes for r in rs])), "bpp": float(np.mean([r.bpp for r in rs])),
                      "psnr": float(np.mean([r.psnr for r in rs])),
                      "psnr_fitted": float(np.mean([r.psnr_fitted for r in rs])),
-                     "encode_seconds": float(np.mean([r.encode_seconds for r in rs]))})
+                     "encode_seconds": float(np.mean([r.encode_seconds for r in rs])),
+                     "higher_is_better": all(r.extra.get("higher_is_better", True) for r in rs)})
     rows.sort(key=lambda d: (d["label"], d["bpp"]))
     return rows
 
@@ -435,10 +520,19 @@ def _fmt(v: Any, nd: int = 2) -> str:
     return str(v)
 
 
+def _metric_label(results: Sequence[Result]) -> str:
+    names = {(r.extra.get("metric", "PSNR"), r.extra.get("metric_unit", "dB")) for r in results}
+    if len(names) == 1:
+        name, unit = names.pop()
+        return f"{name} ({unit})" if unit else name
+    return "quality"
+
+
 def markdown_table(results: Sequence[Result], *, target_psnr: float | None = None) -> str:
     """Per-image table, the mean over images per rate point, SINR's saving at equal PSNR and, with
     ``target_psnr``, the smallest stream reaching it per method and image."""
-    head = ("| method | image | rate point | sparsity | value bits | bytes | bpp | PSNR (dB) | fitted PSNR (dB) "
+    q = _metric_label(results)
+    head = (f"| method | image | rate point | sparsity | value bits | bytes | bpp | {q} | fitted {q} "
             "| fit s | encode s | decode s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in sorted(results, key=lambda r: (r.label, r.image, r.bpp)):
@@ -450,14 +544,16 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
     out = head + "\n".join(lines) + "\n"
     rows = summary(results)
     if len({r.image for r in results}) > 1:
-        out += ("\nMean over images:\n\n| method | rate point | sparsity | value bits | bpp | PSNR (dB) |\n"
+        out += (f"\nMean over images:\n\n| method | rate point | sparsity | value bits | bpp | {q} |\n"
                 "|---|---|---|---|---|---|\n")
         out += "\n".join(f"| {d['label']} | {d['point']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
                          f"{d['bpp']:.3f} | {_fmt(d['psnr'])} |" for d in rows) + "\n"
     comparisons = comparisons_at_equal_psnr(rows)
     if comparisons:
-        out += ("\nSINR against the method alone at equal PSNR (mean curves, Pareto fronts, log-bpp interpolated; "
-                "BD-rate < 0: fewer bits; '>=': SINR is above the method's best PSNR at fewer bits, a lower bound):\n\n| method | best saving | at PSNR (dB) | bpp with SINR | bpp without "
+        out += ("\nSINR against the method alone at equal PSNR (mean curves, log-bpp interpolated; the method: the "
+                "upper convex hull of its points, SINR: its Pareto front; BD-rate < 0: fewer bits; '>=': SINR is "
+                "above the method's best quality at fewer bits, a lower bound):\n\n| method | best saving | "
+                f"at {q} | bpp with SINR | bpp without "
                 "| SINR points compared | BD-rate |\n|---|---|---|---|---|---|---|\n")
         for c in comparisons:
             if c["best_saving"] is None:
@@ -484,9 +580,10 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
 
 
 def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Rate–distortion plot (bpp vs PSNR): one curve per method ± SINR through its Pareto-optimal rate
-    points (mean over images; dominated points hollow), faint points per image. Uses matplotlib's Agg
-    backend (no display needed)."""
+    """Rate–distortion plot (bpp vs quality), mean over images: one curve per method through its operating
+    points (the upper convex hull in log-bpp, :func:`sinr_adapters.rd.operating_points`) and per method +
+    SINR through its Pareto front (the comparison's rule, :mod:`sinr_adapters.rd`); the other points
+    hollow, faint points per image. Uses matplotlib's Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -499,7 +596,10 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | 
     for i, label in enumerate(labels):
         c = colors[i % len(colors)]
         pts = [(d["bpp"], d["psnr"]) for d in rows if d["label"] == label]
-        front = rd.pareto_front(pts)  # the curve is the Pareto front; dominated operating points are hollow
+        hib = all(d.get("higher_is_better", True) for d in rows if d["label"] == label)
+        # the comparison's rule: the method's operating points (hull), SINR's measured Pareto front
+        front = (rd.pareto_front(pts) if label.endswith("+sinr") and hib
+                 else rd.operating_points(pts, higher_is_better=hib))
         ax.plot([b for b, _ in front], [q for _, q in front], marker="o", color=c, label=label,
                 linestyle="--" if label.endswith("+sinr") else "-")
         rest = [p for p in pts if p not in front]
@@ -509,7 +609,8 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | 
         if len({r.image for r in per}) > 1:
             ax.scatter([r.bpp for r in per], [r.psnr for r in per], color=c, alpha=0.25, s=12)
     ax.set_xlabel("bits per pixel (bytes written × 8 / pixels)")
-    ax.set_ylabel("PSNR (dB), decoded 8-bit image")
+    q = _metric_label(results)
+    ax.set_ylabel("PSNR (dB), decoded 8-bit image" if q == "PSNR (dB)" else f"{q}, decoded signal")
     ax.grid(True, alpha=0.3)
     ax.legend()
     if title:
@@ -521,9 +622,21 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | 
     return path
 
 
+def _write_text(path: Path, text: str) -> None:
+    """Replace ``path`` atomically (an interrupted run never leaves half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, config: EvalConfig | None = None,
-                  name: str = "sinr-evaluate", description: str | None = None) -> dict[str, Path]:
-    """Write ``results.json``, ``results.csv``, ``results.md`` and ``rd.png`` into ``out_dir``."""
+                  name: str = "sinr-evaluate", description: str | None = None,
+                  complete: bool = True) -> dict[str, Path]:
+    """Write ``results.json``, ``results.csv``, ``results.md`` and (when ``complete``) ``rd.png`` into ``out_dir``.
+
+    ``results.json`` says ``"complete": false`` while a run is still adding points (:func:`run`'s
+    ``on_result``); each file is replaced atomically.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = [r.to_dict() for r in results]
@@ -534,32 +647,35 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
     if description is None:
         description = ("INR methods with and without SINR on bundled scikit-image images; bytes are the "
                        "stream written, PSNR on the decoded 8-bit image")
-    env = environment(config.device if config else "auto")
+    env = environment(config.device if config else "auto", config.threads if config else None)
     rows_summary = summary(results)
     doc = {"name": name, "description": description, "results": columns,
            "summary": rows_summary, "sinr_savings": comparisons_at_equal_psnr(rows_summary),
-           "config": config.to_dict() if config else None, "environment": env}
+           "config": config.to_dict() if config else None, "environment": env, "complete": complete}
     if config is not None and config.target_psnr is not None:
         from .tune import smallest_meeting
 
         doc["target"] = smallest_meeting(results, config.target_psnr)
-    paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md",
-             "png": out / "rd.png"}
-    paths["json"].write_text(json.dumps(doc, indent=2, allow_nan=True) + "\n")
+    paths = {"json": out / "results.json", "csv": out / "results.csv", "md": out / "results.md"}
+    _write_text(paths["json"], json.dumps(doc, indent=2, allow_nan=True) + "\n")
     flat = [r.to_row() for r in results]
-    with open(paths["csv"], "w", newline="") as f:
+    tmp = paths["csv"].with_name("results.csv.tmp")
+    with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(flat[0]) if flat else ["method"])
         writer.writeheader()
         writer.writerows(flat)
+    os.replace(tmp, paths["csv"])
     machine = f"{env['device']}" + (f" ({env['gpu']})" if "gpu" in env else
                                     f", {env['cpu_count']} CPU cores, {env['torch_threads']} torch threads")
     target = config.target_psnr if config else None
-    md = (f"# {name}\n\n{description}.\n\nMachine: {machine}; torch {env['torch']}.\n\n"
+    state = "" if complete else "Partial: the run is still adding points.\n\n"
+    md = (f"# {name}\n\n{description}.\n\nMachine: {machine}; torch {env['torch']}.\n\n{state}"
           + markdown_table(results, target_psnr=target))
-    paths["md"].write_text(md)
-    title = None
-    if config is not None:
-        title = (f"{config.size}px, {config.layers} layers, {config.steps} fit + {config.finetune_steps} "
-                 f"fine-tune steps, {', '.join(config.images)}")
-    plot_rd(results, paths["png"], title=title)
+    _write_text(paths["md"], md)
+    if complete:
+        title = None
+        if config is not None:
+            title = (f"{config.size}px, {config.steps} fit + {config.finetune_steps} fine-tune steps, "
+                     f"{', '.join(config.images)}")
+        paths["png"] = plot_rd(results, out / "rd.png", title=title)
     return paths

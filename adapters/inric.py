@@ -113,6 +113,38 @@ class INRICAdapter(INRAdapter):
     default_finetune_lr: ClassVar[float] = 1e-6
     default_sinr_lr: ClassVar[float] = 1e-3
 
+    @classmethod
+    def describe(cls):
+        """How the rate–distortion harness runs INRIC (:mod:`sinr_adapters.spec`): widths are the rate
+        points; with ``meta_steps > 0`` θ0 is meta-learned per width on held-out images first."""
+        from .spec import AdapterSpec, Option, Prepared
+
+        def prepare(adapter, o, ctx):
+            if o["meta_steps"] < 1:
+                return Prepared(adapter)
+            meta = adapter.meta_learn(ctx.held_out_images(), outer_steps=o["meta_steps"], device=ctx.device,
+                                      seed=ctx.seed, progress=ctx.progress)
+            return Prepared(meta, {"meta_images": list(ctx.held_out), "meta_steps": o["meta_steps"]},
+                            save=meta.save_init, message=f"meta-learned theta0 on {list(ctx.held_out)}")
+
+        return AdapterSpec(
+            summary="INRIC: SIREN on a positional encoding, per-tensor uniform integers + Brotli", rate="widths",
+            rate_key="width", bits="bits", shared_tag="init", prepare=prepare,
+            uses_held_out=lambda o: o["meta_steps"] > 0,
+            options=(Option("widths", int, [16, 32], "hidden widths (the rate points)", multiple=True, minimum=1,
+                            aliases=("--widths",)),
+                     Option("layers", int, 3, "sine layers (hidden_layers = layers - 1)", minimum=1,
+                            aliases=("--layers",)),
+                     Option("bits", int, 8, "quantizer bits", minimum=2, maximum=16),
+                     Option("ff_dims", int, 16, "positional-encoding frequencies", minimum=0),
+                     Option("encoding_scale", float, 1.4, "positional-encoding scale"),
+                     Option("l1", float, 1e-6, "L1 weight on theta - theta0", minimum=0),
+                     Option("meta_steps", int, 0, "Reptile steps of the meta-learned init on held-out images "
+                                                  "(0: none)", minimum=0)),
+            build=lambda cls, o, width, ctx: cls(hidden_features=width, hidden_layers=o["layers"] - 1,
+                                                 ff_dims=o["ff_dims"], encoding_scale=o["encoding_scale"],
+                                                 bits=o["bits"], l1=o["l1"]))
+
     def __init__(self, *, hidden_features: int = 32, hidden_layers: int = 3, ff_dims: int = 16,
                  encoding_scale: float = 1.4, w0: float = 30.0, in_features: int = 2, out_features: int = 3,
                  bits: int = 8, l1: float = 1e-6,

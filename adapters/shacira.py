@@ -271,6 +271,27 @@ class SHACIRAAdapter(INRAdapter):
     default_finetune_lr: ClassVar[float] = 1e-4
     default_sinr_lr: ClassVar[float] = 1e-2
 
+    @classmethod
+    def describe(cls):
+        """How the rate–distortion harness runs SHACIRA (:mod:`sinr_adapters.spec`): table sizes are the rate
+        points; the finest grid resolution is the image side."""
+        from .spec import AdapterSpec, Option
+
+        return AdapterSpec(
+            summary="SHACIRA: hash-grid latents, entropy-coded, and a small MLP", rate="table_sizes",
+            rate_key="log2_table_size", bits="mlp_bits",
+            options=(Option("table_sizes", int, [8, 10], "log2 of the largest latent table per level (the rate "
+                            "points)", multiple=True, minimum=2, maximum=24),
+                     Option("levels", int, 8, "hash-grid levels", minimum=1),
+                     Option("base_resolution", int, 4, "coarsest grid resolution (the finest is --size)", minimum=1),
+                     Option("hidden", int, 16, "MLP width", minimum=1),
+                     Option("rate_weight", float, 2e-4, "entropy-penalty weight lambda", minimum=0),
+                     Option("sinr_latents", bool, False, "with SINR, code the latent tables too (not only the MLP's "
+                                                         "weight matrices)")),
+            build=lambda cls, o, t, ctx: cls(
+                levels=o["levels"], base_resolution=min(o["base_resolution"], ctx.size), finest_resolution=ctx.size,
+                log2_table_size=t, hidden=o["hidden"], rate_weight=o["rate_weight"], sinr_latents=o["sinr_latents"]))
+
     def __init__(self, *, levels: int = 16, base_resolution: int = 16, finest_resolution: int = 512,
                  log2_table_size: int = 12, latent_dim: int = 1, feature_dim: int = 1, hidden: int = 16,
                  hidden_layers: int = 2, dim_out: int = 3, rate_weight: float = 2e-4, mlp_bits: int = 32,

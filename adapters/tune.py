@@ -65,7 +65,8 @@ def compress_to_target(adapter: INRAdapter, model: torch.nn.Module, signal: Sign
     ----------
     sinr : bool, default True
         Search SINR's ``sparsities`` × ``value_bits`` × ``dictionary_ratios``; ``False``: the method's own
-        storage over ``bits`` (the ``bits`` configuration key of COIN, INRIC, COIN++; SHACIRA's ``mlp_bits``).
+        storage over ``bits`` (the storage-bits knob its description names: ``bits`` of COIN, INRIC,
+        COIN++; SHACIRA's ``mlp_bits``).
     finetune_steps, compress_kw
         Passed to ``adapter.compress`` for every candidate (the same budget for each).
 
@@ -96,8 +97,8 @@ def compress_to_target(adapter: INRAdapter, model: torch.nn.Module, signal: Sign
                     if attempt(adapter, opts, opts.to_dict()):
                         break  # more atoms at these bits only cost more
     else:
-        key = "mlp_bits" if "mlp_bits" in adapter.config() else "bits"
-        if key not in adapter.config() and not hasattr(adapter, key):
+        key = _bits_key(adapter)
+        if key is None or (key not in adapter.config() and not hasattr(adapter, key)):
             raise ValueError(f"{type(adapter).__name__} has no 'bits' setting to search; use sinr=True")
         for b in sorted(bits):
             try:
@@ -109,6 +110,17 @@ def compress_to_target(adapter: INRAdapter, model: torch.nn.Module, signal: Sign
     if best is None:
         return TuneResult(None, None, None, tried)
     return TuneResult(best[0], best[1], best[2], tried)
+
+
+def _bits_key(adapter: Any) -> str | None:
+    """The configuration key of the method's storage bits, as its description names it (``describe()``:
+    COIN, INRIC, COIN++ ``bits``, SHACIRA ``mlp_bits``); ``bits`` for an adapter without a description."""
+    from .spec import describe
+
+    try:
+        return describe(type(adapter)).bits
+    except ValueError:
+        return "bits"
 
 
 def _describe(r: Result) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 import torch
@@ -65,8 +66,8 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
 
 
 def test_results_round_trip_through_dicts():
-    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, widths=[6], layers=2, steps=20,
-                     finetune_steps=2, sparsity=[0.25, 4], value_bits=[6], threads=1)
+    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
+                     steps=20, finetune_steps=2, sparsity=[0.25, 4], value_bits=[6], threads=1)
     results = run(cfg, progress=False, log=lambda m: None)
     assert [r.label for r in results] == ["coin", "coin+sinr", "coin+sinr"]
     again = [Result.from_dict(json.loads(json.dumps(r.to_dict()))) for r in results]
@@ -115,8 +116,8 @@ def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
 
 
 def test_baseline_bits_give_the_method_without_sinr_a_bit_width_search():
-    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, widths=[6], layers=3, steps=20,
-                     finetune_steps=2, baseline_bits=[6, 10, 16], with_sinr=False, threads=1)
+    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 3}},
+                     steps=20, finetune_steps=2, baseline_bits=[6, 10, 16], with_sinr=False, threads=1)
     results = run(cfg, progress=False, log=lambda m: None)
     assert [r.extra["point"] for r in results] == ["width=6,bits=6", "width=6,bits=10", "width=6,bits=16"]
     assert [r.config.get("bits", 16) for r in results] == [6, 10, 16]
@@ -125,8 +126,9 @@ def test_baseline_bits_give_the_method_without_sinr_a_bit_width_search():
 
 
 def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
-    cfg = EvalConfig(methods=["coinpp"], images=["astronaut"], size=16, coinpp_latent_dims=[4], coinpp_width=8,
-                     coinpp_layers=3, coinpp_patch=8, coinpp_meta_steps=2, coinpp_meta_batch=2,
+    cfg = EvalConfig(methods=["coinpp"], images=["astronaut"], size=16,
+                     options={"coinpp": {"latent_dims": [4], "width": 8, "layers": 3, "patch": 8, "meta_steps": 2,
+                                         "meta_batch": 2}},
                      meta_images=["astronaut", "rocket"], steps=0, finetune_steps=1, with_sinr=False, threads=1)
     lines: list[str] = []
     (r,) = run(cfg, progress=False, log=lines.append, streams_dir=tmp_path)
@@ -137,11 +139,11 @@ def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
     assert base.decode(open(r.extra["stream"], "rb").read()).shape == (16, 16, 3)
     assert "meta-learned the base network on ['rocket']" in lines[0]
     with pytest.raises(ValueError, match="base network"):
-        EvalConfig(methods=["coinpp"], coinpp_meta_steps=0)
+        EvalConfig(methods=["coinpp"], options={"coinpp": {"meta_steps": 0}})
     with pytest.raises(ValueError, match="not evaluated"):
         EvalConfig(methods=["coinpp"], images=["rocket"], meta_images=["rocket"])
     with pytest.raises(ValueError, match="larger than the images"):
-        EvalConfig(methods=["coinpp"], size=8, coinpp_patch=16)
+        EvalConfig(methods=["coinpp"], size=8, options={"coinpp": {"patch": 16}})
 
 
 def test_bad_options_fail_cleanly(tmp_path, capsys):
@@ -212,3 +214,57 @@ def test_harness_on_cuda_matches_the_cpu_stream_contract(tmp_path):
         cls = COINAdapter if label.startswith("coin") else SHACIRAAdapter
         img = cls(**res["config"][i]).decode(data, device="cpu")
         assert psnr_8bit(torch.from_numpy(img), ref) == pytest.approx(res["psnr"][i], abs=0.05)
+
+
+def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(tmp_path, capsys, monkeypatch):
+    from sinr_adapters import evaluate
+
+    out = tmp_path / "rd"
+    argv = ["--method", "coin", *TINY, "--widths", "6,8", "--out", str(out)]
+    write = evaluate.write_outputs
+
+    def interrupted(results, *args, complete=True, **kw):   # stop once the first point is on disk
+        paths = write(results, *args, complete=complete, **kw)
+        if not complete:
+            raise KeyboardInterrupt
+        return paths
+
+    monkeypatch.setattr(evaluate, "write_outputs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        commands.main_evaluate(argv)
+    monkeypatch.undo()
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False and partial["results"]["label"] == ["coin"]
+    first = {k: v[0] for k, v in partial["results"].items()}
+    assert "Partial" in (out / "results.md").read_text() and not (out / "rd.png").exists()
+
+    assert commands.main_evaluate(argv) == 0
+    assert "resuming from" in capsys.readouterr().err
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["complete"] is True and doc["results"]["label"] == ["coin", "coin+sinr"] * 2
+    assert {k: v[0] for k, v in doc["results"].items()} == first   # reused, not measured again
+
+    assert commands.main_evaluate([*argv, "--size", "14"]) == 1
+    err = capsys.readouterr().err
+    assert "another configuration" in err and "size: 12 -> 14" in err and "--fresh" in err
+    assert commands.main_evaluate([*argv, "--widths", "6", "--fresh"]) == 0
+    assert json.loads((out / "results.json").read_text())["results"]["label"] == ["coin", "coin+sinr"]
+    (out / "results.json").write_text("{not json")
+    assert commands.main_evaluate(argv) == 1
+    assert "cannot be resumed" in capsys.readouterr().err
+
+
+def test_run_pins_threads_and_shows_the_time_left(capsys):
+    torch.set_num_threads(2)
+    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
+                     steps=5, finetune_steps=1, with_sinr=False)
+    seen = []
+    cfg_threads = cfg.threads
+    from sinr_adapters import evaluate
+
+    results = evaluate.run(cfg, progress=True, log=lambda m: seen.append(torch.get_num_threads()))
+    assert cfg_threads == 1 and seen == [1]            # one thread while running, as in the demo
+    assert torch.get_num_threads() == 2                # restored afterwards
+    err = capsys.readouterr().err
+    assert "sinr evaluate" in err and re.search(r"<\d\d:\d\d", err)   # tqdm's time-left estimate
+    assert len(results) == 1

@@ -48,3 +48,52 @@ def test_savings_report_pairs_each_method_with_its_sinr_curve():
     assert coin["method"] == "coin" and coin["best_saving"] == pytest.approx(-0.2)
     assert coin["points_compared"] == 2 and coin["bd_rate"] == pytest.approx(0.2)
     assert inric["best_saving"] is None and inric["points_compared"] == 0
+
+
+# COIN at 8-bit and at 16-bit (float16) storage and COIN+SINR: the shape of a `sinr demo` run, where the
+# pooled curve without SINR keeps a 16-bit point (2.590 bpp, 21.13 dB) that is barely not dominated
+COIN8 = [(1.596, 21.08), (2.979, 26.96), (4.750, 30.63)]
+COIN16 = [(2.590, 21.13), (5.340, 27.05), (9.090, 30.80)]
+SINR = [(1.303, 16.55), (1.545, 19.50), (2.139, 20.90), (2.676, 25.08), (3.211, 23.42), (4.137, 28.06)]
+
+
+def test_operating_points_drop_points_under_the_hull_and_keep_collinear_ones():
+    assert rd.operating_points(COIN8 + COIN16) == [(1.596, 21.08), (2.979, 26.96), (4.750, 30.63), (9.090, 30.80)]
+    line = curve(1.0, [20, 24, 28, 32])
+    assert rd.operating_points(line) == line
+    # a distortion (lower is better): the lower hull
+    assert rd.operating_points([(1.0, 5.0), (2.0, 4.9), (4.0, 1.0)], higher_is_better=False) == [(1.0, 5.0), (4.0, 1.0)]
+
+
+def test_a_pooled_anchor_never_flatters_sinr_against_its_own_member_curves():
+    """Against the pooled curve the old rule (its Pareto front) reported a BD-rate near -2% for SINR, while
+    against the 8-bit member alone the same points cost 19% more bits; the hull makes the pooled anchor at
+    least as strong as each member wherever that member reaches."""
+    pooled = COIN8 + COIN16
+    front = rd.pareto_front(pooled)
+    assert (2.590, 21.13) in front   # the point that used to weaken the pooled curve
+    bd_pooled, bd_8 = rd.bd_rate(pooled, SINR), rd.bd_rate(COIN8, SINR)
+    assert bd_8 == pytest.approx(0.193, abs=0.002)
+    assert bd_pooled == pytest.approx(bd_8, abs=1e-9)    # the pooled hull is the 8-bit curve here
+    assert bd_pooled >= rd.bd_rate(COIN16, SINR)          # and never weaker than the float16 curve
+    pooled_s = {d["quality"]: d["saving"] for d in rd.savings(pooled, SINR)}
+    for member in (COIN8, COIN16):
+        for d in rd.savings(member, SINR):
+            if not d["bound"] and d["quality"] in pooled_s:
+                assert pooled_s[d["quality"]] <= d["saving"] + 1e-12
+    assert max(pooled_s.values()) < 0                     # no saving at all, as against the 8-bit curve
+    # SINR's own points are taken as measured (its Pareto front), not improved by a hull
+    assert rd.savings_report([{"label": "coin", "bpp": b, "psnr": q} for b, q in pooled]
+                             + [{"label": "coin+sinr", "bpp": b, "psnr": q} for b, q in SINR])[0]["test_points"] == 5
+
+
+def test_savings_with_a_distortion_metric():
+    anchor = [(1.0, 0.04), (2.0, 0.02), (4.0, 0.01)]
+    test = [(0.75, 0.04), (1.5, 0.02)]
+    s = rd.savings(anchor, test, higher_is_better=False)
+    assert [d["quality"] for d in s] == [0.04, 0.02]
+    assert all(d["saving"] == pytest.approx(0.25) for d in s)
+    rows = ([{"label": "m", "bpp": b, "psnr": q, "higher_is_better": False} for b, q in anchor]
+            + [{"label": "m+sinr", "bpp": b, "psnr": q, "higher_is_better": False} for b, q in test])
+    (rep,) = rd.savings_report(rows)
+    assert rep["best_saving"] == pytest.approx(0.25) and rep["bd_rate"] == pytest.approx(-0.25)

@@ -1,0 +1,103 @@
+"""The harness builds every method's options from the adapter's own description (sinr_adapters.spec)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from sinr_adapters import commands, spec
+from sinr_adapters.evaluate import EvalConfig, method_spec
+
+
+def config_of(argv):
+    parser = argparse.ArgumentParser()
+    commands.add_evaluate(parser.add_subparsers())
+    return commands._config_from_args(parser.parse_args(["evaluate", *argv]))
+
+
+def test_every_bundled_adapter_describes_itself():
+    for name, knob, bits in [("coin", "width", "bits"), ("inric", "width", "bits"),
+                             ("coinpp", "latent_dim", "bits"), ("shacira", "log2_table_size", "mlp_bits")]:
+        _, s = method_spec(name)
+        assert s.rate_key == knob and s.bits == bits and s.signal == "image" and s.metric.name == "PSNR"
+        assert s.option(s.rate).multiple
+
+
+def test_the_harness_names_no_method():
+    """No string in the harness's code (docstrings aside) is a method's name."""
+    root = Path(__file__).resolve().parents[1] / "adapters"
+    names = {"coin", "inric", "coinpp", "shacira"}
+    for module in ("evaluate.py", "spec.py", "tune.py", "rd.py"):
+        tree = ast.parse((root / module).read_text())
+        docs = {id(n.body[0].value) for n in ast.walk(tree)
+                if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(n) is not None}
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                   and id(n) not in docs]
+        found = [s for s in strings if s.lower() in names or re.match(r"(coin|inric|shacira)_", s)]
+        if module == "evaluate.py":   # EvalConfig's default method list, as `sinr evaluate` without --method
+            found.remove("coin")
+        assert not found, module
+
+
+def test_legacy_flags_and_set_give_the_same_options():
+    legacy = config_of(["--method", "coinpp,shacira", "--coinpp-patch", "8", "--coinpp-latent-dims", "4,6",
+                        "--shacira-sinr-latents", "--shacira-table-sizes", "5", "--size", "16"])
+    new = config_of(["--method", "coinpp,shacira", "--set", "coinpp.patch=8", "--set", "coinpp.latent_dims=4,6",
+                     "--set", "shacira.sinr_latents=true", "--set", "shacira.table_sizes=5", "--size", "16"])
+    assert legacy.options == new.options
+    assert new.options["coinpp"]["patch"] == 8 and new.options["coinpp"]["latent_dims"] == [4, 6]
+    assert new.options["shacira"]["sinr_latents"] is True and new.options["coinpp"]["width"] == 32   # default
+
+
+def test_shared_aliases_set_every_method_that_declares_them_and_set_wins():
+    cfg = config_of(["--method", "coin,inric", "--widths", "8,12", "--layers", "2", "--inric-ff-dims", "4",
+                     "--set", "coin.widths=6"])
+    assert cfg.options["coin"] == {"widths": [6], "layers": 2}
+    assert cfg.options["inric"]["widths"] == [8, 12] and cfg.options["inric"]["layers"] == 2
+    assert cfg.options["inric"]["ff_dims"] == 4
+    # flags of methods not run are ignored (old command lines keep working)
+    assert set(config_of(["--method", "coin", "--inric-bits", "6"]).options) == {"coin"}
+
+
+@pytest.mark.parametrize("argv, status, message", [
+    (["--method", "coinpp", "--set", "coinpp.patch=abc"], 1, "coinpp.patch: expected an integer, got 'abc'"),
+    (["--method", "coinpp", "--coinpp-patch", "abc"], 2, "coinpp.patch: expected an integer"),
+    (["--method", "coin", "--widths", "a,b"], 2, "coin.widths: expected an integer"),
+    (["--method", "coin", "--set", "coin.nope=1"], 1, "coin has no option 'nope'"),
+    (["--method", "coin", "--set", "coinpp.patch=8"], 1, "coinpp is not among the methods run"),
+    (["--method", "coin", "--set", "widths=8"], 1, "METHOD.OPTION=VALUE"),
+    (["--method", "coin", "--set", "jpeg.q=1"], 1, "unknown method 'jpeg'"),
+    (["--method", "shacira", "--set", "shacira.table_sizes=30"], 1, "shacira.table_sizes: 30 is above the maximum 24"),
+    (["--method", "shacira", "--set", "shacira.sinr_latents=maybe"], 1, "expected true or false"),
+])
+def test_bad_method_options_fail_with_the_method_and_option_named(tmp_path, capsys, argv, status, message):
+    assert commands.main_evaluate([*argv, "--out", str(tmp_path)]) == status
+    assert message in capsys.readouterr().err
+
+
+def test_python_options_are_type_checked():
+    with pytest.raises(spec.OptionError, match="coin.widths: expected a non-empty list"):
+        EvalConfig(options={"coin": {"widths": 16}})
+    with pytest.raises(spec.OptionError, match="coin.layers: expected int"):
+        EvalConfig(options={"coin": {"layers": 2.5}})
+    assert EvalConfig(options={"coin": {"layers": 2}}).options["coin"] == {"widths": [16, 32], "layers": 2}
+
+
+def test_option_parsing():
+    o = spec.Option("base", str, None, "a file", optional=True)
+    assert o.parse("none", method="m") is None and o.parse("x.npz", method="m") == "x.npz"
+    f = spec.Option("rate", float, 1.0, "a rate", minimum=0)
+    assert f.parse("2", method="m") == 2.0 and isinstance(f.check(2, method="m"), float)
+    with pytest.raises(spec.OptionError, match="finite"):
+        f.parse("nan", method="m")
+    c = spec.Option("mode", str, "a", "a mode", choices=("a", "b"))
+    with pytest.raises(spec.OptionError, match="not one of"):
+        c.parse("z", method="m")
+    with pytest.raises(ValueError, match="must name a 'multiple' option"):
+        spec.AdapterSpec(summary="x", options=(c,), rate="mode")
+    with pytest.raises(ValueError, match="does not describe itself"):
+        spec.describe(int)
