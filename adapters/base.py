@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import brotli
 import numpy as np
 import torch
-from sinr_codecs.cursor import varint
+from sinr_codecs.cursor import Cursor, varint
 from sinr_codecs.errors import StreamError
 from torch import nn
 
@@ -422,20 +422,26 @@ def write_section(buf: io.BytesIO, blob: bytes) -> int:
     return buf.tell() - n0
 
 
-class Reader:
-    """Bounds-checked reading of a stream: every read past the end raises :class:`StreamError`.
+class Reader(Cursor):
+    """Bounds-checked reading of an adapter stream: the core's :class:`sinr_codecs.cursor.Cursor` with
+    the adapters' calls (a start offset, ``take(n)`` returning ``bytes``, length-prefixed sections).
+
+    Every read past the end, varint longer than 9 bytes or count above its limit raises
+    :class:`StreamError`.
 
     Parameters
     ----------
-    data : bytes
+    data : bytes-like
         The stream (for an adapter stream: without its trailing CRC-32, see :meth:`INRAdapter.open_stream`).
     pos : int, default 0
-        Byte offset to start reading at.
+        Byte offset to start reading at, ``0 <= pos <= len(data)``.
+    name : str, default "adapter stream"
+        How error messages call the stream.
 
     Attributes
     ----------
-    data : bytes
-        The stream.
+    data : memoryview
+        The stream (not copied).
     pos : int
         Byte offset of the next read.
 
@@ -449,42 +455,35 @@ class Reader:
     (b'abc', 4)
     """
 
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data, self.pos = data, pos
+    def __init__(self, data: bytes | bytearray | memoryview, pos: int = 0, *, name: str = "adapter stream") -> None:
+        super().__init__(data, name=name)
+        if not 0 <= pos <= len(self.data):
+            raise StreamError(f"{name} truncated: offset {pos} is beyond its {len(self.data)} bytes")
+        self.pos = pos
 
-    def take(self, n: int) -> bytes:
-        """The next ``n`` bytes (raises :class:`StreamError` if fewer are left)."""
-        if n < 0 or self.pos + n > len(self.data):
-            raise StreamError("truncated stream")
-        out = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return out
+    def take(self, n: int, what: str = "a record") -> bytes:
+        """The next ``n`` bytes, copied (raises :class:`StreamError` if fewer are left)."""
+        if n < 0:
+            raise StreamError(f"{self.name}: negative length {n} for {what}")
+        return bytes(super().take(n, what))
 
-    def varint(self, *, limit: int) -> int:
-        """The next unsigned LEB128 varint (see :func:`write_varint`).
+    def varint(self, what: str = "a length", limit: int | None = None) -> int:  # type: ignore[override]
+        """The next unsigned LEB128 varint (see :func:`write_varint`), at most ``limit``.
 
-        Raises :class:`StreamError` if it is longer than 64 bits or its value exceeds ``limit`` (a
-        length or count read from an untrusted stream must be bounded before anything is allocated).
+        A length or count read from an untrusted stream must be bounded before anything is allocated, so
+        ``limit`` is required; :class:`StreamError` if the varint is malformed or exceeds it.
         """
-        value, shift = 0, 0
-        while True:
-            (byte,) = self.take(1)
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise StreamError("corrupt stream: varint too long")
-        if value > limit:
-            raise StreamError(f"corrupt stream: length {value} exceeds its limit {limit}")
-        return value
+        if limit is None:
+            raise TypeError("Reader.varint needs a limit")
+        return super().varint(what, limit)
 
-    def section(self, *, limit: int | None = None) -> bytes:
+    def section(self, *, limit: int | None = None, what: str = "a section") -> bytes:
         """The next length-prefixed section written by :func:`write_section`.
 
         ``limit`` bounds its length in bytes (default: the length of the whole stream).
         """
-        return self.take(self.varint(limit=len(self.data) if limit is None else limit))
+        n = self.varint(f"the length of {what}", len(self.data) if limit is None else limit)
+        return self.take(n, what)
 
 
 # --------------------------------------------------------------------------------------------------
