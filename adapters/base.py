@@ -1064,15 +1064,21 @@ class INRAdapter:
 
     # decompress ----------------------------------------------------------------------------------
     def open_stream(self, data: bytes) -> tuple[dict, int, bytes, dict]:
-        """Check a stream's header, checksum, method and configuration size.
+        """Check a stream's magic bytes and checksum, then its header: method, configuration
+        (:meth:`check_stream_config`: types, ranges, network size) and signal shape (at most
+        :data:`MAX_STREAM_PARAMETERS` values, :meth:`check_stream_shape`). Nothing is built.
 
         Returns ``(header, pos, body, config)``: the parsed header, the offset just past it, the stream
         without its trailing CRC-32, and the configuration as a dict keyed like :meth:`config`.
         """
-        header, pos = self.read_header(data)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"expected bytes, got {type(data).__name__}")
         data = bytes(data)
-        if len(data) < pos + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
+        if data[:4] != MAGIC:
+            raise StreamError("not an INR adapter stream (bad magic bytes)")
+        if len(data) < 8 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
             raise StreamError("stream checksum mismatch: the bytes are corrupt or truncated")
+        header, pos = self.read_header(data[:-4])  # the checksum first: a corrupt header says so
         if header["method"] != self.name:
             raise StreamError(f"stream was written by adapter {header['method']!r}, not {self.name!r}")
         own = self.config()
