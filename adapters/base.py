@@ -99,7 +99,8 @@ MAX_STREAM_PARAMETERS = _MAX_ELEMENTS
 """Most parameters a stream's network may have, and most values a stream's signal may hold (2**28)."""
 
 MAX_FREQUENCY = 1e6
-"""Largest sine frequency (``w0``) a stream's configuration may declare."""
+"""Largest sine frequency ``w0`` a stream's configuration may declare; the smallest is its inverse (SIREN
+initialisation divides by ``w0``)."""
 
 
 # An adapter stream that is truncated, corrupt, or written for another method / reference raises the

@@ -158,10 +158,10 @@ class COINAdapter(INRAdapter):
     # ---- stream checks (decoding) ------------------------------------------------------------------
     def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
         """``(2 * (layers + 1), parameters)`` of a stream's COIN network, counted without building it
-        (``0 < w0 <= MAX_FREQUENCY``, ``|w0_initial| <= MAX_FREQUENCY``, sizes ``>= 1``)."""
+        (``1 / MAX_FREQUENCY <= w0 <= MAX_FREQUENCY``, ``|w0_initial| <= MAX_FREQUENCY``, sizes ``>= 1``)."""
         width, layers = config_number(config, "width", lo=1), config_number(config, "layers", lo=1)
         dim_in, dim_out = config_number(config, "dim_in", lo=1), config_number(config, "dim_out", lo=1)
-        config_number(config, "w0", lo=0, hi=MAX_FREQUENCY, above=True)
+        config_number(config, "w0", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
         config_number(config, "w0_initial", lo=-MAX_FREQUENCY, hi=MAX_FREQUENCY)
         params = (dim_in + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * dim_out
         return 2 * (layers + 1), params

@@ -553,7 +553,7 @@ class COINppAdapter(INRAdapter):
     def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
         """``(1, base network parameters)`` for a stream's configuration (one stored tensor: the latents),
         counted without building anything. With a base network, its architecture (``width``, ``layers``,
-        ``latent_dim``, ``dim_out``) must be the stream's; ``0 < w0 <= MAX_FREQUENCY``,
+        ``latent_dim``, ``dim_out``) must be the stream's; ``1 / MAX_FREQUENCY <= w0 <= MAX_FREQUENCY``,
         ``0 < std_range <= 1e6``, patch sides in ``2 .. 2**24``."""
         width, layers = config_number(config, "width", lo=1), config_number(config, "layers", lo=2)
         latent, dim_out = config_number(config, "latent_dim", lo=1), config_number(config, "dim_out", lo=1)
@@ -563,7 +563,7 @@ class COINppAdapter(INRAdapter):
             if theirs != own:
                 raise StreamError(f"the stream's base network {theirs} is not this adapter's {own}: decode with "
                                   "the base network that wrote it")
-        config_number(config, "w0", lo=0, hi=MAX_FREQUENCY, above=True)
+        config_number(config, "w0", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
         config_number(config, "w0_initial", lo=-MAX_FREQUENCY, hi=MAX_FREQUENCY)
         config_number(config, "std_range", lo=0, hi=1e6, above=True)
         config_number(config, "bits", lo=2, hi=8)

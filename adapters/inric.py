@@ -196,13 +196,13 @@ class INRICAdapter(INRAdapter):
     # ---- stream checks (decoding) ------------------------------------------------------------------
     def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
         """``(2 * (hidden_layers + 2), parameters)`` of a stream's INRIC network, counted without building
-        it (``0 < w0 <= MAX_FREQUENCY``, the encoding's highest frequency finite in float32, sizes in
-        range)."""
+        it (``1 / MAX_FREQUENCY <= w0 <= MAX_FREQUENCY``, the encoding's highest frequency finite in
+        float32, sizes in range)."""
         width = config_number(config, "hidden_features", lo=1)
         hidden = config_number(config, "hidden_layers", lo=0)
         ff_dims = config_number(config, "ff_dims", lo=0)
         d_in, d_out = config_number(config, "in_features", lo=1), config_number(config, "out_features", lo=1)
-        config_number(config, "w0", lo=0, hi=MAX_FREQUENCY, above=True)
+        config_number(config, "w0", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
         config_number(config, "bits", lo=2, hi=16)
         scale = abs(config_number(config, "encoding_scale"))
         if ff_dims > 1 and scale > 1 and (ff_dims - 1) * math.log(scale) + math.log(math.pi) > math.log(1e30):

@@ -225,6 +225,7 @@ def test_coin_header_classes():
     for key, value, match in (("width", float("inf"), "non-finite"), ("width", float("nan"), "non-finite"),
                               ("width", 8.0, "integer"), ("width", "8", "integer"), ("layers", -1, "range"),
                               ("w0", 0.0, "range"), ("w0", -30.0, "range"), ("w0", 1e300, "range"),
+                              ("w0", 1e-300, "range"),
                               ("w0_initial", 1e300, "range"), ("dim_out", 4, "images"), ("dim_in", 3, "dim_in")):
         refused(a.decode, restream(data, edit=set_key(a, key, value)), match)
     refused(a.decode, restream(data, shape=(SIZE, SIZE, 4)), "images")
