@@ -184,7 +184,7 @@ def test_header_fields_set_to_hostile_values(valid):
         for value in BAD_VALUES:
             # json.dumps writes Infinity / NaN, which a strict reader refuses at once
             outcome(adapter.decompress, restream(data, edit=set_key(adapter, key, value)))
-    for raw in (b"1e999", b"[" * 40000 + b"]" * 40000, b'{"a":1}', b"\xff\xfe", b"[1,2"):
+    for raw in (b"1e999", b"[" * 30000 + b"]" * 30000, b"[" * 40000 + b"]" * 40000, b'{"a":1}', b"\xff\xfe", b"[1,2"):
         refused(adapter.decompress, restream(data, raw_config=raw))
     # a list of the wrong length, then a value that cannot be the field's type
     refused(adapter.decompress, restream(data, edit=lambda c: c + [1]), "entries")
