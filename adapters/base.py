@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import brotli
 import numpy as np
 import torch
-from sinr_codecs.cursor import varint
+from sinr_codecs.cursor import Cursor, varint
 from sinr_codecs.errors import StreamError
 from torch import nn
 
@@ -57,6 +57,9 @@ from . import nets
 
 __all__ = [
     "MAGIC",
+    "MAX_FREQUENCY",
+    "MAX_STREAM_PARAMETERS",
+    "MAX_STREAM_TENSORS",
     "Adapter",
     "CompressionSetup",
     "Decoded",
@@ -67,6 +70,7 @@ __all__ = [
     "SINROptions",
     "Signal",
     "StreamError",
+    "config_number",
     "fake_half",
     "fake_uniform",
     "from_stored_uniform",
@@ -86,6 +90,17 @@ __all__ = [
 MAGIC = b"SIA1"
 _MAX_HEADER = 1 << 16
 _MAX_ELEMENTS = 1 << 28
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+MAX_STREAM_TENSORS = 1 << 10
+"""Most tensors a stream's network may store (a safety limit checked before anything is built)."""
+
+MAX_STREAM_PARAMETERS = _MAX_ELEMENTS
+"""Most parameters a stream's network may have, and most values a stream's signal may hold (2**28)."""
+
+MAX_FREQUENCY = 1e6
+"""Largest sine frequency ``w0`` a stream's configuration may declare; the smallest is its inverse (SIREN
+initialisation divides by ``w0``)."""
 
 
 # An adapter stream that is truncated, corrupt, or written for another method / reference raises the
@@ -344,16 +359,28 @@ def stored_uniform(t: torch.Tensor, bits: int) -> tuple[bytes, np.ndarray]:
 
 
 def read_quantizer(record: bytes, name: str) -> tuple[int, float]:
-    """Inverse of :func:`stored_uniform`'s 5-byte record: ``(bits, step)``; a bad one raises StreamError."""
+    """Inverse of :func:`stored_uniform`'s 5-byte record: ``(bits, step)``.
+
+    Raises :class:`StreamError` unless ``2 <= bits <= 16`` and ``step`` is positive with every
+    dequantized value ``+-step * (2**(bits-1) - 1)`` finite in float32.
+    """
+    if len(record) != 5:
+        raise StreamError(f"truncated quantizer record for {name!r}")
     bits, step = struct.unpack("<Bf", record)
-    if not 2 <= bits <= 16 or not math.isfinite(step):
-        raise StreamError(f"bad quantizer parameters for {name!r}")
+    if not 2 <= bits <= 16 or not 0.0 < step < math.inf or step * (2 ** (bits - 1) - 1) > _FLOAT32_MAX:
+        raise StreamError(f"bad quantizer parameters for {name!r}: bits={bits}, step={step}")
     return bits, step
 
 
 def from_stored_uniform(ints: np.ndarray, bits: int, step: float) -> torch.Tensor:
-    """Inverse of :func:`stored_uniform`'s integers: the dequantized float32 tensor (flat)."""
-    return uniform_dequantize(torch.from_numpy(ints.astype(np.int64) - (2 ** (bits - 1) - 1)), step)
+    """Inverse of :func:`stored_uniform`'s integers: the dequantized float32 tensor (flat).
+
+    Raises :class:`StreamError` if an integer lies beyond ``2**bits - 2`` (outside the quantizer's range).
+    """
+    qmax = 2 ** (bits - 1) - 1
+    if ints.size and int(ints.max()) > 2 * qmax:
+        raise StreamError(f"a stored {bits}-bit integer lies outside the quantizer's range 0..{2 * qmax}")
+    return uniform_dequantize(torch.from_numpy(ints.astype(np.int64) - qmax), step)
 
 
 def inflate(blob: bytes, expected: int, what: str) -> bytes:
@@ -422,20 +449,26 @@ def write_section(buf: io.BytesIO, blob: bytes) -> int:
     return buf.tell() - n0
 
 
-class Reader:
-    """Bounds-checked reading of a stream: every read past the end raises :class:`StreamError`.
+class Reader(Cursor):
+    """Bounds-checked reading of an adapter stream: the core's :class:`sinr_codecs.cursor.Cursor` with
+    the adapters' calls (a start offset, ``take(n)`` returning ``bytes``, length-prefixed sections).
+
+    Every read past the end, varint longer than 9 bytes or count above its limit raises
+    :class:`StreamError`.
 
     Parameters
     ----------
-    data : bytes
+    data : bytes-like
         The stream (for an adapter stream: without its trailing CRC-32, see :meth:`INRAdapter.open_stream`).
     pos : int, default 0
-        Byte offset to start reading at.
+        Byte offset to start reading at, ``0 <= pos <= len(data)``.
+    name : str, default "adapter stream"
+        How error messages call the stream.
 
     Attributes
     ----------
-    data : bytes
-        The stream.
+    data : memoryview
+        The stream (not copied).
     pos : int
         Byte offset of the next read.
 
@@ -449,42 +482,87 @@ class Reader:
     (b'abc', 4)
     """
 
-    def __init__(self, data: bytes, pos: int = 0) -> None:
-        self.data, self.pos = data, pos
+    def __init__(self, data: bytes | bytearray | memoryview, pos: int = 0, *, name: str = "adapter stream") -> None:
+        super().__init__(data, name=name)
+        if not 0 <= pos <= len(self.data):
+            raise StreamError(f"{name} truncated: offset {pos} is beyond its {len(self.data)} bytes")
+        self.pos = pos
 
-    def take(self, n: int) -> bytes:
-        """The next ``n`` bytes (raises :class:`StreamError` if fewer are left)."""
-        if n < 0 or self.pos + n > len(self.data):
-            raise StreamError("truncated stream")
-        out = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return out
+    def take(self, n: int, what: str = "a record") -> bytes:
+        """The next ``n`` bytes, copied (raises :class:`StreamError` if fewer are left)."""
+        if n < 0:
+            raise StreamError(f"{self.name}: negative length {n} for {what}")
+        return bytes(super().take(n, what))
 
-    def varint(self, *, limit: int) -> int:
-        """The next unsigned LEB128 varint (see :func:`write_varint`).
+    def varint(self, what: str = "a length", limit: int | None = None) -> int:  # type: ignore[override]
+        """The next unsigned LEB128 varint (see :func:`write_varint`), at most ``limit``.
 
-        Raises :class:`StreamError` if it is longer than 64 bits or its value exceeds ``limit`` (a
-        length or count read from an untrusted stream must be bounded before anything is allocated).
+        A length or count read from an untrusted stream must be bounded before anything is allocated, so
+        ``limit`` is required; :class:`StreamError` if the varint is malformed or exceeds it.
         """
-        value, shift = 0, 0
-        while True:
-            (byte,) = self.take(1)
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise StreamError("corrupt stream: varint too long")
-        if value > limit:
-            raise StreamError(f"corrupt stream: length {value} exceeds its limit {limit}")
-        return value
+        if limit is None:
+            raise TypeError("Reader.varint needs a limit")
+        return super().varint(what, limit)
 
-    def section(self, *, limit: int | None = None) -> bytes:
+    def section(self, *, limit: int | None = None, what: str = "a section") -> bytes:
         """The next length-prefixed section written by :func:`write_section`.
 
         ``limit`` bounds its length in bytes (default: the length of the whole stream).
         """
-        return self.take(self.varint(limit=len(self.data) if limit is None else limit))
+        n = self.varint(f"the length of {what}", len(self.data) if limit is None else limit)
+        return self.take(n, what)
+
+
+def config_number(config: Mapping[str, Any], key: str, *, lo: float | None = None, hi: float | None = None,
+                  above: bool = False) -> Any:
+    """``config[key]`` if it is a finite number in ``[lo, hi]`` (``(lo, hi]`` with ``above``), else
+    :class:`StreamError` naming the field (for the range checks of :meth:`INRAdapter.stream_model_size`).
+
+    Examples
+    --------
+    >>> config_number({"width": 8}, "width", lo=1)
+    8
+    >>> config_number({"w0": 0.0}, "w0", lo=0, above=True)
+    Traceback (most recent call last):
+    ...
+    sinr_codecs.errors.StreamError: stream configuration: w0=0.0 is out of range (0, inf]
+    """
+    v = config[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
+        raise StreamError(f"stream configuration: {key}={v!r} is not a finite number")
+    low = -math.inf if lo is None else lo
+    high = math.inf if hi is None else hi
+    if (v <= low if above else v < low) or v > high:
+        raise StreamError(f"stream configuration: {key}={v!r} is out of range "
+                          f"{'(' if above else '['}{low:g}, {high:g}]")
+    return v
+
+
+def _check_config_value(key: str, value: Any, like: Any) -> None:
+    """``value`` (read from a stream) has the JSON type of ``like`` (the decoder's own configuration value)."""
+    if isinstance(like, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(like, int):
+        ok = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1 << 63
+    elif isinstance(like, float):
+        ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+              and abs(value) < 1 << 63)
+    elif isinstance(like, (list, tuple)):
+        ok = isinstance(value, list) and len(value) == len(like)
+        if ok:
+            for i, (v, w) in enumerate(zip(value, like)):
+                _check_config_value(f"{key}[{i}]", v, w)
+    elif isinstance(like, str):
+        ok = isinstance(value, str) and len(value) <= 256
+    else:
+        ok = like is None and value is None
+    if not ok:
+        kind = "an integer" if isinstance(like, int) and not isinstance(like, bool) else type(like).__name__
+        raise StreamError(f"stream configuration: {key}={value!r:.80} is not {kind} (or is out of range)")
+
+
+def _refuse_constant(name: str) -> None:
+    raise StreamError(f"corrupt stream header: non-finite number {name} in the configuration")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -962,21 +1040,23 @@ class INRAdapter:
         """Parse the stream header: ``({"method", "config" (list), "shape", "sinr", "ref"}, offset)``."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"expected bytes, got {type(data).__name__}")
-        r = Reader(bytes(data))
-        if r.take(4) != MAGIC:
+        r = Reader(data)
+        if len(data) < 4 or r.take(4) != MAGIC:
             raise StreamError("not an INR adapter stream (bad magic bytes)")
+        method = r.take(r.varint("the method name's length", 64), "the method name")
+        blob = r.take(r.varint("the configuration's length", _MAX_HEADER), "the configuration")
         try:
-            method = r.take(r.varint(limit=64)).decode("ascii")
-            config = json.loads(r.take(r.varint(limit=_MAX_HEADER)))
-        except (UnicodeDecodeError, ValueError) as exc:
+            method = method.decode("ascii")
+            config = json.loads(blob, parse_constant=_refuse_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             if isinstance(exc, StreamError):
                 raise
             raise StreamError(f"corrupt stream header: {exc}") from exc
         if not isinstance(config, list):
             raise StreamError("corrupt stream header: configuration is not a list")
-        ndim = r.varint(limit=8)
-        shape = tuple(r.varint(limit=1 << 24) for _ in range(ndim))
-        (flags,) = r.take(1)
+        ndim = r.varint("the signal's dimension count", 8)
+        shape = tuple(r.varint("a signal dimension", 1 << 24) for _ in range(ndim))
+        flags = r.u8("the header flags")
         if flags & ~3:
             raise StreamError(f"unknown header flags {flags:#x}")
         ref = r.take(4).hex() if flags & 2 else None
@@ -985,87 +1065,167 @@ class INRAdapter:
 
     # decompress ----------------------------------------------------------------------------------
     def open_stream(self, data: bytes) -> tuple[dict, int, bytes, dict]:
-        """Check a stream's header, checksum, method and configuration size.
+        """Check a stream's magic bytes and checksum, then its header: method, configuration
+        (:meth:`check_stream_config`: types, ranges, network size) and signal shape (at most
+        :data:`MAX_STREAM_PARAMETERS` values, :meth:`check_stream_shape`). Nothing is built.
 
         Returns ``(header, pos, body, config)``: the parsed header, the offset just past it, the stream
         without its trailing CRC-32, and the configuration as a dict keyed like :meth:`config`.
         """
-        header, pos = self.read_header(data)
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"expected bytes, got {type(data).__name__}")
         data = bytes(data)
-        if len(data) < pos + 4 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
+        if data[:4] != MAGIC:
+            raise StreamError("not an INR adapter stream (bad magic bytes)")
+        if len(data) < 8 or struct.unpack("<I", data[-4:])[0] != zlib.crc32(data[:-4]):
             raise StreamError("stream checksum mismatch: the bytes are corrupt or truncated")
+        header, pos = self.read_header(data[:-4])  # the checksum first: a corrupt header says so
         if header["method"] != self.name:
             raise StreamError(f"stream was written by adapter {header['method']!r}, not {self.name!r}")
-        keys = sorted(self.config())
+        own = self.config()
+        keys = sorted(own)
         if len(header["config"]) != len(keys):
             raise StreamError(f"stream configuration has {len(header['config'])} entries, {self.name!r} "
                               f"expects {len(keys)}: written by another version of the adapter?")
-        return header, pos, data[:-4], dict(zip(keys, header["config"]))
+        config = dict(zip(keys, header["config"]))
+        self.check_stream_config(config)
+        shape = header["shape"]
+        if len(shape) < 2 or min(shape) < 1 or math.prod(shape) > MAX_STREAM_PARAMETERS:
+            raise StreamError(f"signal shape {shape} is empty or exceeds the safety limit of "
+                              f"{MAX_STREAM_PARAMETERS} values")
+        self.check_stream_shape(shape, config)
+        return header, pos, data[:-4], config
 
-    def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
-        """Rebuild the model a stream describes (needs this adapter's reference weights, if any)."""
-        header, pos, data, config = self.open_stream(data)
-        if math.prod(header["shape"]) > _MAX_ELEMENTS:
-            raise StreamError(f"signal shape {header['shape']} exceeds the safety limit")
+    def check_stream_config(self, config: Mapping[str, Any]) -> None:
+        """Refuse a stream's configuration before anything is built from it (called by :meth:`open_stream`).
+
+        Every value must have the JSON type of this adapter's own :meth:`config` value (integers are
+        integers, floats are finite numbers, lists have the same length), then
+        :meth:`stream_model_size` checks ranges and sizes the network: at most
+        :data:`MAX_STREAM_TENSORS` stored tensors and :data:`MAX_STREAM_PARAMETERS` parameters.
+
+        Raises
+        ------
+        StreamError
+            If a value is of the wrong type, out of range, or describes a network beyond the limits.
+        """
+        own = self.config()
+        for key, value in config.items():
+            _check_config_value(key, value, own[key])
+        tensors, params = self.stream_model_size(config)
+        if tensors > MAX_STREAM_TENSORS or params > MAX_STREAM_PARAMETERS:
+            raise StreamError(f"the stream's network ({tensors} tensors, {params} parameters) exceeds the safety "
+                              f"limit of {MAX_STREAM_TENSORS} tensors and {MAX_STREAM_PARAMETERS} parameters")
+
+    def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
+        """``(stored tensors, parameters)`` of the network a stream's configuration describes.
+
+        A method overrides this with a count from the configuration alone, after checking the ranges
+        the constructor does not (:func:`config_number`), so that a hostile configuration is refused
+        without building anything. This default builds the network on the meta device (no memory, but
+        time proportional to its number of modules).
+
+        Parameters
+        ----------
+        config : mapping
+            The stream's configuration, keyed like :meth:`config`, of the right JSON types.
+
+        Raises
+        ------
+        StreamError
+            If no network of this adapter has that configuration.
+        """
         try:
-            with torch.device("meta"):  # count the parameters before allocating anything
+            with torch.device("meta"):
                 probe = type(self)(**config).build_model()
-            if sum(p.numel() for p in probe.parameters()) > _MAX_ELEMENTS:
-                raise StreamError("the stream's network exceeds the safety limit on parameters")
-            adapter = self.with_config(config)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
             if isinstance(exc, StreamError):
                 raise
             raise StreamError(f"bad configuration in stream: {exc}") from exc
+        return len(self.tensor_names(probe)), sum(p.numel() for p in probe.parameters())
+
+    def check_stream_shape(self, shape: tuple[int, ...], config: Mapping[str, Any]) -> None:
+        """Refuse (:class:`StreamError`) a signal shape that a network of ``config`` cannot render.
+
+        Called by :meth:`open_stream` once the shape is known to be non-empty and within the safety
+        limit; the default accepts any such shape.
+        """
+
+    def stream_adapter(self, config: Mapping[str, Any]) -> INRAdapter:
+        """:meth:`with_config` for a configuration read from a stream (checked by :meth:`open_stream`):
+        a constructor's refusal becomes a :class:`StreamError`."""
+        try:
+            return self.with_config(config)
+        except (TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, StreamError):
+                raise
+            raise StreamError(f"bad configuration in stream: {exc}") from exc
+
+    def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
+        """Rebuild the model a stream describes (needs this adapter's reference weights, if any).
+
+        Every record is located and its length checked against the network's tensor shapes (found on
+        the meta device) before the network is built or any tensor allocated.
+        """
+        header, pos, data, config = self.open_stream(data)
+        n_tensors, _ = self.stream_model_size(config)
+        if n_tensors >= len(data) - pos:  # every tensor record and the integer section take a byte at least
+            raise StreamError(f"stream truncated: its network stores {n_tensors} tensors, only {len(data) - pos} "
+                              "bytes follow the header")
+        adapter = self.stream_adapter(config)
         ref = adapter.reference()
         if (header["ref"] is None) != (ref is None) or (ref is not None and header["ref"] != fingerprint(ref)[:8]):
             raise StreamError("the stream's reference weights (meta-learned initialisation) differ from this "
                               "adapter's: decode with the adapter (and init file) that wrote it")
-        model = adapter.build_model()
-        names = adapter.tensor_names(model)
-        own = model.state_dict()
-        shapes = {k: tuple(v.shape) for k, v in own.items()}
-        sinr_names = set(adapter.sinr_tensor_names(model)) if header["sinr"] else set()
-        codecs = ["s" if k in sinr_names else adapter.storage(k, own[k])[0] for k in names]
-        r = Reader(data, pos)
-        take = r.take
+        with torch.device("meta"):  # names, shapes and storage of the tensors, nothing allocated
+            probe = type(adapter)(**config).build_model()
+        names = adapter.tensor_names(probe)
+        meta = probe.state_dict()
+        shapes = {k: tuple(meta[k].shape) for k in names}
+        sinr_names = set(adapter.sinr_tensor_names(probe)) if header["sinr"] else set()
+        codecs = ["s" if k in sinr_names else adapter.storage(k, meta[k])[0] for k in names]
 
-        tensors: dict[str, torch.Tensor] = {}
-        pending: list[tuple[str, int, float]] = []
+        # locate every record (lengths checked, nothing decoded)
+        r = Reader(data, pos)
+        records: list[tuple[str, str, Any]] = []
         for k, c in zip(names, codecs):
-            numel = int(np.prod(shapes[k])) if shapes[k] else 1
-            if numel > _MAX_ELEMENTS:
-                raise StreamError("tensor too large")
-            if c == "h":
-                arr = np.frombuffer(take(2 * numel), dtype="<f2").astype(np.float32)
-                tensors[k] = torch.from_numpy(arr.copy()).reshape(shapes[k])
-            elif c == "f":
-                arr = np.frombuffer(take(4 * numel), dtype="<f4").astype(np.float32)
-                tensors[k] = torch.from_numpy(arr.copy()).reshape(shapes[k])
+            numel = math.prod(shapes[k])
+            if c in ("h", "f"):
+                records.append((k, c, r.take((2 if c == "h" else 4) * numel, f"tensor {k!r}")))
             elif c == "q":
-                pending.append((k, *read_quantizer(take(5), k)))
+                records.append((k, c, read_quantizer(r.take(5, f"the quantizer of {k!r}"), k)))
             elif c == "s":
-                tensors[k] = sparse_tensor_from_bytes(r.section(), shapes[k], name=k)
+                records.append((k, c, r.section(what=f"the SINR section of {k!r}")))
             else:
                 raise StreamError(f"unknown tensor codec {c!r}")
-        payload = r.section()
+        payload = r.section(what="the integer section")
         if r.pos != len(data):
             raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
-        if pending:
-            expected = sum((int(np.prod(shapes[k])) if shapes[k] else 1) * (1 if b <= 8 else 2)
-                           for k, b, _ in pending)
-            raw = inflate(payload, expected, "integer section")
-            off = 0
-            for k, bits, step in pending:
-                numel = int(np.prod(shapes[k])) if shapes[k] else 1
+        pending = [(k, *rec) for k, c, rec in records if c == "q"]
+        expected = sum(math.prod(shapes[k]) * (1 if b <= 8 else 2) for k, b, _ in pending)
+        if not pending and payload:
+            raise StreamError("unexpected integer section")
+        raw = inflate(payload, expected, "integer section") if pending else b""
+
+        # decode (allocations bounded by the network's size, checked by open_stream)
+        tensors: dict[str, torch.Tensor] = {}
+        off = 0
+        for k, c, rec in records:
+            if c in ("h", "f"):
+                arr = np.frombuffer(rec, dtype="<f2" if c == "h" else "<f4").astype(np.float32)
+                tensors[k] = torch.from_numpy(arr).reshape(shapes[k])
+            elif c == "q":
+                bits, step = rec
+                numel = math.prod(shapes[k])
                 width = 1 if bits <= 8 else 2
                 arr = np.frombuffer(raw, dtype="<u1" if width == 1 else "<u2", count=numel, offset=off)
                 off += numel * width
                 tensors[k] = from_stored_uniform(arr, bits, step).reshape(shapes[k])
-        elif payload:
-            raise StreamError("unexpected integer section")
+            else:
+                tensors[k] = sparse_tensor_from_bytes(rec, shapes[k], name=k)
         if ref is not None:
             tensors = {k: tensors[k] + ref[k].cpu().float() for k in names}
+        model = adapter.build_model()
         model.load_state_dict(tensors, strict=True)
         shape = tuple(int(s) for s in header["shape"])
         return Decoded(model=model.to(nets.resolve_device(device)), shape=shape, header=header)

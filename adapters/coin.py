@@ -30,7 +30,18 @@ import torch
 from torch import nn
 
 from . import nets
-from .base import INRAdapter, LoadReport, Signal, image_array, map_state_dict, read_state_dict
+from sinr_codecs.errors import StreamError
+
+from .base import (
+    MAX_FREQUENCY,
+    INRAdapter,
+    LoadReport,
+    Signal,
+    config_number,
+    image_array,
+    map_state_dict,
+    read_state_dict,
+)
 
 __all__ = ["COINAdapter", "COINSiren", "LoadReport", "load_coin_checkpoint"]
 
@@ -155,6 +166,23 @@ class COINAdapter(INRAdapter):
         if self.bits < 16 and name in self.sinr_tensor_names(None):
             return ("q", self.bits)
         return ("h",)
+
+    # ---- stream checks (decoding) ------------------------------------------------------------------
+    def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
+        """``(2 * (layers + 1), parameters)`` of a stream's COIN network, counted without building it
+        (``1 / MAX_FREQUENCY <= w0 <= MAX_FREQUENCY``, ``|w0_initial| <= MAX_FREQUENCY``, sizes ``>= 1``)."""
+        width, layers = config_number(config, "width", lo=1), config_number(config, "layers", lo=1)
+        dim_in, dim_out = config_number(config, "dim_in", lo=1), config_number(config, "dim_out", lo=1)
+        config_number(config, "w0", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
+        config_number(config, "w0_initial", lo=-MAX_FREQUENCY, hi=MAX_FREQUENCY)
+        params = (dim_in + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * dim_out
+        return 2 * (layers + 1), params
+
+    def check_stream_shape(self, shape: tuple[int, ...], config: Mapping[str, Any]) -> None:
+        """A COIN stream holds an ``(H, W, dim_out)`` image, ``H >= 2``, rendered from 2-D coordinates."""
+        if len(shape) != 3 or shape[0] < 2 or shape[2] != config["dim_out"] or config["dim_in"] != 2:
+            raise StreamError(f"COIN streams hold (H >= 2, W, dim_out) images of a network with dim_in=2; got "
+                              f"shape {shape} with dim_in={config['dim_in']}, dim_out={config['dim_out']}")
 
 
 def load_coin_checkpoint(source: str | os.PathLike | Mapping[str, torch.Tensor], *, w0: float = 30.0,

@@ -61,14 +61,17 @@ from sinr_codecs.errors import StreamError
 
 from . import nets
 from .base import (
+    MAX_FREQUENCY,
     Decoded,
     INRAdapter,
     LoadReport,
     Signal,
     SINROptions,
     Reader,
+    config_number,
     fingerprint,
     image_array,
+    inflate,
     map_state_dict,
     sparse_tensor_from_bytes,
     write_section,
@@ -596,40 +599,56 @@ class COINppAdapter(INRAdapter):
         return torch.cat(outs).float()
 
     # ---- decompress --------------------------------------------------------------------------------
+    def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
+        """``(1, base network parameters)`` for a stream's configuration (one stored tensor: the latents),
+        counted without building anything. With a base network, its architecture (``width``, ``layers``,
+        ``latent_dim``, ``dim_out``) must be the stream's; ``1 / MAX_FREQUENCY <= w0 <= MAX_FREQUENCY``,
+        ``0 < std_range <= 1e6``, patch sides in ``2 .. 2**24``."""
+        width, layers = config_number(config, "width", lo=1), config_number(config, "layers", lo=2)
+        latent, dim_out = config_number(config, "latent_dim", lo=1), config_number(config, "dim_out", lo=1)
+        if self._base is not None:
+            own = {"width": self.width, "layers": self.layers, "latent_dim": self.latent_dim, "dim_out": self.dim_out}
+            theirs = {k: config[k] for k in own}
+            if theirs != own:
+                raise StreamError(f"the stream's base network {theirs} is not this adapter's {own}: decode with "
+                                  "the base network that wrote it")
+        config_number(config, "w0", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
+        config_number(config, "w0_initial", lo=-MAX_FREQUENCY, hi=MAX_FREQUENCY)
+        config_number(config, "std_range", lo=0, hi=1e6, above=True)
+        config_number(config, "bits", lo=2, hi=8)
+        for i, side in enumerate(config["patch"]):
+            config_number({f"patch[{i}]": side}, f"patch[{i}]", lo=2, hi=1 << 24)
+        params = (3 * width + (layers - 2) * (width + 1) * width + (width + 1) * dim_out
+                  + (latent + 1) * width * (layers - 1))
+        return 1, params
+
+    def check_stream_shape(self, shape: tuple[int, ...], config: Mapping[str, Any]) -> None:
+        """A COIN++ stream holds an ``(H, W, dim_out)`` image."""
+        if len(shape) != 3 or shape[2] != config["dim_out"]:
+            raise StreamError(f"COIN++ streams hold (H, W, {config['dim_out']}) images, got shape {shape}")
+
     def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
         """Rebuild the image's model from a stream (needs the base network that wrote it)."""
-        header, pos, data, config = self.open_stream(data)
-        try:
-            adapter = self.with_config(config)
-        except (TypeError, ValueError) as exc:
-            raise StreamError(f"bad configuration in stream (or a base network of another shape): {exc}") from exc
-        if adapter._base is None:
+        if self._base is None:
             raise ValueError(self._no_base())
+        header, pos, data, config = self.open_stream(data)
+        adapter = self.stream_adapter(config)
         if header["ref"] is None or header["ref"] != adapter.base_fingerprint()[:8]:
             raise StreamError("the stream's base network (or quantizer statistics) differ from this adapter's: "
                               "decode with the base network that wrote it")
         shape = tuple(int(s) for s in header["shape"])
-        if len(shape) != 3 or shape[2] != adapter.dim_out or min(shape) < 1:
-            raise StreamError(f"COIN++ streams hold (H, W, {adapter.dim_out}) images, got shape {shape}")
         nr, nc = patch_grid(shape[0], shape[1], adapter.patch)
         count = nr * nc
         if count * adapter.latent_dim > 1 << 28:
             raise StreamError("stream describes too many patches")
         r = Reader(data, pos)
-        blob = r.section()
+        blob = r.section(what="the latent section")
         if r.pos != len(data):
             raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
         if header["sinr"]:
             latents = sparse_tensor_from_bytes(blob, (count, adapter.latent_dim))
         else:
-            expected = count * adapter.latent_dim
-            try:
-                d = brotli.Decompressor()
-                raw = d.process(blob, output_buffer_limit=expected + 1)
-            except brotli.error as exc:
-                raise StreamError(f"corrupt latent section: {exc}") from exc
-            if len(raw) != expected:
-                raise StreamError(f"latent section holds {len(raw)} values, expected {expected}")
+            raw = inflate(blob, count * adapter.latent_dim, "latent section")
             q = torch.from_numpy(np.frombuffer(raw, dtype=np.uint8).astype(np.int64)).reshape(count, adapter.latent_dim)
             if int(q.max()) > (1 << adapter.bits) - 1:
                 raise StreamError("latent section holds an integer beyond the quantizer's range")

@@ -30,6 +30,7 @@ decode with another.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -40,7 +41,18 @@ import torch
 from torch import nn
 
 from . import nets
-from .base import INRAdapter, LoadReport, Signal, image_array, map_state_dict, read_state_dict
+from sinr_codecs.errors import StreamError
+
+from .base import (
+    MAX_FREQUENCY,
+    INRAdapter,
+    LoadReport,
+    Signal,
+    config_number,
+    image_array,
+    map_state_dict,
+    read_state_dict,
+)
 
 __all__ = ["INRICAdapter", "INRICNet", "load_inric_checkpoint"]
 
@@ -212,6 +224,31 @@ class INRICAdapter(INRAdapter):
 
     def reference(self) -> dict[str, torch.Tensor] | None:
         return self._init
+
+    # ---- stream checks (decoding) ------------------------------------------------------------------
+    def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
+        """``(2 * (hidden_layers + 2), parameters)`` of a stream's INRIC network, counted without building
+        it (``1 / MAX_FREQUENCY <= w0 <= MAX_FREQUENCY``, the encoding's highest frequency finite in
+        float32, sizes in range)."""
+        width = config_number(config, "hidden_features", lo=1)
+        hidden = config_number(config, "hidden_layers", lo=0)
+        ff_dims = config_number(config, "ff_dims", lo=0)
+        d_in, d_out = config_number(config, "in_features", lo=1), config_number(config, "out_features", lo=1)
+        config_number(config, "w0", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
+        config_number(config, "bits", lo=2, hi=16)
+        scale = abs(config_number(config, "encoding_scale"))
+        if ff_dims > 1 and scale > 1 and (ff_dims - 1) * math.log(scale) + math.log(math.pi) > math.log(1e30):
+            raise StreamError(f"stream configuration: encoding_scale={config['encoding_scale']} with ff_dims="
+                              f"{ff_dims} gives frequencies beyond float32")
+        enc = d_in * (1 + 2 * ff_dims)
+        params = (enc + 1) * width + hidden * (width + 1) * width + (width + 1) * d_out
+        return 2 * (hidden + 2), params
+
+    def check_stream_shape(self, shape: tuple[int, ...], config: Mapping[str, Any]) -> None:
+        """An INRIC stream holds a signal of ``in_features`` grid axes and ``out_features`` channels."""
+        if len(shape) != config["in_features"] + 1 or shape[-1] != config["out_features"]:
+            raise StreamError(f"INRIC streams hold signals of in_features={config['in_features']} axes and "
+                              f"out_features={config['out_features']} channels, got shape {shape}")
 
     def fit_regularizer(self, model: nn.Module):
         if self.l1 <= 0:

@@ -34,7 +34,7 @@ import io
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import brotli
@@ -52,6 +52,7 @@ from .base import (
     Reader,
     Signal,
     SINROptions,
+    config_number,
     image_array,
     sparse_tensor_from_bytes,
     from_stored_uniform,
@@ -61,7 +62,7 @@ from .base import (
     write_section,
     write_varint,
 )
-from .hashgrid import HashGrid
+from .hashgrid import HashGrid, grid_resolutions
 
 __all__ = [
     "LatentDecoder",
@@ -74,7 +75,11 @@ __all__ = [
     "unit_grid",
 ]
 
-_MAX_ELEMENTS = 1 << 28
+MAX_LEVELS = 1024
+"""Most hash-grid levels a stream's configuration may declare."""
+
+MAX_RESOLUTION = 1 << 24
+"""Finest grid resolution a stream's configuration may declare (vertex hashes stay within int64)."""
 
 
 def ste_round(t: torch.Tensor) -> torch.Tensor:
@@ -220,6 +225,8 @@ def _unbrotli_ints(r: Reader, count: int) -> np.ndarray:
         raise StreamError(f"bad integer width {width}")
     b = np.frombuffer(inflate(r.section(), count * width, "latent section"), dtype=np.uint8)
     u = b if width == 1 else np.ascontiguousarray(b.reshape(2, count).T).view("<u2").reshape(-1)
+    if u.size and int(u.max()) > 2 * _MAX_LATENT:
+        raise StreamError("a latent is outside +-32767")
     return _unzigzag(u)
 
 
@@ -493,53 +500,108 @@ class SHACIRAAdapter(INRAdapter):
         return min(candidates, key=len)
 
     # ---- decompress ------------------------------------------------------------------------------
+    def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
+        """``(2 * hidden_layers + 5, parameters)`` of a stream's SHACIRA network, counted from the grid
+        geometry without building it. Limits beyond the constructor's: ``levels <= MAX_LEVELS``,
+        resolutions ``<= MAX_RESOLUTION``, ``0 <= latent_init <= 1e6``, ``|decoder_scale| <= 1e6``."""
+        levels = config_number(config, "levels", lo=1, hi=MAX_LEVELS)
+        base = config_number(config, "base_resolution", lo=1, hi=MAX_RESOLUTION)
+        finest = config_number(config, "finest_resolution", lo=base, hi=MAX_RESOLUTION)
+        log2 = config_number(config, "log2_table_size", lo=2, hi=24)
+        latent, feature = config_number(config, "latent_dim", lo=1), config_number(config, "feature_dim", lo=1)
+        hidden, dim_out = config_number(config, "hidden", lo=1), config_number(config, "dim_out", lo=1)
+        hidden_layers = config_number(config, "hidden_layers", lo=0)
+        config_number(config, "mlp_bits", lo=2, hi=32)
+        config_number(config, "latent_init", lo=0, hi=1e6)
+        config_number(config, "decoder_scale", lo=-1e6, hi=1e6)
+        tables = sum(min(1 << log2, (n + 1) ** 2) for n in grid_resolutions(levels, base, finest))
+        dims = [levels * feature] + [hidden] * min(hidden_layers, 1) + [dim_out]
+        mlp = sum((a + 1) * b for a, b in itertools.pairwise(dims)) + max(hidden_layers - 1, 0) * (hidden + 1) * hidden
+        params = tables * latent + levels * feature * (latent + 1) + mlp + levels * latent  # + the prior
+        return 2 * hidden_layers + 5, params
+
+    def check_stream_shape(self, shape: tuple[int, ...], config: Mapping[str, Any]) -> None:
+        """A SHACIRA stream holds an ``(H, W, dim_out)`` image."""
+        if len(shape) != 3 or shape[2] != config["dim_out"]:
+            raise StreamError(f"SHACIRA streams hold (H, W, {config['dim_out']}) images, got shape {shape}")
+
     def decompress(self, data: bytes, *, device: str = "cpu") -> Decoded:
-        """Rebuild the model a stream describes."""
+        """Rebuild the model a stream describes.
+
+        Every record is located and its length checked against the network's tensor shapes (found on
+        the meta device) before the network is built or any tensor allocated.
+        """
         header, pos, data, config = self.open_stream(data)
-        try:
-            adapter = self.with_config(config)
-        except (TypeError, ValueError) as exc:
-            raise StreamError(f"bad configuration in stream: {exc}") from exc
+        adapter = self.stream_adapter(config)
         if header["ref"] is not None:
             raise StreamError("SHACIRA streams have no reference weights")
-        if adapter.levels * (1 << adapter.log2_table_size) * adapter.latent_dim > _MAX_ELEMENTS:
-            raise StreamError("stream describes too many latents")
-        model = adapter.build_model()
-        names = adapter.tensor_names(model)
-        own = model.state_dict()
-        sinr_names = set(adapter.sinr_tensor_names(model)) if header["sinr"] else set()
+        n_tensors, _ = adapter.stream_model_size(config)
+        if n_tensors > len(data) - pos:  # every record takes a byte at least
+            raise StreamError(f"stream truncated: its network stores {n_tensors} tensors, only {len(data) - pos} "
+                              "bytes follow the header")
+        with torch.device("meta"):  # names and shapes of the tensors, nothing allocated
+            probe = adapter.build_model()
+        grid = probe.grid
+        names = adapter.tensor_names(probe)
+        shapes = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+        sinr_names = set(adapter.sinr_tensor_names(probe)) if header["sinr"] else set()
+
+        # locate every record (lengths checked, nothing decoded)
         r = Reader(data, pos)
-        tensors: dict[str, torch.Tensor] = {}
+        records: dict[str, tuple[str, Any]] = {}
         for k in names:
-            shape = tuple(own[k].shape)
-            numel = int(np.prod(shape)) if shape else 1
+            numel = math.prod(shapes[k])
             if k in sinr_names:
-                tensors[k] = sparse_tensor_from_bytes(r.section(), shape, name=k)
+                records[k] = ("s", r.section(what=f"the SINR section of {k!r}"))
             elif k == "grid.latents":
-                (coder,) = r.take(1)
-                grid = model.grid
+                start = r.pos
+                coder = r.u8("the latent coder id")
                 if coder == CODERS["rans"]:
-                    counts = [(s.stop - s.start) * grid.features for s in map(grid.level_slice, range(grid.levels))]
-                    q = np.concatenate(rans_decode(r, counts))
+                    for level in range(grid.levels):
+                        r.section(what=f"the rANS section of latent level {level}")
                 elif coder == CODERS["brotli"]:
-                    q = _unbrotli_ints(r, numel)
+                    r.u8("the latent integer width")
+                    r.section(what="the latent section")
                 else:
                     raise StreamError(f"unknown latent coder id {coder}")
-                tensors[k] = torch.from_numpy(q.astype(np.float32)).reshape(shape)
+                records[k] = ("latents", bytes(r.data[start:r.pos]))
             elif adapter.mlp_bits < 16:
-                bits, step = read_quantizer(r.take(5), k)
-                if bits != adapter.mlp_bits or not step > 0:
-                    raise StreamError(f"bad quantizer parameters for {k!r}")
+                bits, step = read_quantizer(r.take(5, f"the quantizer of {k!r}"), k)
+                if bits != adapter.mlp_bits:
+                    raise StreamError(f"bad quantizer parameters for {k!r}: {bits} bits, the stream says "
+                                      f"mlp_bits={adapter.mlp_bits}")
+                records[k] = ("q", (bits, step, r.section(what=f"the integer section of {k!r}")))
+            else:
+                width = 4 if adapter.mlp_bits == 32 else 2
+                records[k] = ("f", r.take(width * numel, f"tensor {k!r}"))
+        if r.pos != len(data):
+            raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
+
+        # decode (allocations bounded by the network's size, checked by open_stream)
+        tensors: dict[str, torch.Tensor] = {}
+        for k, (kind, rec) in records.items():
+            shape, numel = shapes[k], math.prod(shapes[k])
+            if kind == "s":
+                tensors[k] = sparse_tensor_from_bytes(rec, shape, name=k)
+            elif kind == "latents":
+                sub = Reader(rec, 1)
+                if rec[0] == CODERS["rans"]:
+                    counts = [(s.stop - s.start) * grid.features for s in map(grid.level_slice, range(grid.levels))]
+                    q = np.concatenate(rans_decode(sub, counts))
+                else:
+                    q = _unbrotli_ints(sub, numel)
+                tensors[k] = torch.from_numpy(q.astype(np.float32)).reshape(shape)
+            elif kind == "q":
+                bits, step, blob = rec
                 width = 1 if bits <= 8 else 2
-                raw = inflate(r.section(), width * numel, f"integer section of {k!r}")
+                raw = inflate(blob, width * numel, f"integer section of {k!r}")
                 ints = np.frombuffer(raw, dtype="<u1" if width == 1 else "<u2")
                 tensors[k] = from_stored_uniform(ints, bits, step).reshape(shape)
             else:
-                width = 4 if adapter.mlp_bits == 32 else 2
-                arr = np.frombuffer(r.take(width * numel), dtype="<f4" if width == 4 else "<f2").astype(np.float32)
-                tensors[k] = torch.from_numpy(arr.copy()).reshape(shape)
-        if r.pos != len(data):
-            raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
+                arr = np.frombuffer(rec, dtype="<f4" if adapter.mlp_bits == 32 else "<f2").astype(np.float32)
+                tensors[k] = torch.from_numpy(arr).reshape(shape)
+        model = adapter.build_model()
+        own = model.state_dict()
         model.load_state_dict({**own, **tensors}, strict=True)
         model.round_latents = "grid.latents" not in sinr_names
         shape = tuple(int(s) for s in header["shape"])

@@ -1,0 +1,290 @@
+"""Hostile adapter streams (COIN, INRIC, COIN++, SHACIRA): every refusal is a StreamError, and cheap.
+
+Valid streams of each adapter are mutated (cut, bytes flipped, header fields set to huge, negative,
+non-finite or wrongly typed values) with the checksum re-fixed, so the header and the records behind it
+are really parsed. Each decode must either succeed or raise :class:`StreamError` within a second; crafted
+streams that declare huge networks or disagree with their own records must be refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from sinr_adapters.base import (
+    MAGIC,
+    MAX_STREAM_TENSORS,
+    INRAdapter,
+    Reader,
+    SINROptions,
+    StreamError,
+    read_quantizer,
+    write_section,
+    write_varint,
+)
+from sinr_adapters.coin import COINAdapter
+from sinr_adapters.coinpp import COINppAdapter
+from sinr_adapters.inric import INRICAdapter
+from sinr_adapters.shacira import SHACIRAAdapter
+
+from .conftest import assert_refuses_corruption
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SECONDS = 1.0  # the most one refusal (or one decode of these tiny streams) may take
+SIZE = 8
+
+
+# ------------------------------------------------------------------------------------ crafting
+def refix(body: bytes) -> bytes:
+    """``body`` with a fresh CRC-32, as an adapter stream ends."""
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def restream(data: bytes, *, edit=None, shape=None, method=None, raw_config: bytes | None = None) -> bytes:
+    """``data`` with its header rewritten (configuration list edited by ``edit``, another signal shape or
+    method, or raw configuration bytes) and the checksum re-fixed; the records are kept."""
+    header, pos = INRAdapter.read_header(data)
+    config = list(header["config"])
+    if edit is not None:
+        config = edit(config)
+    buf = io.BytesIO()
+    buf.write(MAGIC)
+    write_section(buf, (method or header["method"]).encode())
+    write_section(buf, raw_config if raw_config is not None else json.dumps(config, separators=(",", ":")).encode())
+    shape = header["shape"] if shape is None else shape
+    write_varint(buf, len(shape))
+    for d in shape:
+        write_varint(buf, d)
+    buf.write(bytes([int(header["sinr"]) | (2 if header["ref"] else 0)]))
+    if header["ref"]:
+        buf.write(bytes.fromhex(header["ref"]))
+    buf.write(data[pos:-4])
+    return refix(buf.getvalue())
+
+
+def set_key(adapter: INRAdapter, key: str, value):
+    """An ``edit`` for :func:`restream` that sets configuration field ``key``."""
+    index = sorted(adapter.config()).index(key)
+
+    def edit(config):
+        config[index] = value
+        return config
+
+    return edit
+
+
+def outcome(decode, data: bytes) -> BaseException | None:
+    """Decode ``data``: ``None`` if it decodes, the StreamError if refused; anything else, or more than
+    :data:`SECONDS`, fails the test."""
+    t0 = time.perf_counter()
+    try:
+        decode(data)
+        exc = None
+    except StreamError as e:
+        exc = e
+    except BaseException as e:  # noqa: BLE001 - the point of the test
+        pytest.fail(f"{type(e).__name__} instead of StreamError: {e}")
+    seconds = time.perf_counter() - t0
+    assert seconds < SECONDS, f"took {seconds:.2f} s ({exc})"
+    return exc
+
+
+def refused(decode, data: bytes, match: str | None = None) -> StreamError:
+    exc = outcome(decode, data)
+    assert exc is not None, "a hostile stream decoded"
+    if match is not None:
+        assert match in str(exc), str(exc)
+    return exc
+
+
+# ------------------------------------------------------------------------------------ valid streams
+def _image() -> np.ndarray:
+    return np.random.default_rng(0).random((SIZE, SIZE, 3)).astype(np.float32)
+
+
+def _stream(adapter, sinr=None, steps=3):
+    signal = adapter.signal_from_image(_image())
+    model, _ = adapter.fit(signal, steps=steps, device="cpu", progress=False)
+    return adapter.compress(model, signal, sinr=sinr, progress=False)
+
+
+def _coinpp() -> COINppAdapter:
+    a = COINppAdapter(width=8, layers=3, latent_dim=4, patch=4, bits=5, quantizer=(0.0, 1.0), inner_steps=1)
+    torch.manual_seed(0)
+    return COINppAdapter(**a.config(), base=a._fresh_base().state_dict(), quantizer=(0.0, 1.0), inner_steps=1)
+
+
+def _shacira(**kw) -> SHACIRAAdapter:
+    return SHACIRAAdapter(**{"levels": 3, "base_resolution": 2, "finest_resolution": SIZE, "log2_table_size": 5,
+                             "hidden": 8, **kw})
+
+
+SINR = SINROptions(sparsity=2, device="cpu")
+CASES = {
+    "coin": lambda: (COINAdapter(width=8, layers=3), None),
+    "coin-bits": lambda: (COINAdapter(width=8, layers=3, bits=8), None),
+    "coin-sinr": lambda: (COINAdapter(width=8, layers=3), SINR),
+    "inric": lambda: (INRICAdapter(hidden_features=8, hidden_layers=1, ff_dims=2), None),
+    "inric-sinr": lambda: (INRICAdapter(hidden_features=8, hidden_layers=1, ff_dims=2), SINR),
+    "coinpp": lambda: (_coinpp(), None),
+    "coinpp-sinr": lambda: (_coinpp(), SINR),
+    "shacira-rans": lambda: (_shacira(entropy="rans"), None),
+    "shacira-brotli-q": lambda: (_shacira(entropy="brotli", mlp_bits=8), None),
+    "shacira-sinr": lambda: (_shacira(mlp_bits=16, sinr_latents=True), SINROptions(sparsity=2, device="cpu",
+                                                                                      block_size=8)),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def valid(request):
+    adapter, sinr = CASES[request.param]()
+    data = _stream(adapter, sinr)
+    adapter.decompress(data)  # the unmutated stream decodes
+    return adapter, data
+
+
+# ------------------------------------------------------------------------------------ fuzzing
+def test_cut_streams_are_refused(valid):
+    adapter, data = valid
+    body = data[:-4]
+    header_end = INRAdapter.read_header(data)[1]
+    cuts = sorted(set(range(0, header_end + 2)) | set(np.linspace(header_end, len(body) - 1, 25).astype(int)))
+    for cut in cuts:
+        refused(adapter.decompress, refix(body[:cut]))
+    refused(adapter.decompress, refix(body + b"\0"), "trailing")
+    assert_refuses_corruption(adapter.decompress, data, (0, 3, 8, len(data) // 2, len(data) - 1))
+
+
+def test_flipped_bytes_decode_or_are_refused(valid):
+    adapter, data = valid
+    rng = np.random.default_rng(zlib.crc32(data))
+    body = bytearray(data[:-4])
+    positions = set(range(0, min(len(body), 48), 2)) | set(rng.integers(0, len(body), 30).tolist())
+    for i in sorted(positions):
+        for mask in (0x01, int(rng.integers(2, 256))):
+            mutated = bytearray(body)
+            mutated[i] ^= mask
+            outcome(adapter.decompress, refix(bytes(mutated)))
+
+
+BAD_VALUES = [10**30, 2**62, 10**12, 100_000, -1, 0, float("inf"), float("-inf"), float("nan"), 1e308, -1e308,
+              "8", [8], None, True, {}]
+
+
+def test_header_fields_set_to_hostile_values(valid):
+    adapter, data = valid
+    for key in sorted(adapter.config()):
+        for value in BAD_VALUES:
+            # json.dumps writes Infinity / NaN, which a strict reader refuses at once
+            outcome(adapter.decompress, restream(data, edit=set_key(adapter, key, value)))
+    for raw in (b"1e999", b"[" * 30000 + b"]" * 30000, b"[" * 40000 + b"]" * 40000, b'{"a":1}', b"\xff\xfe", b"[1,2"):
+        refused(adapter.decompress, restream(data, raw_config=raw))
+    # a list of the wrong length, then a value that cannot be the field's type
+    refused(adapter.decompress, restream(data, edit=lambda c: c + [1]), "entries")
+    refused(adapter.decompress, restream(data, edit=set_key(adapter, sorted(adapter.config())[0], "x")), "x")
+
+
+def test_signal_shapes_the_network_cannot_render(valid):
+    adapter, data = valid
+    h, w, c = INRAdapter.read_header(data)[0]["shape"]
+    for shape in ((h, w, c + 1), (h, w, c - 1), (h, w), (h, w, c, 1), (h, 0, c), (1 << 24, 1 << 24, c)):
+        refused(adapter.decode, restream(data, shape=shape))
+
+
+# ------------------------------------------------------------------------------------ crafted classes
+def _coin_stream(**config) -> bytes:
+    """A COIN stream header of ``config`` followed by an empty integer section (no tensor records)."""
+    a = COINAdapter(**config)
+    buf = io.BytesIO()
+    a.write_header(buf, (SIZE, SIZE, a.dim_out), sinr=False, ref=None)
+    write_varint(buf, 0)
+    return a.finish_stream(buf)
+
+
+def test_coin_declaring_many_layers_is_refused_at_once():
+    data = _coin_stream(width=1, layers=100_000)
+    assert len(data) < 50
+    refused(COINAdapter().decompress, data, "safety limit")
+    # within the tensor limit, but far more tensors than bytes
+    layers = MAX_STREAM_TENSORS // 2 - 1
+    refused(COINAdapter().decompress, _coin_stream(width=1, layers=layers), "truncated")
+    # a network of 2**40 parameters
+    refused(COINAdapter().decompress, _coin_stream(width=1 << 20, layers=2), "safety limit")
+
+
+def test_coin_header_classes():
+    a = COINAdapter(width=8, layers=3)
+    data = _stream(a)
+    for key, value, match in (("width", float("inf"), "non-finite"), ("width", float("nan"), "non-finite"),
+                              ("width", 8.0, "integer"), ("width", "8", "integer"), ("layers", -1, "range"),
+                              ("w0", 0.0, "range"), ("w0", -30.0, "range"), ("w0", 1e300, "range"),
+                              ("w0", 1e-300, "range"),
+                              ("w0_initial", 1e300, "range"), ("dim_out", 4, "images"), ("dim_in", 3, "dim_in")):
+        refused(a.decode, restream(data, edit=set_key(a, key, value)), match)
+    refused(a.decode, restream(data, shape=(SIZE, SIZE, 4)), "images")
+    refused(a.decode, restream(data, shape=(1, SIZE, 3)), "H >= 2")
+    # dim_out and shape flipped together: the records no longer fit the network
+    refused(a.decode, restream(data, edit=set_key(a, "dim_out", 4), shape=(SIZE, SIZE, 4)))
+
+
+def test_inric_header_classes():
+    a = INRICAdapter(hidden_features=8, hidden_layers=1, ff_dims=2)
+    data = _stream(a)
+    for key, value, match in (("hidden_layers", 10**6, "safety limit"), ("hidden_features", 10**9, "safety limit"),
+                              ("ff_dims", 10**6, "ff_dims"), ("in_features", 0, "range"),
+                              ("out_features", 4, "channels"), ("in_features", 3, "axes"),
+                              ("w0", 0.0, "range"), ("bits", 1, "range"), ("bits", 17, "range")):
+        refused(a.decode, restream(data, edit=set_key(a, key, value)), match)
+    edit = set_key(a, "encoding_scale", 1e6)
+    refused(a.decode, restream(data, edit=lambda c: set_key(a, "ff_dims", 20)(edit(c))), "float32")
+
+
+def test_coinpp_header_classes():
+    a = _coinpp()
+    data = _stream(a)
+    for key, value, match in (("width", 9, "base network"), ("width", 10**9, "base network"),
+                              ("latent_dim", 5, "base network"), ("std_range", 0.0, "range"),
+                              ("std_range", 1e300, "range"), ("bits", 9, "range"), ("w0", 0.0, "range"),
+                              ("patch", [4, 1 << 30], "range"), ("patch", [4], "patch"), ("patch", [4, 1], "range")):
+        refused(a.decode, restream(data, edit=set_key(a, key, value)), match)
+    refused(a.decode, restream(data, shape=(1 << 14, 1 << 14, 3)))  # 16M latents from a few bytes
+    with pytest.raises(ValueError, match="base network"):
+        COINppAdapter(width=8, layers=3, latent_dim=4, patch=4).decompress(data)
+
+
+def test_shacira_header_classes():
+    a = _shacira(entropy="rans")
+    data = _stream(a)
+    for key, value, match in (("levels", 10**9, "range"), ("log2_table_size", 10**18, "range"),
+                              ("log2_table_size", 25, "range"), ("finest_resolution", 10**30, "range"),
+                              ("base_resolution", 0, "range"), ("latent_init", -1.0, "range"),
+                              ("latent_init", 1e300, "range"), ("decoder_scale", 1e300, "range"),
+                              ("hidden_layers", 10**6, "safety limit"), ("hidden", 1 << 20, "safety limit"),
+                              ("mlp_bits", 20, "mlp_bits"), ("entropy", "zstd", "entropy"),
+                              ("sinr_latents", 1, "bool"), ("dim_out", 4, "images")):
+        refused(a.decode, restream(data, edit=set_key(a, key, value)), match)
+    # 24 levels of 2**24 latents: within the parameter limit's reach only by allocation, refused first
+    refused(a.decode, restream(data, edit=lambda c: set_key(a, "levels", 64)(set_key(a, "log2_table_size", 24)(
+        set_key(a, "finest_resolution", 1 << 20)(c)))), "safety limit")
+
+
+def test_quantizer_records_and_reader_bounds():
+    for bits, step in ((1, 0.1), (17, 0.1), (8, 0.0), (8, -0.1), (8, float("inf")), (8, float("nan")), (8, 3e38)):
+        with pytest.raises(StreamError, match="quantizer"):
+            read_quantizer(struct.pack("<Bf", bits, step), "t")
+    with pytest.raises(StreamError, match="quantizer"):
+        read_quantizer(b"\x08", "t")
+    assert read_quantizer(struct.pack("<Bf", 8, 0.5), "t") == (8, 0.5)
+    r = Reader(b"abc", 1)
+    with pytest.raises(StreamError):
+        r.take(-1)
+    with pytest.raises(StreamError):
+        Reader(b"abc", 4)
+    assert r.take(2) == b"bc" and r.left == 0
