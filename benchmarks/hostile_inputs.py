@@ -1,0 +1,124 @@
+"""What hostile inputs cost the codec: exception type, seconds and peak memory, one JSON line per case.
+
+Each case is a crafted stream of a few dozen bytes (valid checksum) or a crafted array/config, run in its
+own subprocess under an address-space cap (``--cap-gib``, default 4), so an input that would allocate
+gigabytes ends in ``MemoryError`` instead of exhausting the machine. Run it against any installed
+sinr-codecs (or another checkout on ``PYTHONPATH``) to compare releases::
+
+    python benchmarks/hostile_inputs.py            # prints {"case": ..., "outcome": ..., "seconds": ..., "peak_mib": ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import textwrap
+
+CRAFT = textwrap.dedent('''
+    import struct, zlib, time, resource, json, sys
+    import numpy as np, brotli
+    def varint(n):
+        out = bytearray()
+        while True:
+            b = n & 0x7F; n >>= 7
+            if not n:
+                out.append(b); return bytes(out)
+            out.append(b | 0x80)
+    def craft(shape, *, dtype=2, layout=0, k1=None, mode=0, bits=8, granularity=0, backend=0, k2=None,
+              s_max=0, counts_kind=0, coding=1, sections=()):
+        k1 = shape[-1] if k1 is None else k1
+        head = bytearray(b"SINR\\x01"); head.append(dtype)
+        head += varint(len(shape)) + b"".join(varint(d) for d in shape)
+        head.append(layout); head += varint(k1); head += bytes([mode, bits, granularity, backend])
+        if mode == 0:
+            head += varint(k1 + 1 if k2 is None else k2) + bytes([1]) + varint(0) + varint(s_max)
+            head += bytes([counts_kind, coding])
+        for s in sections:
+            head += varint(len(s)) + s
+        return bytes(head) + struct.pack("<I", zlib.crc32(head))
+''')
+
+CASES: dict[str, str] = {
+    "huge declared shape (2**32 float32)":
+        "from sinr_codecs import SINR\nSINR().decode(craft((1 << 20, 1 << 12)))",
+    "huge dictionary (k1*k2 = 2**31)":
+        "from sinr_codecs import SINR\nSINR().decode(craft((4, 4096), k2=1 << 19, s_max=1))",
+    "rANS run of one symbol (2**30 symbols declared)":
+        "from sinr_codecs import SINR\n"
+        "run = b'\\x00' + varint(0) + varint((1 << 30) - 1)\n"
+        "SINR().decode(craft((1 << 15, 1 << 15), backend=2, s_max=1, sections=(run,)))",
+    "all-zero counts, large s_max (2**28 float16 declared)":
+        "from sinr_codecs import SINR\n"
+        "n, k1 = 1 << 18, 1024\n"
+        "cnt = brotli.compress(bytes(2 * n), quality=5)\n"
+        "e = brotli.compress(b'')\n"
+        "st = brotli.compress(np.ones(1, '<f8').tobytes())\n"
+        "SINR().decode(craft((n, k1), dtype=1, backend=1, s_max=k1 - 1, counts_kind=1, sections=(cnt, e, st, e)))",
+    "Brotli zero bomb in a section":
+        "from sinr_codecs import SINR\n"
+        "bomb = brotli.compress(bytes(256 << 20), quality=1)\n"
+        "SINR().decode(craft((4, 64), backend=1, s_max=2, sections=(bomb,)))",
+    "float16 weights near 65504 (non-finite values decoded)":
+        "from sinr_codecs import SINR\n"
+        "w = (np.random.default_rng(0).uniform(-1, 1, (16, 128)) * 65504).astype('float16')\n"
+        "c = SINR(device='cpu'); d = c.decode(c.encode(w))\n"
+        "print(json.dumps({'nonfinite': int((~np.isfinite(d)).sum())}))",
+    "config from a store with dictionary_size=2**23, 4x64 chunk":
+        "import numcodecs\n"
+        "c = numcodecs.get_codec({'id': 'sinr', 'dictionary_size': 1 << 23})\n"
+        "c.encode(np.ones((4, 64), 'float32'))",
+    "device='tpu' at construction":
+        "from sinr_codecs import SINR\nSINR(device='tpu')",
+    "stored config carries device='cuda' (CPU-only machine)":
+        "import numcodecs\n"
+        "c = numcodecs.get_codec({'id': 'sinr', 'device': 'cuda', 'sparsity': 4})\n"
+        "c.encode(np.ones((4, 64), 'float32'))\n"
+        "print(json.dumps({'stored': 'device' in c.get_config()}))",
+}
+
+RUNNER = textwrap.dedent('''
+    t = time.perf_counter()
+    try:
+        exec(compile(sys.argv[1], "case", "exec"))
+        outcome = "ok"
+    except BaseException as e:
+        outcome = f"{type(e).__name__}: {str(e)[:120]}"
+    dt = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"outcome": outcome, "seconds": round(dt, 3), "peak_mib": round(peak, 1)}))
+''')
+
+
+def run_case(name: str, code: str, cap_gib: float, timeout: float) -> dict:
+    prog = CRAFT + RUNNER
+    limit = int(cap_gib * (1 << 30))
+    pre = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({limit}, {limit}))\n"
+    try:
+        p = subprocess.run([sys.executable, "-c", pre + prog, code], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"case": name, "outcome": f"still running after {timeout:g} s"}
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    if not lines:
+        return {"case": name, "outcome": f"crashed (exit {p.returncode}): {p.stderr.strip()[-200:]}"}
+    row = {"case": name}
+    for x in lines:
+        row.update(x)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cap-gib", type=float, default=4.0, help="address-space cap per case (GiB)")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a case is reported as hanging")
+    args = ap.parse_args(argv)
+    print(json.dumps({"machine": platform.processor() or platform.machine(), "python": platform.python_version()}))
+    for name, code in CASES.items():
+        print(json.dumps(run_case(name, code, args.cap_gib, args.timeout)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
