@@ -306,7 +306,8 @@ def _write_error(path: Path, exc: BaseException, *, kept: bool = False) -> Weigh
     and the reason; ``kept``: say that what was at ``path`` before is still there."""
     if isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
-        if exc.filename and Path(exc.filename).parent != path.parent:
+        inside = str(exc.filename or "").startswith(os.path.join(path.parent, ""))
+        if exc.filename and not inside:  # somewhere else than our temporary files
             reason += f" ({exc.filename})"
         elif not os.access(path.parent, os.W_OK):
             reason += f" (the folder {path.parent} is not writable)"
@@ -315,6 +316,17 @@ def _write_error(path: Path, exc: BaseException, *, kept: bool = False) -> Weigh
         reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
     note = f"; the existing {path} was left as it was" if kept else ""
     return WeightsError(f"cannot write {path}: {reason}{note}")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail early, before any long work, when no file can be created next to ``path`` (a read-only
+    folder or file system): a :class:`WeightsError` naming ``path``."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc, kept=os.path.lexists(path)) from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def _write_model(path: Path, fmt: str, tensors: dict[str, Any], metadata: dict[str, str] | None) -> None:

@@ -53,6 +53,7 @@ import numpy as np
 from sinr_codecs.errors import WeightsError
 from sinr_codecs.model_files import (
     MODEL_SUFFIXES,
+    _check_writable,
     _format_of,
     _is_numpy_dtype,
     _load_tensors,
@@ -594,7 +595,7 @@ def compress_weights(
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
     except OSError as exc:
-        raise _write_error(dst, exc) from None
+        raise _write_error(dst, exc, kept=existed) from None
     try:
         root = zarr.open_group(store=zarr.storage.LocalStore(work), mode="w", zarr_format=3)
         names = _safe_names([t.name for t in tensors])
@@ -791,6 +792,7 @@ def decompress_weights(
     src, dst = Path(src), Path(dst)
     fmt = _format_of(dst, what="output")
     _check_destination(dst, overwrite, store=False)
+    _check_writable(dst)
     st = _open_store(src)
     try:
         if fmt == "npz":  # refuse before decoding anything
