@@ -256,7 +256,9 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
                    help="per-tensor policy by name pattern (fnmatch), repeatable, later ones win: "
                         "'*.bias=lossless', 'net.0.*=sinr', 'net.1.*=sinr:sparsity=0.5,value_bits=12' "
                         "(default: SINR for float matrices with >= 256 values, lossless for the rest)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite DST if it exists")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace DST if it is a store written by sinr compress (nothing else: not a foreign zip "
+                        "or folder); the old store stays until the new one is complete")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no table")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.set_defaults(func=_cmd_compress)
@@ -268,7 +270,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
                     ".safetensors, .npz).")
     p.add_argument("src", metavar="SRC", help="store written by sinr compress (directory or .zip)")
     p.add_argument("-o", "--output", required=True, metavar="DST", help="model file to write")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite DST if it exists")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace DST if it is a regular file (never a folder), once the new file is complete")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=_cmd_decompress)
 
