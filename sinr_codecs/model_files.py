@@ -306,7 +306,8 @@ def _write_error(path: Path, exc: BaseException, *, kept: bool = False) -> Weigh
     and the reason; ``kept``: say that what was at ``path`` before is still there."""
     if isinstance(exc, OSError) and exc.strerror:
         reason = exc.strerror
-        inside = str(exc.filename or "").startswith(os.path.join(path.parent, ""))
+        inside = os.path.abspath(str(exc.filename or "")).startswith(
+            os.path.join(os.path.abspath(path.parent), ""))
         if exc.filename and not inside:  # somewhere else than our temporary files
             reason += f" ({exc.filename})"
         elif not os.access(path.parent, os.W_OK):

@@ -108,8 +108,9 @@ _LOSSLESS = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
 # the store
 # ----------------------------------------------------------------------------------------------------
 def _safe_names(names: list[str]) -> list[str]:
-    """Filesystem- and Zarr-safe, unique (also case-insensitively) array names, one per tensor."""
-    out, seen = [], set()
+    """Filesystem- and Zarr-safe, unique (also case-insensitively) array names, one per tensor; never the
+    group's own ``zarr.json``."""
+    out, seen = [], {"zarr.json"}
     for name in names:
         base = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._")[:180] or "tensor"
         safe, i = base, 1

@@ -378,3 +378,13 @@ def test_ctrl_c_on_a_20m_parameter_model(folder):
     torch.save(sd, folder / "big.pt")
     rc, waited, err = _signal_compress(folder, folder / "big.pt", signal.SIGINT, after=3.0)
     assert rc == 130 and err == "sinr: interrupted\n" and waited < 2.0
+
+
+def test_a_tensor_named_like_the_group_metadata(tmp_path, capsys, monkeypatch):
+    torch.save({"zarr.json": smooth(4, 64), "c": torch.ones(3)}, tmp_path / "odd.pt")
+    monkeypatch.chdir(tmp_path)  # a relative output path
+    rc, _, err = run(capsys, "compress", "odd.pt", "-o", "odd.zarr", "-q")
+    assert rc == 0, err
+    assert [t.name for t in weights.inspect_store("odd.zarr").tensors] == ["zarr.json", "c"]
+    rc, _, err = run(capsys, "decompress", "odd.zarr", "-o", "odd-back.pt", "-q")
+    assert rc == 0 and torch.equal(torch.load("odd-back.pt", weights_only=True)["c"], torch.ones(3))
