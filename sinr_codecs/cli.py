@@ -19,6 +19,11 @@ unknown format, corrupt store, a pickle that is not a state_dict, a bad option v
 ``sinr: error: ...``, and exits with status 1 (2 for command-line usage errors), never a traceback;
 ``--traceback`` shows one for bug reports. :func:`main` takes ``argv`` and returns the exit status, so it
 can be called in-process.
+
+Interrupts: Ctrl-C (SIGINT), SIGTERM and SIGHUP stop a command at once; its temporary files are removed
+and the previous output is left as it was. The command prints ``sinr: interrupted`` and exits with
+128 + the signal number (130 for Ctrl-C). Run as a program (``argv`` not given), it then ends the process
+without waiting for a worker thread still finishing its chunk of OMP.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import argparse
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
 from typing import Any
@@ -249,7 +256,9 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
                    help="per-tensor policy by name pattern (fnmatch), repeatable, later ones win: "
                         "'*.bias=lossless', 'net.0.*=sinr', 'net.1.*=sinr:sparsity=0.5,value_bits=12' "
                         "(default: SINR for float matrices with >= 256 values, lossless for the rest)")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite DST if it exists")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace DST if it is a store written by sinr compress (nothing else: not a foreign zip "
+                        "or folder); the old store stays until the new one is complete")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no table")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.set_defaults(func=_cmd_compress)
@@ -261,7 +270,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
                     ".safetensors, .npz).")
     p.add_argument("src", metavar="SRC", help="store written by sinr compress (directory or .zip)")
     p.add_argument("-o", "--output", required=True, metavar="DST", help="model file to write")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite DST if it exists")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="replace DST if it is a regular file (never a folder), once the new file is complete")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
     p.set_defaults(func=_cmd_decompress)
 
@@ -325,6 +335,62 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
+# signals
+# --------------------------------------------------------------------------------------------------
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that the same clean-up runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated(signum)
+
+
+def _install_handlers() -> dict[int, Any]:
+    """Make SIGTERM and SIGHUP raise :class:`_Terminated` (main thread only); return the old handlers.
+    A signal someone chose to ignore (``SIG_IGN``, e.g. under nohup) stays ignored."""
+    saved: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return saved
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        old = signal.getsignal(sig)
+        if old is None or old is signal.SIG_IGN:
+            continue
+        signal.signal(sig, _raise_terminated)
+        saved[sig] = old
+    return saved
+
+
+def _restore_handlers(saved: dict[int, Any]) -> None:
+    for sig, old in saved.items():
+        signal.signal(sig, old)
+
+
+def _interrupted(exc: KeyboardInterrupt, *, program: bool) -> int:
+    """Report an interrupt; its exit status (128 + signal number). As a program, end the process now:
+    an abandoned worker thread may still be inside a long torch operation, and waiting for it (or tearing
+    the interpreter down around it) takes seconds."""
+    signum = exc.signum if isinstance(exc, _Terminated) else signal.SIGINT
+    name = signal.Signals(signum).name
+    print("sinr: interrupted" if signum == signal.SIGINT else f"sinr: interrupted ({name})", file=sys.stderr)
+    status = 128 + int(signum)
+    if program:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(status)
+    return status
+
+
+# --------------------------------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
@@ -338,8 +404,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 success, 1 error, 2 command-line usage error, 130 interrupted.
+        Exit status: 0 success, 1 error, 2 command-line usage error, 128 + N after signal N (130 for
+        Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).
     """
+    program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
     wants_help = not argv or any(a in ("-h", "--help") for a in argv)
@@ -355,11 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"sinr: error: command {args.command!r} has no handler (a broken plugin?)", file=sys.stderr)
         return 1
+    saved = _install_handlers()
     try:
         status = func(args)
-    except KeyboardInterrupt:
-        print("sinr: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc, program=program)
     except BrokenPipeError:  # e.g. `sinr info --json m.zarr | head`: the reader left, nothing to report
         _silence_stdout()
         return 1
@@ -368,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sinr: error: {_message(exc)}", file=sys.stderr)
         return 1
+    finally:
+        _restore_handlers(saved)
     return 0 if status is None else int(status)
 
 

@@ -18,6 +18,7 @@ encoding ``"bits"``). numpy (``.npz``) cannot hold such dtypes, so they cannot b
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -292,31 +293,93 @@ def _to_numpy(rec: TensorRecord, stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.dtype(rec.dtype), copy=False).reshape(tuple(rec.shape))
 
 
-def _write_model(path: Path, fmt: str, tensors: dict[str, Any], metadata: dict[str, str] | None) -> None:
-    """Write ``tensors`` (torch tensors, or numpy arrays for npz) to ``path`` via a temporary file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if fmt == "torch":
-            import torch
+def _public_mode(mode: int) -> int:
+    """``mode`` less the process umask: the permissions a file or folder created normally would get
+    (``tempfile`` creates private ones)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mode & ~mask
 
-            torch.save(tensors, tmp)
-        elif fmt == "safetensors":
-            try:
-                from safetensors.torch import save_file
-            except ImportError:
-                raise WeightsError(
-                    "writing .safetensors needs the safetensors package: "
-                    "pip install 'sinr-codecs[safetensors]'") from None
-            try:
-                save_file(tensors, str(tmp), metadata=metadata)
-            except Exception as exc:
-                raise WeightsError(f"cannot write {path} as .safetensors: {exc}") from None
-        else:  # npz, written as np.savez does, but any name works (np.savez reserves "file")
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, a in tensors.items():
-                    with zf.open(name + ".npy", "w", force_zip64=True) as f:
-                        np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
-        os.replace(tmp, path)
+
+def _write_error(path: Path, exc: BaseException, *, kept: bool = False) -> WeightsError:
+    """One-line error for an output that could not be written: names ``path`` (not a temporary file)
+    and the reason; ``kept``: say that what was at ``path`` before is still there."""
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+        inside = os.path.abspath(str(exc.filename or "")).startswith(
+            os.path.join(os.path.abspath(path.parent), ""))
+        if exc.filename and not inside:  # somewhere else than our temporary files
+            reason += f" ({exc.filename})"
+        elif not os.access(path.parent, os.W_OK):
+            reason += f" (the folder {path.parent} is not writable)"
+    else:
+        text = str(exc).strip()
+        reason = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+    note = f"; the existing {path} was left as it was" if kept else ""
+    return WeightsError(f"cannot write {path}: {reason}{note}")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail early, before any long work, when no file can be created next to ``path`` (a read-only
+    folder or file system): a :class:`WeightsError` naming ``path``."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc, kept=os.path.lexists(path)) from None
+    os.close(fd)
+    os.unlink(name)
+
+
+def _write_model(path: Path, fmt: str, tensors: dict[str, Any], metadata: dict[str, str] | None) -> None:
+    """Write ``tensors`` (torch tensors, or numpy arrays for npz) to ``path``.
+
+    They go to a temporary file next to ``path``, renamed over it when complete: an error or an interrupt
+    leaves what was at ``path`` as it was, and removes the temporary file. A file that cannot be written
+    (folder not writable, disk full, ...) is a :class:`WeightsError` naming ``path``.
+    """
+    kept = os.path.lexists(path)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    tmp = Path(name)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                _write_to(f, tmp, path, fmt, tensors, metadata)
+            os.chmod(tmp, _public_mode(0o666))
+            os.replace(tmp, path)
+        except WeightsError:
+            raise
+        except (OSError, RuntimeError) as exc:  # disk full; torch's writer reports I/O as RuntimeError
+            raise _write_error(path, exc, kept=kept) from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _write_to(f: Any, tmp: Path, path: Path, fmt: str, tensors: dict[str, Any],
+              metadata: dict[str, str] | None) -> None:
+    """Write the bytes of the model file ``path`` to the open file ``f`` (whose own path is ``tmp``)."""
+    if fmt == "torch":
+        import torch
+
+        torch.save(tensors, f)
+    elif fmt == "safetensors":
+        try:
+            from safetensors.torch import save_file
+        except ImportError:
+            raise WeightsError(
+                "writing .safetensors needs the safetensors package: "
+                "pip install 'sinr-codecs[safetensors]'") from None
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except OSError:
+            raise
+        except Exception as exc:
+            raise WeightsError(f"cannot write {path} as .safetensors: {exc}") from None
+    else:  # npz, written as np.savez does, but any name works (np.savez reserves "file")
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, a in tensors.items():
+                with zf.open(name + ".npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=False)

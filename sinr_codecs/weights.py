@@ -18,19 +18,32 @@ names are re-exported here:
 
 A tensor stored losslessly uses Blosc with Zstandard and byte shuffle, or its raw bytes when Blosc would
 not make it smaller; it is bit-exact and SHA-256-checked on reading.
+
+Outputs never cost the user what was there before. A store is built in a hidden temporary folder next to
+its destination and appears there only when complete, by a rename (a ``.zip`` is zipped to a temporary
+sibling and renamed over the old one; a folder is swapped in: old renamed aside, new renamed in, old
+deleted). ``overwrite=True`` replaces only a store that sinr compress wrote (its group attributes say so
+and it holds no other file). An error or an interrupt (``KeyboardInterrupt``) leaves the previous output
+as it was and removes the temporary files. The OMP of each chunk runs in a worker thread that the caller
+waits for in short steps, so that ``KeyboardInterrupt`` stops the work within a fraction of a second even
+when one torch operation takes seconds (the abandoned worker finishes its chunk in the background).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import math
 import os
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -40,12 +53,15 @@ import numpy as np
 from sinr_codecs.errors import WeightsError
 from sinr_codecs.model_files import (
     MODEL_SUFFIXES,
+    _check_writable,
     _format_of,
     _is_numpy_dtype,
     _load_tensors,
+    _public_mode,
     _Tensor,
     _to_numpy,
     _to_torch,
+    _write_error,
     _write_model,
 )
 from sinr_codecs.policy import (
@@ -92,8 +108,9 @@ _LOSSLESS = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
 # the store
 # ----------------------------------------------------------------------------------------------------
 def _safe_names(names: list[str]) -> list[str]:
-    """Filesystem- and Zarr-safe, unique (also case-insensitively) array names, one per tensor."""
-    out, seen = [], set()
+    """Filesystem- and Zarr-safe, unique (also case-insensitively) array names, one per tensor; never the
+    group's own ``zarr.json``."""
+    out, seen = [], {"zarr.json"}
     for name in names:
         base = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._")[:180] or "tensor"
         safe, i = base, 1
@@ -109,31 +126,256 @@ def _is_zip(path: Path) -> bool:
     return path.suffix.lower() == ".zip"
 
 
-def _looks_like_store(path: Path) -> bool:
-    if path.is_dir():
-        markers = ("zarr.json", ".zgroup", ".zarray")
-        return any((path / m).exists() for m in markers) or not any(path.iterdir())
-    return path.is_file() and _is_zip(path)
+_MAX_ROOT_METADATA = 512 << 20
+"""Largest root ``zarr.json`` read when deciding whether an existing store may be replaced (bytes)."""
 
 
 def _check_destination(path: Path, overwrite: bool, *, store: bool) -> None:
-    if not path.exists():
-        if not path.parent.exists():
-            raise WeightsError(f"the folder {path.parent} does not exist; create it first")
+    """Refuse a destination that cannot be written, or whose replacement could lose the user's data.
+
+    ``store``: ``path`` is a store (a folder, or a ``.zip``), replaced only when :func:`_not_ours` finds
+    nothing against it; otherwise a model file, replaced only when it is a regular file.
+    """
+    parent = path.parent
+    if not os.path.lexists(path):
+        if not parent.exists():
+            raise WeightsError(f"the folder {parent} does not exist; create it first")
+        if not parent.is_dir():
+            raise WeightsError(f"cannot write {path}: {parent} is not a folder")
         return
     if not overwrite:
         raise WeightsError(f"{path} already exists; choose another path or overwrite it (--force)")
-    if store and not _looks_like_store(path):
-        raise WeightsError(f"refusing to overwrite {path}: it does not look like a Zarr store")
-    if not store and path.is_dir():
-        raise WeightsError(f"refusing to overwrite {path}: it is a directory")
+    why = _not_ours(path) if store else _not_a_plain_file(path)
+    if why:
+        what = "a store written by sinr compress" if store else "a regular file"
+        raise WeightsError(f"refusing to replace {path}: {why}; --force replaces only {what}: move it "
+                           "away or choose another path")
 
 
-def _remove(path: Path) -> None:
+def _not_a_plain_file(path: Path) -> str | None:
     if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()
+        return "it is a folder"
+    if not path.is_file():
+        return "it is not a regular file"
+    return None
+
+
+def _not_ours(path: Path) -> str | None:
+    """Why ``path`` is not provably a store written by sinr compress (None when it is, or is an empty
+    folder): a symbolic link, not a valid zip or folder of the right kind, no sinr-weights group
+    attributes, or any file or folder that such a store does not hold."""
+    if path.is_symlink():
+        return "it is a symbolic link"
+    if _is_zip(path):
+        if not path.is_file():
+            return "it is not a file"
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+                info = zf.getinfo("zarr.json") if "zarr.json" in names else None
+                if info is None:
+                    return "it is a zip without a Zarr group (no zarr.json)"
+                if info.file_size > _MAX_ROOT_METADATA:
+                    return "its zarr.json is too large to be ours"
+                root = zf.read(info)
+        except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError) as exc:
+            return f"it is not a readable zip ({type(exc).__name__}: {exc})"
+        return _foreign(root, names, [])
+    if not path.is_dir():
+        return "it is a file, not a store folder"
+    files, folders, odd = [], [], []
+    for entry in _walk(path):
+        rel = entry.relative_to(path).as_posix()
+        if entry.is_symlink() or not (entry.is_file() or entry.is_dir()):
+            odd.append(rel)
+        elif entry.is_dir():
+            folders.append(rel)
+        else:
+            files.append(rel)
+    if odd:
+        return f"it holds {odd[0]!r}, which is not a regular file or folder"
+    if not files and not folders:
+        return None  # an empty folder: nothing to lose
+    root_json = path / "zarr.json"
+    if not root_json.is_file():
+        return "it is a folder without zarr.json, not a Zarr store"
+    if root_json.stat().st_size > _MAX_ROOT_METADATA:
+        return "its zarr.json is too large to be ours"
+    return _foreign(root_json.read_bytes(), files, folders)
+
+
+def _walk(path: Path) -> Iterator[Path]:
+    """Every entry under ``path`` (files, folders, links; links not followed)."""
+    for top, dirs, files in os.walk(path, followlinks=False):
+        for name in (*dirs, *files):
+            yield Path(top) / name
+
+
+def _foreign(root_json: bytes, files: list[str], folders: list[str]) -> str | None:
+    """Why a store whose root metadata is ``root_json`` and which holds ``files`` and ``folders``
+    (paths relative to its root, ``/``-separated) is not one sinr compress wrote; None when it is."""
+    try:
+        doc = json.loads(root_json)
+        meta = doc["attributes"][ATTR_KEY]
+        ok = doc.get("node_type") == "group" and isinstance(meta, dict) and meta.get("format") == FORMAT_NAME
+    except (ValueError, TypeError, KeyError, AttributeError):
+        ok = False
+    if not ok:
+        return "its zarr.json does not mark it as written by sinr compress"
+    tensors = meta.get("tensors")
+    arrays = {t["array"] for t in tensors if isinstance(t, dict) and isinstance(t.get("array"), str)} \
+        if isinstance(tensors, list) else set()
+
+    def chunk_path(parts: list[str]) -> bool:
+        return all(p.isascii() and p.isdigit() for p in parts)
+
+    def file_ok(key: str) -> bool:
+        parts = key.split("/")
+        if key == "zarr.json":
+            return True
+        if len(parts) < 2 or parts[0] not in arrays:
+            return False
+        return parts[1:] == ["zarr.json"] or (len(parts) >= 3 and parts[1] == "c" and chunk_path(parts[2:]))
+
+    def folder_ok(key: str) -> bool:
+        parts = key.split("/")
+        return parts[0] in arrays and (len(parts) == 1 or (parts[1] == "c" and chunk_path(parts[2:])))
+
+    bad = [k for k in files if not file_ok(k)] + [k for k in folders if not folder_ok(k)]
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        return f"it holds {bad[0]!r}{more}, which sinr compress does not write"
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# writing outputs: signals, worker threads, the final rename
+# ----------------------------------------------------------------------------------------------------
+_DEFERRED = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back during a few renames or a clean-up, then deliver them.
+
+    Only in the main thread (where Python runs signal handlers); elsewhere a no-op. A signal received
+    meanwhile is raised again, once, through the handler that was installed before.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    saved = {}
+    for sig in _DEFERRED:
+        old = signal.getsignal(sig)
+        if old is None:  # installed from C: cannot be put back
+            continue
+        signal.signal(sig, lambda signum, frame: pending.append(signum))
+        saved[sig] = old
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+        if pending:
+            signal.raise_signal(pending[0])
+
+
+def _in_worker(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` run in a daemon thread, waited for in 50 ms steps so that a signal handler (e.g.
+    ``KeyboardInterrupt``) runs at once in the caller; on an interrupt the worker is abandoned."""
+    box: list[tuple[bool, Any]] = []
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box.append((True, fn(*args)))
+        except BaseException as exc:  # handed to the caller
+            box.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="sinr-encode", daemon=True).start()
+    while not done.wait(0.05):
+        pass
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def _settle_zarr(timeout: float = 1.0) -> None:
+    """Wait (at most ``timeout`` seconds) for zarr's background I/O to finish, e.g. a chunk write that an
+    interrupt left running, so that it cannot recreate a folder that is then removed."""
+    import asyncio
+
+    try:
+        from zarr.core.sync import sync
+    except ImportError:  # pragma: no cover - another zarr layout
+        return
+
+    async def drain() -> None:
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        if others:
+            await asyncio.wait(others, timeout=timeout)
+
+    try:
+        sync(drain(), timeout=timeout + 0.5)
+    except Exception:  # a closed loop, a timeout: nothing more to wait for
+        pass
+
+
+def _discard(path: Path) -> None:
+    """Remove a temporary output (folder or file), signals held back so that it is not left half-done."""
+    if not os.path.lexists(path):
+        return
+    _settle_zarr()
+    with _signals_deferred():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _publish(work: Path, dst: Path, overwrite: bool) -> None:
+    """Put the complete store ``work`` (a folder next to ``dst``) at ``dst`` by renames.
+
+    ``dst`` is checked again first (nothing foreign may have appeared there meanwhile). A ``.zip`` is
+    written to a temporary sibling and renamed over ``dst``. A folder replaces an old store by renaming
+    the old one aside, the new one in, and deleting the old one; if the second rename fails, the old one
+    is renamed back.
+    """
+    _check_destination(dst, overwrite, store=True)
+    if _is_zip(dst):
+        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            _zip_directory(work, tmp)
+            os.chmod(tmp, _public_mode(0o666))
+            os.replace(tmp, dst)
+        finally:
+            _discard(tmp)
+        return
+    _chmod_tree(work)
+    with _signals_deferred():
+        if not os.path.lexists(dst):
+            os.rename(work, dst)
+            return
+        aside = dst.with_name(f".{dst.name}.{os.getpid()}.{time.monotonic_ns()}.old")
+        os.rename(dst, aside)
+        try:
+            os.rename(work, dst)
+        except BaseException:
+            os.rename(aside, dst)
+            raise
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _chmod_tree(path: Path) -> None:
+    """Give a finished store the permissions a new folder would have (mkdtemp makes it private)."""
+    os.chmod(path, _public_mode(0o777))
 
 
 def _dir_size(path: Path) -> int:
@@ -310,7 +552,9 @@ def compress_weights(
     progress : bool, default True
         Show progress bars (on standard error, and only on a terminal).
     overwrite : bool, default False
-        Replace an existing store at ``dst`` (only something that looks like a Zarr store).
+        Replace an existing store at ``dst``: only a store written by this function (its group attributes
+        say so, and it holds no file of its own) or an empty folder; anything else is refused. The old
+        store is replaced by a rename once the new one is complete, never removed before.
 
     Returns
     -------
@@ -322,9 +566,13 @@ def compress_weights(
     FileNotFoundError
         ``src`` does not exist.
     WeightsError
-        ``src`` cannot be read (unknown format, not a state_dict, refused pickle, ...) or ``dst`` exists.
+        ``src`` cannot be read (unknown format, not a state_dict, refused pickle, ...); ``dst`` exists
+        (without ``overwrite``, or it is not ours); ``dst`` cannot be written (its folder is missing or
+        not writable, the disk is full: the message names ``dst``).
     ValueError, TypeError
         Bad codec options or overrides.
+    KeyboardInterrupt
+        Passed on at once; the temporary output is removed and ``dst`` is left as it was.
     """
     import zarr
 
@@ -344,14 +592,18 @@ def compress_weights(
         raise WeightsError(f"{src} holds no tensors")
     report = Report(str(src), str(dst), fmt, notes=notes)
 
-    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
+    existed = os.path.lexists(dst)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
+    except OSError as exc:
+        raise _write_error(dst, exc, kept=existed) from None
     try:
         root = zarr.open_group(store=zarr.storage.LocalStore(work), mode="w", zarr_format=3)
         names = _safe_names([t.name for t in tensors])
         with bar(total=len(tensors), desc="compress", unit="tensor", quiet=not progress, leave=True) as outer:
             for tensor, safe in zip(tensors, names):
                 outer.set_postfix_str(tensor.name, refresh=False)
-                rec = _write_tensor(root, tensor, safe, base, policy_overrides, fmt, progress)
+                rec = _write_tensor(root, tensor, safe, base, policy_overrides, fmt, progress, work)
                 rec.bytes_after = _dir_size(work / safe) - (work / safe / "zarr.json").stat().st_size
                 report.tensors.append(rec)
                 outer.update()
@@ -364,24 +616,20 @@ def compress_weights(
             "notes": notes,
             "tensors": [asdict(r) for r in report.tensors],
         }})
-        if dst.exists():
-            _remove(dst)
-        if _is_zip(dst):
-            _zip_directory(work, dst)
-            report.store_bytes = dst.stat().st_size
-        else:
-            os.replace(work, dst)
-            report.store_bytes = _dir_size(dst)
+        _publish(work, dst, overwrite)
+    except OSError as exc:  # disk full, permissions changed meanwhile, ...
+        raise _write_error(dst, exc, kept=existed) from None
     finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+        _discard(work)
+    report.store_bytes = dst.stat().st_size if _is_zip(dst) else _dir_size(dst)
     report.seconds = time.perf_counter() - t0
     return report
 
 
 def _write_tensor(root: Any, tensor: _Tensor, safe: str, base: dict[str, Any],
-                  overrides: Mapping[str, Any] | None, fmt: str, progress: bool) -> TensorRecord:
-    """Create one array, write its values chunk by chunk, read it back to measure the error."""
+                  overrides: Mapping[str, Any] | None, fmt: str, progress: bool, folder: Path) -> TensorRecord:
+    """Create one array (in the store folder ``folder``), write its values chunk by chunk, read it back
+    to measure the error."""
     from zarr.codecs import BloscCodec
 
     from sinr_codecs.codec import relative_error
@@ -419,7 +667,8 @@ def _write_tensor(root: Any, tensor: _Tensor, safe: str, base: dict[str, Any],
         arr = root.create_array(name=safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
                                 serializer=serializer, compressors=compressors, fill_value=0,
                                 attributes=attrs, config={"write_empty_chunks": True})
-        _write_chunks(arr, values, chunks, tensor.name, progress)
+        encoder = codec.core.encode if decision.policy == "sinr" else None
+        _write_chunks(arr, values, chunks, tensor.name, progress, encoder=encoder, folder=folder / safe)
         stored = np.asarray(arr[...])
     except (ValueError, TypeError, RuntimeError) as exc:  # e.g. a dictionary too large for a huge row
         raise WeightsError(
@@ -462,33 +711,45 @@ def _as_f64(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _write_chunks(arr: Any, values: np.ndarray, chunks: tuple[int, ...], name: str, progress: bool) -> None:
-    """Write ``values`` one chunk-row at a time, with a bar when there is more than one."""
+def _write_chunks(arr: Any, values: np.ndarray, chunks: tuple[int, ...], name: str, progress: bool, *,
+                  encoder: Callable[[np.ndarray], bytes] | None = None, folder: Path | None = None) -> None:
+    """Write ``values`` one chunk-row at a time, with a bar when there is more than one.
+
+    With ``encoder`` (the array's only codec, e.g. SINR) and ``folder`` (the array's folder in a local
+    store), each chunk is encoded in a worker thread (:func:`_in_worker`) and its bytes written to the
+    chunk's file here, as zarr would (edge chunks padded with the fill value 0); otherwise zarr writes.
+    """
     if values.ndim == 0 or values.size == 0:
         arr[...] = values
         return
     step = chunks[0]
     starts = range(0, values.shape[0], step)
-    if len(starts) == 1:
+    direct = encoder is not None and folder is not None and tuple(chunks[1:]) == tuple(values.shape[1:])
+    if len(starts) == 1 and not direct:
         arr[...] = values
         return
     with bar(total=len(starts), desc=f"  {name}"[:40], unit="chunk", quiet=not progress, position=1) as b:
-        for s in starts:
-            arr[s:s + step] = values[s:s + step]
+        for i, s in enumerate(starts):
+            if direct:
+                block = values[s:s + step]
+                if block.shape[0] < step:
+                    block = np.concatenate([block, np.zeros((step - block.shape[0], *block.shape[1:]),
+                                                            dtype=block.dtype)])
+                data = _in_worker(encoder, np.ascontiguousarray(block))
+                target = folder / arr.metadata.encode_chunk_key((i,) + (0,) * (values.ndim - 1))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(bytes(data))
+            else:
+                arr[s:s + step] = values[s:s + step]
             b.update()
 
 
 def _zip_directory(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for p in sorted(src.rglob("*")):
-                if p.is_file():
-                    zf.write(p, p.relative_to(src).as_posix())
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Zip the files under ``src`` (stored, not compressed) into the file ``dst``."""
+    with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for p in sorted(src.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(src).as_posix())
 
 
 def decompress_weights(
@@ -510,7 +771,8 @@ def decompress_weights(
     progress : bool, default True
         Show a progress bar (standard error, terminals only).
     overwrite : bool, default False
-        Replace an existing file at ``dst``.
+        Replace an existing regular file at ``dst`` (never a folder); the new file is written next to it
+        and renamed over it when complete.
 
     Returns
     -------
@@ -522,12 +784,16 @@ def decompress_weights(
     FileNotFoundError
         ``src`` does not exist.
     WeightsError
-        ``src`` is not a complete, intact store; or ``dst`` exists, or cannot hold a tensor's dtype.
+        ``src`` is not a complete, intact store; or ``dst`` exists, cannot be written (the message names
+        it), or cannot hold a tensor's dtype.
+    KeyboardInterrupt
+        Passed on; ``dst`` is left as it was and no temporary file remains.
     """
     t0 = time.perf_counter()
     src, dst = Path(src), Path(dst)
     fmt = _format_of(dst, what="output")
     _check_destination(dst, overwrite, store=False)
+    _check_writable(dst)
     st = _open_store(src)
     try:
         if fmt == "npz":  # refuse before decoding anything

@@ -355,7 +355,7 @@ def test_existing_destinations(tmp_path):
     compress_weights(tmp_path / "m.pt", tmp_path / "m.zarr", progress=False, overwrite=True)
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.tex").write_text("years of work")
-    with pytest.raises(WeightsError, match="does not look like a Zarr store"):
+    with pytest.raises(WeightsError, match="refusing to replace .*precious: it is a folder without zarr.json"):
         compress_weights(tmp_path / "m.pt", tmp_path / "precious", progress=False, overwrite=True)
     assert (tmp_path / "precious" / "thesis.tex").exists()
     decompress_weights(tmp_path / "m.zarr", tmp_path / "back.pt", progress=False)
