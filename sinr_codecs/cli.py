@@ -39,6 +39,8 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, PackageNotFoundError, entry_points, version
 from typing import Any
 
+from sinr_codecs import options
+
 __all__ = ["main", "build_parser", "parse_policy", "COMMANDS_GROUP"]
 
 COMMANDS_GROUP = "sinr_codecs.commands"
@@ -65,38 +67,6 @@ def _version() -> str:
 # --------------------------------------------------------------------------------------------------
 # option types
 # --------------------------------------------------------------------------------------------------
-def _sparsity(text: str) -> int | float:
-    try:
-        value: int | float = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            value = 0
-    if (isinstance(value, int) and value < 1) or (isinstance(value, float) and not 0 < value < 1):
-        raise argparse.ArgumentTypeError(
-            f"expected an integer >= 1 or a fraction in (0, 1), got {text!r}") from None
-    return value
-
-
-def _value_bits(text: str) -> int | str:
-    return "auto" if text == "auto" else _positive(int)(text)
-
-
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
-        return value
-
-    parse.__name__ = f"positive {kind.__name__}"
-    return parse
-
-
 def _option_value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -144,15 +114,8 @@ def parse_policy(text: str) -> tuple[str, Any]:
 def _cmd_compress(args: argparse.Namespace) -> int:
     from sinr_codecs.weights import compress_weights
 
-    config = {k: v for k, v in {
-        "sparsity": args.sparsity,
-        "value_bits": args.value_bits,
-        "dictionary_ratio": args.dictionary_ratio,
-        "max_rel_error": args.max_rel_error,
-        "layout": args.layout,
-        "seed": args.seed,
-        "preset": args.preset,
-    }.items() if v is not None}
+    config = {o.name: getattr(args, o.name) for o in options.OPTIONS
+              if o.cli and o.name != "device" and getattr(args, o.name) is not None}
     report = compress_weights(args.src, args.output, codec_config=config,
                               policy_overrides=dict(args.policy or []), device=args.device,
                               progress=not args.quiet, overwrite=args.force)
@@ -231,27 +194,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     p.add_argument("src", metavar="SRC", help="model file to compress")
     p.add_argument("-o", "--output", required=True, metavar="DST",
                    help="store to create: a directory (e.g. model.zarr) or a .zip file")
-    g = p.add_argument_group("SINR options (for tensors coded with SINR)")
-    g.add_argument("--sparsity", type=_sparsity, metavar="S",
-                   help="atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1) "
-                        "(default: the codec's, 0.25)")
-    g.add_argument("--value-bits", type=_value_bits, metavar="B",
-                   help="bits per quantized coefficient, or 'auto' with --max-rel-error: the bits giving the "
-                        "smallest stream that meets the bound (default: the preset's, 8; 16 for --preset paper)")
-    g.add_argument("--dictionary-ratio", type=_positive(float), metavar="R",
-                   help="dictionary width over vector length, k2/k1 (default: the codec's, 8.0)")
-    g.add_argument("--max-rel-error", type=_positive(float), metavar="E",
-                   help="error-bounded mode: per-vector relative L2 error bound, e.g. 0.01 "
-                        "(default: off, fixed sparsity)")
-    g.add_argument("--layout", choices=("auto", "rows", "flat", "blocks"),
-                   help="vector layout; auto lets the policy choose rows, or flat for layers with rows "
-                        "shorter than 50 (default: auto)")
-    g.add_argument("--seed", type=int, metavar="N", help="dictionary seed (default: the codec's, 0)")
-    g.add_argument("--preset", choices=("default", "paper"),
-                   help="defaults of the unset options: 'default' (8-bit values, sorted-gap indices; what "
-                        "measured best) or 'paper' (the SINR paper's 16-bit values and 16-bit raw indices)")
-    g.add_argument("--device", default="auto", metavar="DEV",
-                   help="where OMP runs: auto, cpu, cuda or cuda:N")
+    g = p.add_argument_group("SINR options (for tensors coded with SINR; unset: the codec's or the preset's)")
+    options.add_arguments(g)
     p.add_argument("--policy", action="append", type=parse_policy, metavar="PATTERN=POLICY",
                    help="per-tensor policy by name pattern (fnmatch), repeatable, later ones win: "
                         "'*.bias=lossless', 'net.0.*=sinr', 'net.1.*=sinr:sparsity=0.5,value_bits=12' "

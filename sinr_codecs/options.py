@@ -199,6 +199,8 @@ class Option:
         Offered as a ``sinr compress`` flag.
     metavar : str
         The flag's placeholder.
+    short : str
+        The flag's one-line help (plain text).
     """
 
     name: str
@@ -209,6 +211,7 @@ class Option:
     stored: bool = True
     cli: bool = True
     metavar: str = "X"
+    short: str = ""
 
     @property
     def flag(self) -> str:
@@ -218,45 +221,45 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("sparsity", 0.25, parse_sparsity, "int or float, default 0.25",
            "Atoms per vector (int >= 1) or a fraction of the vector length k1 (float in (0, 1)); clipped to "
-           "k1 - 1. Ignored when ``max_rel_error`` is set.", metavar="S"),
+           "k1 - 1. Ignored when ``max_rel_error`` is set.", metavar="S", short='atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1)'),
     Option("dictionary_ratio", 8.0, parse_dictionary_ratio, "float, default 8.0",
            "Dictionary size as a multiple of k1: ``k2 = ceil(dictionary_ratio * k1)``. Larger dictionaries "
-           "give better atoms at log2(k2) bits per index.", metavar="R"),
+           "give better atoms at log2(k2) bits per index.", metavar="R", short='dictionary width over vector length, k2/k1 (>= 1)'),
     Option("dictionary_size", None, _optional(parse_dictionary_size), "int, optional",
            "k2 directly (2 .. 2**24); overrides ``dictionary_ratio``. ``k1 * k2`` must stay within "
-           "``max_dictionary_entries`` (:mod:`sinr_codecs.limits`).", metavar="K2"),
+           "``max_dictionary_entries`` (:mod:`sinr_codecs.limits`).", metavar="K2", short='dictionary width k2 directly (overrides --dictionary-ratio)'),
     Option("seed", 0, _int_in("seed", 0, MAX_SEED), "int, default 0",
-           "Dictionary seed, 0 <= seed < 2**64; stored in the stream.", metavar="N"),
+           "Dictionary seed, 0 <= seed < 2**64; stored in the stream.", metavar="N", short='dictionary seed, 0 <= N < 2**64'),
     Option("value_bits", None, _optional(parse_value_bits), 'int or "auto", optional',
            "Uniform quantizer bits for the nonzero values (2..24). Unset: the preset's (8; 16 for "
            '``"paper"``). ``"auto"`` (needs ``max_rel_error``): encode with each of :data:`AUTO_VALUE_BITS` '
-           "and keep the smallest stream that meets the bound.", metavar="B"),
+           "and keep the smallest stream that meets the bound.", metavar="B", short="bits per quantized coefficient (2..24), or 'auto' with --max-rel-error: the bits giving the smallest stream that meets the bound (unset: the preset's, 8; 16 for --preset paper)"),
     Option("layout", "auto", _choice("layout", LAYOUT_CHOICES), '{"auto", "rows", "blocks", "flat"}, default "auto"',
            "How vectors are formed: rows along the last axis, ``block_size``-long blocks of the flattened "
            "array, or the whole array as one vector. ``\"auto\"``: rows if ndim >= 2 and the last axis has "
            ">= 50 elements, flat up to 2500 elements, else blocks of 64; a row or flat vector whose "
-           "dictionary would exceed ``max_dictionary_entries`` is cut into blocks instead.", metavar="L"),
+           "dictionary would exceed ``max_dictionary_entries`` is cut into blocks instead.", metavar="L", short='vector layout: auto, rows, blocks or flat (auto lets the per-tensor policy choose)'),
     Option("block_size", None, _optional(_int_in("block_size", 1)), "int, optional",
-           'Vector length for ``layout="blocks"``.', metavar="N"),
+           'Vector length for ``layout="blocks"``.', metavar="N", short='vector length of --layout blocks'),
     Option("max_rel_error", None, _optional(parse_max_rel_error), "float, optional",
            "Error-bounded mode: each vector's relative L2 error ``||w - w_hat|| / ||w||`` is at most this "
            "(in (0, 1)), checked after quantization and rounding to the output dtype; each vector gets the "
-           "fewest atoms that meet it (quantizer steps are then per vector).", metavar="E"),
+           "fewest atoms that meet it (quantizer steps are then per vector).", metavar="E", short='error-bounded mode: per-vector relative L2 error bound in (0, 1), e.g. 0.02 (unset: fixed sparsity)'),
     Option("device", "auto", parse_device, 'str, default "auto"',
            'Where OMP runs when encoding: "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N". A '
            "property of the process, never stored; decoding always runs on the CPU.", stored=False,
-           metavar="DEV"),
+           metavar="DEV", short='where OMP runs: auto, cpu, cuda or cuda:N'),
     Option("entropy", None, _optional(_choice("entropy", _entropy_backends)), '{"brotli", "rans", "raw"}, optional',
-           "Lossless back end for the stream's sections. Unset: the preset's (\"brotli\").", metavar="NAME"),
+           "Lossless back end for the stream's sections. Unset: the preset's (\"brotli\").", metavar="NAME", short="lossless back end: brotli, rans or raw (unset: the preset's, brotli)"),
     Option("index_coding", None, _optional(_choice("index_coding", _index_codings)), '{"delta", "raw"}, optional',
            'Support coding: sorted indices as gaps ("delta"), or as selected ("raw", the paper\'s). Unset: '
-           'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME"),
+           'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME", short="index coding: delta (sorted gaps) or raw (selection order, the paper's) (unset: the preset's)"),
     Option("preset", "default", _choice("preset", tuple(PRESETS)), '{"default", "paper"}, default "default"',
            "Where unset options come from (:data:`PRESETS`); options given explicitly always win.",
-           metavar="NAME"),
+           metavar="NAME", short="defaults of the unset options: 'default' (8-bit values, sorted-gap indices; what measured best) or 'paper' (the SINR paper's 16-bit values and raw 16-bit indices)"),
     Option("dtype", None, _optional(parse_dtype), "str, optional",
            'How to read untyped input (raw bytes): "float16", "float32" or "float64". When set, decoding '
-           "also refuses a stream of another dtype.", cli=False, metavar="DTYPE"),
+           "also refuses a stream of another dtype.", cli=False, metavar="DTYPE", short=''),
 )
 """The options, in signature order."""
 
@@ -338,7 +341,6 @@ def add_arguments(group: Any, *, exclude: tuple[str, ...] = ()) -> None:
         if not o.cli or o.name in exclude:
             continue
         default = o.default if o.name == "device" else None
-        first = o.doc.split(". ")[0].rstrip(".")
         shown = "" if o.default is None or o.name == "device" else f" (default: {o.default})"
         group.add_argument(o.flag, dest=o.name, type=_cli_value(o), default=default, metavar=o.metavar,
-                           help=f"{first}{shown}".replace("%", "%%"))
+                           help=f"{o.short}{shown}".replace("%", "%%"))

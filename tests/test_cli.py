@@ -86,7 +86,7 @@ def test_compress_json_and_quiet(model, tmp_path, capsys):
     (["compress", "{tmp}/list.pt", "-o", "{tmp}/o.zarr"], "not a state_dict"),
     (["info", "{tmp}/broken.zip"], "not a valid zip file"),
     (["decompress", "{tmp}/plain.zarr", "-o", "{tmp}/o.pt"], "without sinr-weights metadata"),
-    (["compress", "{tmp}/list.pt", "-o", "{tmp}/o.zarr", "--seed", "-1"], "seed"),
+    (["compress", "{tmp}/list.pt", "-o", "{tmp}/o.zarr", "--policy", "w=sinr:seed=-1"], "seed"),
 ])
 def test_user_errors_are_one_line_exit_1(argv, match, tmp_path, capsys):
     import zarr
@@ -95,7 +95,7 @@ def test_user_errors_are_one_line_exit_1(argv, match, tmp_path, capsys):
     torch.save([torch.zeros(2)], tmp_path / "list.pt")
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 truncated")
     zarr.open_group(tmp_path / "plain.zarr", mode="w")
-    if "--seed" in argv:  # a bad codec option on a valid model
+    if "--policy" in argv:  # a bad codec option on a valid model
         torch.save({"w": torch.zeros(4)}, tmp_path / "list.pt")
     rc, out, err = run(capsys, *[a.format(tmp=tmp_path) for a in argv])
     assert rc == 1
