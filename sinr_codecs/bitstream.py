@@ -15,8 +15,10 @@ little-endian)::
               values   (sum(counts) items (sparse) or n_vectors * k1 (dense); int8/int16/int32)
 
 The crc32 (zlib polynomial) covers every byte before it and is checked before anything is parsed.
-The reader checks every count against the header's implied sizes and against :data:`MAX_ELEMENTS`
-before it allocates, and raises :class:`~sinr_codecs.errors.StreamError` for anything wrong.
+The reader checks every count against the header's implied sizes, against :data:`MAX_ELEMENTS` and
+against the limits of :mod:`sinr_codecs.limits` (declared output bytes, dictionary entries) before it
+allocates, keeps the sections compact (:class:`Stream`), and raises
+:class:`~sinr_codecs.errors.StreamError` for anything wrong.
 """
 
 from __future__ import annotations
