@@ -44,25 +44,25 @@ from torch import nn
 
 from sinr_codecs import rans
 from sinr_codecs.errors import StreamError
+from sinr_codecs.sparse import resolve_device
 
 from . import nets
-from .base import (
-    Decoded,
-    INRAdapter,
+from .container import (
     Reader,
-    Signal,
-    SINROptions,
     config_number,
-    image_array,
-    sparse_tensor_from_bytes,
     from_stored_uniform,
     inflate,
     read_quantizer,
+    sparse_tensor_from_bytes,
     stored_uniform,
     write_section,
-    write_varint,
 )
+from .grids import unit_grid
 from .hashgrid import HashGrid, grid_resolutions
+from .inr import INRAdapter
+from .protocol import Decoded
+from .signals import Signal, image_signal
+from .sinr_options import SINROptions
 
 __all__ = [
     "LatentDecoder",
@@ -85,12 +85,6 @@ MAX_RESOLUTION = 1 << 24
 def ste_round(t: torch.Tensor) -> torch.Tensor:
     """Round to integers in the forward pass, identity gradient (straight-through estimator)."""
     return t + (torch.round(t) - t).detach()
-
-
-def unit_grid(*sizes: int) -> torch.Tensor:
-    """``linspace(0, 1, n)`` per axis, ``indexing="ij"``, row-major: ``(prod(sizes), len(sizes))``."""
-    axes = [torch.linspace(0.0, 1.0, int(n)) for n in sizes]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(sizes))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -173,16 +167,6 @@ CODERS = {"brotli": 0, "rans": 1}
 _MAX_LATENT = 32767  # latents are stored as 16-bit zigzag integers by the Brotli coder
 
 
-def _zigzag(q: np.ndarray) -> np.ndarray:
-    q = q.astype(np.int64)
-    return np.where(q >= 0, 2 * q, -2 * q - 1)
-
-
-def _unzigzag(u: np.ndarray) -> np.ndarray:
-    u = u.astype(np.int64)
-    return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
-
-
 def rans_encode(levels: Sequence[np.ndarray]) -> bytes:
     """The integer latents, one :mod:`sinr_codecs.rans` section per level (each with its own empirical
     histogram): ``varint length | rANS stream`` per level."""
@@ -204,7 +188,7 @@ def rans_decode(r: Reader, counts: Sequence[int]) -> list[np.ndarray]:
 
 
 def _brotli_ints(q: np.ndarray) -> bytes:
-    u = _zigzag(q.reshape(-1))
+    u = rans.zigzag(q.reshape(-1))
     width = 1 if (u.size == 0 or int(u.max()) < 256) else 2
     if int(u.max(initial=0)) >= 1 << 16:
         raise ValueError("latents beyond +-32767 cannot be stored")
@@ -227,7 +211,7 @@ def _unbrotli_ints(r: Reader, count: int) -> np.ndarray:
     u = b if width == 1 else np.ascontiguousarray(b.reshape(2, count).T).view("<u2").reshape(-1)
     if u.size and int(u.max()) > 2 * _MAX_LATENT:
         raise StreamError("a latent is outside +-32767")
-    return _unzigzag(u)
+    return rans.unzigzag(u)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,10 +333,8 @@ class SHACIRAAdapter(INRAdapter):
                           decoder_scale=self.decoder_scale)
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
-        img = image_array(image, self.dim_out)
-        h, w, c = img.shape
-        values = torch.from_numpy(img.reshape(-1, c).astype(np.float32))
-        return Signal(unit_grid(h, w), values, (h, w, c), (0.0, 1.0), "image", name)
+        """The image on ``linspace(0, 1)`` axes (:func:`~sinr_adapters.grids.unit_grid`), values in [0, 1]."""
+        return image_signal(image, channels=self.dim_out, grid=unit_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
         if len(shape) != 2:
@@ -392,7 +374,7 @@ class SHACIRAAdapter(INRAdapter):
         ``lr`` (default 1e-2) drives the decoder, MLP and prior; ``latent_lr`` (default 5e-2) the
         latents, which must travel whole integers. Latents are rounded (straight-through) throughout.
         """
-        dev = nets.resolve_device(device)
+        dev = resolve_device(device)
         if model is None:
             torch.manual_seed(seed)
             model = self.build_model()
@@ -605,4 +587,4 @@ class SHACIRAAdapter(INRAdapter):
         model.load_state_dict({**own, **tensors}, strict=True)
         model.round_latents = "grid.latents" not in sinr_names
         shape = tuple(int(s) for s in header["shape"])
-        return Decoded(model=model.to(nets.resolve_device(device)), shape=shape, header=header)
+        return Decoded(model=model.to(resolve_device(device)), shape=shape, header=header)
