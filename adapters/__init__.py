@@ -14,7 +14,11 @@ run the rate–distortion harness (:mod:`sinr_adapters.evaluate`).
 
 from __future__ import annotations
 
-from .base import Adapter, Decoded, INRAdapter, Result, SINROptions, Signal
+from .inr import INRAdapter
+from .protocol import Adapter, Decoded
+from .results import Result
+from .signals import Signal
+from .sinr_options import SINROptions
 from .coin import COINAdapter
 from .inric import INRICAdapter
 

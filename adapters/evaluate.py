@@ -35,7 +35,8 @@ import numpy as np
 import torch
 
 from . import nets, rd
-from .base import Result, SINROptions
+from .results import Result
+from .sinr_options import SINROptions
 from .images import IMAGES, META_IMAGES, load_image
 from .spec import AdapterSpec, Context, describe
 
