@@ -7,16 +7,19 @@ Each tensor gets one of two policies (see :func:`choose_policy`), which the repo
   output neuron holding its incoming weights, the SINR vectors (``layout="rows"``, ``k1 = prod(shape[1:])``).
   As in the SINR paper, a small layer with ``k1 < 50`` is flattened whole into one vector
   (``layout="flat"``) when it has at most :data:`FLAT_MAX_ELEMENTS` values, else cut into blocks; rows
-  longer than :data:`MAX_K1` are cut into blocks of :data:`BLOCK_K1` values or fewer (see below).
+  longer than :data:`MAX_K1` are cut into blocks of about :data:`BLOCK_K1` values (:func:`block_length`)
+  coded over a dictionary of :data:`BLOCK_ATOMS` atoms (see below).
 - ``"lossless"`` (bit-exact; see :mod:`sinr_codecs.weights` for how such tensors are stored) for
   everything else: biases and other 1-D tensors, scalars, tiny tensors, integer/bool/complex tensors and
   any tensor with NaN or infinite values.
 
-Why long rows are cut into blocks of about 128: OMP's work per weight grows as ``k1**2`` (``s`` steps of a
-``k1 x k2`` product per vector, with ``s`` and ``k2`` proportional to ``k1``), while the quality per bit
-depends mostly on ``k2`` (measured on Gaussian weights with 8-bit values, docs/benchmarks.md "Whole-model
-throughput"): blocks of 128 (``k2 = 1024``) are 2% worse in error than blocks of 256 at equal bits and
-encode 3x faster; rows of 1024 are 25x slower again for another 3%.
+Why long rows are cut into blocks of 32 with a dictionary of 1024 atoms: OMP's work per weight is
+``s * k2`` correlations of ``k1`` products each (``s`` atoms per vector of ``k1`` weights), while the
+quality per bit depends mostly on ``k2``. Measured on Gaussian weights at equal bits (8-bit values; docs
+/benchmarks.md, "Whole-model throughput"): blocks of 32 with 1024 atoms have a 5% smaller error than
+blocks (or rows) of 128 with 1024 atoms, 13% smaller than rows of 1024 with 8192, and encode 4x and 100x
+faster; they also decode 4x faster (8 atoms per 32 weights). Rows up to :data:`MAX_K1` = 64 values keep
+the codec's own dictionary (8 x k1 atoms), which costs the same per weight.
 
 ``policy_overrides`` maps fnmatch patterns on tensor names to ``"sinr"``, ``"lossless"`` or a mapping
 ``{"policy": ..., **SINR options}``; every matching pattern applies, in order, so later ones win.
@@ -33,18 +36,18 @@ from typing import Any
 from sinr_codecs.model_files import _is_float
 
 __all__ = ["Decision", "choose_policy", "MIN_SINR_ELEMENTS", "FLAT_K1", "FLAT_MAX_ELEMENTS", "MAX_K1",
-           "BLOCK_K1", "MIN_BLOCK_K1", "block_length"]
+           "BLOCK_K1", "BLOCK_ATOMS", "block_length"]
 
 MIN_SINR_ELEMENTS = 256
 """Smallest tensor (number of values) that the default policy codes with SINR."""
 FLAT_K1 = 50
 """Rows shorter than this are too short to code one by one: the paper flattens such layers."""
-MAX_K1 = 160
+MAX_K1 = 64
 """Longest row coded as one vector; longer rows are cut into blocks (:func:`block_length`)."""
-BLOCK_K1 = 128
-"""Longest block a long row is cut into (the dictionary of the codec's default ratio has 1024 atoms)."""
-MIN_BLOCK_K1 = 64
-"""Shortest block :func:`block_length` prefers over blocks that straddle rows."""
+BLOCK_K1 = 32
+"""Preferred block length for rows longer than :data:`MAX_K1`."""
+BLOCK_ATOMS = 1024
+"""Dictionary size (``dictionary_size``, k2) for those blocks."""
 FLAT_MAX_ELEMENTS = 2500
 """Largest layer flattened into one vector (the paper: k x k layers with k < 50, so <= 2401 values);
 longer short-row layers are cut into blocks. The dictionary of a flat layer has 8 * numel**2 entries."""
@@ -171,8 +174,8 @@ def _matrix_layout(shape: tuple[int, ...]) -> Decision:
         return Decision("sinr", f"matrix, rows of {k1}", "rows")
     if k1 > MAX_K1:  # OMP's cost per weight grows as k1**2: cut long rows into short blocks
         block = block_length(k1)
-        return Decision("sinr", f"rows of {k1} > {MAX_K1}: blocks of {block}", "blocks",
-                        {"block_size": block})
+        return Decision("sinr", f"rows of {k1} > {MAX_K1}: blocks of {block}, {BLOCK_ATOMS} atoms", "blocks",
+                        {"block_size": block, "dictionary_size": BLOCK_ATOMS})
     if math.prod(shape) <= FLAT_MAX_ELEMENTS:
         return Decision("sinr", f"rows of {k1} < {FLAT_K1}: flattened", "flat")
     return Decision("sinr", f"rows of {k1} < {FLAT_K1}: blocks", "blocks")
@@ -181,12 +184,13 @@ def _matrix_layout(shape: tuple[int, ...]) -> Decision:
 def block_length(k1: int) -> int:
     """Block length for rows of ``k1`` > :data:`MAX_K1` values.
 
-    The largest divisor of ``k1`` in [:data:`MIN_BLOCK_K1`, :data:`BLOCK_K1`], so that every block lies
-    inside one row; :data:`BLOCK_K1` when there is none (blocks then straddle rows).
+    The divisor of ``k1`` in [24, 48] nearest to :data:`BLOCK_K1` (the larger on a tie), so that every
+    block lies inside one row; :data:`BLOCK_K1` when there is none (blocks then straddle rows).
 
     Examples
     --------
-    >>> block_length(4096), block_length(576), block_length(1000), block_length(1009)
-    (128, 96, 125, 128)
+    >>> block_length(4096), block_length(576), block_length(100), block_length(80), block_length(147)
+    (32, 32, 25, 40, 32)
     """
-    return max((d for d in range(BLOCK_K1, MIN_BLOCK_K1 - 1, -1) if k1 % d == 0), default=BLOCK_K1)
+    divisors = [d for d in range(24, 49) if k1 % d == 0]
+    return min(divisors, key=lambda d: (abs(d - BLOCK_K1), -d), default=BLOCK_K1)
