@@ -21,6 +21,7 @@ ratios. Weights/s count every parameter of the model. The relative error is
     python benchmarks/model_throughput.py                 # 21.1M parameters, 3 repeats
     python benchmarks/model_throughput.py --small --repeats 1
     python benchmarks/model_throughput.py --device cuda --out result.json
+    python benchmarks/model_throughput.py --compare-layouts   # the policy's measurements
 
 Prints one JSON object (also written to ``--out``); progress goes to standard error.
 """
@@ -302,6 +303,36 @@ def run_coder(coder: Coder, model: dict[str, np.ndarray], device: str, lossy: Ca
             "rel_error": math.sqrt(err2 / ref2) if ref2 else 0.0, "tensors": per_tensor}
 
 
+#: (block length, dictionary size k2) pairs of ``--compare-layouts``; block 1024 = rows of the matrix.
+LAYOUTS = ((32, 1024), (64, 1024), (128, 1024), (16, 1024), (64, 512), (32, 2048), (256, 2048), (1024, 8192))
+
+
+def compare_layouts(sparsities: Sequence[float] = (0.2, 0.25, 0.3), device: str = "cpu", seed: int = 1
+                    ) -> list[dict[str, Any]]:
+    """Bits/weight, relative error and encode weights/s of SINR vector layouts on one 256 x 1024 matrix.
+
+    The matrix is Gaussian with a per-row log-normal scale (as :func:`synthetic_model`); each layout is
+    coded with the ``sinr`` codec (8-bit values, sorted-gap indices, Brotli) at each fractional sparsity.
+    """
+    from sinr_codecs.codec import SINR
+
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((256, 1024)) * rng.lognormal(0, 0.3, (256, 1)) * 0.03).astype(np.float32)
+    rows = []
+    for block, k2 in LAYOUTS:
+        for sp in sparsities:
+            layout = dict(layout="rows") if block == w.shape[1] else dict(layout="blocks", block_size=block)
+            codec = SINR(sparsity=sp, dictionary_size=k2, value_bits=8, device=device, **layout)
+            data, t = _timed(lambda: codec.encode(w), device)
+            back = codec.decode(data)
+            err = float(np.linalg.norm(back - w) / np.linalg.norm(w))
+            row = {"block": block, "k2": k2, "sparsity": sp, "bits_per_weight": round(len(data) * 8 / w.size, 4),
+                   "rel_error": round(err, 4), "encode_weights_per_s": round(w.size / t)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--small", action="store_true", help="the 0.96M-parameter model (a quick run)")
@@ -311,10 +342,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights")
     p.add_argument("--out", default=None, help="also write the JSON here")
     p.add_argument("--per-tensor", action="store_true", help="include per-tensor figures (first repeat)")
+    p.add_argument("--compare-layouts", action="store_true",
+                   help="instead: bits/weight, error and speed of vector layouts on one matrix (JSON lines)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    if args.compare_layouts:
+        return {"machine": machine(), "layouts": compare_layouts(device=args.device)}
 
     model = synthetic_model(SMALL_MODEL if args.small else FULL_MODEL, args.seed)
     n = sum(a.size for a in model.values())

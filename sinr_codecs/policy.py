@@ -13,13 +13,15 @@ Each tensor gets one of two policies (see :func:`choose_policy`), which the repo
   everything else: biases and other 1-D tensors, scalars, tiny tensors, integer/bool/complex tensors and
   any tensor with NaN or infinite values.
 
-Why long rows are cut into blocks of 32 with a dictionary of 1024 atoms: OMP's work per weight is
-``s * k2`` correlations of ``k1`` products each (``s`` atoms per vector of ``k1`` weights), while the
-quality per bit depends mostly on ``k2``. Measured on Gaussian weights at equal bits (8-bit values; docs
-/benchmarks.md, "Whole-model throughput"): blocks of 32 with 1024 atoms have a 5% smaller error than
-blocks (or rows) of 128 with 1024 atoms, 13% smaller than rows of 1024 with 8192, and encode 4x and 100x
-faster; they also decode 4x faster (8 atoms per 32 weights). Rows up to :data:`MAX_K1` = 64 values keep
-the codec's own dictionary (8 x k1 atoms), which costs the same per weight.
+Why long rows are cut into blocks of 32 over a dictionary of 1024 atoms: OMP's work per weight is
+``s * k2`` correlations of ``k1`` products each (``s`` atoms per vector of ``k1`` weights, a quarter of
+``k1`` by default), while the quality per bit depends mostly on ``k2`` and, at a given ``k2``, improves as
+vectors shorten down to 32. Measured on Gaussian weights with 8-bit values (docs/benchmarks.md,
+"Whole-model throughput"): at 3.3 bits/weight blocks of 32 over 1024 atoms reach a relative error of
+0.240, blocks of 128 over 1024 atoms 0.251 and blocks of 256 over 2048 atoms 0.251, and blocks of 32
+encode 2x faster than blocks of 128 (decoding takes 4x fewer multiply-adds: 8 atoms per 32 weights).
+Rows up to :data:`MAX_K1` = 64 values keep the codec's own dictionary (8 x k1 atoms), which costs
+the same per weight.
 
 ``policy_overrides`` maps fnmatch patterns on tensor names to ``"sinr"``, ``"lossless"`` or a mapping
 ``{"policy": ..., **SINR options}``; every matching pattern applies, in order, so later ones win.
