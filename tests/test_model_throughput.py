@@ -48,3 +48,10 @@ def test_machine_is_named(bench):
     m = bench.machine()
     for key in ("platform", "cpu", "cpu_count", "torch", "torch_threads", "numcodecs"):
         assert m[key]
+
+
+def test_compare_layouts_reports_both_parts(bench, monkeypatch):
+    monkeypatch.setattr(bench, "LAYOUTS", ((32, 256),))
+    rows = bench.compare_layouts(sparsities=(0.25,))
+    assert len(rows) == 1 and rows[0]["block"] == 32 and 0 < rows[0]["rel_error"] < 0.5
+    assert rows[0]["omp_weights_per_s"] > 0 and rows[0]["write_weights_per_s"] > 0
