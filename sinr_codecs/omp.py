@@ -485,17 +485,16 @@ def batch_omp(
         what keeps the ``(chunk, k2)`` correlations within 4 MiB (but >= 256), and small enough that
         every worker gets a chunk.
     memory_budget : int, optional
-        Bytes of working memory per chunk, besides the inputs, the Gram matrix and the outputs.
-        Default 1 GiB on CPU; half of the free device memory on CUDA.
+        Bytes of working memory, shared by the chunks that run at once, besides the inputs, the Gram
+        matrix and the outputs. Default 1 GiB on CPU; half of the free device memory on CUDA.
     progress : callable, optional
         Called as ``progress(done, total)`` after each chunk, with signal counts (from the calling
         thread).
     workers : int, optional
         CPU only: chunks coded concurrently, each by one thread with single-threaded torch kernels
-        (torch's thread count is set to 1 for the duration of the call and restored after; the
-        memory budget is shared among the workers). Default: torch's thread count at the call.
-        ``1`` runs the chunks one after the other with torch's own threading. Results do not depend
-        on it.
+        (torch's thread count is set to 1 for the duration of the call and restored after, also when
+        there is a single chunk). Default: torch's thread count at the call. ``1`` runs the chunks
+        one after the other with torch's own threading. Results do not depend on it.
 
     Returns
     -------
@@ -619,15 +618,22 @@ def batch_omp(
         return stop - start
 
     starts = range(0, n_total, chunk)
-    n_workers = min(n_workers, len(starts))
-    if n_workers <= 1:
+
+    def serial() -> None:
         for start in starts:
             done = start + run(start)
             if progress is not None:
                 progress(done, n_total)
+
+    if n_workers <= 1:
+        serial()
+    elif len(starts) == 1:  # one chunk: in this thread, but still without kernel barriers
+        with _single_threaded_kernels():
+            serial()
     else:
         done = 0
-        with _single_threaded_kernels(), ThreadPoolExecutor(n_workers, thread_name_prefix="omp") as pool:
+        with _single_threaded_kernels(), ThreadPoolExecutor(min(n_workers, len(starts)),
+                                                            thread_name_prefix="omp") as pool:
             for size in pool.map(run, starts):
                 done += size
                 if progress is not None:

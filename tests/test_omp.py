@@ -305,6 +305,8 @@ def test_worker_threads_give_the_same_result_and_restore_threads():
     assert torch.get_num_threads() == before
     assert torch.equal(serial.indices, par.indices) and torch.equal(serial.coefs, par.coefs)
     assert calls == [(min(i + 64, 700), 700) for i in range(0, 700, 64)]
+    one = batch_omp(w[:40], a, sparsity=s, workers=2)  # a single chunk, single-threaded kernels
+    assert torch.get_num_threads() == before and torch.equal(one.indices, serial.indices[:40])
     bounded = batch_omp(w, a, tol=0.3, chunk_size=50, workers=2)
     assert torch.equal(bounded.indices, batch_omp(w, a, tol=0.3, workers=1).indices)
     assert bool((_residuals(bounded, w, a) <= (0.3 + 1e-4) * w.to(F64).norm(dim=1)).all())
