@@ -26,7 +26,7 @@ Coders (bytes include everything a decoder needs besides the symbol count):
 ``entropy_bps`` is the empirical order-0 entropy (no table: an overfit bound on short wide sections).
 Throughput is symbols per second (best of ``--repeat``, one thread) measured in this run.
 
-    python benchmarks/entropy_constriction.py                 # about 4 minutes on 2 CPU cores
+    python benchmarks/entropy_constriction.py                 # about 3 minutes on 2 CPU cores
     python benchmarks/entropy_constriction.py --quick         # seconds, small sections only
 
 Needs ``pip install constriction`` (a benchmark-only dependency; not required by sinr-codecs).
