@@ -17,14 +17,16 @@ and the stream codes ``theta - theta0``; the decoder regenerates ``theta0``.
 
 Stream layout (every byte counted; varint = unsigned LEB128)::
 
-    b"SRA1" | u8 flags (1: SINR, 2: seeded) | (flags & 2: varint seed) | adapter header (SIA1 ..., see
+    b"SRA1" | u8 flags (1: SINR, 2: seeded, 4: joint dense section) | (flags & 2: varint seed) | adapter header (SIA1 ..., see
     sinr_adapters.container.write_header) | per stored tensor, in state_dict order:
         (flags & 2: f16 std of theta0)
-        dense:  u8 0 | f32 step | section(rANS ints)
+        dense:  u8 0 | f32 step | (not flags & 4: section(rANS ints))
         sparse: u8 1 | u8 layout id | varint k1 | varint k2 | varint dictionary seed | varint s_max |
                 u8 fixed | (not fixed: section(rANS counts)) | section(rANS delta-coded indices) |
                 f32 step | section(rANS ints)
-    | u32 CRC-32 of everything before
+    | (flags & 4: section(rANS ints of every dense tensor, in order)) | u32 CRC-32 of everything before
+
+The joint section (one rANS table) is written when it is smaller than one section per dense tensor.
 """
 
 from __future__ import annotations
@@ -269,7 +271,11 @@ def _ints(q: torch.Tensor) -> np.ndarray:
 def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, shape: tuple, *,
            seed: int | None, stds: dict | None) -> tuple[bytes, dict]:
     buf = io.BytesIO()
-    flags = (1 if setup.codes else 0) | (2 if seed is not None else 0)
+    dense = [k for k in setup.names if k not in setup.codes]
+    # one rANS table for all dense tensors when that is smaller than one per tensor (small tensors)
+    joint_blob = rans.encode(np.concatenate([_ints(qs[k]) for k in dense])) if dense else b""
+    joint = bool(dense) and len(joint_blob) < sum(len(rans.encode(_ints(qs[k]))) for k in dense)
+    flags = (1 if setup.codes else 0) | (2 if seed is not None else 0) | (4 if joint else 0)
     buf.write(MAGIC)
     buf.write(bytes([flags]))
     if seed is not None:
@@ -287,7 +293,8 @@ def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, 
         if code is None:
             buf.write(b"\x00")
             buf.write(struct.pack("<f", steps[k]))
-            value_bits += 8 * write_section(buf, rans.encode(_ints(qs[k])))
+            if not joint:
+                value_bits += 8 * write_section(buf, rans.encode(_ints(qs[k])))
             continue
         ind = code.indices.cpu().numpy()
         counts = code.counts.cpu().numpy().astype(np.int64)
@@ -305,6 +312,8 @@ def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, 
         used = np.arange(s_max)[None, :] < counts[:, None]
         buf.write(struct.pack("<f", steps[k]))
         value_bits += 8 * write_section(buf, rans.encode(q[used]))
+    if joint:
+        value_bits += 8 * write_section(buf, joint_blob)
     body = buf.getvalue()
     data = body + struct.pack("<I", zlib.crc32(body))
     return data, {"value_bits_actual": value_bits, "index_bits": index_bits, "bytes": len(data)}
@@ -327,7 +336,7 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
         raise StreamError("rate-aware stream checksum mismatch: the data is corrupt")
     r = Reader(body, 4)
     flags = r.u8("the flags")
-    if flags & ~3:
+    if flags & ~7:
         raise StreamError(f"unknown rate-aware flags {flags:#x}")
     seed = r.varint("the seed", limit=(1 << 63) - 1) if flags & 2 else None
     # the adapter header: checked as the adapter's own streams are (method, configuration, shape)
@@ -346,6 +355,7 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
     names = dec_adapter.tensor_names(probe)
     shapes = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
     tensors: dict[str, torch.Tensor] = {}
+    pending: list[tuple[str, float, float | None, int]] = []
     for i, k in enumerate(names):
         numel = math.prod(shapes[k])
         std = None
@@ -356,6 +366,9 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
         kind = r.u8(f"the record kind of {k!r}")
         if kind == 0:
             step = _step(r, k)
+            if flags & 4:  # integers in the joint section at the end
+                pending.append((k, step, std, i))
+                continue
             q = _rans(r.section(what=f"the integers of {k!r}"), numel, k)
             t = torch.from_numpy(q.astype(np.float32) * np.float32(step)).reshape(shapes[k])
         elif kind == 1:
@@ -365,8 +378,20 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
         if std is not None:
             t = t + _seeded_tensor(seed, i, std, shapes[k])
         tensors[k] = t
+    if pending:
+        total = sum(math.prod(shapes[k]) for k, *_ in pending)
+        q = _rans(r.section(what="the joint integer section"), total, "the dense tensors")
+        off = 0
+        for k, step, std, i in pending:
+            n = math.prod(shapes[k])
+            t = torch.from_numpy(q[off:off + n].astype(np.float32) * np.float32(step)).reshape(shapes[k])
+            off += n
+            tensors[k] = t if std is None else t + _seeded_tensor(seed, i, std, shapes[k])
+    elif flags & 4:
+        raise StreamError("joint integer section flagged but no dense tensor")
     if r.pos != len(body):
         raise StreamError(f"{len(body) - r.pos} trailing bytes after the stream")
+    tensors = {k: tensors[k] for k in names}
     if ref is not None:
         tensors = {k: tensors[k] + ref[k].cpu().float() for k in names}
     model = dec_adapter.build_model()
