@@ -46,7 +46,7 @@ from sinr_codecs import entropy, rans
 from sinr_codecs.dictionary import gaussian_stream
 from sinr_codecs.errors import StreamError
 from sinr_codecs.layout import LAYOUTS, Layout
-from sinr_codecs.sparse import SparseCode
+from sinr_codecs.sparse import SparseCode, resolve_device
 from torch import nn
 
 from . import container, nets
@@ -397,7 +397,7 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
     model = dec_adapter.build_model()
     model.load_state_dict(tensors, strict=True)
     shape = tuple(int(s) for s in header["shape"])
-    return Decoded(model=model.to(device), shape=shape, header={**header, "adapter": dec_adapter})
+    return Decoded(model=model.to(resolve_device(device)), shape=shape, header={**header, "adapter": dec_adapter})
 
 
 def decode(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> np.ndarray:
