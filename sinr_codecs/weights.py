@@ -237,7 +237,8 @@ def _foreign(root_json: bytes, files: list[str], folders: list[str]) -> str | No
             return True
         if len(parts) < 2 or parts[0] not in arrays:
             return False
-        return parts[1:] == ["zarr.json"] or (len(parts) >= 3 and parts[1] == "c" and chunk_path(parts[2:]))
+        # a 0-d array's one chunk is "c" itself
+        return parts[1:] == ["zarr.json"] or (parts[1] == "c" and chunk_path(parts[2:]))
 
     def folder_ok(key: str) -> bool:
         parts = key.split("/")
