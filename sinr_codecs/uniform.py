@@ -121,7 +121,7 @@ def fit(values: np.ndarray, target: float, *, round_to: Callable[[np.ndarray], n
     if norm == 0.0:
         return UniformFit(1.0, "<i1", 1, 0.0, float(target))
     rnd = round_to or (lambda a: a.astype(values.dtype).astype(np.float64))
-    min_step = peak / (2**31 - 2)
+    min_step = peak / 2**30
 
     def error(step: float) -> float:
         restored = _quantize(values, step).reshape(-1) * step
@@ -132,8 +132,11 @@ def fit(values: np.ndarray, target: float, *, round_to: Callable[[np.ndarray], n
     err = error(step)
     n = 1
     while err > target and step > min_step and n < max_iter:  # shrink until the bound holds
+        prev = err
         step = max(min_step, step * min(0.95, max(0.3, target / err)))
         err, n = error(step), n + 1
+        if err > 0.99 * prev and err > 2 * target:  # the dtype's rounding is the floor: stop here
+            break
     if err <= target:  # then grow while it still holds, and bisect between the last good and bad steps
         hi = None
         while n < max_iter and hi is None:
