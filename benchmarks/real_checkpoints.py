@@ -53,8 +53,7 @@ from sinr_codecs.weights import compress_weights, decompress_weights
 
 SETTINGS: list[tuple[str, dict[str, Any], str]] = [
     # (label, codec_config, lossy)
-    ("sinr sparsity 0.25, 8 bit (the old default)", {"sparsity": 0.25, "value_bits": 8}, "sinr"),
-    ("sinr default", {}, "sinr"),
+    ("sinr defaults (sparsity 0.25, 8-bit values)", {}, "sinr"),
     ("sinr max_rel_error 0.05", {"max_rel_error": 0.05}, "sinr"),
     ("sinr max_rel_error 0.02", {"max_rel_error": 0.02}, "sinr"),
     ("sinr max_rel_error 0.01", {"max_rel_error": 0.01}, "sinr"),
