@@ -2,7 +2,7 @@
 
 ::
 
-    sinr compress model.pt -o model.zarr [--sparsity 0.25 --value-bits 8 --policy '*.bias=lossless' ...]
+    sinr compress model.pt -o model.zarr [--max-rel-error 0.01 --lossy best --policy '*.bias=lossless' ...]
     sinr decompress model.zarr -o restored.pt
     sinr info model.zarr [--json]
     sinr adapters [--json]
@@ -45,7 +45,9 @@ __all__ = ["main", "build_parser", "parse_policy", "COMMANDS_GROUP"]
 
 COMMANDS_GROUP = "sinr_codecs.commands"
 _BUILTIN = ("compress", "decompress", "info", "adapters")
-_POLICY = re.compile(r"^(?P<pattern>.+?)=(?P<policy>sinr|lossless)(?::(?P<options>.*))?$")
+_POLICY = re.compile(r"^(?P<pattern>.+?)=(?P<policy>sinr|lossless|uniform|best)(?::(?P<options>.*))?$")
+WARN_REL_ERROR = 0.05
+"""``sinr compress`` warns (one line on standard error) when a tensor's relative error exceeds this."""
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -77,11 +79,14 @@ def _option_value(text: str) -> Any:
 def parse_policy(text: str) -> tuple[str, Any]:
     """Parse ``PATTERN=POLICY[:KEY=VALUE,...]`` (the ``--policy`` option).
 
+    POLICY is ``sinr``, ``lossless``, ``uniform`` (options ``max_rel_error`` or ``bits``) or ``best``
+    (SINR options; the smaller of SINR and uniform at equal error).
+
     Returns
     -------
     tuple
-        ``(pattern, "lossless")``, ``(pattern, "sinr")`` or ``(pattern, {"policy": "sinr", **options})``;
-        option values are read as JSON when they parse (``12``, ``0.5``, ``null``), else as strings.
+        ``(pattern, POLICY)`` or ``(pattern, {"policy": POLICY, **options})``; option values are read as
+        JSON when they parse (``12``, ``0.5``, ``null``), else as strings.
 
     Examples
     --------
@@ -89,17 +94,20 @@ def parse_policy(text: str) -> tuple[str, Any]:
     ('*.bias', 'lossless')
     >>> parse_policy("net.0.*=sinr:sparsity=0.5,value-bits=12")
     ('net.0.*', {'policy': 'sinr', 'sparsity': 0.5, 'value_bits': 12})
+    >>> parse_policy("head.*=uniform:bits=8")
+    ('head.*', {'policy': 'uniform', 'bits': 8})
     """
     m = _POLICY.match(text)
     if not m:
         raise argparse.ArgumentTypeError(
-            f"expected PATTERN=sinr, PATTERN=lossless or PATTERN=sinr:KEY=VALUE,..., got {text!r}")
+            "expected PATTERN=POLICY or PATTERN=POLICY:KEY=VALUE,... with POLICY sinr, lossless, uniform "
+            f"or best, got {text!r}")
     pattern, policy, options = m["pattern"], m["policy"], m["options"]
     if not options:
         return pattern, policy
-    if policy != "sinr":
-        raise argparse.ArgumentTypeError(f"codec options need policy sinr, got {text!r}")
-    spec: dict[str, Any] = {"policy": "sinr"}
+    if policy == "lossless":
+        raise argparse.ArgumentTypeError(f"policy lossless takes no options, got {text!r}")
+    spec: dict[str, Any] = {"policy": policy}
     for item in options.split(","):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -118,13 +126,27 @@ def _cmd_compress(args: argparse.Namespace) -> int:
               if o.cli and o.name != "device" and getattr(args, o.name) is not None}
     report = compress_weights(args.src, args.output, codec_config=config,
                               policy_overrides=dict(args.policy or []), device=args.device,
-                              progress=not args.quiet, overwrite=args.force)
+                              progress=not args.quiet, overwrite=args.force, lossy=args.lossy,
+                              scheduler=args.scheduler)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     elif not args.quiet:
         print(report.format_table())
         print(f"wrote {report.destination} in {report.seconds:.1f} s")
+    _warn_large_errors(report)
     return 0
+
+
+def _warn_large_errors(report: Any, threshold: float = WARN_REL_ERROR) -> None:
+    """One line on standard error naming the tensors whose relative error exceeds ``threshold``."""
+    worst = report.large_errors(threshold)
+    if not worst:
+        return
+    names = ", ".join(f"{t.name} {t.rel_error:.1%}" for t in worst[:3])
+    more = f" and {len(worst) - 3} more" if len(worst) > 3 else ""
+    print(f"sinr: warning: {len(worst)} tensor(s) restore with a relative error above {threshold:.0%} "
+          f"({names}{more}); bound it with --max-rel-error (e.g. 0.01), or keep them exact with "
+          "--policy 'NAME=lossless'", file=sys.stderr)
 
 
 def _cmd_decompress(args: argparse.Namespace) -> int:
@@ -197,9 +219,19 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     g = p.add_argument_group("SINR options (for tensors coded with SINR; unset: the codec's or the preset's)")
     options.add_arguments(g)
     p.add_argument("--policy", action="append", type=parse_policy, metavar="PATTERN=POLICY",
-                   help="per-tensor policy by name pattern (fnmatch), repeatable, later ones win: "
-                        "'*.bias=lossless', 'net.0.*=sinr', 'net.1.*=sinr:sparsity=0.5,value_bits=12' "
-                        "(default: SINR for float matrices with >= 256 values, lossless for the rest)")
+                   help="per-tensor policy by name pattern (fnmatch), repeatable, later ones win; POLICY is "
+                        "sinr, lossless, uniform or best: '*.bias=lossless', 'net.0.*=sinr', "
+                        "'net.1.*=sinr:sparsity=0.5,value_bits=12', 'head.*=uniform:bits=8', "
+                        "'fc.*=uniform:max_rel_error=0.01', '*.weight=best' (default: --lossy for float "
+                        "matrices with >= 256 values, lossless for the rest)")
+    p.add_argument("--lossy", choices=("sinr", "uniform", "best"), default="sinr",
+                   help="how tensors coded lossily are coded where no --policy names it: SINR; uniform, a "
+                        "per-tensor uniform quantizer + Zstandard at --max-rel-error; or best, the smaller "
+                        "of the two at the relative error SINR reached (compare them with the uniform "
+                        "column of the table)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="encode SINR chunks on a Dask cluster (e.g. tcp://10.0.0.5:8786; needs "
+                        "sinr-codecs[dask] here and on the workers); the store is written here")
     p.add_argument("-f", "--force", action="store_true",
                    help="replace DST if it is a store written by sinr compress (nothing else: not a foreign zip "
                         "or folder); the old store stays until the new one is complete")

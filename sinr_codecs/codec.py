@@ -8,7 +8,9 @@ Contract
 --------
 - Input: any float16/float32/float64 array of any shape, memory order and byte order (also a
   non-contiguous view). Raw bytes are read as ``dtype`` (a codec option) and decode then returns a
-  1-D array. Integer, bool, complex or object input raises TypeError.
+  1-D array. Integer, bool, complex or object input raises TypeError, and so does a bfloat16 array
+  (``ml_dtypes.bfloat16``), with a message saying to encode it as float32 (exact) and cast back;
+  whole-model compression (:mod:`sinr_codecs.weights`) does that and restores bfloat16.
 - Non-finite values (NaN, +-inf) are refused with :class:`~sinr_codecs.errors.NonFiniteError`
   (a ValueError): a lossy sparse code cannot hold them. Store such arrays with a lossless codec
   (``sinr_codecs.weights`` does this automatically).
@@ -158,6 +160,14 @@ class SINR(Codec):
         if arr.dtype.kind != "f" or arr.dtype.itemsize not in (2, 4, 8):
             if arr.dtype.kind in "uiV" and self.dtype is not None and arr.dtype.itemsize == 1:
                 return arr.view(self.dtype)  # untyped uint8 buffer
+            if arr.dtype.name == "bfloat16" or (arr.dtype.kind == "V" and arr.dtype.itemsize == 2):
+                what = "bfloat16" if arr.dtype.name == "bfloat16" else f"2-byte {arr.dtype.name} (bfloat16?)"
+                raise TypeError(
+                    f"SINR does not encode {what} arrays (numpy has no bfloat16; ml_dtypes' is not "
+                    "a type numcodecs or zarr can carry through this codec): encode a.astype('float32') and "
+                    "cast the decoded array back (bfloat16 -> float32 is exact; the codec's error bound then "
+                    "holds before that final rounding). sinr compress does this for model files and "
+                    "restores bfloat16 tensors as bfloat16")
             raise TypeError(f"SINR encodes float16/32/64 arrays, got dtype {arr.dtype}")
         return arr
 

@@ -39,9 +39,11 @@ class TensorRecord:
     encoding : {"native", "float32", "bits"}
         How stored values map back: as they are, widened to float32 (bfloat16 under SINR), or the raw
         bits as unsigned integers (dtypes numpy lacks, e.g. bfloat16 or float8, stored losslessly).
-    policy : {"sinr", "lossless"}
+    policy : {"sinr", "uniform", "lossless"}
+        ``"uniform"``: a per-tensor uniform quantizer (:mod:`sinr_codecs.uniform`); its ``codec`` entry
+        holds ``step``, ``astype`` (the integer type) and ``bits``.
     layout : str or None
-        SINR vector layout (``"rows"``, ``"flat"``, ``"blocks"``); None for lossless.
+        SINR vector layout (``"rows"``, ``"flat"``, ``"blocks"``); None otherwise.
     reason : str
         Why this policy was chosen.
     codec : dict
@@ -56,6 +58,12 @@ class TensorRecord:
         ``||w - w'|| / ||w||`` of the restored tensor, measured when compressing (0 for lossless).
     sha256 : str or None
         For lossless tensors: SHA-256 of the stored values (C order, little-endian), checked on reading.
+    uniform_bytes : int or None
+        For SINR-coded tensors (and uniform ones that won a ``best`` choice): the bytes a per-tensor
+        uniform quantizer + Zstandard needs for the same relative error (same chunks; without
+        metadata). None when not measured (lossless tensors; stores written before it was recorded).
+    uniform_bits : int or None
+        That quantizer's bits per value before entropy coding.
     """
 
     name: str
@@ -74,6 +82,8 @@ class TensorRecord:
     bytes_after: int = 0
     rel_error: float = 0.0
     sha256: str | None = None
+    uniform_bytes: int | None = None
+    uniform_bits: int | None = None
 
     @property
     def ratio(self) -> float:
@@ -134,6 +144,17 @@ class Report:
         """``bytes_before / bytes_after``."""
         return self.bytes_before / self.bytes_after if self.bytes_after else math.inf
 
+    @property
+    def bytes_if_uniform(self) -> int:
+        """Total compressed bytes had each SINR tensor been quantized uniformly at its relative error
+        (the others as stored)."""
+        return sum(t.uniform_bytes if t.policy == "sinr" and t.uniform_bytes is not None else t.bytes_after
+                   for t in self.tensors)
+
+    def large_errors(self, threshold: float) -> list[TensorRecord]:
+        """The lossy tensors whose relative error exceeds ``threshold``, worst first."""
+        return sorted((t for t in self.tensors if t.rel_error > threshold), key=lambda t: -t.rel_error)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict: the fields, the records and a ``"totals"`` entry."""
         return {
@@ -147,6 +168,8 @@ class Report:
                 "tensors": len(self.tensors),
                 "sinr": sum(t.policy == "sinr" for t in self.tensors),
                 "lossless": sum(t.policy == "lossless" for t in self.tensors),
+                "uniform": sum(t.policy == "uniform" for t in self.tensors),
+                "bytes_if_uniform": self.bytes_if_uniform,
                 "bytes_before": self.bytes_before,
                 "bytes_after": self.bytes_after,
                 "ratio": _finite(self.ratio),
@@ -156,23 +179,30 @@ class Report:
 
     def format_table(self) -> str:
         """The per-tensor table shown by ``sinr info`` and ``sinr compress`` (plain text)."""
-        head = ["name", "shape", "dtype", "policy", "before", "after", "ratio", "rel.err", "why"]
+        head = ["name", "shape", "dtype", "policy", "before", "after", "ratio", "rel.err", "uniform", "why"]
         rows = []
         for t in self.tensors:
-            policy = (f"sinr/{t.layout}" if t.policy == "sinr" and t.layout else
-                      f"{t.policy}/{t.codec.get('id')}" if t.codec.get("id") else t.policy)
+            if t.policy == "sinr" and t.layout:
+                policy = f"sinr/{t.layout}"
+            elif t.policy == "uniform":
+                policy = f"uniform/{t.codec.get('bits')}b"
+            else:
+                policy = f"{t.policy}/{t.codec.get('id')}" if t.codec.get("id") else t.policy
             rows.append([
                 t.name, "x".join(map(str, t.shape)) or "()", t.dtype, policy, format_bytes(t.bytes_before),
                 format_bytes(t.bytes_after), _fmt_ratio(t.ratio),
                 f"{t.rel_error:.2e}" if t.rel_error else "0",
+                format_bytes(t.uniform_bytes) if t.uniform_bytes is not None else "-",
                 t.reason,
             ])
         n_sinr = sum(t.policy == "sinr" for t in self.tensors)
+        compared = any(t.uniform_bytes is not None for t in self.tensors)
         total = [
             f"total: {len(self.tensors)} tensors", "", "", f"{n_sinr} sinr", format_bytes(self.bytes_before),
-            format_bytes(self.bytes_after), _fmt_ratio(self.ratio), "", "",
+            format_bytes(self.bytes_after), _fmt_ratio(self.ratio), "",
+            format_bytes(self.bytes_if_uniform) if compared else "", "",
         ]
-        right = {4, 5, 6, 7}
+        right = {4, 5, 6, 7, 8}
         widths = [max(len(str(r[i])) for r in [head, *rows, total]) for i in range(len(head))]
 
         def line(r: list[str]) -> str:
@@ -184,6 +214,9 @@ class Report:
         out = [line(head), rule, *map(line, rows), rule, line(total)]
         if self.store_bytes:
             out.append(f"store on disk, metadata included: {format_bytes(self.store_bytes)}")
+        if compared:
+            out.append("uniform: bytes a per-tensor uniform quantizer + Zstandard needs for the same rel.err "
+                       "(total: every SINR tensor so coded)")
         out.extend(f"note: {n}" for n in self.notes)
         return "\n".join(out)
 

@@ -73,8 +73,10 @@ from sinr_codecs.policy import (
     _parse_overrides,
     choose_policy,
 )
+from sinr_codecs.lossy import decide_mode, split_overrides
 from sinr_codecs.progress import bar
 from sinr_codecs.report import Report, TensorRecord, format_bytes
+from sinr_codecs.uniform import quiet_numcodecs
 
 __all__ = [
     "WeightsError",
@@ -235,7 +237,8 @@ def _foreign(root_json: bytes, files: list[str], folders: list[str]) -> str | No
             return True
         if len(parts) < 2 or parts[0] not in arrays:
             return False
-        return parts[1:] == ["zarr.json"] or (len(parts) >= 3 and parts[1] == "c" and chunk_path(parts[2:]))
+        # a 0-d array's one chunk is "c" itself
+        return parts[1:] == ["zarr.json"] or (parts[1] == "c" and chunk_path(parts[2:]))
 
     def folder_ok(key: str) -> bool:
         parts = key.split("/")
@@ -486,7 +489,8 @@ def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
     """Read and check one tensor's stored values."""
     where = f"tensor {rec.name!r} (array {rec.array!r}) in {path}"
     try:
-        arr = st.root[rec.array]
+        with quiet_numcodecs():
+            arr = st.root[rec.array]
     except KeyError:
         raise WeightsError(f"{where} is missing: the store is incomplete or damaged") from None
     if list(arr.shape) != list(rec.stored_shape):
@@ -497,7 +501,8 @@ def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
         raise WeightsError(
             f"{where} has {stored} of its {arr.nchunks} chunks: the store is truncated or damaged")
     try:
-        values = arr[...]
+        with quiet_numcodecs():
+            values = arr[...]
     except Exception as exc:  # StreamError, blosc/zip errors, ...
         raise WeightsError(f"{where} cannot be decoded: {type(exc).__name__}: {exc}") from None
     values = np.asarray(values)
@@ -531,6 +536,8 @@ def compress_weights(
     device: str = "auto",
     progress: bool = True,
     overwrite: bool = False,
+    lossy: str = "sinr",
+    scheduler: Any = None,
 ) -> Report:
     """Compress every tensor of a model file into a Zarr group.
 
@@ -545,8 +552,10 @@ def compress_weights(
         ``{"sparsity": 0.25, "value_bits": 12}``). ``layout`` left at ``"auto"`` lets the policy choose
         rows or flat per tensor.
     policy_overrides : mapping, optional
-        ``{fnmatch pattern: "sinr" | "lossless" | {"policy": "sinr", **SINR options}}``; all matching
-        patterns apply in order (later ones win).
+        ``{fnmatch pattern: POLICY | {"policy": POLICY, **options}}`` with POLICY one of ``"sinr"``
+        (options: SINR's), ``"lossless"``, ``"uniform"`` (options: ``max_rel_error`` or ``bits``) or
+        ``"best"`` (options: SINR's); all matching patterns apply in order (later ones win). See
+        :mod:`sinr_codecs.lossy`.
     device : str, default "auto"
         Where OMP runs: "auto", "cpu", "cuda", "cuda:N".
     progress : bool, default True
@@ -555,11 +564,20 @@ def compress_weights(
         Replace an existing store at ``dst``: only a store written by this function (its group attributes
         say so, and it holds no file of its own) or an empty folder; anything else is refused. The old
         store is replaced by a rename once the new one is complete, never removed before.
+    lossy : {"sinr", "uniform", "best"}, default "sinr"
+        The coder of the tensors the policy codes lossily, where no override names one: SINR, a
+        per-tensor uniform quantizer + Zstandard (at ``codec_config["max_rel_error"]``, else 2%), or the
+        smaller of the two at the relative error SINR reached.
+    scheduler : str or distributed.Client, optional
+        Encode the SINR chunks on a Dask cluster: a scheduler address (``"tcp://host:8786"``) or a
+        client. The workers need sinr-codecs installed; the store is written here. Default: in this
+        process.
 
     Returns
     -------
     Report
-        One record per tensor: policy, codec config, bytes before/after, measured relative error.
+        One record per tensor: policy, codec config, bytes before/after, measured relative error, and
+        for SINR tensors what a uniform quantizer would need for the same error.
 
     Raises
     ------
@@ -582,7 +600,9 @@ def compress_weights(
     src, dst = Path(src), Path(dst)
     fmt = _format_of(src, what="model file")
     base = _base_config(codec_config, device)
-    for _, _, options in _parse_overrides(policy_overrides):
+    overrides, modes = split_overrides(policy_overrides)
+    decide_mode("", "lossless", modes, lossy)  # validates lossy
+    for _, _, options in _parse_overrides(overrides):
         if options:
             SINR(**{**base, **options})  # validate per-pattern options early
     _check_destination(dst, overwrite, store=True)
@@ -591,22 +611,32 @@ def compress_weights(
     if not tensors:
         raise WeightsError(f"{src} holds no tensors")
     report = Report(str(src), str(dst), fmt, notes=notes)
+    plans = [_plan(t, overrides, modes, lossy) for t in tensors]
+    costs = [_cost(t, plan) for t, plan in zip(tensors, plans)]
 
     existed = os.path.lexists(dst)
     try:
         work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=dst.parent))
     except OSError as exc:
         raise _write_error(dst, exc, kept=existed) from None
+    client, close_client = _client_for(scheduler)
     try:
         root = zarr.open_group(store=zarr.storage.LocalStore(work), mode="w", zarr_format=3)
         names = _safe_names([t.name for t in tensors])
-        with bar(total=len(tensors), desc="compress", unit="tensor", quiet=not progress, leave=True) as outer:
-            for tensor, safe in zip(tensors, names):
-                outer.set_postfix_str(tensor.name, refresh=False)
-                rec = _write_tensor(root, tensor, safe, base, policy_overrides, fmt, progress, work)
-                rec.bytes_after = _dir_size(work / safe) - (work / safe / "zarr.json").stat().st_size
+        with bar(total=sum(costs), desc="compress", unit="", quiet=not progress, leave=True,
+                 bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]") as outer, \
+                quiet_numcodecs():
+            for i, (tensor, safe, plan, cost) in enumerate(zip(tensors, names, plans, costs)):
+                outer.set_postfix_str(f"{i + 1}/{len(tensors)} tensors, {tensor.name}", refresh=True)
+                done = [0.0]
+
+                def advance(fraction: float, cost: float = cost, done: list[float] = done) -> None:
+                    outer.update(cost * fraction - done[0])
+                    done[0] = cost * fraction
+
+                rec = _write_tensor(root, tensor, safe, plan, base, fmt, progress, work, advance, client)
                 report.tensors.append(rec)
-                outer.update()
+                advance(1.0)
         root.attrs.update({ATTR_KEY: {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -620,75 +650,237 @@ def compress_weights(
     except OSError as exc:  # disk full, permissions changed meanwhile, ...
         raise _write_error(dst, exc, kept=existed) from None
     finally:
+        if close_client:
+            client.close()
         _discard(work)
     report.store_bytes = dst.stat().st_size if _is_zip(dst) else _dir_size(dst)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _write_tensor(root: Any, tensor: _Tensor, safe: str, base: dict[str, Any],
-                  overrides: Mapping[str, Any] | None, fmt: str, progress: bool, folder: Path) -> TensorRecord:
-    """Create one array (in the store folder ``folder``), write its values chunk by chunk, read it back
-    to measure the error."""
-    from zarr.codecs import BloscCodec
+@dataclass(frozen=True)
+class _Plan:
+    """How one tensor is coded: the policy's decision and the coder (``"lossless"``, ``"sinr"``,
+    ``"uniform"`` or ``"best"``) with its uniform options."""
 
+    decision: Decision
+    mode: str
+    uniform: Mapping[str, Any]
+
+
+def _plan(tensor: _Tensor, overrides: Mapping[str, Any], modes: list[Any], lossy: str) -> _Plan:
+    decision = choose_policy(tensor.name, dtype=tensor.dtype, shape=tensor.shape,
+                             finite=tensor.finite(), overrides=overrides)
+    mode, uniform = decide_mode(tensor.name, decision.policy, modes, lossy)
+    return _Plan(decision, mode, uniform)
+
+
+def _cost(tensor: _Tensor, plan: _Plan) -> float:
+    """Rough relative encoding time (for the overall bar's ETA): values x vector length under SINR (OMP
+    grows with k1 per value), the number of values otherwise."""
+    numel = max(1, math.prod(tensor.shape))
+    if plan.mode not in ("sinr", "best"):
+        return float(numel)
+    layout = plan.decision.layout
+    k1 = numel if layout == "flat" else int(plan.decision.options.get("block_size") or 0) or (
+        math.prod(tensor.shape[1:]) if len(tensor.shape) >= 2 and layout == "rows" else 64)
+    return float(numel) * max(1, k1)
+
+
+def _client_for(scheduler: Any) -> tuple[Any, bool]:
+    """A ``distributed.Client`` for ``scheduler`` (an address, or a client), and whether to close it."""
+    if scheduler is None:
+        return None, False
+    try:
+        import distributed
+    except ImportError:
+        raise ImportError("a scheduler needs dask's distributed package: "
+                          "pip install 'sinr-codecs[dask]'") from None
+    if isinstance(scheduler, distributed.Client):
+        return scheduler, False
+    if not isinstance(scheduler, str) or not scheduler:
+        raise ValueError(f"scheduler must be an address such as 'tcp://host:8786' or a distributed.Client, "
+                         f"got {scheduler!r}")
+    try:
+        return distributed.Client(scheduler, timeout=30), True
+    except OSError as exc:
+        raise WeightsError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+
+
+def _round_to(tensor: _Tensor) -> Callable[[np.ndarray], np.ndarray]:
+    """Rounds float64 values to ``tensor``'s dtype and back (what restoring the model file does)."""
+    import torch
+
+    if tensor.dtype == "bfloat16":
+        return lambda a: torch.from_numpy(a).to(torch.bfloat16).to(torch.float64).numpy()
+    dt = np.dtype(tensor.dtype)
+    return lambda a: a.astype(dt).astype(np.float64)
+
+
+def _write_tensor(root: Any, tensor: _Tensor, safe: str, plan: _Plan, base: dict[str, Any], fmt: str,
+                  progress: bool, folder: Path, advance: Callable[[float], None], client: Any) -> TensorRecord:
+    """Code one tensor as its plan says, into the array ``safe`` of the store folder ``folder``; its
+    record, with the bytes written and the error measured on reading it back."""
+    if plan.mode == "lossless":
+        return _write_lossless(root, tensor, safe, plan.decision, folder)
+    if plan.mode == "uniform":
+        target = plan.uniform.get("max_rel_error") or base.get("max_rel_error") or DEFAULT_UNIFORM_ERROR
+        return _write_uniform(root, tensor, safe, plan.decision, fmt, folder, plan.uniform.get("bits"),
+                              target, f"uniform ({plan.decision.reason})")
+    rec = _write_sinr(root, tensor, safe, plan.decision, base, fmt, progress, folder, advance, client)
+    rival = _uniform_rival(tensor, rec)
+    if rival is not None:
+        rec.uniform_bytes, rec.uniform_bits = rival
+    if plan.mode == "best" and rival is not None and rival[0] < rec.bytes_after:
+        shutil.rmtree(folder / safe)
+        why = (f"best: uniform ~{format_bytes(rival[0])} < sinr {format_bytes(rec.bytes_after)} at "
+               f"rel.err {rec.rel_error:.2g}")
+        urec = _write_uniform(root, tensor, safe, plan.decision, fmt, folder, None, rec.rel_error, why)
+        urec.uniform_bytes, urec.uniform_bits = rival
+        return urec
+    if plan.mode == "best":
+        rec.reason += "; best: sinr" + (" < uniform" if rival is not None else "")
+    return rec
+
+
+DEFAULT_UNIFORM_ERROR = 0.02
+"""Relative error of ``uniform`` tensors when neither the override nor the SINR configuration sets one."""
+
+
+def _finish(rec: TensorRecord, folder: Path) -> TensorRecord:
+    rec.bytes_after = _dir_size(folder / rec.array) - (folder / rec.array / "zarr.json").stat().st_size
+    return rec
+
+
+def _attrs(tensor: _Tensor, encoding: str, policy: str) -> dict[str, Any]:
+    return {ATTR_KEY: {"name": tensor.name, "dtype": tensor.dtype, "shape": list(tensor.shape),
+                       "encoding": encoding, "policy": policy}}
+
+
+def _failed(tensor: _Tensor, policy: str, exc: Exception) -> WeightsError:
+    return WeightsError(
+        f"cannot compress tensor {tensor.name!r} {tuple(tensor.shape)} {tensor.dtype} with policy "
+        f"{policy} ({type(exc).__name__}: {exc}); choose other options for it with a policy override")
+
+
+def _write_sinr(root: Any, tensor: _Tensor, safe: str, decision: Decision, base: dict[str, Any], fmt: str,
+                progress: bool, folder: Path, advance: Callable[[float], None], client: Any) -> TensorRecord:
     from sinr_codecs.codec import relative_error
     from sinr_codecs.zarr3 import SINRCodec
 
-    decision = choose_policy(tensor.name, dtype=tensor.dtype, shape=tensor.shape,
-                             finite=tensor.finite(), overrides=overrides)
-    if decision.policy == "sinr":
-        values, encoding = tensor.for_sinr()
-        if values.ndim >= 2:
-            values = values.reshape(values.shape[0], -1)
-        config = {**base, **decision.options}
-        if config.get("layout", "auto") == "auto":
-            config["layout"] = decision.layout
-        if config["layout"] == "blocks" and config.get("block_size") is None:
-            config["block_size"] = _block_size(tuple(tensor.shape))
-        codec = SINRCodec(**config)
-        serializer, compressors, layout = codec, None, codec.layout
-        codec_record = {"id": "sinr", **codec.to_dict()["configuration"]}
-    else:
-        values, encoding = tensor.exact()
-        serializer, layout = "auto", None
-        if _blosc_helps(np.asarray(values)):
-            compressors: Any = BloscCodec(
-                cname=_LOSSLESS["cname"], clevel=_LOSSLESS["clevel"], shuffle=_LOSSLESS["shuffle"])
-            codec_record = dict(_LOSSLESS)
-        else:  # tiny or incompressible: Blosc's 16-byte header would only add
-            compressors, codec_record = None, {"id": "raw"}
+    values, encoding = tensor.for_sinr()
+    if values.ndim >= 2:
+        values = values.reshape(values.shape[0], -1)
+    config = {**base, **decision.options}
+    if config.get("layout", "auto") == "auto":
+        config["layout"] = decision.layout
+    if config["layout"] == "blocks" and config.get("block_size") is None:
+        config["block_size"] = _block_size(tuple(tensor.shape))
+    codec = SINRCodec(**config)
+    codec_record = {"id": "sinr", **codec.to_dict()["configuration"]}
     values = np.asarray(values)
-    chunks = _chunks_for(values.shape, layout, values.dtype.itemsize,
-                         codec_record.get("block_size") if layout else None)
-    attrs = {ATTR_KEY: {"name": tensor.name, "dtype": tensor.dtype, "shape": list(tensor.shape),
-                        "encoding": encoding, "policy": decision.policy}}
+    chunks = _chunks_for(values.shape, codec.layout, values.dtype.itemsize, codec_record.get("block_size"))
     try:
         arr = root.create_array(name=safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
-                                serializer=serializer, compressors=compressors, fill_value=0,
-                                attributes=attrs, config={"write_empty_chunks": True})
-        encoder = codec.core.encode if decision.policy == "sinr" else None
-        _write_chunks(arr, values, chunks, tensor.name, progress, encoder=encoder, folder=folder / safe)
+                                serializer=codec, compressors=None, fill_value=0,
+                                attributes=_attrs(tensor, encoding, "sinr"), config={"write_empty_chunks": True})
+        _write_chunks(arr, values, chunks, tensor.name, progress, encoder=codec.core.encode,
+                      folder=folder / safe, advance=advance, client=client)
         stored = np.asarray(arr[...])
     except (ValueError, TypeError, RuntimeError) as exc:  # e.g. a dictionary too large for a huge row
-        raise WeightsError(
-            f"cannot compress tensor {tensor.name!r} {tuple(tensor.shape)} {tensor.dtype} with policy "
-            f"{decision.policy} ({type(exc).__name__}: {exc}); choose other options for it with a policy "
-            "override") from exc
+        raise _failed(tensor, "sinr", exc) from exc
     rec = TensorRecord(
         name=tensor.name, array=safe, dtype=tensor.dtype, shape=list(tensor.shape),
         stored_dtype=values.dtype.str, stored_shape=list(values.shape), encoding=encoding,
-        policy=decision.policy, layout=layout, reason=decision.reason, codec=codec_record,
+        policy="sinr", layout=codec.layout, reason=decision.reason, codec=codec_record,
         chunks=list(chunks), bytes_before=tensor.nbytes,
     )
-    if decision.policy == "sinr":
-        restored = _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)
-        rec.rel_error = float(relative_error(_as_f64(tensor.value), _as_f64(restored)))
-    else:
-        rec.sha256 = _sha256(values)
-        if _sha256(stored) != rec.sha256:
-            raise RuntimeError(f"lossless round trip of {tensor.name!r} failed (a bug: please report it)")
-    return rec
+    restored = _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)
+    rec.rel_error = float(relative_error(_as_f64(tensor.value), _as_f64(restored)))
+    return _finish(rec, folder)
+
+
+def _uniform_values(tensor: _Tensor) -> tuple[np.ndarray, str]:
+    """Values for the uniform quantizer: float32 (float64 stays float64), native byte order; encoding."""
+    values, encoding = tensor.for_sinr()
+    values = np.asarray(values)
+    return values.astype(np.float64 if values.dtype.itemsize == 8 else np.float32), encoding
+
+
+def _uniform_rival(tensor: _Tensor, rec: TensorRecord) -> tuple[int, int] | None:
+    """(bytes, bits) a per-tensor uniform quantizer + Zstandard needs for SINR's relative error, chunked
+    as the SINR array; None when that error is 0 or >= 1."""
+    from sinr_codecs import uniform
+
+    if not 0.0 < rec.rel_error < 1.0:
+        return None
+    values, _ = _uniform_values(tensor)
+    f = uniform.fit(values, rec.rel_error, round_to=_round_to(tensor))
+    return uniform.compressed_bytes(values, f, rec.chunks[0] if rec.chunks else None), f.bits
+
+
+def _write_uniform(root: Any, tensor: _Tensor, safe: str, decision: Decision, fmt: str, folder: Path,
+                   bits: int | None, target: float, reason: str) -> TensorRecord:
+    from sinr_codecs import uniform
+    from sinr_codecs.codec import relative_error
+
+    values, encoding = _uniform_values(tensor)
+    rnd = _round_to(tensor)
+    try:
+        f = uniform.fit_bits(values, bits, round_to=rnd) if bits else uniform.fit(values, target, round_to=rnd)
+        filters, compressors = uniform.zarr_codecs(f, values.dtype)
+        chunks = _chunks_for(values.shape, None, max(4, np.dtype(f.astype).itemsize))
+        arr = root.create_array(name=safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
+                                filters=filters, compressors=compressors, fill_value=0, overwrite=True,
+                                attributes=_attrs(tensor, encoding, "uniform"),
+                                config={"write_empty_chunks": True})
+        arr[...] = values
+        stored = np.asarray(arr[...])
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise _failed(tensor, "uniform", exc) from exc
+    rec = TensorRecord(
+        name=tensor.name, array=safe, dtype=tensor.dtype, shape=list(tensor.shape),
+        stored_dtype=values.dtype.str, stored_shape=list(values.shape), encoding=encoding,
+        policy="uniform", layout=None, reason=reason,
+        codec={"id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits,
+               "target": None if bits else float(target), "compressor": {"id": "zstd", "level": uniform.ZSTD_LEVEL}},
+        chunks=list(chunks), bytes_before=tensor.nbytes,
+    )
+    restored = _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)
+    rec.rel_error = float(relative_error(_as_f64(tensor.value), _as_f64(restored)))
+    return _finish(rec, folder)
+
+
+def _write_lossless(root: Any, tensor: _Tensor, safe: str, decision: Decision, folder: Path) -> TensorRecord:
+    from zarr.codecs import BloscCodec
+
+    values, encoding = tensor.exact()
+    values = np.asarray(values)
+    if _blosc_helps(values):
+        compressors: Any = BloscCodec(
+            cname=_LOSSLESS["cname"], clevel=_LOSSLESS["clevel"], shuffle=_LOSSLESS["shuffle"])
+        codec_record: dict[str, Any] = dict(_LOSSLESS)
+    else:  # tiny or incompressible: Blosc's 16-byte header would only add
+        compressors, codec_record = None, {"id": "raw"}
+    chunks = _chunks_for(values.shape, None, values.dtype.itemsize)
+    try:
+        arr = root.create_array(name=safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
+                                serializer="auto", compressors=compressors, fill_value=0,
+                                attributes=_attrs(tensor, encoding, "lossless"),
+                                config={"write_empty_chunks": True})
+        _write_chunks(arr, values, chunks, tensor.name, False)
+        stored = np.asarray(arr[...])
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise _failed(tensor, "lossless", exc) from exc
+    rec = TensorRecord(
+        name=tensor.name, array=safe, dtype=tensor.dtype, shape=list(tensor.shape),
+        stored_dtype=values.dtype.str, stored_shape=list(values.shape), encoding=encoding,
+        policy="lossless", layout=None, reason=decision.reason, codec=codec_record,
+        chunks=list(chunks), bytes_before=tensor.nbytes, sha256=_sha256(values),
+    )
+    if _sha256(stored) != rec.sha256:
+        raise RuntimeError(f"lossless round trip of {tensor.name!r} failed (a bug: please report it)")
+    return _finish(rec, folder)
 
 
 def _blosc_helps(values: np.ndarray) -> bool:
@@ -712,12 +904,14 @@ def _as_f64(x: Any) -> np.ndarray:
 
 
 def _write_chunks(arr: Any, values: np.ndarray, chunks: tuple[int, ...], name: str, progress: bool, *,
-                  encoder: Callable[[np.ndarray], bytes] | None = None, folder: Path | None = None) -> None:
+                  encoder: Callable[[np.ndarray], bytes] | None = None, folder: Path | None = None,
+                  advance: Callable[[float], None] | None = None, client: Any = None) -> None:
     """Write ``values`` one chunk-row at a time, with a bar when there is more than one.
 
     With ``encoder`` (the array's only codec, e.g. SINR) and ``folder`` (the array's folder in a local
-    store), each chunk is encoded in a worker thread (:func:`_in_worker`) and its bytes written to the
-    chunk's file here, as zarr would (edge chunks padded with the fill value 0); otherwise zarr writes.
+    store), each chunk is encoded in a worker thread (:func:`_in_worker`), or on the Dask cluster of
+    ``client``, and its bytes written to the chunk's file here, as zarr would (edge chunks padded with
+    the fill value 0); otherwise zarr writes. ``advance(fraction)`` is told the fraction of rows done.
     """
     if values.ndim == 0 or values.size == 0:
         arr[...] = values
@@ -729,19 +923,46 @@ def _write_chunks(arr: Any, values: np.ndarray, chunks: tuple[int, ...], name: s
         arr[...] = values
         return
     with bar(total=len(starts), desc=f"  {name}"[:40], unit="chunk", quiet=not progress, position=1) as b:
-        for i, s in enumerate(starts):
-            if direct:
-                block = values[s:s + step]
-                if block.shape[0] < step:
-                    block = np.concatenate([block, np.zeros((step - block.shape[0], *block.shape[1:]),
-                                                            dtype=block.dtype)])
-                data = _in_worker(encoder, np.ascontiguousarray(block))
+        if direct:
+            blocks = (_padded(values[s:s + step], step) for s in starts)
+            for i, data in enumerate(_encoded(encoder, blocks, len(starts), client)):
                 target = folder / arr.metadata.encode_chunk_key((i,) + (0,) * (values.ndim - 1))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(bytes(data))
-            else:
-                arr[s:s + step] = values[s:s + step]
+                b.update()
+                if advance:
+                    advance(min(1.0, (i + 1) * step / values.shape[0]))
+            return
+        for s in starts:
+            arr[s:s + step] = values[s:s + step]
             b.update()
+
+
+def _padded(block: np.ndarray, rows: int) -> np.ndarray:
+    if block.shape[0] < rows:
+        block = np.concatenate([block, np.zeros((rows - block.shape[0], *block.shape[1:]), dtype=block.dtype)])
+    return np.ascontiguousarray(block)
+
+
+def _encoded(encoder: Callable[[np.ndarray], bytes], blocks: Iterator[np.ndarray], n: int,
+             client: Any) -> Iterator[bytes]:
+    """``encoder(block)`` for each block, in order: in a worker thread here, or all at once as tasks on a
+    Dask cluster (cancelled if the caller stops early or is interrupted)."""
+    if client is None:
+        for block in blocks:
+            yield _in_worker(encoder, block)
+        return
+    futures = [client.submit(encoder, block, pure=False) for block in blocks]
+    try:
+        for fut in futures:
+            while True:  # short waits, so that Ctrl-C is handled at once
+                try:
+                    yield fut.result(timeout=0.05)
+                    break
+                except TimeoutError:
+                    continue
+    finally:
+        client.cancel([f for f in futures if not f.done()])
 
 
 def _zip_directory(src: Path, dst: Path) -> None:

@@ -48,7 +48,8 @@ def test_compress_info_decompress(model, tmp_path, capsys):
                        "--value-bits", "12", "--device", "cpu", "--policy", "net.1.weight=lossless")
     assert rc == 0, err
     assert "net.0.weight" in out and "sinr/rows" in out and "total: 4 tensors" in out
-    assert err == ""  # no bars: stderr is not a terminal here
+    # no bars (stderr is not a terminal here), only the one warning line: sparsity 16 of 64 is coarse
+    assert [ln for ln in err.splitlines() if not ln.startswith("sinr: warning: 1 tensor(s)")] == []
 
     rc, out, err = run(capsys, "info", str(store))
     assert rc == 0 and "rel.err" in out and "override net.1.weight" in out
@@ -68,6 +69,12 @@ def test_compress_info_decompress(model, tmp_path, capsys):
     assert torch.equal(back["net.1.weight"], orig["net.1.weight"])
 
 
+def only_the_error_warning(err: str) -> bool:
+    """Nothing on stderr but, at the codec's default sparsity, the one line about large errors."""
+    lines = err.splitlines()
+    return len(lines) <= 1 and all(ln.startswith("sinr: warning: ") and "--max-rel-error" in ln for ln in lines)
+
+
 def test_compress_json_and_quiet(model, tmp_path, capsys):
     rc, out, _ = run(capsys, "compress", str(model), "-o", str(tmp_path / "a.zip"), "--json",
                      "--max-rel-error", "0.05", "--policy", "net.0.*=sinr:value_bits=10")
@@ -76,7 +83,7 @@ def test_compress_json_and_quiet(model, tmp_path, capsys):
     w = next(t for t in report["tensors"] if t["name"] == "net.0.weight")
     assert w["codec"]["max_rel_error"] == 0.05 and w["codec"]["value_bits"] == 10
     rc, out, err = run(capsys, "compress", str(model), "-o", str(tmp_path / "b.zarr"), "-q")
-    assert rc == 0 and out == "" and err == ""
+    assert rc == 0 and out == "" and only_the_error_warning(err)
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -201,7 +208,7 @@ def test_plugin_commands(plugins, capsys):
 
 def test_builtin_commands_do_not_load_plugins(plugins, model, tmp_path, capsys):
     rc, _, err = run(capsys, "compress", str(model), "-o", str(tmp_path / "m.zarr"), "-q")
-    assert rc == 0 and err == ""
+    assert rc == 0 and only_the_error_warning(err)
     rc, out, err = run(capsys, "--version")
     assert rc == 0 and err == ""
 
@@ -261,7 +268,7 @@ def test_console_script(model, tmp_path):
                           capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["totals"]["tensors"] == 4
-    assert proc.stderr == ""  # not a terminal: no bars
+    assert only_the_error_warning(proc.stderr)  # not a terminal: no bars
 
     proc = subprocess.run([sinr, "info", str(store)], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0 and "net.0.weight" in proc.stdout and "sinr/rows" in proc.stdout

@@ -1,0 +1,229 @@
+"""Per-tensor uniform quantization at a target relative error: the plain alternative SINR is judged by.
+
+A tensor ``w`` is stored as the integers ``q = round(w / step)`` (int8, int16 or int32, whichever holds
+them) and Zstandard-compressed; decoding is ``q * step``. ``step`` is the largest one whose restored
+tensor, rounded to the tensor's own dtype, keeps ``||w - w_hat|| / ||w|| <= target``. In a Zarr store the
+integers and ``step`` are held by numcodecs' ``FixedScaleOffset`` filter (``scale = 1 / step``, offset 0:
+a zero weight stays exactly zero) and its ``Zstd`` compressor, so plain zarr reads the floats back with
+no help from this package.
+
+:func:`fit` finds the step; :func:`zarr_codecs` gives the filter and compressor for a Zarr format 3
+array; :func:`compressed_bytes` counts what those chunks take.
+
+Examples
+--------
+>>> import numpy as np
+>>> w = np.random.default_rng(0).standard_normal((64, 64)).astype("float32")
+>>> f = fit(w, 0.02)
+>>> f.rel_error <= 0.02, f.astype, f.bits
+(True, '<i1', 7)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["UniformFit", "fit", "fit_bits", "zarr_codecs", "compressed_bytes", "ZSTD_LEVEL", "quiet_numcodecs"]
+
+ZSTD_LEVEL = 19
+"""Zstandard level for the quantized integers: within 1-4% of their empirical entropy on Gaussian weights
+at 2-26% error, where level 9 was up to 21% larger and Blosc's bit shuffle, LZMA and BZ2 were larger too
+(about 1 s per million values on one core)."""
+_INT_TYPES = (("<i1", 127), ("<i2", 32767), ("<i4", 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class UniformFit:
+    """A fitted per-tensor uniform quantizer.
+
+    Attributes
+    ----------
+    step : float
+        Quantizer step (the tensor's units); ``w_hat = q * step``.
+    astype : str
+        Integer type of ``q`` (numpy ``dtype.str``: ``"<i1"``, ``"<i2"`` or ``"<i4"``).
+    bits : int
+        ``ceil(log2(2 * max|q| + 1))``: the fixed-length bits per value the levels need (the stored size,
+        after Zstandard, is usually smaller).
+    rel_error : float
+        ``||w - w_hat|| / ||w||`` with ``w_hat`` rounded to the tensor's dtype.
+    target : float
+        The relative error asked for; ``rel_error`` exceeds it only where the dtype's own rounding (or a
+        step below ``max|w| / 2**31``) makes it unreachable.
+    """
+
+    step: float
+    astype: str
+    bits: int
+    rel_error: float
+    target: float
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        """``round(values / step)`` as :attr:`astype`, exactly as the Zarr filter computes it."""
+        return _quantize(values, self.step).astype(self.astype)
+
+    def restore(self, q: np.ndarray) -> np.ndarray:
+        """``q * step`` in float64 (as the filter's decoding, before the cast to the array's dtype)."""
+        return q / (1.0 / self.step)
+
+
+def _quantize(values: np.ndarray, step: float) -> np.ndarray:
+    # as numcodecs FixedScaleOffset: (x - offset) * scale, rounded, in the array's float type
+    return np.around(values * values.dtype.type(1.0 / step))
+
+
+def _levels(q: np.ndarray) -> int:
+    return int(np.abs(q).max()) if q.size else 0
+
+
+def fit(values: np.ndarray, target: float, *, round_to: Callable[[np.ndarray], np.ndarray] | None = None,
+        max_iter: int = 60) -> UniformFit:
+    """The largest step that keeps the relative error within ``target``.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64, any shape
+        The tensor, finite.
+    target : float
+        Relative L2 error bound over the whole tensor, in (0, 1).
+    round_to : callable, optional
+        Rounds a float64 array to the tensor's own dtype (e.g. float16 or bfloat16) and back, so the error
+        is the one a restored model file has; default: to ``values.dtype``.
+    max_iter : int, default 60
+        Evaluations of the error allowed (each one quantizes the whole tensor).
+
+    Returns
+    -------
+    UniformFit
+
+    Raises
+    ------
+    ValueError
+        ``target`` outside (0, 1), or non-finite values.
+    """
+    if not 0.0 < float(target) < 1.0:
+        raise ValueError(f"target relative error must lie in (0, 1), got {target!r}")
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float32)
+    x = values.astype(np.float64).reshape(-1)
+    if not np.isfinite(x).all():
+        raise ValueError("uniform quantization needs finite values")
+    norm = float(np.linalg.norm(x))
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if norm == 0.0:
+        return UniformFit(1.0, "<i1", 1, 0.0, float(target))
+    rnd = round_to or (lambda a: a.astype(values.dtype).astype(np.float64))
+    min_step = peak / 2**30
+
+    def error(step: float) -> float:
+        restored = _quantize(values, step).reshape(-1) * step
+        return float(np.linalg.norm(x - rnd(restored))) / norm
+
+    rms = norm / math.sqrt(x.size)
+    step = max(target * math.sqrt(12.0) * rms, min_step)  # uniform noise: rms error = step / sqrt(12)
+    err = error(step)
+    n = 1
+    while err > target and step > min_step and n < max_iter:  # shrink until the bound holds
+        prev = err
+        step = max(min_step, step * min(0.95, max(0.3, target / err)))
+        err, n = error(step), n + 1
+        if err > 0.99 * prev and err > 2 * target:  # the dtype's rounding is the floor: stop here
+            break
+    if err <= target:  # then grow while it still holds, and bisect between the last good and bad steps
+        hi = None
+        while n < max_iter and hi is None:
+            bigger = step * 1.1
+            e = error(bigger)
+            n += 1
+            if e > target:
+                hi = bigger
+            else:
+                step, err = bigger, e
+        for _ in range(8):
+            if hi is None or n >= max_iter:
+                break
+            mid = math.sqrt(step * hi)
+            e = error(mid)
+            n += 1
+            if e <= target:
+                step, err = mid, e
+            else:
+                hi = mid
+    levels = _levels(_quantize(values, step))
+    astype = next(t for t, hi in _INT_TYPES if levels <= hi)
+    return UniformFit(float(step), astype, max(1, math.ceil(math.log2(2 * levels + 1))), err, float(target))
+
+
+def fit_bits(values: np.ndarray, bits: int, *, round_to: Callable[[np.ndarray], np.ndarray] | None = None
+             ) -> UniformFit:
+    """A quantizer with ``2**(bits-1) - 1`` levels each side of zero over ``[-max|w|, max|w|]``.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        The tensor, finite.
+    bits : int
+        In [2, 24].
+    round_to : callable, optional
+        As in :func:`fit`.
+    """
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 24:
+        raise ValueError(f"bits must be an integer in [2, 24], got {bits!r}")
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float32)
+    x = values.astype(np.float64).reshape(-1)
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    norm = float(np.linalg.norm(x))
+    if peak == 0.0 or not np.isfinite(peak):
+        if not np.isfinite(peak):
+            raise ValueError("uniform quantization needs finite values")
+        return UniformFit(1.0, "<i1", 1, 0.0, 0.0)
+    step = peak / (2 ** (bits - 1) - 1)
+    rnd = round_to or (lambda a: a.astype(values.dtype).astype(np.float64))
+    q = _quantize(values, step)
+    err = float(np.linalg.norm(x - rnd(q.reshape(-1) * step))) / norm
+    levels = _levels(q)
+    astype = next(t for t, hi in _INT_TYPES if levels <= hi)
+    return UniformFit(float(step), astype, max(1, math.ceil(math.log2(2 * levels + 1))), err, err)
+
+
+@contextmanager
+def quiet_numcodecs() -> Iterator[None]:
+    """Silence zarr's note that numcodecs codecs are outside the Zarr v3 specification (it is shown
+    each time such an array is opened)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3")
+        yield
+
+
+def zarr_codecs(f: UniformFit, dtype: np.dtype) -> tuple[list[Any], list[Any]]:
+    """``(filters, compressors)`` for a Zarr format 3 array of ``dtype`` (float32/float64) holding the
+    tensor quantized by ``f``."""
+    from zarr.codecs import ZstdCodec
+    from zarr.codecs.numcodecs import FixedScaleOffset
+
+    with quiet_numcodecs():
+        flt = FixedScaleOffset(offset=0, scale=1.0 / f.step, dtype=np.dtype(dtype).str, astype=f.astype)
+    return [flt], [ZstdCodec(level=ZSTD_LEVEL)]
+
+
+def compressed_bytes(values: np.ndarray, f: UniformFit, chunk_rows: int | None = None) -> int:
+    """Bytes of the Zstandard-compressed integers, chunk by chunk (``chunk_rows`` rows along axis 0 each;
+    default one chunk), as a Zarr array with :func:`zarr_codecs` stores them."""
+    import numcodecs
+
+    codec = numcodecs.Zstd(level=ZSTD_LEVEL)
+    q = f.quantize(np.asarray(values))
+    if q.ndim == 0 or not chunk_rows:
+        return len(codec.encode(np.ascontiguousarray(q)))
+    return sum(len(codec.encode(np.ascontiguousarray(q[s:s + chunk_rows])))
+               for s in range(0, max(1, q.shape[0]), chunk_rows))
