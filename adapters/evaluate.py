@@ -454,8 +454,10 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
             finished[key] = r
             bar.update()
             sinr_txt = "" if opts is None else f" s={opts.sparsity} bits={opts.value_bits}"
-            log(f"{r.label:<12} {image_name:<10} {path.point:<10}{sinr_txt}: {r.bytes} B, {r.bpp:.3f} {source.rate.name}, "
-                f"{r.psnr:.2f} {spec.metric.unit} (fitted {fitted:.2f}; fit {fit_s:.1f}s, encode {enc_s:.1f}s, "
+            rate_txt = "" if source.rate.per is None else f"{r.bpp:.3f} {source.rate.name}, "
+            q_txt = f"{spec.metric.name} {r.psnr:.3f}" if not spec.metric.unit else f"{r.psnr:.2f} {spec.metric.unit}"
+            log(f"{r.label:<12} {image_name:<10} {path.point:<10}{sinr_txt}: {r.bytes} B, {rate_txt}"
+                f"{q_txt} (fitted {fitted:.{3 if not spec.metric.unit else 2}f}; fit {fit_s:.1f}s, encode {enc_s:.1f}s, "
                 f"decode {dec_s:.2f}s)")
             if on_result is not None:
                 on_result(list(finished.values()))
@@ -604,14 +606,18 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
     results' metric and rate unit (``PSNR (dB)`` and ``bpp`` for images)."""
     q = _metric_label(results)
     rate, word, qs = _rate_name(results), _signal_word(results), _metric_short(results)
-    head = (f"| method | {word} | rate point | sparsity | value bits | bytes | {rate} | {q} | fitted {q} "
-            "| fit s | encode s | decode s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    nd = 3 if all(r.extra.get("metric_unit", "dB") == "" for r in results) else 2   # a ratio (IoU)
+    rate_col = "" if rate == "bytes" else f" {rate} |"
+    head = (f"| method | {word} | rate point | sparsity | value bits | bytes |{rate_col} {q} | fitted {q} "
+            "| fit s | encode s | decode s |\n|---|---|---|---|---|---|" + ("" if rate == "bytes" else "---|")
+            + "---|---|---|---|---|\n")
     lines = []
     for r in sorted(results, key=lambda r: (r.label, r.image, r.bpp)):
         s = r.sinr or {}
+        rate_val = "" if rate == "bytes" else f" {r.bpp:.3f} |"
         lines.append(f"| {r.label} | {r.image} | {r.rate_point} | {_fmt(s.get('sparsity'))} | "
-                     f"{_fmt(s.get('value_bits'))} | {r.bytes} | {r.bpp:.3f} | {_fmt(r.psnr)} | "
-                     f"{_fmt(r.psnr_fitted)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
+                     f"{_fmt(s.get('value_bits'))} | {r.bytes} |{rate_val} {_fmt(r.psnr, nd)} | "
+                     f"{_fmt(r.psnr_fitted, nd)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
                      f"{r.decode_seconds:.2f} |")
     out = head + "\n".join(lines) + "\n"
     rows = summary(results)
@@ -619,7 +625,7 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
         out += (f"\nMean over {word}s:\n\n| method | rate point | sparsity | value bits | {rate} | {q} |\n"
                 "|---|---|---|---|---|---|\n")
         out += "\n".join(f"| {d['label']} | {d['point']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
-                         f"{d['bpp']:.3f} | {_fmt(d['psnr'])} |" for d in rows) + "\n"
+                         f"{d['bpp']:.3f} | {_fmt(d['psnr'], nd)} |" for d in rows) + "\n"
     comparisons = comparisons_at_equal_psnr(rows)
     if comparisons:
         out += (f"\nSINR against the method alone at equal {qs} (mean curves, log-{rate} interpolated; the method: the "
@@ -637,7 +643,7 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
                 continue
             bd = "–" if c["bd_rate"] is None else f"{100 * c['bd_rate']:+.1f}%"
             bound = ">= " if c["best_is_bound"] else ""
-            out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.2f} | {c['at_rate']:.3f} | "
+            out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.{nd}f} | {c['at_rate']:.3f} | "
                     f"{c['anchor_rate']:.3f} | {c['points_compared']} of {c['test_points']} | {bd} |\n")
     if target_psnr is not None:
         from .tune import smallest_meeting

@@ -60,7 +60,7 @@ class GaussianMLP(nn.Module):
     State_dict keys: ``net.{i}.linear.weight`` / ``.bias`` and ``last.weight`` / ``last.bias``.
     """
 
-    def __init__(self, *, width: int = 32, layers: int = 3, scale: float = 2.0, dim_in: int = 3) -> None:
+    def __init__(self, *, width: int = 32, layers: int = 3, scale: float = 5.0, dim_in: int = 3) -> None:
         super().__init__()
         self.net = nn.Sequential(*[GaussianLayer(dim_in if i == 0 else width, width, scale) for i in range(layers)])
         self.last = nn.Linear(width, 1)
@@ -87,7 +87,7 @@ class OccupancyAdapter(FieldAdapter):
         Hidden width (the paper: 128).
     layers : int, default 3
         Gaussian layers (the paper: 3); ``layers - 1`` hidden-to-hidden matrices.
-    scale : float, default 2.0
+    scale : float, default 5.0
         ``s`` of ``exp(-(s x)^2)`` (``sigma = 1 / (sqrt(2) s)``).
     bits : int, default 16
         Storage bits of the hidden-to-hidden matrices without SINR (2..16).
@@ -120,7 +120,7 @@ class OccupancyAdapter(FieldAdapter):
             options=(Option("widths", int, [32, 64], "hidden widths (the rate points; the paper: 128)",
                             multiple=True, minimum=1),
                      Option("layers", int, 3, "Gaussian layers (the paper: 3)", minimum=2),
-                     Option("scale", float, 2.0, "s of exp(-(s x)^2)", minimum=1e-3, maximum=1e3),
+                     Option("scale", float, 5.0, "s of exp(-(s x)^2)", minimum=1e-3, maximum=1e3),
                      Option("bits", int, 16, "storage bits of the hidden matrices without SINR", minimum=2,
                             maximum=16),
                      Option("samples", int, 16384, "training points per shape (half near the surface)",
@@ -128,7 +128,7 @@ class OccupancyAdapter(FieldAdapter):
             build=lambda cls, o, width, ctx: cls(width=width, layers=o["layers"], scale=o["scale"], bits=o["bits"],
                                                  samples=o["samples"]))
 
-    def __init__(self, *, width: int = 32, layers: int = 3, scale: float = 2.0, bits: int = 16,
+    def __init__(self, *, width: int = 32, layers: int = 3, scale: float = 5.0, bits: int = 16,
                  samples: int = 16384) -> None:
         if int(width) < 1 or int(layers) < 2:
             raise ValueError("width must be >= 1 and layers >= 2")
