@@ -7,7 +7,9 @@ mean squared error. Quality is the signal-to-noise ratio of the decoded waveform
 ``10 log10(sum x^2 / sum (x - x_hat)^2)`` in dB; the rate is in bits per sample.
 
 Storage without SINR (the SINR paper's baselines): the hidden-to-hidden matrices as per-tensor uniform
-``bits``-bit integers (16 by default) + Brotli, the rest in float16; ``bits`` is the fair baseline's knob.
+``bits``-bit integers (16 by default) + Brotli, the first layer in float32 (its weights are multiplied by
+``w0_initial = 3000``: float16 rounding would shift their phases by up to about a radian), the rest in
+float16; ``bits`` is the fair baseline's knob.
 With SINR the hidden-to-hidden matrices are SINR-coded (rows = neurons).
 
 Signals are synthesized (:mod:`sinr_adapters.waveforms`): ``--size`` is the number of samples at 16 kHz
@@ -135,6 +137,8 @@ class AudioAdapter(FieldAdapter):
         return [f"net.{i}.linear.weight" for i in range(1, self.layers)]
 
     def storage(self, name: str, tensor: torch.Tensor) -> tuple:
+        if name.startswith("net.0."):   # multiplied by w0_initial = 3000: float16 would shift phases by ~1 rad
+            return ("f",)
         return ("q", self.bits) if name in self.sinr_tensor_names(None) else ("h",)
 
     # ---- stream checks (decoding) ------------------------------------------------------------------

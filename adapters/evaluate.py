@@ -153,12 +153,16 @@ class EvalConfig:
             self.images = list(dict.fromkeys(n for src in sources.values() for n in src.default))
         if self.meta_images is None:
             self.meta_images = list(dict.fromkeys(n for src in sources.values() for n in src.held_out))
+        bad = [n for n in self.images if all(n not in src.names for src in sources.values())]
+        if bad:
+            if all(src.kind == "image" for src in sources.values()):
+                raise ValueError(f"unknown image(s) {bad}; bundled: {', '.join(next(iter(sources.values())).names)}")
+            known = "; ".join(f"{m} ({src.kind}): {', '.join(src.names)}" for m, src in sources.items())
+            raise ValueError(f"unknown signal(s) {bad}; the methods know {known}")
         for method, src in sources.items():
-            bad = src.unknown(self.images)
-            if bad:
-                what = "image(s)" if src.kind == "image" else f"{src.kind} signal(s) for {method}"
-                raise ValueError(f"unknown {what} {bad}; {'bundled' if src.kind == 'image' else 'known'}: "
-                                 f"{', '.join(src.names)}")
+            if not self.signals_for(method):
+                raise ValueError(f"none of the signals {self.images} is a {src.kind} signal {method} knows "
+                                 f"({', '.join(src.names)})")
         if self.size is None and len({(s.kind, s.size) for s in sources.values()}) == 1:
             self.size = next(iter(sources.values())).size
         for method, src in sources.items():
@@ -199,6 +203,12 @@ class EvalConfig:
     def source(self, method: str | None = None) -> SignalSource:
         """The signal source of ``method`` (default: the first method)."""
         return method_spec(method or self.methods[0])[1].signal_source()
+
+    def signals_for(self, method: str) -> list[str]:
+        """The evaluated signals ``method``'s source knows (in ``images`` order): with methods of several
+        kinds, each evaluates its own."""
+        src = self.source(method)
+        return [n for n in self.images or () if n in src.names]
 
     def method_size(self, method: str | None = None) -> int:
         """The signal size ``method`` is evaluated at (``size``, or its source's default)."""
@@ -371,7 +381,7 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
             for value, adapter in spec.rate_points(cls, opts, ctx):
                 point = _point(spec, value)
                 units.append(_Unit(method, spec, opts, value, adapter, point, _paths(spec, point, cfg)))
-        keys = [p.key(u.method, img) for u in units for img in cfg.images for p in u.paths]
+        keys = [p.key(u.method, img) for u in units for img in cfg.signals_for(u.method) for p in u.paths]
         bar = tqdm(total=len(keys), initial=sum(k in finished for k in keys), desc="sinr evaluate", unit="point",
                    file=sys.stderr, disable=not nets.progress_enabled(progress), dynamic_ncols=True, smoothing=0.05)
         if streams_dir is not None:
@@ -391,7 +401,8 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
               on_result: Callable[[list[Result]], None] | None) -> list[Result]:
     """One rate point of one method over every image: prepare, then fit and compress each image."""
     spec, adapter, knob = u.spec, u.adapter, u.spec.rate_key
-    todo = [img for img in cfg.images if any(p.key(u.method, img) not in finished for p in u.paths)]
+    signals = cfg.signals_for(u.method)
+    todo = [img for img in signals if any(p.key(u.method, img) not in finished for p in u.paths)]
     record: dict[str, Any] = {}
     if todo and spec.prepare is not None:
         prep, secs = _timed(lambda: spec.prepare(adapter, u.options, ctx), dev)
@@ -405,7 +416,7 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
             prep.save(path)
             record["shared_file"] = str(path)
     out: list[Result] = []
-    for image_name in cfg.images:
+    for image_name in signals:
         if image_name not in todo:
             out += [finished[p.key(u.method, image_name)] for p in u.paths]
             continue

@@ -71,10 +71,13 @@ def rgb_to_yuv(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def y_psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR of the BT.709 luma of ``decoded`` (clamped and rounded to 8 bits) against ``reference``'s, peak 1."""
-    dec = np.round(np.clip(np.asarray(decoded, dtype=np.float64), 0.0, 1.0) * 255.0) / 255.0
+    """PSNR of the BT.709 luma of ``decoded`` against ``reference``'s, both RGB clamped and rounded to
+    8-bit levels, peak 1."""
+    def levels(a: np.ndarray) -> np.ndarray:
+        return np.round(np.clip(np.asarray(a, dtype=np.float64), 0.0, 1.0) * 255.0) / 255.0
+
     w = _BT709[0].double().numpy()
-    err = float(np.mean((dec @ w - np.asarray(reference, dtype=np.float64) @ w) ** 2))
+    err = float(np.mean((levels(decoded) @ w - levels(reference) @ w) ** 2))
     return math.inf if err == 0 else -10.0 * math.log10(err)
 
 
