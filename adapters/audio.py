@@ -80,7 +80,7 @@ class AudioAdapter(FieldAdapter):
                               f"samples at {RATE} Hz", RateUnit("bits/sample", "bits per sample (bytes written × 8 / "
                                                                 "samples)", "sample"), 16)
         return AdapterSpec(
-            summary="audio: a 1-D SIREN on a synthesized waveform, SNR", rate="widths", rate_key="width",
+            summary="a 1-D SIREN on a synthesized waveform (SNR vs bits per sample)", rate="widths", rate_key="width",
             bits="bits", source=source, metric=Metric("SNR", "dB", True, snr),
             options=(Option("widths", int, [32, 64], "hidden widths (the rate points)", multiple=True, minimum=1),
                      Option("layers", int, 3, "sine layers", minimum=2),

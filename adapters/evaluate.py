@@ -654,8 +654,10 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
                 continue
             bd = "–" if c["bd_rate"] is None else f"{100 * c['bd_rate']:+.1f}%"
             bound = ">= " if c["best_is_bound"] else ""
-            out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.{nd}f} | {c['at_rate']:.3f} | "
-                    f"{c['anchor_rate']:.3f} | {c['points_compared']} of {c['test_points']} | {bd} |\n")
+            rd_ = 0 if rate == "bytes" else 3
+            out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.{nd}f} | "
+                    f"{c['at_rate']:.{rd_}f} | {c['anchor_rate']:.{rd_}f} | {c['points_compared']} of "
+                    f"{c['test_points']} | {bd} |\n")
     if target_psnr is not None:
         from .tune import smallest_meeting
 

@@ -114,7 +114,7 @@ class OccupancyAdapter(FieldAdapter):
         source = SignalSource("occupancy", tuple(SHAPES), load_shape, ("statue",), (), 32,
                               "side of the occupancy grid the IoU is measured on", BYTES, 4)
         return AdapterSpec(
-            summary="occupancy field: Gaussian-activation MLP, BCE on sampled points, IoU on a grid",
+            summary="an occupancy field: Gaussian-activation MLP, BCE on sampled points (IoU on a grid vs bytes)",
             rate="widths", rate_key="width", bits="bits", source=source,
             metric=Metric("IoU", "", True, iou),
             options=(Option("widths", int, [32, 64], "hidden widths (the rate points; the paper: 128)",

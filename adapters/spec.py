@@ -169,8 +169,10 @@ class Metric:
     higher_is_better : bool, default True
         Orientation for Pareto fronts and savings at equal quality.
     measure : callable or None
-        ``measure(decoded, reference) -> float`` on arrays in [0, 1] of the signal's shape; ``None``: PSNR
-        of the decoded signal clamped and rounded to 8 bits (:func:`sinr_adapters.nets.psnr_8bit`).
+        ``measure(decoded, reference) -> float``: the rendering against the signal's reference (by default
+        both in [0, 1] of the signal's shape; a signal with its own ``reference``, e.g. a waveform in
+        [-1, 1] or a dense occupancy grid, sets what is compared); ``None``: PSNR of the decoded signal
+        clamped and rounded to 8 bits (:func:`sinr_adapters.nets.psnr_8bit`).
     """
 
     name: str = "PSNR"
