@@ -29,19 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import nets
 from sinr_codecs.errors import StreamError
 
-from .base import (
-    MAX_FREQUENCY,
-    INRAdapter,
-    LoadReport,
-    Signal,
-    config_number,
-    image_array,
-    map_state_dict,
-    read_state_dict,
-)
+from . import nets
+from .checkpoints import LoadReport, map_state_dict, read_state_dict
+from .container import MAX_FREQUENCY, config_number
+from .grids import coin_grid
+from .inr import INRAdapter
+from .signals import Signal, image_signal
 
 __all__ = ["COINAdapter", "COINSiren", "LoadReport", "load_coin_checkpoint"]
 
@@ -147,15 +142,13 @@ class COINAdapter(INRAdapter):
         return sum(p.numel() for p in self.build_model().parameters())
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
-        img = image_array(image, self.dim_out)
-        h, w, c = img.shape
-        values = torch.from_numpy(img.reshape(-1, c).astype(np.float32))
-        return Signal(nets.coin_grid(h, w), values, (h, w, c), (0.0, 1.0), "image", name)
+        """The image on COIN's grid (:func:`~sinr_adapters.grids.coin_grid`), values in [0, 1]."""
+        return image_signal(image, channels=self.dim_out, grid=coin_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
         if len(shape) != 2:
             raise ValueError(f"COIN renders 2-D images, got grid shape {tuple(shape)}")
-        return nets.coin_grid(int(shape[0]), int(shape[1]))
+        return coin_grid(int(shape[0]), int(shape[1]))
 
     def sinr_tensor_names(self, model: nn.Module) -> list[str]:
         return [f"net.{i}.linear.weight" for i in range(1, self.layers)]

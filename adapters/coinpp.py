@@ -38,16 +38,17 @@ array per state_dict tensor and the configuration (architecture, inner-loop sett
 statistics, meta-learning record) as JSON bytes under ``__config__``. Official COIN++ checkpoints
 (``model.pt = {"args": argparse.Namespace, "state_dict": ...}``) load with ``weights_only=True``, only
 ``argparse.Namespace`` allowed (:func:`load_coinpp_checkpoint`).
+
+This module holds the adapter; the networks and patches are in :mod:`sinr_adapters.coinpp_model`, the
+inner loop, meta-learning and calibration in :mod:`sinr_adapters.coinpp_meta`, the files in
+:mod:`sinr_adapters.coinpp_checkpoints` (their public names are importable from here too).
 """
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
 import math
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -55,27 +56,28 @@ from typing import Any, ClassVar
 import brotli
 import numpy as np
 import torch
+from sinr_codecs.errors import StreamError
 from torch import nn
 
-from sinr_codecs.errors import StreamError
-
 from . import nets
-from .base import (
+from .checkpoints import map_state_dict
+from .coinpp_checkpoints import BASE_FORMAT, load_coinpp_checkpoint, read_base_file, write_base_file
+from .coinpp_meta import calibrate_quantizer, inner_fit, meta_learn
+from .coinpp_model import COINppModel, ModulatedSiren, patch_coordinates, patch_grid, patchify
+from .container import (
     MAX_FREQUENCY,
-    Decoded,
-    INRAdapter,
-    LoadReport,
-    Signal,
-    SINROptions,
     Reader,
     config_number,
     fingerprint,
-    image_array,
     inflate,
-    map_state_dict,
     sparse_tensor_from_bytes,
     write_section,
 )
+from .grids import pixel_grid
+from .inr import INRAdapter
+from .protocol import Decoded
+from .signals import Signal, image_signal
+from .sinr_options import SINROptions
 
 __all__ = [
     "COINppAdapter",
@@ -85,152 +87,6 @@ __all__ = [
     "patch_coordinates",
     "patchify",
 ]
-
-BASE_FORMAT = "sinr_adapters.coinpp.base/1"
-
-
-# --------------------------------------------------------------------------------------------------
-# networks
-# --------------------------------------------------------------------------------------------------
-
-class LatentToModulation(nn.Module):
-    """The linear map latent -> shifts of all hidden layers (key ``net.weight`` / ``net.bias``)."""
-
-    def __init__(self, latent_dim: int, num_modulations: int) -> None:
-        super().__init__()
-        self.latent_dim = int(latent_dim)
-        self.net = nn.Linear(latent_dim, num_modulations)
-
-    def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.net(latent)
-
-
-class ModulatedSiren(nn.Module):
-    """COIN++'s base network: a SIREN with per-signal shift modulations from a latent vector.
-
-    Parameters
-    ----------
-    dim_in, dim_hidden, dim_out : int
-        Coordinate dimension, width, channels.
-    num_layers : int
-        Layers including the linear output layer (COIN++'s ``--num_layers``): ``num_layers - 1`` sine
-        layers are modulated, so there are ``dim_hidden * (num_layers - 1)`` shifts.
-    w0, w0_initial : float
-        Sine frequencies (COIN++ passes ``w0_initial = w0``).
-    latent_dim : int
-        Latent vector length.
-    """
-
-    def __init__(self, *, dim_in: int = 2, dim_hidden: int = 32, dim_out: int = 3, num_layers: int = 5,
-                 w0: float = 30.0, w0_initial: float = 30.0, latent_dim: int = 32) -> None:
-        super().__init__()
-        if num_layers < 2 or dim_hidden < 1 or latent_dim < 1:
-            raise ValueError("num_layers must be >= 2, dim_hidden and latent_dim >= 1")
-        self.dim_hidden = int(dim_hidden)
-        self.net = nn.Sequential(*[
-            nets.SineLayer(dim_in if i == 0 else dim_hidden, dim_hidden, w0=w0_initial if i == 0 else w0,
-                           is_first=i == 0)
-            for i in range(num_layers - 1)
-        ])
-        self.last_layer = nets.SineLayer(dim_hidden, dim_out, w0=w0, activation=nn.Identity())
-        self.modulation_net = LatentToModulation(latent_dim, dim_hidden * (num_layers - 1))
-
-    @property
-    def latent_dim(self) -> int:
-        return self.modulation_net.latent_dim
-
-    def shifts(self, latents: torch.Tensor) -> torch.Tensor:
-        """``(..., latent_dim)`` -> ``(..., num_layers - 1, dim_hidden)`` shifts."""
-        return self.modulation_net(latents).unflatten(-1, (len(self.net), self.dim_hidden))
-
-    def forward_shifted(self, x: torch.Tensor, shift) -> torch.Tensor:
-        """The network on ``x`` with ``shift(i)`` (broadcastable to layer ``i``'s pre-activation) added."""
-        for i, layer in enumerate(self.net):
-            x = layer.activation(layer.linear(x) + shift(i))
-        return self.last_layer.linear(x) + 0.5
-
-    def modulated_forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-        """``x`` ``(B, *, dim_in)`` with one latent per batch element ``(B, latent_dim)`` -> ``(B, *, dim_out)``."""
-        shape = x.shape[:-1]
-        s = self.shifts(latents)
-        out = self.forward_shifted(x.reshape(x.shape[0], -1, x.shape[-1]), lambda i: s[:, i, None, :])
-        return out.reshape(*shape, out.shape[-1])
-
-    def forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-        return self.modulated_forward(x, latents)
-
-
-def patch_grid(height: int, width: int, patch: Sequence[int]) -> tuple[int, int]:
-    """Patches per column and per row: ``(ceil(H / ph), ceil(W / pw))``."""
-    return -(-int(height) // int(patch[0])), -(-int(width) // int(patch[1]))
-
-
-def patchify(image: torch.Tensor, patch: Sequence[int]) -> torch.Tensor:
-    """``(H, W, C)`` -> ``(patches, ph * pw, C)``, row-major over the patch grid and within patches.
-
-    The image is padded at the bottom and right to whole patches by reflection (COIN++), or by
-    replication where the padding is not smaller than the image.
-    """
-    h, w, c = image.shape
-    ph, pw = int(patch[0]), int(patch[1])
-    nr, nc = patch_grid(h, w, (ph, pw))
-    pad_h, pad_w = nr * ph - h, nc * pw - w
-    x = image.permute(2, 0, 1)[None]
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-        x = torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-    x = x[0].reshape(c, nr, ph, nc, pw).permute(1, 3, 2, 4, 0)
-    return x.reshape(nr * nc, ph * pw, c)
-
-
-def patch_coordinates(patch: Sequence[int]) -> torch.Tensor:
-    """Patch-local coordinates ``linspace(0, 1)`` per axis, ``indexing="ij"``: ``(ph * pw, 2)``."""
-    axes = [torch.linspace(0.0, 1.0, int(n)) for n in patch]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 2)
-
-
-def pixel_grid(height: int, width: int) -> torch.Tensor:
-    """Integer pixel positions ``(row, col)`` as float32, row-major: ``(H * W, 2)``."""
-    rows, cols = torch.meshgrid(torch.arange(height, dtype=torch.float32),
-                                torch.arange(width, dtype=torch.float32), indexing="ij")
-    return torch.stack((rows, cols), dim=-1).reshape(-1, 2)
-
-
-class COINppModel(nn.Module):
-    """One image under COIN++: the (frozen) base network plus one latent per patch.
-
-    ``forward(coords)`` maps integer pixel positions ``(row, col)`` (float tensor ``(N, 2)``) to values:
-    each pixel finds its patch and its patch-local coordinate. ``forward(coords, latents=...)`` uses other
-    latents (fine-tuning through a quantizer or a sparse code).
-    """
-
-    def __init__(self, base: ModulatedSiren, latents: torch.Tensor, image_shape: Sequence[int],
-                 patch: Sequence[int]) -> None:
-        super().__init__()
-        self.base = base
-        for p in self.base.parameters():
-            p.requires_grad_(False)
-        self.latents = nn.Parameter(latents.detach().clone().float())
-        self.image_shape = (int(image_shape[0]), int(image_shape[1]))
-        self.patch = (int(patch[0]), int(patch[1]))
-        self.grid = patch_grid(*self.image_shape, self.patch)
-        if self.latents.shape[0] != self.grid[0] * self.grid[1]:
-            raise ValueError(f"{self.latents.shape[0]} latents for a {self.grid[0]} x {self.grid[1]} patch grid")
-
-    def locate(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patch index ``(N,)`` and patch-local coordinates ``(N, 2)`` of pixel positions ``(N, 2)``."""
-        ph, pw = self.patch
-        rc = coords.round().to(torch.int64)
-        r, c = rc[:, 0], rc[:, 1]
-        index = (r // ph) * self.grid[1] + (c // pw)
-        local = torch.stack(((r % ph).float() / (ph - 1), (c % pw).float() / (pw - 1)), dim=-1)
-        return index, local.to(coords.dtype)
-
-    def forward(self, coords: torch.Tensor, latents: torch.Tensor | None = None) -> torch.Tensor:
-        lat = self.latents if latents is None else latents
-        index, local = self.locate(coords)
-        s = self.base.shifts(lat)  # (P, L-1, h); gathered per layer to keep memory at N x h
-        return self.base.forward_shifted(local, lambda i: s[index, i])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,7 +230,7 @@ class COINppAdapter(INRAdapter):
         self._base: dict[str, torch.Tensor] | None = None
         if base is not None:
             if not isinstance(base, Mapping):
-                base = _read_npz(base)[0]
+                base = read_base_file(base)[0]
             self._base = self._check_base(base)
 
     def __repr__(self) -> str:
@@ -414,10 +270,8 @@ class COINppAdapter(INRAdapter):
         return net
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
-        img = image_array(image, self.dim_out)
-        h, w, c = img.shape
-        values = torch.from_numpy(img.reshape(-1, c).astype(np.float32))
-        return Signal(pixel_grid(h, w), values, (h, w, c), (0.0, 1.0), "image", name)
+        """The image at integer pixel positions (:func:`~sinr_adapters.grids.pixel_grid`), values in [0, 1]."""
+        return image_signal(image, channels=self.dim_out, grid=pixel_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
         if len(shape) != 2:
@@ -461,16 +315,13 @@ class COINppAdapter(INRAdapter):
         """Write the base network, configuration and settings to an ``.npz`` (no pickle)."""
         if self._base is None:
             raise ValueError(self._no_base())
-        arrays = {k: v.numpy() for k, v in self._base.items()}
-        meta = {"format": BASE_FORMAT, "config": self.config(), **self.settings(), "meta": self.meta_info}
-        arrays["__config__"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-        with open(os.fspath(path), "wb") as f:
-            np.savez(f, **arrays)
+        meta = {"config": self.config(), **self.settings(), "meta": self.meta_info}
+        write_base_file(path, self._base, meta)
 
     @classmethod
     def from_base_file(cls, path: str | os.PathLike) -> COINppAdapter:
         """The adapter (configuration, settings and base network) saved by :meth:`save_base`."""
-        state, meta = _read_npz(path)
+        state, meta = read_base_file(path)
         if meta is None or meta.get("format") != BASE_FORMAT:
             raise ValueError(f"{path} was not written by COINppAdapter.save_base (no {BASE_FORMAT!r} '__config__')")
         out = cls(**meta["config"], base=state, inner_steps=meta["inner_steps"], inner_lr=meta["inner_lr"],
@@ -510,7 +361,7 @@ class COINppAdapter(INRAdapter):
             latents = model.latents.detach().to(dev).clone()
         else:
             latents = torch.zeros(patches.shape[0], self.latent_dim, device=dev)
-        log = _inner_fit(base, latents, local, patches, steps=steps, lr=lr, chunk=batch_size, progress=progress,
+        log = inner_fit(base, latents, local, patches, steps=steps, lr=lr, chunk=batch_size, progress=progress,
                          desc=f"{self.name} fit")
         return COINppModel(base, latents, (h, w), self.patch).to(dev), log
 
@@ -661,224 +512,15 @@ class COINppAdapter(INRAdapter):
                    outer_lr: float = 1e-4, inner_steps: int | None = None, inner_lr: float | None = None,
                    first_order: bool = False, device: str = "auto", seed: int = 0, calibrate: bool = True,
                    progress: bool | None = None) -> COINppAdapter:
-        """Meta-learn the base network over random ``patch``-sized crops of ``images`` (MAML, COIN++'s way).
-
-        Each outer step draws ``batch_size`` crops, fits one latent per crop by ``inner_steps`` SGD steps
-        from zero (loss = per-crop MSE summed over crops), and takes one Adam step (``outer_lr``) on the
-        base network for the mean per-crop MSE after the inner loop, differentiating through the inner
-        loop (``first_order=True``: not). Starts from this adapter's base network, or a fresh SIREN
-        initialisation (seeded by ``seed``) if it has none. Then :meth:`calibrate` on ``images`` unless
-        ``calibrate=False``. Returns a new adapter.
-        """
-        if not images:
-            raise ValueError("meta_learn needs at least one image")
-        inner_steps = self.inner_steps if inner_steps is None else int(inner_steps)
-        inner_lr = self.inner_lr if inner_lr is None else float(inner_lr)
-        dev = nets.resolve_device(device)
-        imgs = [torch.from_numpy(image_array(im, self.dim_out)) for im in images]
-        ph, pw = self.patch
-        if any(im.shape[0] < ph or im.shape[1] < pw for im in imgs):
-            raise ValueError(f"every training image must be at least {ph} x {pw} (the patch size)")
-        torch.manual_seed(seed)
-        net = (self.build_model() if self._base is not None else self._fresh_base()).to(dev)
-        for p in net.parameters():
-            p.requires_grad_(True)
-        opt = torch.optim.Adam(net.parameters(), lr=outer_lr)
-        gen = torch.Generator().manual_seed(seed)
-        local = patch_coordinates(self.patch).to(dev)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(range(outer_steps), desc=f"{self.name} meta-learn", leave=False, file=sys.stderr,
-                   disable=not nets.progress_enabled(progress), dynamic_ncols=True)
-        psnrs: list[float] = []
-        t0 = time.perf_counter()
-        for step in bar:
-            which = torch.randint(len(imgs), (batch_size,), generator=gen).tolist()
-            crops = []
-            for i in which:
-                im = imgs[i]
-                top = int(torch.randint(im.shape[0] - ph + 1, (1,), generator=gen))
-                left = int(torch.randint(im.shape[1] - pw + 1, (1,), generator=gen))
-                crops.append(im[top:top + ph, left:left + pw].reshape(ph * pw, -1))
-            target = torch.stack(crops).to(dev)                       # (B, n, C)
-            coords = local.expand(batch_size, -1, -1)
-            latents = torch.zeros(batch_size, self.latent_dim, device=dev, requires_grad=True)
-            for _ in range(inner_steps):
-                loss = ((net.modulated_forward(coords, latents) - target) ** 2).mean(dim=(1, 2)).sum()
-                (grad,) = torch.autograd.grad(loss, latents, create_graph=not first_order)
-                latents = latents - inner_lr * grad
-            per = ((net.modulated_forward(coords, latents) - target) ** 2).mean(dim=(1, 2))
-            outer = per.mean()
-            opt.zero_grad(set_to_none=True)
-            outer.backward()
-            opt.step()
-            psnrs.append(float(torch.mean(-10 * torch.log10(per.detach().clamp_min(1e-12)))))
-            if step % 25 == 0 or step == outer_steps - 1:
-                bar.set_postfix(psnr=f"{psnrs[-1]:.2f}", refresh=False)
-        bar.close()
-        nets.synchronize(dev)
-        out = COINppAdapter(**self.config(), base={k: v.detach().cpu() for k, v in net.state_dict().items()},
-                            inner_steps=inner_steps, inner_lr=inner_lr)
-        tail = psnrs[-max(1, len(psnrs) // 10):] if psnrs else [math.nan]
-        out.meta_info = {"outer_steps": int(outer_steps), "batch_size": int(batch_size), "outer_lr": float(outer_lr),
-                         "first_order": bool(first_order), "images": len(imgs), "seed": int(seed),
-                         "seconds": time.perf_counter() - t0, "first_psnr": psnrs[0] if psnrs else math.nan,
-                         "final_psnr": float(np.mean(tail))}
-        if calibrate:
-            out = out.calibrate(images, device=device)
-        return out
+        """Meta-learn the base network over random ``patch``-sized crops of ``images`` (MAML, COIN++'s way;
+        :func:`sinr_adapters.coinpp_meta.meta_learn`), then :meth:`calibrate` on ``images`` unless
+        ``calibrate=False``. Returns a new adapter."""
+        return meta_learn(self, images, outer_steps=outer_steps, batch_size=batch_size, outer_lr=outer_lr,
+                          inner_steps=inner_steps, inner_lr=inner_lr, first_order=first_order, device=device,
+                          seed=seed, calibrate=calibrate, progress=progress)
 
     def calibrate(self, images: Sequence[np.ndarray], *, device: str = "auto") -> COINppAdapter:
-        """Set the quantizer's mean and std from latents fitted (``inner_steps``) to every patch of ``images``.
+        """Set the quantizer's mean and std from latents fitted (``inner_steps``) to every patch of ``images``
+        (:func:`sinr_adapters.coinpp_meta.calibrate_quantizer`). Returns a new adapter (same base network)."""
+        return calibrate_quantizer(self, images, device=device)
 
-        Returns a new adapter (same base network).
-        """
-        if self._base is None:
-            raise ValueError(self._no_base())
-        dev = nets.resolve_device(device)
-        base = self.build_model().to(dev)
-        local = patch_coordinates(self.patch).to(dev)
-        fitted = []
-        for im in images:
-            img = torch.from_numpy(image_array(im, self.dim_out)).to(dev)
-            patches = patchify(img, self.patch)
-            lat = torch.zeros(patches.shape[0], self.latent_dim, device=dev)
-            _inner_fit(base, lat, local, patches, steps=self.inner_steps, lr=self.inner_lr, progress=False)
-            fitted.append(lat.cpu())
-        if not fitted:
-            raise ValueError("calibrate needs at least one image")
-        allv = torch.cat(fitted).double()
-        mean, std = float(allv.mean()), float(allv.std()) if allv.numel() > 1 else 1.0
-        out = COINppAdapter(**self.config(), base=self._base, inner_steps=self.inner_steps, inner_lr=self.inner_lr,
-                            quantizer=(mean, std if std > 0 else 1.0))
-        out.meta_info = {**self.meta_info, "calibration_patches": int(allv.shape[0])}
-        return out
-
-
-def _inner_fit(base: ModulatedSiren, latents: torch.Tensor, local: torch.Tensor, patches: torch.Tensor, *,
-               steps: int, lr: float, chunk: int | None = None, progress: bool | None = None,
-               desc: str = "coinpp fit") -> nets.FitLog:
-    """SGD on ``latents`` ``(P, D)`` in place (per-patch MSE summed over patches, as COIN++)."""
-    log = nets.FitLog()
-    p = patches.shape[0]
-    chunk = p if not chunk or chunk >= p else int(chunk)
-    t0 = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=steps, desc=desc, file=sys.stderr, leave=False, disable=not nets.progress_enabled(progress))
-    for step in range(steps + 1):
-        total = 0.0
-        for i in range(0, p, chunk):
-            lat = latents[i:i + chunk].detach().requires_grad_(steps > step)
-            n = lat.shape[0]
-            with torch.set_grad_enabled(step < steps):
-                per = ((base.modulated_forward(local.expand(n, -1, -1), lat) - patches[i:i + chunk]) ** 2).mean(dim=(1, 2))
-                total += float(per.detach().sum())
-                if step < steps:
-                    (grad,) = torch.autograd.grad(per.sum(), lat)
-                    latents[i:i + chunk] = lat.detach() - lr * grad
-        mse = total / p
-        if step < steps:
-            log.loss.append(mse)
-            log.psnr.append(nets.mse_to_psnr(mse))
-            log.steps += 1
-            bar.update(1)
-        if mse < log.best_loss:
-            log.best_loss, log.best_step = mse, step
-    bar.close()
-    nets.synchronize(latents.device)
-    log.seconds = time.perf_counter() - t0
-    return log
-
-
-def _read_npz(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    with np.load(os.fspath(path), allow_pickle=False) as z:
-        state = {k: torch.from_numpy(np.array(z[k], dtype=np.float32)) for k in z.files if k != "__config__"}
-        meta = json.loads(bytes(z["__config__"].astype(np.uint8)).decode()) if "__config__" in z.files else None
-    return state, meta
-
-
-# --------------------------------------------------------------------------------------------------
-# official checkpoints
-# --------------------------------------------------------------------------------------------------
-
-def _torch_load_coinpp(path: str | os.PathLike) -> Any:
-    """``torch.load(weights_only=True)`` allowing ``argparse.Namespace`` and nothing else."""
-    safe = getattr(torch.serialization, "safe_globals", None)
-    if safe is not None:
-        with safe([argparse.Namespace]):
-            return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-    torch.serialization.add_safe_globals([argparse.Namespace])  # pragma: no cover - torch < 2.5
-    return torch.load(os.fspath(path), map_location="cpu", weights_only=True)  # pragma: no cover
-
-
-def load_coinpp_checkpoint(source: str | os.PathLike | Mapping[str, Any], *, patch: int | Sequence[int] | None = None,
-                           bits: int = 5, std_range: float = 3.0, quantizer: Sequence[float] | None = None,
-                           strict: bool = True) -> tuple[COINppAdapter, LoadReport]:
-    """Load an official COIN++ checkpoint: ``model.pt = {"args": argparse.Namespace, "state_dict": ...}``.
-
-    The file is read with ``torch.load(weights_only=True)``, allowing ``argparse.Namespace`` only (no code
-    is unpickled). Width, layers, ``w0``, latent size, patch shape and the inner loop come from ``args``
-    (``w0_initial = w0`` as COIN++ builds its model); input and output dims from the tensor shapes.
-    Only what COIN++ uses for its results is supported: shift modulations (``modulate_scale=0``,
-    ``modulate_shift=1``) from a latent by a linear map (``use_latent=1``, ``modulation_net_num_layers=1``).
-    COIN++ does not store the quantizer's statistics: pass ``quantizer=(mean, std)`` or call
-    ``adapter.calibrate(images)`` before compressing.
-
-    Parameters
-    ----------
-    source : path or mapping
-        The ``model.pt`` file, or the dict it holds (``args`` may be a Namespace or a dict).
-    patch : int, pair or None
-        Patch size when ``args.patch_shape`` is ``[-1]`` (no patching) or missing.
-    strict : bool, default True
-        Raise when a key is missing or unexpected (else see the report).
-
-    Returns
-    -------
-    (COINppAdapter, LoadReport)
-    """
-    ckpt = dict(source) if isinstance(source, Mapping) else _torch_load_coinpp(source)
-    if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
-        raise ValueError("not a COIN++ checkpoint: expected a dict with 'args' and 'state_dict' (coinpp main.py)")
-    args = ckpt.get("args")
-    args = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
-    sd = {k.removeprefix("module."): v for k, v in dict(ckpt["state_dict"]).items()}
-    if not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError("the checkpoint's state_dict must map names to tensors")
-    for key, want in (("modulate_scale", 0), ("modulate_shift", 1), ("use_latent", 1), ("modulation_net_num_layers", 1)):
-        if key in args and int(args[key]) != want:
-            raise ValueError(f"unsupported COIN++ model: {key}={args[key]} (this adapter implements {key}={want}: "
-                             "shift modulations from a latent by one linear map, COIN++'s published setting)")
-    if "net.0.linear.weight" not in sd or "modulation_net.net.weight" not in sd or "last_layer.linear.weight" not in sd:
-        raise ValueError("not a COIN++ ModulatedSiren state_dict: expected keys 'net.0.linear.weight', "
-                         "'last_layer.linear.weight' and 'modulation_net.net.weight'")
-    width, dim_in = sd["net.0.linear.weight"].shape
-    if dim_in != 2:
-        raise ValueError(f"this adapter handles images (2-D coordinates); the checkpoint takes {dim_in}-D inputs")
-    n_sine = 0
-    while f"net.{n_sine}.linear.weight" in sd:
-        n_sine += 1
-    latent_dim = sd["modulation_net.net.weight"].shape[1]
-    dim_out = sd["last_layer.linear.weight"].shape[0]
-    layers = int(args.get("num_layers", n_sine + 1))
-    if layers != n_sine + 1 or int(args.get("dim_hidden", width)) != width or int(args.get("latent_dim", latent_dim)) != latent_dim:
-        raise ValueError(f"the checkpoint's args (num_layers={args.get('num_layers')}, dim_hidden={args.get('dim_hidden')}, "
-                         f"latent_dim={args.get('latent_dim')}) disagree with its tensors ({n_sine + 1} layers, width "
-                         f"{width}, latent {latent_dim})")
-    shape = list(args.get("patch_shape") or [-1])
-    if patch is None:
-        if shape == [-1] or len(shape) != 2:
-            raise ValueError("the checkpoint was trained without 2-D patches (patch_shape=[-1]): pass patch=")
-        patch = shape
-    w0 = float(args.get("w0", 30.0))
-    inner = args.get("inner_steps", 3)
-    adapter = COINppAdapter(width=width, layers=layers, latent_dim=latent_dim, w0=w0, w0_initial=w0, dim_out=dim_out,
-                            patch=patch, bits=bits, std_range=std_range, inner_steps=int(inner),
-                            inner_lr=float(args.get("inner_lr", 1e-2)), quantizer=quantizer)
-    net = adapter._fresh_base()
-    report = map_state_dict(net, sd, strict=strict, what="COIN++")
-    adapter._base = {k: v.detach().to("cpu", torch.float32).clone() for k, v in net.state_dict().items()}
-    adapter.meta_info = {"source": "official COIN++ checkpoint", "args": {k: v for k, v in args.items()
-                                                                        if isinstance(v, (int, float, str, bool, list))}}
-    return adapter, report

@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from . import nets, rd
-from .base import Result, SINROptions
+from .results import Result
+from .sinr_options import SINROptions
 from .spec import BPP, AdapterSpec, Context, RateUnit, SignalSource, describe
 
 __all__ = ["EvalConfig", "comparisons_at_equal_psnr", "environment", "load_previous", "markdown_table",

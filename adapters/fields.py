@@ -14,7 +14,6 @@ of :mod:`sinr_adapters.base`), so :meth:`~sinr_adapters.base.INRAdapter.decompre
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import math
 import sys
@@ -29,20 +28,9 @@ import torch
 from torch import nn
 
 from . import nets
-from .base import INRAdapter, Signal, SINROptions, stored_uniform, write_section
+from .base import INRAdapter, Signal, SINROptions, fingerprint, stored_uniform, write_section
 
-__all__ = ["FieldAdapter", "FieldSignal", "Siren", "fingerprint", "siren_parameters", "train"]
-
-
-def fingerprint(tensors: dict[str, torch.Tensor]) -> str:
-    """16 hex digits of SHA-256 over names and float32 little-endian bytes, in the mapping's order: the
-    identity of reference weights that streams record (the first 8 hex digits), as the ``INRAdapter``
-    container computes it."""
-    h = hashlib.sha256()
-    for name, t in tensors.items():
-        h.update(name.encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes())
-    return h.hexdigest()[:16]
+__all__ = ["FieldAdapter", "FieldSignal", "Siren", "siren_parameters", "train"]
 
 
 @dataclass(frozen=True)

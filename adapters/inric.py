@@ -40,19 +40,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import nets
 from sinr_codecs.errors import StreamError
 
-from .base import (
-    MAX_FREQUENCY,
-    INRAdapter,
-    LoadReport,
-    Signal,
-    config_number,
-    image_array,
-    map_state_dict,
-    read_state_dict,
-)
+from . import nets
+from .checkpoints import LoadReport, map_state_dict, read_state_dict
+from .container import MAX_FREQUENCY, config_number
+from .grids import linspace_grid
+from .inr import INRAdapter
+from .signals import Signal, image_signal
 
 __all__ = ["INRICAdapter", "INRICNet", "load_inric_checkpoint"]
 
@@ -203,15 +198,14 @@ class INRICAdapter(INRAdapter):
         return model
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
-        img = image_array(image, self.out_features)
-        h, w, c = img.shape
-        values = torch.from_numpy(img.reshape(-1, c).astype(np.float32)) * 2.0 - 1.0
-        return Signal(nets.linspace_grid(h, w), values, (h, w, c), (-1.0, 1.0), "image", name)
+        """The image on INRIC's grid (:func:`~sinr_adapters.grids.linspace_grid`), values ``2 x - 1``."""
+        return image_signal(image, channels=self.out_features, grid=linspace_grid, value_range=(-1.0, 1.0),
+                            name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
         if len(shape) != self.in_features:
             raise ValueError(f"grid shape {tuple(shape)} does not have {self.in_features} axes")
-        return nets.linspace_grid(*shape)
+        return linspace_grid(*shape)
 
     def values_to_unit(self, values: torch.Tensor) -> torch.Tensor:
         return values / 2.0 + 0.5

@@ -1,4 +1,4 @@
-"""Shared INR building blocks: sine layers, positional encoding, coordinate grids, a fitting loop, PSNR.
+"""Shared INR building blocks: sine layers, positional encoding, a fitting loop, PSNR, devices.
 
 Everything here is method-neutral; :mod:`sinr_adapters.coin` and :mod:`sinr_adapters.inric` assemble
 their networks from these pieces with the state_dict key names of the methods' public code.
@@ -9,6 +9,9 @@ their networks from these pieces with the state_dict key names of the methods' p
 - :class:`PositionalEncoding`: INRIC's NeRF-style encoding, the input followed by
   ``sin(sigma**i * pi * x_j), cos(sigma**i * pi * x_j)`` for ``i < L`` and every coordinate ``j``, in
   that order (``d + 2 d L`` features).
+- :func:`resolve_device` (the core's: ``"auto"`` -> CUDA when torch sees one, else CPU; ``"cuda"``
+  without one is a ``ValueError``), :func:`synchronize`; ``coin_grid`` and ``linspace_grid`` are
+  :mod:`sinr_adapters.grids`'s, re-exported.
 - :func:`fit`: Adam on MSE (+ an optional regulariser), full batch or mini-batch, CPU or GPU, a tqdm
   progress bar on stderr that is off when stderr is not a terminal, and the best full-batch state kept.
 """
@@ -22,7 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from sinr_codecs.sparse import resolve_device
 from torch import nn
+
+from .grids import coin_grid, linspace_grid
 
 __all__ = [
     "FitLog",
@@ -40,15 +46,6 @@ __all__ = [
     "siren_uniform_",
     "synchronize",
 ]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when torch sees one, else CPU; anything else is passed to :class:`torch.device`."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def synchronize(device: torch.device | str | None = None) -> None:
@@ -152,25 +149,6 @@ class PositionalEncoding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, num_frequencies={self.num_frequencies}, scale={self.scale}"
-
-
-def coin_grid(height: int, width: int) -> torch.Tensor:
-    """COIN's pixel coordinates: ``(row, col) / (H - 1) * 2 - 1`` (both axes divided by ``H - 1``, as
-    COIN does), row-major, shape ``(H*W, 2)``."""
-    if height < 2:
-        raise ValueError("COIN coordinates need height >= 2")
-    rows, cols = torch.meshgrid(torch.arange(height, dtype=torch.float32),
-                                torch.arange(width, dtype=torch.float32), indexing="ij")
-    grid = torch.stack((rows, cols), dim=-1).reshape(-1, 2)
-    return (grid / (height - 1) - 0.5) * 2.0
-
-
-def linspace_grid(*sizes: int) -> torch.Tensor:
-    """``linspace(-1, 1, n)`` per axis, ``indexing="ij"``, row-major, shape ``(prod(sizes), len(sizes))``
-    (INRIC's and SIREN's convention; works for 1-D audio, 2-D images, 3-D volumes)."""
-    axes = [torch.linspace(-1.0, 1.0, int(n)) for n in sizes]
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack(mesh, dim=-1).reshape(-1, len(sizes))
 
 
 def mse_to_psnr(mse: float | torch.Tensor, peak: float = 1.0) -> float:

@@ -45,6 +45,7 @@ from .base import (
     Reader,
     SINROptions,
     config_number,
+    fingerprint,
     map_state_dict,
     read_quantizer,
     sparse_tensor_from_bytes,
@@ -52,7 +53,7 @@ from .base import (
     uniform_quantize,
     write_section,
 )
-from .fields import FieldAdapter, FieldSignal, Siren, fingerprint, siren_parameters, train
+from .fields import FieldAdapter, FieldSignal, Siren, siren_parameters, train
 from .pointclouds import CLOUDS, HELD_OUT_CLOUDS, Cloud, load_cloud
 
 __all__ = ["NICAdapter", "YUV_WEIGHTS", "rgb_to_yuv", "y_psnr"]

@@ -26,6 +26,9 @@ rounding (straight-through) with the rate penalty.
 The SHACIRA code (Sharath-girish/Shacira) is under a non-commercial licence: nothing of it is used here;
 state_dict keys are ours (``grid.latents``, ``decoder.weight``/``bias``, ``mlp.{i}.weight``/``bias``,
 ``prior.log_scale``).
+
+This module holds the adapter; the network is in :mod:`sinr_adapters.shacira_model`, the latents'
+entropy coders in :mod:`sinr_adapters.shacira_coding` (their public names are importable from here too).
 """
 
 from __future__ import annotations
@@ -40,29 +43,29 @@ from typing import Any, ClassVar
 import brotli
 import numpy as np
 import torch
+from sinr_codecs.errors import StreamError
+from sinr_codecs.sparse import resolve_device
 from torch import nn
 
-from sinr_codecs import rans
-from sinr_codecs.errors import StreamError
-
 from . import nets
-from .base import (
-    Decoded,
-    INRAdapter,
+from .container import (
     Reader,
-    Signal,
-    SINROptions,
     config_number,
-    image_array,
-    sparse_tensor_from_bytes,
     from_stored_uniform,
     inflate,
     read_quantizer,
+    sparse_tensor_from_bytes,
     stored_uniform,
     write_section,
-    write_varint,
 )
+from .grids import unit_grid
 from .hashgrid import HashGrid, grid_resolutions
+from .inr import INRAdapter
+from .protocol import Decoded
+from .shacira_coding import CODERS, MAX_LATENT, brotli_decode, brotli_encode, rans_decode, rans_encode
+from .shacira_model import LatentDecoder, LatentPrior, SHACIRANet, ste_round
+from .signals import Signal, image_signal
+from .sinr_options import SINROptions
 
 __all__ = [
     "LatentDecoder",
@@ -81,158 +84,6 @@ MAX_LEVELS = 1024
 MAX_RESOLUTION = 1 << 24
 """Finest grid resolution a stream's configuration may declare (vertex hashes stay within int64)."""
 
-
-def ste_round(t: torch.Tensor) -> torch.Tensor:
-    """Round to integers in the forward pass, identity gradient (straight-through estimator)."""
-    return t + (torch.round(t) - t).detach()
-
-
-def unit_grid(*sizes: int) -> torch.Tensor:
-    """``linspace(0, 1, n)`` per axis, ``indexing="ij"``, row-major: ``(prod(sizes), len(sizes))``."""
-    axes = [torch.linspace(0.0, 1.0, int(n)) for n in sizes]
-    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(sizes))
-
-
-# --------------------------------------------------------------------------------------------------
-# network
-# --------------------------------------------------------------------------------------------------
-
-class LatentDecoder(nn.Module):
-    """Per-level affine map latents -> features: ``(N, L, latent_dim) -> (N, L, feature_dim)``."""
-
-    def __init__(self, levels: int, latent_dim: int, feature_dim: int, *, scale: float = 0.05) -> None:
-        super().__init__()
-        w = torch.zeros(levels, feature_dim, latent_dim)
-        w[:, :, :] = scale * torch.eye(feature_dim, latent_dim)  # start as a scaled identity
-        self.weight = nn.Parameter(w)
-        self.bias = nn.Parameter(torch.zeros(levels, feature_dim))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("nlk,lfk->nlf", z, self.weight) + self.bias
-
-
-class LatentPrior(nn.Module):
-    """Per-level, per-channel zero-mean logistic prior over integer latents (the entropy penalty)."""
-
-    def __init__(self, levels: int, latent_dim: int, *, scale: float = 1.0) -> None:
-        super().__init__()
-        self.log_scale = nn.Parameter(torch.full((levels, latent_dim), math.log(scale)))
-
-    def bits(self, q: torch.Tensor, level: int) -> torch.Tensor:
-        """Bits of integer-valued ``q`` ``(n, latent_dim)`` under level ``level``'s prior (a scalar)."""
-        s = torch.exp(self.log_scale[level]).clamp_min(1e-3)
-        a = -q.abs()  # symmetric: evaluate in the lower tail, where the difference is accurate
-        p = torch.sigmoid((a + 0.5) / s) - torch.sigmoid((a - 0.5) / s)
-        return -torch.log2(p.clamp_min(1e-12)).sum()
-
-
-class SHACIRANet(nn.Module):
-    """Hash grid of integer latents -> per-level latent decoder -> ReLU MLP.
-
-    ``forward(x)`` takes points in ``[0, 1]^dim``; it rounds the latents (straight-through) unless
-    :attr:`round_latents` is False (latents decoded from a SINR stream are real numbers).
-    """
-
-    def __init__(self, *, dim: int = 2, levels: int = 16, base_resolution: int = 16, finest_resolution: int = 512,
-                 log2_table_size: int = 14, latent_dim: int = 1, feature_dim: int = 1, hidden: int = 16,
-                 hidden_layers: int = 2, dim_out: int = 3, latent_init: float = 1.0,
-                 decoder_scale: float = 0.05) -> None:
-        super().__init__()
-        self.grid = HashGrid(dim=dim, levels=levels, base_resolution=base_resolution,
-                             finest_resolution=finest_resolution, log2_table_size=log2_table_size,
-                             features=latent_dim, init_range=latent_init)
-        self.decoder = LatentDecoder(levels, latent_dim, feature_dim, scale=decoder_scale)
-        dims = [levels * feature_dim] + [hidden] * hidden_layers + [dim_out]
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(itertools.pairwise(dims)):
-            layers.append(nn.Linear(a, b))
-            if i < len(dims) - 2:
-                layers.append(nn.ReLU())
-        self.mlp = nn.Sequential(*layers)
-        self.prior = LatentPrior(levels, latent_dim, scale=max(latent_init, 0.5))
-        self.round_latents = True
-
-    def forward(self, x: torch.Tensor, latents: torch.Tensor | None = None) -> torch.Tensor:
-        t = self.grid.latents if latents is None else latents
-        if self.round_latents:
-            t = ste_round(t)
-        z = self.grid(x, table=t)
-        return self.mlp(self.decoder(z).flatten(1))
-
-    def rate_bits(self, latents: torch.Tensor | None = None) -> torch.Tensor:
-        """Estimated bits of the rounded latents under the prior (straight-through to the latents)."""
-        t = ste_round(self.grid.latents if latents is None else latents)
-        return sum(self.prior.bits(t[self.grid.level_slice(l)], l) for l in range(self.grid.levels))
-
-
-# --------------------------------------------------------------------------------------------------
-# entropy coding of the integer latents
-# --------------------------------------------------------------------------------------------------
-
-CODERS = {"brotli": 0, "rans": 1}
-_MAX_LATENT = 32767  # latents are stored as 16-bit zigzag integers by the Brotli coder
-
-
-def _zigzag(q: np.ndarray) -> np.ndarray:
-    q = q.astype(np.int64)
-    return np.where(q >= 0, 2 * q, -2 * q - 1)
-
-
-def _unzigzag(u: np.ndarray) -> np.ndarray:
-    u = u.astype(np.int64)
-    return np.where(u % 2 == 0, u // 2, -(u + 1) // 2)
-
-
-def rans_encode(levels: Sequence[np.ndarray]) -> bytes:
-    """The integer latents, one :mod:`sinr_codecs.rans` section per level (each with its own empirical
-    histogram): ``varint length | rANS stream`` per level."""
-    buf = io.BytesIO()
-    for q in levels:
-        write_section(buf, rans.encode(np.asarray(q, dtype=np.int64).reshape(-1)))
-    return buf.getvalue()
-
-
-def rans_decode(r: Reader, counts: Sequence[int]) -> list[np.ndarray]:
-    """Inverse of :func:`rans_encode` for levels of ``counts`` latents (reads from ``r``)."""
-    out = []
-    for count in counts:
-        q = rans.decode(r.section(), int(count), max_alphabet=2 * _MAX_LATENT + 1)
-        if q.size and int(np.abs(q).max()) > _MAX_LATENT:
-            raise StreamError("a latent is outside +-32767")
-        out.append(q)
-    return out
-
-
-def _brotli_ints(q: np.ndarray) -> bytes:
-    u = _zigzag(q.reshape(-1))
-    width = 1 if (u.size == 0 or int(u.max()) < 256) else 2
-    if int(u.max(initial=0)) >= 1 << 16:
-        raise ValueError("latents beyond +-32767 cannot be stored")
-    if width == 1:
-        raw = u.astype(np.uint8).tobytes()
-    else:
-        raw = u.astype("<u2").view(np.uint8).reshape(-1, 2).T.tobytes()  # byte planes
-    blob = brotli.compress(raw, quality=11)
-    buf = io.BytesIO()
-    buf.write(bytes([width]))
-    write_section(buf, blob)
-    return buf.getvalue()
-
-
-def _unbrotli_ints(r: Reader, count: int) -> np.ndarray:
-    (width,) = r.take(1)
-    if width not in (1, 2):
-        raise StreamError(f"bad integer width {width}")
-    b = np.frombuffer(inflate(r.section(), count * width, "latent section"), dtype=np.uint8)
-    u = b if width == 1 else np.ascontiguousarray(b.reshape(2, count).T).view("<u2").reshape(-1)
-    if u.size and int(u.max()) > 2 * _MAX_LATENT:
-        raise StreamError("a latent is outside +-32767")
-    return _unzigzag(u)
-
-
-# --------------------------------------------------------------------------------------------------
-# the adapter
-# --------------------------------------------------------------------------------------------------
 
 class SHACIRAAdapter(INRAdapter):
     """SHACIRA, end to end (see the module docstring).
@@ -349,10 +200,8 @@ class SHACIRAAdapter(INRAdapter):
                           decoder_scale=self.decoder_scale)
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
-        img = image_array(image, self.dim_out)
-        h, w, c = img.shape
-        values = torch.from_numpy(img.reshape(-1, c).astype(np.float32))
-        return Signal(unit_grid(h, w), values, (h, w, c), (0.0, 1.0), "image", name)
+        """The image on ``linspace(0, 1)`` axes (:func:`~sinr_adapters.grids.unit_grid`), values in [0, 1]."""
+        return image_signal(image, channels=self.dim_out, grid=unit_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
         if len(shape) != 2:
@@ -392,7 +241,7 @@ class SHACIRAAdapter(INRAdapter):
         ``lr`` (default 1e-2) drives the decoder, MLP and prior; ``latent_lr`` (default 5e-2) the
         latents, which must travel whole integers. Latents are rounded (straight-through) throughout.
         """
-        dev = nets.resolve_device(device)
+        dev = resolve_device(device)
         if model is None:
             torch.manual_seed(seed)
             model = self.build_model()
@@ -489,14 +338,14 @@ class SHACIRAAdapter(INRAdapter):
         return torch.cat([forward(coords[i:i + chunk]) for i in range(0, coords.shape[0], chunk)]).float()
 
     def _code_latents(self, q: np.ndarray, grid: HashGrid) -> bytes:
-        if np.abs(q).max(initial=0) > _MAX_LATENT:
+        if np.abs(q).max(initial=0) > MAX_LATENT:
             raise ValueError("latents beyond +-32767 cannot be stored; lower latent_lr or raise rate_weight")
         candidates = []
         if self.entropy in ("auto", "rans"):
             per_level = [q[grid.level_slice(l)].reshape(-1) for l in range(grid.levels)]
             candidates.append(bytes([CODERS["rans"]]) + rans_encode(per_level))
         if self.entropy in ("auto", "brotli") or not candidates:
-            candidates.append(bytes([CODERS["brotli"]]) + _brotli_ints(q))
+            candidates.append(bytes([CODERS["brotli"]]) + brotli_encode(q))
         return min(candidates, key=len)
 
     # ---- decompress ------------------------------------------------------------------------------
@@ -589,7 +438,7 @@ class SHACIRAAdapter(INRAdapter):
                     counts = [(s.stop - s.start) * grid.features for s in map(grid.level_slice, range(grid.levels))]
                     q = np.concatenate(rans_decode(sub, counts))
                 else:
-                    q = _unbrotli_ints(sub, numel)
+                    q = brotli_decode(sub, numel)
                 tensors[k] = torch.from_numpy(q.astype(np.float32)).reshape(shape)
             elif kind == "q":
                 bits, step, blob = rec
@@ -605,4 +454,4 @@ class SHACIRAAdapter(INRAdapter):
         model.load_state_dict({**own, **tensors}, strict=True)
         model.round_latents = "grid.latents" not in sinr_names
         shape = tuple(int(s) for s in header["shape"])
-        return Decoded(model=model.to(nets.resolve_device(device)), shape=shape, header=header)
+        return Decoded(model=model.to(resolve_device(device)), shape=shape, header=header)

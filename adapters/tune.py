@@ -21,7 +21,10 @@ from typing import Any
 import torch
 
 from . import nets
-from .base import INRAdapter, Result, Signal, SINROptions
+from .inr import INRAdapter
+from .results import Result
+from .signals import Signal
+from .sinr_options import SINROptions
 
 __all__ = ["TuneResult", "compress_to_target", "smallest_meeting"]
 

@@ -15,8 +15,10 @@ little-endian)::
               values   (sum(counts) items (sparse) or n_vectors * k1 (dense); int8/int16/int32)
 
 The crc32 (zlib polynomial) covers every byte before it and is checked before anything is parsed.
-The reader checks every count against the header's implied sizes and against :data:`MAX_ELEMENTS`
-before it allocates, and raises :class:`~sinr_codecs.errors.StreamError` for anything wrong.
+The reader checks every count against the header's implied sizes, against :data:`MAX_ELEMENTS` and
+against the limits of :mod:`sinr_codecs.limits` (declared output bytes, dictionary entries) before it
+allocates, keeps the sections compact (:class:`Stream`), and raises
+:class:`~sinr_codecs.errors.StreamError` for anything wrong.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -52,9 +54,9 @@ GRANULARITIES: dict[str, int] = {"tensor": 0, "vector": 1}
 MODES: dict[str, int] = {"sparse": 0, "dense": 1}
 
 
-@dataclass
-class Content:
-    """Everything a stream holds, as plain numpy arrays (quantized integers, not reconstructions).
+@dataclass(kw_only=True)
+class Header:
+    """What the header of a stream says, plus its quantizer steps.
 
     Attributes
     ----------
@@ -68,15 +70,10 @@ class Content:
         "sparse" or "dense" (values are the vectors themselves; no dictionary).
     value_bits, granularity, backend
         Quantizer bits, "tensor"/"vector" step granularity, entropy back-end name.
-    k2, generator, seed, index_coding
-        Dictionary and support coding (sparse mode).
-    counts : (n_vectors,) int64
-        Atoms per vector (sparse mode).
-    indices : (n_vectors, s_max) int64, -1 where unused (sparse mode).
-    q : numpy.ndarray
-        Quantized values, (n_vectors, s_max) (sparse, 0 where unused) or (n_vectors, k1) (dense).
     steps : numpy.ndarray
         Quantizer steps, shape (1,) float64 or (n_vectors,) float32.
+    k2, generator, seed, index_coding
+        Dictionary and support coding (sparse mode).
     """
 
     dtype: np.dtype
@@ -86,12 +83,27 @@ class Content:
     value_bits: int
     granularity: str
     backend: str
-    q: np.ndarray
     steps: np.ndarray
     k2: int = 0
     generator: int = 0
     seed: int = 0
     index_coding: str = "delta"
+
+
+@dataclass(kw_only=True)
+class Content(Header):
+    """Everything a stream holds, as plain numpy arrays (quantized integers, not reconstructions).
+
+    Attributes (besides :class:`Header`'s)
+    --------------------------------------
+    q : numpy.ndarray
+        Quantized values, (n_vectors, s_max) (sparse, 0 where unused) or (n_vectors, k1) (dense).
+    counts : (n_vectors,) int64
+        Atoms per vector (sparse mode).
+    indices : (n_vectors, s_max) int64, -1 where unused (sparse mode).
+    """
+
+    q: np.ndarray
     counts: np.ndarray | None = None
     indices: np.ndarray | None = None
 
@@ -169,42 +181,26 @@ def _lookup(table: dict[str, int], code: int, what: str) -> str:
     raise StreamError(f"unknown {what} id {code} (this release knows {sorted(table.values())})")
 
 
-@dataclass
-class Stream:
+@dataclass(kw_only=True)
+class Stream(Header):
     """A parsed, validated stream, kept compact: nothing is expanded to ``(n_vectors, s_max)``.
 
-    :func:`read` returns it; :meth:`rows` expands (and validates) any range of vectors, so a decoder can
-    reconstruct chunk by chunk with memory proportional to the output.
+    :func:`read` returns it; :meth:`block` expands (and validates) any range of vectors, so a decoder
+    can reconstruct block by block with memory proportional to the output.
 
-    Attributes
-    ----------
-    dtype, order, layout, mode, value_bits, granularity, backend, k2, generator, seed, index_coding
-        As in :class:`Content`.
+    Attributes (besides :class:`Header`'s)
+    --------------------------------------
+    values : numpy.ndarray
+        Quantized values: (sum(counts),) in sparse mode, (n_vectors * k1,) in dense mode.
     s_max : int
         Largest atom count of a vector (sparse mode).
     counts : numpy.ndarray or None
         (n_vectors,) unsigned atom counts as stored; None when every vector has ``s_max`` atoms.
     symbols : numpy.ndarray
         (sum(counts),) coded index symbols as stored (sparse mode; see :mod:`sinr_codecs.entropy`).
-    values : numpy.ndarray
-        Quantized values: (sum(counts),) in sparse mode, (n_vectors * k1,) in dense mode.
-    steps : numpy.ndarray
-        Quantizer steps, (1,) float64 or (n_vectors,) float32.
     """
 
-    dtype: np.dtype
-    order: str
-    layout: Layout
-    mode: str
-    value_bits: int
-    granularity: str
-    backend: str
     values: np.ndarray
-    steps: np.ndarray
-    k2: int = 0
-    generator: int = 0
-    seed: int = 0
-    index_coding: str = "delta"
     s_max: int = 0
     counts: np.ndarray | None = None
     symbols: np.ndarray | None = None
@@ -257,10 +253,7 @@ class Stream:
     def content(self) -> Content:
         """Every vector expanded into a :class:`Content` (the quantized integers and indices, as written)."""
         n, s = self.layout.n_vectors, self.s_max
-        base = dict(dtype=self.dtype, order=self.order, layout=self.layout, mode=self.mode,
-                    value_bits=self.value_bits, granularity=self.granularity, backend=self.backend,
-                    steps=self.steps, k2=self.k2, generator=self.generator, seed=self.seed,
-                    index_coding=self.index_coding)
+        base = {f.name: getattr(self, f.name) for f in fields(Header)}
         if self.mode == "dense":
             return Content(q=self.values.reshape(n, self.layout.k1), **base)
         assert self.symbols is not None
@@ -342,7 +335,7 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
 
     qdt = quantize.int_dtype(bits)
     st = Stream(dtype=dtype, order=order, layout=layout, mode=mode, value_bits=bits, granularity=granularity,
-                backend=backend, values=np.zeros(0, dtype=qdt), steps=np.zeros(1))
+                backend=backend, steps=np.zeros(1), values=np.zeros(0, dtype=qdt))
     if mode == "sparse":
         st.k2 = cur.varint("k2", MAX_K2)
         if st.k2 < 1:

@@ -51,10 +51,10 @@ class SINR(Codec):
     ----------
 {parameters}
 
-    Every option is keyword-only and validated at construction (``ValueError``); their single
-    definition is :data:`sinr_codecs.options.OPTIONS`. ``get_config()`` holds every option but
-    ``device`` (where encoding runs is a property of the process, not of the data), with the preset's
-    values resolved.
+    Options may be given by keyword or, in the order above, by position; each is validated at
+    construction (``ValueError``). Their single definition is :data:`sinr_codecs.options.OPTIONS`.
+    ``get_config()`` holds every option but ``device`` (where encoding runs is a property of the
+    process, not of the data), with the preset's values resolved.
 
     Examples
     --------
@@ -69,7 +69,13 @@ class SINR(Codec):
 
     codec_id = "sinr"
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, *args: Any, **kwargs: Any):
+        if len(args) > len(options.OPTIONS):
+            raise TypeError(f"SINR takes at most {len(options.OPTIONS)} positional arguments, got {len(args)}")
+        for o, value in zip(options.OPTIONS, args):
+            if o.name in kwargs:
+                raise TypeError(f"SINR got multiple values for argument {o.name!r}")
+            kwargs[o.name] = value
         resolved = options.resolve(**kwargs)
         self._device = resolved.pop("device")
         for name, value in resolved.items():
@@ -190,4 +196,4 @@ def _copy_checked(dec: np.ndarray, out: Any) -> np.ndarray:
 SINR.__doc__ = (SINR.__doc__ or "").replace("{parameters}", options.numpydoc())
 SINR.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
     [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    + [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default) for o in options.OPTIONS])
+    + [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=o.default) for o in options.OPTIONS])

@@ -254,12 +254,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("index_coding", None, _optional(_choice("index_coding", _index_codings)), '{"delta", "raw"}, optional',
            'Support coding: sorted indices as gaps ("delta"), or as selected ("raw", the paper\'s). Unset: '
            'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME", short="index coding: delta (sorted gaps) or raw (selection order, the paper's) (unset: the preset's)"),
-    Option("preset", "default", _choice("preset", tuple(PRESETS)), '{"default", "paper"}, default "default"',
-           "Where unset options come from (:data:`PRESETS`); options given explicitly always win.",
-           metavar="NAME", short="defaults of the unset options: 'default' (8-bit values, sorted-gap indices; what measured best) or 'paper' (the SINR paper's 16-bit values and raw 16-bit indices)"),
     Option("dtype", None, _optional(parse_dtype), "str, optional",
            'How to read untyped input (raw bytes): "float16", "float32" or "float64". When set, decoding '
            "also refuses a stream of another dtype.", cli=False, metavar="DTYPE", short=''),
+    Option("preset", "default", _choice("preset", tuple(PRESETS)), '{"default", "paper"}, default "default"',
+           "Where unset options come from (:data:`PRESETS`); options given explicitly always win.",
+           metavar="NAME", short="defaults of the unset options: 'default' (8-bit values, sorted-gap indices; what measured best) or 'paper' (the SINR paper's 16-bit values and raw 16-bit indices)"),
 )
 """The options, in signature order."""
 

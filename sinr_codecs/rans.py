@@ -88,8 +88,8 @@ from .cursor import Cursor
 from .cursor import varint as _varint
 from .errors import StreamError
 
-__all__ = ["encode", "decode", "cost_bits", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES", "MAX_STEPS",
-           "MAX_COUNT"]
+__all__ = ["encode", "decode", "cost_bits", "zigzag", "unzigzag", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES",
+           "MAX_STEPS", "MAX_COUNT"]
 
 MAX_SCALE = 22
 """Largest frequency precision (bits); the decoder's slot tables hold ``2**scale`` entries."""
@@ -122,12 +122,60 @@ _EXACT_CANDIDATES = 6  # binned candidates whose exact cost the encoder computes
 # ------------------------------------------------------------------------------------------ varints
 
 
-def _zigzag(v: int) -> int:
-    return 2 * v if v >= 0 else -2 * v - 1
+def zigzag(v: int | np.integer | np.ndarray) -> int | np.ndarray:
+    """Map signed integers to unsigned ones, small magnitudes first: ``2v`` for ``v >= 0``, ``-2v - 1`` below.
+
+    Parameters
+    ----------
+    v : int or numpy integer array
+        A Python int (any size; the result is a Python int) or an array (read as int64; the result is
+        an int64 array of the same shape, exact for ``|v| < 2**62``).
+
+    Returns
+    -------
+    int or numpy.ndarray
+        ``0, -1, 1, -2, 2, ...`` -> ``0, 1, 2, 3, 4, ...``.
+
+    Examples
+    --------
+    >>> zigzag(-3), zigzag(3)
+    (5, 6)
+    >>> zigzag(np.array([0, -1, 1, -2])).tolist()
+    [0, 1, 2, 3]
+    """
+    if isinstance(v, (int, np.integer)):
+        v = int(v)
+        return 2 * v if v >= 0 else -2 * v - 1
+    a = np.asarray(v, dtype=np.int64)
+    return np.where(a >= 0, 2 * a, -2 * a - 1)
 
 
-def _unzigzag(u: int) -> int:
-    return u >> 1 if u % 2 == 0 else -((u + 1) >> 1)
+def unzigzag(u: int | np.integer | np.ndarray) -> int | np.ndarray:
+    """Inverse of :func:`zigzag`: even ``u`` -> ``u / 2``, odd ``u`` -> ``-(u + 1) / 2``.
+
+    Parameters
+    ----------
+    u : int or numpy integer array
+        Non-negative: a Python int (any size) or an array of unsigned or signed integers below ``2**63``
+        (read as int64; unsigned 8- and 16-bit arrays are widened first, so nothing wraps).
+
+    Returns
+    -------
+    int or numpy.ndarray
+        A Python int, or an int64 array of the same shape.
+
+    Examples
+    --------
+    >>> unzigzag(5), unzigzag(6)
+    (-3, 3)
+    >>> unzigzag(np.array([0, 1, 2, 3], dtype=np.uint16)).tolist()
+    [0, -1, 1, -2]
+    """
+    if isinstance(u, (int, np.integer)):
+        u = int(u)
+        return (u >> 1) ^ -(u & 1)
+    a = np.asarray(u).astype(np.int64, copy=False)
+    return (a >> 1) ^ -(a & 1)
 
 
 def _varint_lengths(v: np.ndarray) -> np.ndarray:
@@ -353,7 +401,7 @@ def _mappings(lo: int, present: np.ndarray) -> list[tuple[int, np.ndarray]]:
     out = [(_TAG_OFFSET, present)]
     vals = present + lo
     if lo < 0 and max(-lo, int(vals[-1])) < (1 << (_U_BITS - 1)):
-        out.append((_TAG_ZIGZAG, np.where(vals >= 0, 2 * vals, -2 * vals - 1)))
+        out.append((_TAG_ZIGZAG, zigzag(vals)))
     return out
 
 
@@ -381,7 +429,7 @@ def _binned_model(tag: int, k: int, m: int, lo: int, present: np.ndarray, counts
     tp = np.flatnonzero(tc)
     t0 = int(tp[0])
     scale, freqs, table, coded = _choose_scale(tc[tp], tp - t0, int(tp[-1]) - t0 + 1)
-    head = (bytes([tag]) + (_varint(_zigzag(lo)) if tag == _TAG_OFFSET else b"") + bytes([k, m, scale])
+    head = (bytes([tag]) + (_varint(zigzag(lo)) if tag == _TAG_OFFSET else b"") + bytes([k, m, scale])
             + _varint(t0) + table)
     raw = float(np.sum(counts * nb))
     return dict(tag=tag, head=head, freqs=freqs, scale=scale, bits=coded + raw + 8 * len(head),
@@ -440,11 +488,11 @@ def encode(symbols: np.ndarray) -> bytes:
         raise ValueError(f"rANS codes at most {MAX_COUNT} symbols per stream, got {n}")
     lo, size, present, counts, idx = _histogram(a)
     if present.size == 1:
-        return b"\x00" + _varint(_zigzag(lo)) + _varint(n - 1)
+        return b"\x00" + _varint(zigzag(lo)) + _varint(n - 1)
     direct = None
     if present.size <= (1 << MAX_SCALE):
         scale, freqs, table, coded = _choose_scale(counts, present, size)
-        head = bytes([scale]) + _varint(_zigzag(lo)) + table
+        head = bytes([scale]) + _varint(zigzag(lo)) + table
         direct = dict(head=head, freqs=freqs, scale=scale, bits=coded + 8 * len(head))
     best = None
     for est, tag, k, m in _binned_candidates(lo, present, counts)[:_EXACT_CANDIDATES]:
@@ -458,7 +506,7 @@ def encode(symbols: np.ndarray) -> bytes:
         head = direct["head"]
     else:
         # the raw bits are the low nb bits of each u (the encoder masks them)
-        u = a - lo if best["tag"] == _TAG_OFFSET else np.where(a >= 0, 2 * a, -2 * a - 1)
+        u = a - lo if best["tag"] == _TAG_OFFSET else zigzag(a)
         words, states = _encode_lanes(best["tix"][idx], best["freqs"], best["scale"],
                                       _lanes_for(n, best["bits"]), best["nb"][idx].astype(np.uint8), u)
         head = best["head"]
@@ -588,7 +636,7 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
     tag = r.u8("tag")
     max_alphabet = min(int(max_alphabet), MAX_ALPHABET)
     if tag == 0:
-        v = _unzigzag(r.varint("value", (1 << 64) - 1))
+        v = unzigzag(r.varint("value", (1 << 64) - 1))
         stored = r.varint("symbol count", MAX_COUNT) + 1
         if stored != count:
             raise StreamError(f"rANS stream holds {stored} symbols, {count} were asked for")
@@ -596,7 +644,7 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
             raise StreamError(f"rANS stream has {r.left} trailing bytes")
         return np.full(count, v, dtype=np.int64)
     if 1 <= tag <= MAX_SCALE:
-        lo = _unzigzag(r.varint("minimum value", (1 << 64) - 1))
+        lo = unzigzag(r.varint("minimum value", (1 << 64) - 1))
         scale = _check_scale(tag, count)
         present, freqs = _read_table(r, scale, count, 2, max_alphabet)
         if lo + int(present[-1]) > _I64_MAX:
@@ -606,7 +654,7 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
         return (present + lo)[lookup[slots]]
     if tag not in (_TAG_OFFSET, _TAG_ZIGZAG):
         raise StreamError(f"rANS stream: unknown tag {tag}")
-    lo = _unzigzag(r.varint("minimum value", (1 << 64) - 1)) if tag == _TAG_OFFSET else 0
+    lo = unzigzag(r.varint("minimum value", (1 << 64) - 1)) if tag == _TAG_OFFSET else 0
     k = r.u8("bin parameter k")
     m = r.u8("bin parameter m")
     if k > _U_BITS - 1 or m > min(k, _MAX_M):
@@ -620,7 +668,7 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
     slots, raw = _decode_lanes(r, freqs, lookup, scale, count, nb[lookup])
     u = head[lookup[slots]] | raw.view(np.int64)
     if tag == _TAG_ZIGZAG:
-        return np.where(u & 1 == 0, u >> 1, -((u + 1) >> 1))
+        return unzigzag(u)
     if lo + int(u.max()) > _I64_MAX:
         raise StreamError("rANS stream: a value exceeds the int64 range")
     return u + lo

@@ -1,10 +1,12 @@
-"""The adapter-writer's API of sinr_adapters.base: stream helpers (write_varint, write_section, Reader),
-the shared compression set-up (INRAdapter.prepare_compression / CompressionSetup) and SINR sections."""
+"""The adapter-writer's API (re-exported by sinr_adapters.base): stream helpers (write_varint,
+write_section, Reader), the shared compression set-up (INRAdapter.prepare_compression / CompressionSetup),
+SINR sections, SINROptions (validated as the codec validates), devices and the shared signal_from_image."""
 
 from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,6 +22,7 @@ from sinr_adapters.base import (
 )
 from sinr_adapters.coin import COINAdapter
 from sinr_adapters.coinpp import COINppAdapter
+from sinr_adapters.inric import INRICAdapter
 from sinr_adapters.shacira import SHACIRAAdapter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -144,3 +147,88 @@ def test_header_and_checksum_round_trip():
                       "shape": (4, 5, 3), "sinr": True, "ref": "01234567"}
     assert pos == n and body == data[:-4] and config == adapter.config()
     assert Reader(body, pos).section() == b""
+
+
+# --------------------------------------------------------------------------------------- SINROptions
+@pytest.mark.parametrize("bad", [
+    {"seed": -1}, {"seed": 2 ** 70}, {"seed": 1.5}, {"entropy": "zstd"}, {"index_coding": "huffman"},
+    {"layout": "diagonal"}, {"value_bits": 1}, {"value_bits": 25}, {"sparsity": 0}, {"sparsity": 1.5},
+    {"sparsity": True}, {"dictionary_ratio": 0.5}, {"dictionary_ratio": float("inf")}, {"block_size": 0},
+    {"device": "tpu"},
+])
+def test_sinr_options_refuse_what_the_codec_refuses_with_its_message(bad):
+    from sinr_codecs.codec import SINR
+
+    with pytest.raises(ValueError) as codec:
+        SINR(**bad)
+    with pytest.raises(ValueError) as ours:
+        SINROptions(**bad)
+    assert str(ours.value) == str(codec.value)
+
+
+def test_sinr_options_own_rules_and_canonical_values():
+    o = SINROptions(sparsity=4, dictionary_ratio=8, value_bits=24, seed=2 ** 64 - 1, entropy=None, index_coding=None)
+    assert (o.dictionary_ratio, o.value_bits, o.entropy, o.index_coding) == (8.0, 24, "brotli", "delta")
+    assert isinstance(o.dictionary_ratio, float) and o.to_dict()["seed"] == 2 ** 64 - 1
+    with pytest.raises(ValueError, match="max_rel_error"):
+        SINROptions(value_bits="auto")
+    with pytest.raises(ValueError, match="needs block_size"):
+        SINROptions(layout="blocks")
+    assert SINROptions(layout="blocks", block_size=16).block_size == 16
+    assert "seed + i" in SINROptions.__doc__ and "2..24" in SINROptions.__doc__
+
+
+def test_sinr_values_of_24_bits_round_trip_through_an_adapter_stream():
+    adapter = COINAdapter(width=8, layers=3)
+    torch.manual_seed(0)
+    model = adapter.build_model()
+    sinr = SINROptions(sparsity=0.5, value_bits=24, device="cpu")
+    setup = adapter.prepare_compression(model, sinr)
+    name = adapter.sinr_tensor_names(model)[0]
+    decoded = sparse_tensor_from_bytes(setup.code_bytes(name), setup.state[name].shape, name=name)
+    torch.testing.assert_close(decoded, setup.tensor(name).detach(), rtol=0, atol=1e-6)
+    torch.testing.assert_close(decoded, setup.tensor(name, quantized=False).detach(), rtol=0, atol=1e-5)
+
+
+def test_base_keeps_every_name_it_exported():
+    from sinr_adapters import checkpoints, container, finetune, inr, protocol, quantizers, results, signals
+    from sinr_adapters import sinr_options
+
+    old = ["MAGIC", "MAX_FREQUENCY", "MAX_STREAM_PARAMETERS", "MAX_STREAM_TENSORS", "Adapter", "CompressionSetup",
+           "Decoded", "INRAdapter", "LoadReport", "Reader", "Result", "SINROptions", "Signal", "StreamError",
+           "config_number", "fake_half", "fake_uniform", "fingerprint", "from_stored_uniform", "image_array",
+           "inflate", "map_state_dict", "read_quantizer", "read_state_dict", "sparse_tensor_from_bytes",
+           "stored_uniform", "uniform_dequantize", "uniform_quantize", "write_section", "write_varint"]
+    homes = (checkpoints, container, finetune, inr, protocol, quantizers, results, signals, sinr_options)
+    for name in old:
+        assert name in base.__all__
+        obj = getattr(base, name)
+        assert any(getattr(m, name, None) is obj for m in homes), name  # the same object, one definition
+
+
+def test_adapters_resolve_devices_as_the_core_does():
+    from sinr_adapters import nets
+    from sinr_codecs.sparse import resolve_device
+
+    assert nets.resolve_device is resolve_device
+    adapter = COINAdapter(width=8, layers=2)
+    signal = adapter.signal_from_image(torch.rand(4, 4, 3).numpy())
+    if torch.cuda.is_available():
+        assert next(adapter.fit(signal, steps=1, device="cuda", progress=False)[0].parameters()).is_cuda
+    else:
+        with pytest.raises(ValueError, match="torch sees no CUDA device"):
+            adapter.fit(signal, steps=1, device="cuda", progress=False)
+
+
+@pytest.mark.parametrize("adapter, lo", [
+    (COINAdapter(width=8, layers=2), 0.0),
+    (INRICAdapter(hidden_features=8, hidden_layers=1, ff_dims=2), -1.0),
+    (COINppAdapter(width=8, layers=2, latent_dim=4, patch=4), 0.0),
+    (SHACIRAAdapter(levels=2, base_resolution=2, finest_resolution=4, log2_table_size=4), 0.0),
+], ids=["coin", "inric", "coinpp", "shacira"])
+def test_signal_from_image_is_the_shared_one_on_each_methods_grid(adapter, lo):
+    img = (np.arange(5 * 6 * 3) % 256).astype(np.uint8).reshape(5, 6, 3)
+    s = adapter.signal_from_image(img, name="x")
+    assert s.shape == (5, 6, 3) and s.name == "x" and s.value_range == (lo, 1.0)
+    assert torch.equal(s.coords, adapter.coordinates((5, 6)))
+    torch.testing.assert_close(s.unit_values(), torch.from_numpy(img.astype(np.float32) / 255.0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,7 +54,7 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
 
     for i in range(4):
         stream = res["extra"][i]["stream"]
-        data = open(stream, "rb").read()
+        data = Path(stream).read_bytes()
         assert len(data) == res["bytes"][i]
         assert res["bpp"][i] == pytest.approx(8 * len(data) / 12**2)
         if res["method"][i] == "coin":
@@ -106,7 +107,7 @@ def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
     assert res["config"][0]["base_fingerprint"] == base.base_fingerprint()
     ref = torch.from_numpy(load_image("astronaut", 16))
     for i, label in enumerate(res["label"]):
-        data = open(res["extra"][i]["stream"], "rb").read()
+        data = Path(res["extra"][i]["stream"]).read_bytes()
         assert len(data) == res["bytes"][i]
         adapter = base if label.startswith("coinpp") else SHACIRAAdapter(**res["config"][i])
         assert psnr_8bit(torch.from_numpy(adapter.decode(data)), ref) == pytest.approx(res["psnr"][i], abs=1e-6)
@@ -136,7 +137,7 @@ def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
     from sinr_adapters.coinpp import COINppAdapter
 
     base = COINppAdapter.from_base_file(r.config["shared_file"])   # the saved base decodes the saved stream
-    assert base.decode(open(r.extra["stream"], "rb").read()).shape == (16, 16, 3)
+    assert base.decode(Path(r.extra["stream"]).read_bytes()).shape == (16, 16, 3)
     assert "meta-learned the base network on ['rocket']" in lines[0]
     with pytest.raises(ValueError, match="base network"):
         EvalConfig(methods=["coinpp"], options={"coinpp": {"meta_steps": 0}})
@@ -210,7 +211,7 @@ def test_harness_on_cuda_matches_the_cpu_stream_contract(tmp_path):
     assert all(d.startswith("cuda") for d in res["device"])
     ref = torch.from_numpy(load_image("astronaut", 16))
     for i, label in enumerate(res["label"]):
-        data = open(res["extra"][i]["stream"], "rb").read()
+        data = Path(res["extra"][i]["stream"]).read_bytes()
         cls = COINAdapter if label.startswith("coin") else SHACIRAAdapter
         img = cls(**res["config"][i]).decode(data, device="cpu")
         assert psnr_8bit(torch.from_numpy(img), ref) == pytest.approx(res["psnr"][i], abs=0.05)

@@ -247,3 +247,21 @@ def test_v2_store_with_a_chunk_of_another_dtype_is_refused(tmp_path):
     (tmp_path / "t.zarr" / "0.0").write_bytes(SINR(sparsity=4, **CPU).encode(gaussian((64, 64))))
     with pytest.raises(StreamError, match="float32.*float64"):
         zarr.open_array(str(tmp_path / "t.zarr"), mode="r")[:]
+
+
+def test_cli_decompress_refuses_a_store_with_a_chunk_of_another_tensor(tmp_path, capsys):
+    import torch
+
+    from sinr_codecs.cli import main
+
+    sd = {"a.weight": torch.from_numpy(gaussian((64, 256))), "b.weight": torch.from_numpy(gaussian((128, 128), seed=2))}
+    torch.save(sd, tmp_path / "m.pt")
+    assert main(["compress", str(tmp_path / "m.pt"), "-o", str(tmp_path / "m.zarr"), "-q", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    (tmp_path / "m.zarr" / "a.weight" / "c" / "0" / "0").write_bytes(
+        (tmp_path / "m.zarr" / "b.weight" / "c" / "0" / "0").read_bytes())
+    rc = main(["decompress", str(tmp_path / "m.zarr"), "-o", str(tmp_path / "r.pt"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith("sinr: error:") and "Traceback" not in err
+    assert "shape (128, 128)" in err and "(64, 256)" in err
+    assert not (tmp_path / "r.pt").exists()

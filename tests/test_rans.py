@@ -293,3 +293,18 @@ def test_scalar_and_vector_paths_agree(a, monkeypatch):
                 monkeypatch.setattr(rans, "_SCALAR_LANES", limit)
                 with pytest.raises(StreamError):
                     rans.decode(vector[:cut], a.size)
+
+
+def test_zigzag_scalars_and_arrays_agree():
+    v = np.array([0, -1, 1, -2, 2, -(1 << 40), (1 << 40), -(1 << 61), (1 << 61)], dtype=np.int64)
+    u = rans.zigzag(v)
+    assert u.dtype == np.int64 and u[:5].tolist() == [0, 1, 2, 3, 4]
+    assert [rans.zigzag(int(x)) for x in v] == u.tolist()
+    assert [rans.unzigzag(int(x)) for x in u] == v.tolist()
+    np.testing.assert_array_equal(rans.unzigzag(u), v)
+    # Python ints of any size (stream headers hold values up to the int64 range)
+    assert rans.zigzag(-(1 << 63)) == (1 << 64) - 1 and rans.unzigzag((1 << 64) - 1) == -(1 << 63)
+    assert rans.zigzag(np.int32(-3)) == 5 and isinstance(rans.zigzag(np.int32(-3)), int)
+    # narrow unsigned arrays are widened before the arithmetic (nothing wraps)
+    top = np.array([65533, 65534, 65535], dtype="<u2")
+    np.testing.assert_array_equal(rans.unzigzag(top), [-32767, 32767, -32768])
