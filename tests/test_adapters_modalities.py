@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,7 +163,7 @@ def test_evaluate_occupancy_iou_vs_bytes(tmp_path):
     for r in rows:
         assert r["extra"]["metric"] == "IoU" and r["extra"]["rate_unit"] == "bytes" and r["bpp"] == r["bytes"]
         assert 0.0 <= r["psnr"] <= 1.0
-        data = open(r["extra"]["stream"], "rb").read()
+        data = Path(r["extra"]["stream"]).read_bytes()
         assert len(data) == r["bytes"]
         decoded = OccupancyAdapter(**r["config"]).decode(data)
         assert iou(decoded, load_shape("capsules", 8).occupancy_grid()[..., None]) == pytest.approx(r["psnr"])
@@ -193,7 +194,7 @@ def test_evaluate_nic_with_meta_learned_init(tmp_path):
         assert r["extra"]["metric"] == "Y-PSNR" and r["bpp"] == pytest.approx(8 * r["bytes"] / 120)
         assert r["config"]["meta_steps"] == 2 and r["config"]["meta_clouds"]
         adapter = NICAdapter.from_init_file(r["config"]["shared_file"])
-        decoded = adapter.decode(open(r["extra"]["stream"], "rb").read(), positions=cloud.positions)
+        decoded = adapter.decode(Path(r["extra"]["stream"]).read_bytes(), positions=cloud.positions)
         assert y_psnr(decoded, cloud.colours) == pytest.approx(r["psnr"])
 
 
