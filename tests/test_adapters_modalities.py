@@ -221,3 +221,17 @@ def test_mixed_kinds_in_one_run(tmp_path):
     assert sorted((r["method"], r["image"]) for r in rows) == [("audio", "bass"), ("coin", "astronaut")]
     md = (out / "results.md").read_text()
     assert "| signal |" in md and "| rate |" in md
+
+
+def test_a_kind_other_than_images_needs_a_source():
+    from sinr_adapters.spec import AdapterSpec, SignalSource
+
+    with pytest.raises(ValueError, match="describes no signal source"):
+        AdapterSpec(summary="volumes", signal="volume").signal_source()
+    src = SignalSource("volume", ("cube",), lambda name, size: np.zeros((size,) * 3), ("cube",))
+    spec = AdapterSpec(summary="volumes", source=src)
+    assert spec.signal == "volume" and spec.signal_source() is src
+    with pytest.raises(ValueError, match="disagrees"):
+        AdapterSpec(summary="volumes", signal="audio", source=src)
+    with pytest.raises(ValueError, match="among its names"):
+        SignalSource("volume", ("cube",), src.load, ("sphere",))
