@@ -128,7 +128,7 @@ class Reader(Cursor):
     """Bounds-checked reading of an adapter stream: the core's :class:`sinr_codecs.cursor.Cursor` with
     the adapters' calls (a start offset, ``take(n)`` returning ``bytes``, length-prefixed sections).
 
-    Every read past the end, varint longer than 9 bytes or count above its limit raises
+    Every read past the end, varint longer than 10 bytes or count above its limit raises
     :class:`StreamError`.
 
     Parameters

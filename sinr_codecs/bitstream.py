@@ -300,6 +300,8 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
         raise StreamError(f"unknown dtype flags in byte {code:#04x}")
     base = _lookup(DTYPES, code & 0x3F, "dtype")
     dtype = np.dtype(base).newbyteorder(">" if code & _BIG_ENDIAN else "<")
+    if dtype.isnative:
+        dtype = dtype.newbyteorder("=")  # spelled as numpy spells native dtypes: dtype('float32')
     order = "F" if code & _FORTRAN else "C"
     ndim = cur.varint("ndim", MAX_NDIM)
     shape = tuple(cur.varint("shape", MAX_ELEMENTS) for _ in range(ndim))

@@ -56,7 +56,7 @@ class Cursor:
         return v
 
     def varint(self, what: str, limit: int) -> int:
-        """One unsigned LEB128 integer, at most ``limit`` (at most 9 bytes: below 2**63)."""
+        """One unsigned LEB128 integer, at most ``limit`` (at most 10 bytes, so a 64-bit seed fits)."""
         n = shift = 0
         while True:
             b = self.u8(what)

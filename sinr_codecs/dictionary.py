@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-__all__ = ["GENERATOR_ID", "GENERATORS", "sensing_matrix", "gaussian_stream"]
+__all__ = ["GENERATOR_ID", "GENERATORS", "CACHE_BYTES", "sensing_matrix", "gaussian_stream", "clear_cache"]
 
 GENERATOR_ID: int = 1
 """The id of the generator used for new streams."""
@@ -187,9 +188,53 @@ def _matrix_f64(k1: int, k2: int, seed: int) -> torch.Tensor:
     return a
 
 
+CACHE_BYTES = 256 << 20
+"""Bound on the bytes of dictionaries kept by :func:`sensing_matrix`'s least-recently-used cache (per
+process, all devices together). A dictionary larger than this is returned without being cached."""
+
 _lock = threading.Lock()
-_cache: dict[tuple, torch.Tensor] = {}
-_CACHE_SIZE = 16
+_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+_cache_bytes = 0
+
+
+def _nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _cache_get(key: tuple) -> torch.Tensor | None:
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+        return hit
+
+
+def _cache_put(key: tuple, a: torch.Tensor) -> torch.Tensor:
+    """Insert ``a`` (or return the entry another thread inserted first), evicting the least recently
+    used entries beyond :data:`CACHE_BYTES`."""
+    global _cache_bytes
+    size = _nbytes(a)
+    if size > CACHE_BYTES:
+        return a
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+        while _cache and _cache_bytes + size > CACHE_BYTES:
+            _, old = _cache.popitem(last=False)
+            _cache_bytes -= _nbytes(old)
+        _cache[key] = a
+        _cache_bytes += size
+    return a
+
+
+def clear_cache() -> None:
+    """Drop every cached dictionary."""
+    global _cache_bytes
+    with _lock:
+        _cache.clear()
+        _cache_bytes = 0
 
 
 def sensing_matrix(
@@ -220,7 +265,10 @@ def sensing_matrix(
     -------
     torch.Tensor
         Shape ``(k1, k2)``; bit-identical for the same arguments on any machine. Cached per
-        ``(k1, k2, seed, generator, device, dtype)``; treat it as read-only.
+        ``(k1, k2, seed, generator, device, dtype)`` in a least-recently-used cache bounded by
+        :data:`CACHE_BYTES`; treat it as read-only. Another dtype or device of a cached dictionary is
+        converted from the cached float64 values when those are at hand (bit-identical: the float64
+        values are rounded once either way).
 
     Examples
     --------
@@ -239,13 +287,13 @@ def sensing_matrix(
         raise TypeError(f"dictionary dtype must be floating point, got {dtype}")
     device = torch.device(device)
     key = (k1, k2, seed, generator, str(device), dtype)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            return hit
-    a = _matrix_f64(k1, k2, seed).to(device=device, dtype=dtype)
-    with _lock:
-        if len(_cache) >= _CACHE_SIZE:
-            _cache.pop(next(iter(_cache)))
-        _cache[key] = a
-    return a
+    hit = _cache_get(key)
+    if hit is not None:
+        return hit
+    f64 = _cache_get((k1, k2, seed, generator, "cpu", torch.float64))
+    if f64 is None:
+        f64 = _matrix_f64(k1, k2, seed)
+        if device.type == "cpu" and dtype == torch.float32:
+            # float32 encoders are usually followed by float64 decoders of the same dictionary
+            f64 = _cache_put((k1, k2, seed, generator, "cpu", torch.float64), f64)
+    return _cache_put(key, f64.to(device=device, dtype=dtype))

@@ -4,7 +4,8 @@ A section is a flat integer array. It is byte-planed (all low bytes, then the ne
 which groups the near-constant high bytes of small integers, then compressed by the back end:
 
 - id 0 ``"raw"``: stored as is;
-- id 1 ``"brotli"``: Brotli at quality 11 (the paper's choice);
+- id 1 ``"brotli"``: Brotli at quality :data:`BROTLI_QUALITY` (9; the paper used 11, which writes
+  many times slower for 0-2.4% smaller sections, measured by ``benchmarks/model_throughput.py``);
 - id 2 ``"rans"``: integer sections with the static rANS of :mod:`sinr_codecs.rans` (an empirical
   histogram stored in the section, no byte planes); float sections (quantizer steps) with Brotli as
   in id 1. Smaller than Brotli on short sections (INR-sized layers), about equal on long ones.
@@ -28,6 +29,8 @@ __all__ = ["BACKENDS", "INDEX_CODINGS", "compress", "decompress", "encode_indice
 
 BACKENDS: dict[str, int] = {"raw": 0, "brotli": 1, "rans": 2}
 INDEX_CODINGS: dict[str, int] = {"raw": 0, "delta": 1}
+BROTLI_QUALITY = 9
+"""Brotli quality the writer uses (any quality decodes the same way)."""
 
 
 def _planes(a: np.ndarray) -> bytes:
@@ -53,7 +56,7 @@ def compress(a: np.ndarray, backend: int) -> bytes:
     if backend == 0:
         return raw
     if backend in (1, 2):
-        return brotli.compress(raw, quality=11)
+        return brotli.compress(raw, quality=BROTLI_QUALITY)
     raise ValueError(f"unknown entropy back end id {backend}")
 
 

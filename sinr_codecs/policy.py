@@ -7,10 +7,21 @@ Each tensor gets one of two policies (see :func:`choose_policy`), which the repo
   output neuron holding its incoming weights, the SINR vectors (``layout="rows"``, ``k1 = prod(shape[1:])``).
   As in the SINR paper, a small layer with ``k1 < 50`` is flattened whole into one vector
   (``layout="flat"``) when it has at most :data:`FLAT_MAX_ELEMENTS` values, else cut into blocks; rows
-  longer than :data:`MAX_K1` are cut into equal blocks (their dictionary would be too large).
+  longer than :data:`MAX_K1` are cut into blocks of about :data:`BLOCK_K1` values (:func:`block_length`)
+  coded over a dictionary of :data:`BLOCK_ATOMS` atoms (see below).
 - ``"lossless"`` (bit-exact; see :mod:`sinr_codecs.weights` for how such tensors are stored) for
   everything else: biases and other 1-D tensors, scalars, tiny tensors, integer/bool/complex tensors and
   any tensor with NaN or infinite values.
+
+Why long rows are cut into blocks of 32 over a dictionary of 1024 atoms: OMP's work per weight is
+``s * k2`` correlations of ``k1`` products each (``s`` atoms per vector of ``k1`` weights, a quarter of
+``k1`` by default), while the quality per bit depends mostly on ``k2`` and, at a given ``k2``, improves as
+vectors shorten down to 32. Measured on Gaussian weights with 8-bit values (docs/benchmarks.md,
+"Whole-model throughput"): at 3.3 bits/weight blocks of 32 over 1024 atoms reach a relative error of
+0.240, blocks of 128 over 1024 atoms 0.251 and blocks of 256 over 2048 atoms 0.251, and blocks of 32
+encode 2x faster than blocks of 128 (decoding takes 4x fewer multiply-adds: 8 atoms per 32 weights).
+Rows up to :data:`MAX_K1` = 64 values keep the codec's own dictionary (8 x k1 atoms), which costs
+the same per weight.
 
 ``policy_overrides`` maps fnmatch patterns on tensor names to ``"sinr"``, ``"lossless"`` or a mapping
 ``{"policy": ..., **SINR options}``; every matching pattern applies, in order, so later ones win.
@@ -26,15 +37,19 @@ from typing import Any
 
 from sinr_codecs.model_files import _is_float
 
-__all__ = ["Decision", "choose_policy", "MIN_SINR_ELEMENTS", "FLAT_K1", "FLAT_MAX_ELEMENTS", "MAX_K1"]
+__all__ = ["Decision", "choose_policy", "MIN_SINR_ELEMENTS", "FLAT_K1", "FLAT_MAX_ELEMENTS", "MAX_K1",
+           "BLOCK_K1", "BLOCK_ATOMS", "block_length"]
 
 MIN_SINR_ELEMENTS = 256
 """Smallest tensor (number of values) that the default policy codes with SINR."""
 FLAT_K1 = 50
 """Rows shorter than this are too short to code one by one: the paper flattens such layers."""
-MAX_K1 = 4096
-"""Longest row coded as one vector (its dictionary has ``8 * k1**2`` entries); longer rows are cut into
-equal blocks."""
+MAX_K1 = 64
+"""Longest row coded as one vector; longer rows are cut into blocks (:func:`block_length`)."""
+BLOCK_K1 = 32
+"""Preferred block length for rows longer than :data:`MAX_K1`."""
+BLOCK_ATOMS = 1024
+"""Dictionary size (``dictionary_size``, k2) for those blocks."""
 FLAT_MAX_ELEMENTS = 2500
 """Largest layer flattened into one vector (the paper: k x k layers with k < 50, so <= 2401 values);
 longer short-row layers are cut into blocks. The dictionary of a flat layer has 8 * numel**2 entries."""
@@ -159,10 +174,25 @@ def _matrix_layout(shape: tuple[int, ...]) -> Decision:
     k1 = math.prod(shape[1:])
     if FLAT_K1 <= k1 <= MAX_K1:
         return Decision("sinr", f"matrix, rows of {k1}", "rows")
-    if k1 > MAX_K1:  # a dictionary of k1 x 8 k1 would not fit: cut rows into equal pieces
-        block = max((d for d in range(MAX_K1, 255, -1) if k1 % d == 0), default=1024)
-        return Decision("sinr", f"rows of {k1} > {MAX_K1}: blocks of {block}", "blocks",
-                        {"block_size": block})
+    if k1 > MAX_K1:  # OMP's cost per weight grows as k1**2: cut long rows into short blocks
+        block = block_length(k1)
+        return Decision("sinr", f"rows of {k1} > {MAX_K1}: blocks of {block}, {BLOCK_ATOMS} atoms", "blocks",
+                        {"block_size": block, "dictionary_size": BLOCK_ATOMS})
     if math.prod(shape) <= FLAT_MAX_ELEMENTS:
         return Decision("sinr", f"rows of {k1} < {FLAT_K1}: flattened", "flat")
     return Decision("sinr", f"rows of {k1} < {FLAT_K1}: blocks", "blocks")
+
+
+def block_length(k1: int) -> int:
+    """Block length for rows of ``k1`` > :data:`MAX_K1` values.
+
+    The divisor of ``k1`` in [24, 48] nearest to :data:`BLOCK_K1` (the larger on a tie), so that every
+    block lies inside one row; :data:`BLOCK_K1` when there is none (blocks then straddle rows).
+
+    Examples
+    --------
+    >>> block_length(4096), block_length(576), block_length(100), block_length(80), block_length(147)
+    (32, 32, 25, 40, 32)
+    """
+    divisors = [d for d in range(24, 49) if k1 % d == 0]
+    return min(divisors, key=lambda d: (abs(d - BLOCK_K1), -d), default=BLOCK_K1)

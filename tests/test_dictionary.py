@@ -143,3 +143,45 @@ def test_large_matrix_is_fast():
     elapsed = time.perf_counter() - t
     assert a.shape == (1024, 16384)
     assert elapsed < 3.0, f"1024x16384 dictionary took {elapsed:.2f} s"
+
+
+# --------------------------------------------------------------------------------------------------
+# the least-recently-used cache
+
+
+def test_cache_is_lru_bounded_in_bytes_and_values_never_change(monkeypatch):
+    from sinr_codecs import dictionary as d
+
+    d.clear_cache()
+    fresh = {seed: d._matrix_f64(8, 32, seed).to(torch.float32) for seed in range(4)}
+    one = 8 * 32 * 4  # bytes of one float32 dictionary
+    monkeypatch.setattr(d, "CACHE_BYTES", 2 * one + 8 * 32 * 8)  # room for two float32 + one float64
+    a0 = d.sensing_matrix(8, 32, seed=0)
+    assert d.sensing_matrix(8, 32, seed=0) is a0  # a hit
+    d.sensing_matrix(8, 32, seed=1)
+    d.sensing_matrix(8, 32, seed=0)  # seed 0 is now the most recently used
+    d.sensing_matrix(8, 32, seed=2)  # evicts the least recently used entries
+    assert d._cache_bytes <= d.CACHE_BYTES
+    assert d.sensing_matrix(8, 32, seed=0) is a0
+    for seed in range(4):  # evicted or not, regenerated values are bit-identical
+        assert torch.equal(d.sensing_matrix(8, 32, seed=seed), fresh[seed])
+    assert d._cache_bytes <= d.CACHE_BYTES
+    monkeypatch.setattr(d, "CACHE_BYTES", one - 1)  # too large to cache: returned, not kept
+    d.clear_cache()
+    big = d.sensing_matrix(8, 32, seed=3)
+    assert torch.equal(big, fresh[3]) and d._cache_bytes == 0 and not d._cache
+    d.clear_cache()
+
+
+def test_other_dtypes_from_the_cached_float64_are_identical():
+    from sinr_codecs import dictionary as d
+
+    d.clear_cache()
+    a32 = d.sensing_matrix(12, 40, seed=5)  # caches the float64 values too
+    a64 = d.sensing_matrix(12, 40, seed=5, dtype=torch.float64)
+    a16 = d.sensing_matrix(12, 40, seed=5, dtype=torch.float16)
+    d.clear_cache()
+    assert torch.equal(a64, d._matrix_f64(12, 40, 5))
+    assert torch.equal(a32, d.sensing_matrix(12, 40, seed=5, dtype=torch.float32))
+    assert torch.equal(a16, d._matrix_f64(12, 40, 5).to(torch.float16))
+    d.clear_cache()

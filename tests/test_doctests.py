@@ -29,10 +29,7 @@ def _modules() -> list[str]:
 
 MODULES = _modules()
 
-KNOWN_FAILURES = {
-    "sinr_codecs.codec": "decode returns the native float32 spelled with an explicit byte order, dtype('<f4'), "
-                         "where the example shows dtype('float32') (numpy 2.4 keeps '<' from newbyteorder('<'))",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 """Examples that fail for a reason outside the example itself; strict, so a fix turns them into failures
 until they are removed from this table."""
 

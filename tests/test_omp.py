@@ -294,6 +294,55 @@ def test_chunking_gives_the_same_result():
     assert torch.allclose(tiny.coefs, ref.coefs, rtol=1e-12, atol=1e-13)
 
 
+def test_worker_threads_give_the_same_result_and_restore_threads():
+    k1, k2, s = 32, 256, 6
+    a = sensing_matrix(k1, k2, seed=3, dtype=F32)
+    w = _signals(700, k1, seed=4, dtype=F32)
+    before = torch.get_num_threads()
+    serial = batch_omp(w, a, sparsity=s, chunk_size=64, workers=1)
+    calls = []
+    par = batch_omp(w, a, sparsity=s, chunk_size=64, workers=3, progress=lambda d, t: calls.append((d, t)))
+    assert torch.get_num_threads() == before
+    assert torch.equal(serial.indices, par.indices) and torch.equal(serial.coefs, par.coefs)
+    assert calls == [(min(i + 64, 700), 700) for i in range(0, 700, 64)]
+    one = batch_omp(w[:40], a, sparsity=s, workers=2)  # a single chunk, single-threaded kernels
+    assert torch.get_num_threads() == before and torch.equal(one.indices, serial.indices[:40])
+    bounded = batch_omp(w, a, tol=0.3, chunk_size=50, workers=2)
+    assert torch.equal(bounded.indices, batch_omp(w, a, tol=0.3, workers=1).indices)
+    assert bool((_residuals(bounded, w, a) <= (0.3 + 1e-4) * w.to(F64).norm(dim=1)).all())
+
+
+def test_worker_errors_propagate_and_restore_threads():
+    a = sensing_matrix(16, 64, seed=0, dtype=F32)
+    w = _signals(300, 16, seed=1, dtype=F32)
+    w[250, 3] = float("nan")
+    before = torch.get_num_threads()
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        batch_omp(w, a, sparsity=4, chunk_size=32, workers=2)
+    assert torch.get_num_threads() == before
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="workers"):
+            batch_omp(w[:5], a, sparsity=4, workers=bad)
+
+
+def test_policy_block_shape_float32_agrees_with_sklearn_as_a_rate():
+    """The default policy's blocks (32 values, 1024 atoms, 8 atoms) on the parallel float32 path:
+    supports equal to scikit-learn's float64 ones as a rate, residuals within a fraction of a percent."""
+    k1, k2, s = 32, 1024, 8
+    a = sensing_matrix(k1, k2, seed=0, dtype=F32)
+    w = _signals(400, k1, seed=21, dtype=F32)
+    res = batch_omp(w, a, sparsity=s, chunk_size=100, workers=2)
+    _check_layout(res, 400, s, F32)
+    ref = _sklearn(w.to(F64), a, s)
+    ref_sets = [frozenset(np.flatnonzero(row).tolist()) for row in ref]
+    agree = np.mean([o == r for o, r in zip(_support_sets(res), ref_sets)])
+    assert agree >= 0.99
+    ours = _residuals(res, w, a)
+    theirs = (w.to(F64) - torch.from_numpy(ref) @ a.to(F64).T).norm(dim=1)
+    assert bool((ours <= theirs * 1.01 + 1e-6).all())
+    assert float(ours.mean()) <= float(theirs.mean()) * 1.001
+
+
 def test_without_gram_budget_and_with_given_gram():
     k1, k2, s = 24, 80, 5
     a = sensing_matrix(k1, k2, seed=4, dtype=F64)

@@ -1,0 +1,419 @@
+"""Whole-model encode and decode throughput of the default policy, against Zstd-19 and 8-bit quantization.
+
+A seeded synthetic model (matrices of several widths, convolutions, biases and norm weights; 21.1M
+parameters, or 0.96M with ``--small``) is coded tensor by tensor three ways, in the same run, on the same
+tensors:
+
+- ``sinr``: the default policy (:func:`sinr_codecs.policy.choose_policy`, what ``sinr compress`` and
+  :func:`sinr_codecs.weights.compress_weights` apply): each tensor the policy gives to SINR is coded by the
+  ``sinr`` numcodecs codec with the codec's defaults plus the policy's per-tensor options (layout, block
+  length); every other tensor (biases, norms) losslessly with Blosc-Zstd, as the weights store does. One
+  stream per tensor (the store cuts large tensors into Zarr chunks first; the work per weight is the same).
+- ``zstd19``: numcodecs ``Zstd(level=19)`` on every tensor's float32 bytes (lossless).
+- ``uniform8_zstd19``: per-tensor uniform quantization to 8 bits (``min .. max`` in 255 steps) then
+  ``Zstd(level=19)`` on the tensors SINR codes; the rest as for ``sinr``.
+
+Each repeat runs every coder once (interleaved, so a busy machine slows all of them alike); reported
+figures are medians over the repeats, and the ratios against Zstd-19 are the medians of the per-repeat
+ratios. Weights/s count every parameter of the model. The relative error is
+``sqrt(sum ||w - w_hat||^2 / sum ||w||^2)`` over the lossy-coded tensors.
+
+    python benchmarks/model_throughput.py                 # 21.1M parameters, 3 repeats
+    python benchmarks/model_throughput.py --small --repeats 1
+    python benchmarks/model_throughput.py --device cuda --out result.json
+    python benchmarks/model_throughput.py --compare-layouts   # the policy's measurements
+
+Prints one JSON object (also written to ``--out``); progress goes to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+#: (name, shape) of the full synthetic model: 21.1M parameters.
+FULL_MODEL: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("stem.conv.weight", (64, 3, 7, 7)),
+    ("stem.conv.bias", (64,)),
+    ("stage1.conv.weight", (128, 64, 3, 3)),
+    ("stage1.norm.weight", (128,)),
+    ("stage2.conv.weight", (256, 128, 3, 3)),
+    ("stage2.proj.weight", (256, 64, 1, 1)),
+    ("stage3.conv.weight", (512, 256, 3, 3)),
+    ("stage3.conv.bias", (512,)),
+    ("mlp.up.weight", (4096, 1024)),
+    ("mlp.up.bias", (4096,)),
+    ("mlp.down.weight", (1024, 4096)),
+    ("mlp.down.bias", (1024,)),
+    ("attn.qkv.weight", (3072, 768)),
+    ("attn.out.weight", (768, 3072)),
+    ("square.weight", (2048, 2048)),
+    ("square.bias", (2048,)),
+    ("fc1.weight", (1024, 1024)),
+    ("fc2.weight", (1024, 1024)),
+    ("head.weight", (512, 256)),
+    ("head.bias", (512,)),
+    ("tiny.weight", (16, 32)),
+)
+
+#: (name, shape) of the ``--small`` model: 0.96M parameters, the same kinds of tensors.
+SMALL_MODEL: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("stem.conv.weight", (32, 3, 7, 7)),
+    ("stem.conv.bias", (32,)),
+    ("stage1.conv.weight", (64, 32, 3, 3)),
+    ("stage2.conv.weight", (128, 64, 3, 3)),
+    ("stage2.proj.weight", (128, 32, 1, 1)),
+    ("mlp.up.weight", (1024, 256)),
+    ("mlp.up.bias", (1024,)),
+    ("mlp.down.weight", (256, 1024)),
+    ("square.weight", (512, 512)),
+    ("fc1.weight", (256, 256)),
+    ("head.weight", (128, 64)),
+    ("head.bias", (128,)),
+)
+
+
+def synthetic_model(spec: Sequence[tuple[str, tuple[int, ...]]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded float32 tensors shaped like a trained network's.
+
+    Weights (``ndim >= 2``) are Gaussian with standard deviation ``1/sqrt(fan_in)`` times a per-output
+    log-normal scale (sigma 0.3), as neurons of trained layers differ in norm; 1-D tensors are small
+    Gaussian values (biases) or values near 1 (names containing ``norm``).
+    """
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for name, shape in spec:
+        if len(shape) >= 2:
+            fan_in = math.prod(shape[1:])
+            scale = rng.lognormal(0.0, 0.3, size=(shape[0],) + (1,) * (len(shape) - 1)) / math.sqrt(fan_in)
+            v = rng.standard_normal(shape) * scale
+        elif "norm" in name:
+            v = 1.0 + 0.05 * rng.standard_normal(shape)
+        else:
+            v = 0.01 * rng.standard_normal(shape)
+        out[name] = v.astype(np.float32)
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured."""
+    import numcodecs
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info = {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "numcodecs": numcodecs.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _load() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # pragma: no cover - platform without getloadavg
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# coders: each returns encode(name, array) -> payload and decode(name, payload) -> array
+# --------------------------------------------------------------------------------------------------
+
+class Coder:
+    """One way of coding a model tensor by tensor."""
+
+    name = ""
+
+    def encode(self, name: str, a: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def decode(self, name: str, payload: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def size(payload: Any) -> int:
+        return len(payload)
+
+
+def _lossless():
+    from numcodecs import Blosc
+
+    return Blosc(cname="zstd", clevel=5, shuffle=Blosc.SHUFFLE)
+
+
+class SINRPolicy(Coder):
+    """The default policy: SINR for the tensors it chooses, Blosc-Zstd for the rest."""
+
+    name = "sinr"
+
+    def __init__(self, device: str):
+        from sinr_codecs.codec import SINR
+        from sinr_codecs.policy import choose_policy
+
+        self._sinr, self._choose, self.device = SINR, choose_policy, device
+        self._lossless = _lossless()
+        self.decisions: dict[str, Any] = {}
+
+    def codec_for(self, name: str, a: np.ndarray):
+        decision = self._choose(name, dtype=str(a.dtype), shape=a.shape, finite=bool(np.isfinite(a).all()))
+        self.decisions[name] = decision
+        if decision.policy != "sinr":
+            return None
+        config = {"device": self.device, **decision.options}
+        if config.get("layout", "auto") == "auto":
+            config["layout"] = decision.layout
+        if config["layout"] == "blocks" and config.get("block_size") is None:
+            from sinr_codecs.weights import _block_size  # the store's choice for short-row layers
+
+            config["block_size"] = _block_size(tuple(a.shape))
+        return self._sinr(**config)
+
+    def encode(self, name: str, a: np.ndarray) -> Any:
+        codec = self.codec_for(name, a)
+        if codec is None:
+            return ("lossless", self._lossless.encode(a), a.shape)
+        return ("sinr", codec.encode(a.reshape(a.shape[0], -1)), a.shape)
+
+    def decode(self, name: str, payload: Any) -> np.ndarray:
+        kind, data, shape = payload
+        if kind == "lossless":
+            return np.frombuffer(self._lossless.decode(data), dtype=np.float32).reshape(shape)
+        return self._sinr().decode(data).reshape(shape)
+
+    @staticmethod
+    def size(payload: Any) -> int:
+        return len(payload[1])
+
+    def lossy(self, name: str) -> bool:
+        return self.decisions[name].policy == "sinr"
+
+
+class Zstd19(Coder):
+    """numcodecs ``Zstd(level=19)`` on the float32 bytes."""
+
+    name = "zstd19"
+
+    def __init__(self):
+        from numcodecs import Zstd
+
+        self._zstd = Zstd(level=19)
+
+    def encode(self, name: str, a: np.ndarray) -> Any:
+        return (self._zstd.encode(a), a.shape)
+
+    def decode(self, name: str, payload: Any) -> np.ndarray:
+        data, shape = payload
+        return np.frombuffer(self._zstd.decode(data), dtype=np.float32).reshape(shape)
+
+    @staticmethod
+    def size(payload: Any) -> int:
+        return len(payload[0])
+
+
+class Uniform8(Coder):
+    """8-bit per-tensor uniform quantization + Zstd-19 on the tensors the policy gives to SINR."""
+
+    name = "uniform8_zstd19"
+
+    def __init__(self, policy: SINRPolicy):
+        from numcodecs import Zstd
+
+        self._zstd, self._policy, self._lossless = Zstd(level=19), policy, _lossless()
+
+    def encode(self, name: str, a: np.ndarray) -> Any:
+        if not self._policy.lossy(name):
+            return (None, self._lossless.encode(a), a.shape)
+        lo, hi = float(a.min()), float(a.max())
+        step = (hi - lo) / 255.0 or 1.0
+        q = np.rint((a - lo) / step).astype(np.uint8)
+        return ((lo, step), self._zstd.encode(q), a.shape)
+
+    def decode(self, name: str, payload: Any) -> np.ndarray:
+        quant, data, shape = payload
+        if quant is None:
+            return np.frombuffer(self._lossless.decode(data), dtype=np.float32).reshape(shape)
+        lo, step = quant
+        q = np.frombuffer(self._zstd.decode(data), dtype=np.uint8).reshape(shape)
+        return (q.astype(np.float32) * np.float32(step) + np.float32(lo)).astype(np.float32)
+
+    @staticmethod
+    def size(payload: Any) -> int:
+        return len(payload[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# measurement
+# --------------------------------------------------------------------------------------------------
+
+def _timed(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def run_coder(coder: Coder, model: dict[str, np.ndarray], device: str, lossy: Callable[[str], bool]
+              ) -> dict[str, Any]:
+    """Encode then decode every tensor once; sizes, errors and per-tensor seconds."""
+    enc_s, dec_s, size, err2, ref2 = 0.0, 0.0, 0, 0.0, 0.0
+    per_tensor = []
+    for name, a in model.items():
+        payload, te = _timed(lambda: coder.encode(name, a), device)
+        back, td = _timed(lambda: coder.decode(name, payload), "cpu")
+        if back.shape != a.shape:
+            raise RuntimeError(f"{coder.name}: {name} decoded to shape {back.shape}, expected {a.shape}")
+        nbytes = coder.size(payload)
+        e2 = float(np.sum((back.astype(np.float64) - a) ** 2))
+        r2 = float(np.sum(a.astype(np.float64) ** 2))
+        if lossy(name):
+            err2, ref2 = err2 + e2, ref2 + r2
+        elif e2 != 0.0:
+            raise RuntimeError(f"{coder.name}: lossless tensor {name} did not round-trip")
+        enc_s, dec_s, size = enc_s + te, dec_s + td, size + nbytes
+        per_tensor.append({"name": name, "shape": list(a.shape), "encode_s": round(te, 4),
+                           "decode_s": round(td, 4), "bits_per_weight": round(nbytes * 8 / a.size, 4),
+                           "rel_error": round(math.sqrt(e2 / r2), 5) if r2 else 0.0})
+    return {"encode_s": enc_s, "decode_s": dec_s, "bytes": size,
+            "rel_error": math.sqrt(err2 / ref2) if ref2 else 0.0, "tensors": per_tensor}
+
+
+#: (block length, dictionary size k2) pairs of ``--compare-layouts``; block 1024 = rows of the matrix.
+LAYOUTS = ((32, 1024), (64, 1024), (128, 1024), (16, 1024), (64, 512), (32, 2048), (256, 2048), (1024, 8192))
+
+
+def compare_layouts(sparsities: Sequence[float] = (0.2, 0.25, 0.3), device: str = "cpu", seed: int = 1
+                    ) -> list[dict[str, Any]]:
+    """Bits/weight, relative error and encode weights/s of SINR vector layouts on one 256 x 1024 matrix.
+
+    The matrix is Gaussian with a per-row log-normal scale (as :func:`synthetic_model`); each layout is
+    coded as the ``sinr`` codec codes it (8-bit values, sorted-gap indices, Brotli) at each fractional
+    sparsity; OMP (``omp_weights_per_s``) and stream writing (``write_weights_per_s``) are timed apart.
+    """
+    from sinr_codecs.sparse import SparseCode
+
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((256, 1024)) * rng.lognormal(0, 0.3, (256, 1)) * 0.03).astype(np.float32)
+    rows = []
+    for block, k2 in LAYOUTS:
+        for sp in sparsities:
+            layout = dict(layout="rows") if block == w.shape[1] else dict(layout="blocks", block_size=block)
+            # what SINR(sparsity=sp, dictionary_size=k2, value_bits=8, ...).encode does, timed in two parts
+            code, t_fit = _timed(lambda: SparseCode.fit(w, sparsity=sp, dictionary_size=k2, device=device,
+                                                        **layout), device)
+            data, t_write = _timed(lambda: code.to_bytes(value_bits=8), "cpu")
+            back = SparseCode.from_bytes(data).decode()
+            err = float(np.linalg.norm(back - w) / np.linalg.norm(w))
+            row = {"block": block, "k2": k2, "sparsity": sp, "bits_per_weight": round(len(data) * 8 / w.size, 4),
+                   "rel_error": round(err, 4), "omp_weights_per_s": round(w.size / t_fit),
+                   "write_weights_per_s": round(w.size / t_write)}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--small", action="store_true", help="the 0.96M-parameter model (a quick run)")
+    p.add_argument("--repeats", type=int, default=3, help="runs of every coder (default 3)")
+    p.add_argument("--device", default="cpu", help="where SINR's OMP runs: cpu, cuda, auto (default cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic weights")
+    p.add_argument("--out", default=None, help="also write the JSON here")
+    p.add_argument("--per-tensor", action="store_true", help="include per-tensor figures (first repeat)")
+    p.add_argument("--compare-layouts", action="store_true",
+                   help="instead: bits/weight, error and speed of vector layouts on one matrix (JSON lines)")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    if args.compare_layouts:
+        return {"machine": machine(), "layouts": compare_layouts(device=args.device)}
+
+    model = synthetic_model(SMALL_MODEL if args.small else FULL_MODEL, args.seed)
+    n = sum(a.size for a in model.values())
+    sinr = SINRPolicy(args.device)
+    for name, a in model.items():  # decide once, so the quantizer baseline codes the same tensors
+        sinr.codec_for(name, a)
+    coders: list[Coder] = [Zstd19(), sinr, Uniform8(sinr)]
+    runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in coders}
+    load = [_load()]
+    for rep in range(args.repeats):
+        for coder in coders:
+            lossy = sinr.lossy if coder.name != "zstd19" else (lambda _name: False)
+            r = run_coder(coder, model, args.device, lossy)
+            runs[coder.name].append(r)
+            print(f"repeat {rep + 1}/{args.repeats} {coder.name}: encode {n / r['encode_s']:,.0f} weights/s, "
+                  f"decode {n / r['decode_s']:,.0f} weights/s", file=sys.stderr, flush=True)
+        load.append(_load())
+
+    def med(xs: list[float]) -> float:
+        return float(statistics.median(xs))
+
+    results: dict[str, Any] = {}
+    for c in coders:
+        rs = runs[c.name]
+        entry = {
+            "encode_weights_per_s": round(med([n / r["encode_s"] for r in rs])),
+            "decode_weights_per_s": round(med([n / r["decode_s"] for r in rs])),
+            "bits_per_weight": round(rs[0]["bytes"] * 8 / n, 4),
+            "rel_error": round(rs[0]["rel_error"], 5),
+        }
+        if c.name != "zstd19":
+            z = runs["zstd19"]
+            entry["encode_ratio_vs_zstd19"] = round(
+                med([z[i]["encode_s"] / rs[i]["encode_s"] for i in range(len(rs))]), 4)
+            entry["decode_ratio_vs_zstd19"] = round(
+                med([z[i]["decode_s"] / rs[i]["decode_s"] for i in range(len(rs))]), 4)
+        if args.per_tensor:
+            entry["tensors"] = rs[0]["tensors"]
+        results[c.name] = entry
+    policy = {name: {"policy": d.policy, "layout": d.layout, "reason": d.reason}
+              for name, d in sinr.decisions.items()}
+    out = {
+        "name": "model_throughput",
+        "description": "whole-model encode/decode weights/s of the default SINR policy vs Zstd-19",
+        "machine": machine(),
+        "device": args.device,
+        "model": {"parameters": n, "tensors": len(model), "small": args.small, "seed": args.seed,
+                  "sinr_parameters": int(sum(model[k].size for k in model if sinr.lossy(k)))},
+        "repeats": args.repeats,
+        "load_average_1min": load,
+        "results": results,
+        "policy": policy,
+    }
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
