@@ -101,6 +101,10 @@ class EvalConfig:
         The bit-width search of the path without SINR (the fair baseline): one more rate point per value,
         with the method's storage-bits knob (its description's ``bits``) at that many bits. Empty: the
         method's own setting only.
+    rate_aware : list of float
+        Rate weights ``lam`` of rate-aware compression (:mod:`sinr_adapters.rate_aware`): each adds the
+        paths "rate-aware" (without SINR) and "rate-aware+SINR" (per SINR setting), one point per value,
+        trained for ``finetune_steps``. Empty: none.
     target_psnr : float or None
         Also report, per method and image, the smallest stream reaching this quality with and without SINR
         among the paths run (:func:`sinr_adapters.tune.smallest_meeting`).
@@ -137,6 +141,7 @@ class EvalConfig:
     with_sinr: bool = True
     without_sinr: bool = True
     baseline_bits: list[int] = field(default_factory=list)
+    rate_aware: list[float] = field(default_factory=list)
     target_psnr: float | None = None
     meta_images: list[str] | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -188,6 +193,10 @@ class EvalConfig:
                 spec.validate(opts, ctx)
             if self.baseline_bits and self.without_sinr and spec.bits is None:
                 raise ValueError(f"--baseline-bits: adapter {method!r} describes no storage-bits knob to search")
+            if self.rate_aware and not spec.rate_aware:
+                raise ValueError(f"--rate-aware: adapter {method!r} does not support rate-aware compression (it is "
+                                 "defined with the mean squared error and the adapter's render; this method has its "
+                                 "own loss or decoding)")
             if spec.needs_held_out(opts) and not self.held_out_images(method):
                 raise ValueError(f"{method}: meta-learning needs {'bundled images' if ctx.source.kind == 'image' else 'signals'} "
                                  "that are not evaluated (meta_images)")
@@ -266,6 +275,7 @@ class _Path:
     point: str
     bits: int | None = None
     sinr: SINROptions | None = None
+    rate: float | None = None  # rate-aware compression with this lam
 
     def key(self, method: str, image: str) -> tuple:
         s = self.sinr
@@ -283,6 +293,9 @@ def _paths(spec: AdapterSpec, point: str, cfg: EvalConfig) -> list[_Path]:
                                              entropy=cfg.sinr_entropy, index_coding=cfg.index_coding,
                                              seed=cfg.seed, device=cfg.device))
                 for s in cfg.sparsity for b in cfg.value_bits]
+    for lam in cfg.rate_aware:
+        rated = [p for p in out if p.bits is None and p.rate is None]
+        out += [_Path(f"{p.point},lam={lam:g}", sinr=p.sinr, rate=float(lam)) for p in rated]
     return out
 
 
@@ -436,11 +449,19 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
                 continue
             coder = adapter if path.bits is None else adapter.with_config({**adapter.config(), spec.bits: path.bits})
             opts = path.sinr
-            (data, info), enc_s = _timed(lambda: coder.compress_with_info(
-                copy.deepcopy(model), signal, sinr=opts, finetune_steps=cfg.finetune_steps,
-                finetune_lr=cfg.finetune_lr, sinr_lr=cfg.sinr_lr, batch_size=cfg.batch_size,
-                progress=progress), dev)
-            decoded, dec_s = _timed(lambda: _decode(spec, coder, data, cfg.device, signal), dev)
+            if path.rate is not None:
+                from . import rate_aware
+
+                ra_opts = rate_aware.RateAwareOptions(lam=path.rate, steps=cfg.finetune_steps)
+                (data, info), enc_s = _timed(lambda: rate_aware.compress(coder, model, signal, ra_opts, sinr=opts), dev)
+                info = {**info, "path": "rate-aware+SINR" if opts is not None else "rate-aware"}
+                decoded, dec_s = _timed(lambda: rate_aware.decode(coder, data, device=cfg.device), dev)
+            else:
+                (data, info), enc_s = _timed(lambda: coder.compress_with_info(
+                    copy.deepcopy(model), signal, sinr=opts, finetune_steps=cfg.finetune_steps,
+                    finetune_lr=cfg.finetune_lr, sinr_lr=cfg.sinr_lr, batch_size=cfg.batch_size,
+                    progress=progress), dev)
+                decoded, dec_s = _timed(lambda: _decode(spec, coder, data, cfg.device, signal), dev)
             quality = spec.metric(decoded, reference)
             info.pop("finetune_log", None)
             extra = {**info, "point": path.point, knob: u.value, "size": ctx.size}

@@ -134,7 +134,7 @@ class NICAdapter(FieldAdapter):
             summary="NIC: SIREN from position to colour, theta - theta0 quantized per tensor + rANS", rate="widths",
             rate_key="width", bits="bits", source=source, metric=Metric("Y-PSNR", "dB", True, y_psnr),
             render=lambda adapter, model, signal: adapter.predict(model, signal.coords).cpu().numpy(),
-            prepare=prepare, uses_held_out=lambda o: o["meta_steps"] > 0, shared_tag="init",
+            prepare=prepare, uses_held_out=lambda o: o["meta_steps"] > 0, shared_tag="init", rate_aware=False,
             options=(Option("widths", int, [32, 64], "hidden widths (the rate points)", multiple=True, minimum=1),
                      Option("layers", int, 3, "sine layers", minimum=2),
                      Option("bits", int, 8, "quantizer bits of theta - theta0", minimum=2, maximum=16),

@@ -115,7 +115,7 @@ class OccupancyAdapter(FieldAdapter):
                               "side of the occupancy grid the IoU is measured on", BYTES, 4)
         return AdapterSpec(
             summary="an occupancy field: Gaussian-activation MLP, BCE on sampled points (IoU on a grid vs bytes)",
-            rate="widths", rate_key="width", bits="bits", source=source,
+            rate="widths", rate_key="width", bits="bits", source=source, rate_aware=False,
             metric=Metric("IoU", "", True, iou),
             options=(Option("widths", int, [32, 64], "hidden widths (the rate points; the paper: 128)",
                             multiple=True, minimum=1),

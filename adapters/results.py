@@ -39,7 +39,10 @@ class Result:
 
     @property
     def label(self) -> str:
-        """Curve label: ``"coin"`` or ``"coin+sinr"``."""
+        """Curve label: ``"coin"`` or ``"coin+sinr"`` (``"coin rate-aware"``, ``"coin rate-aware+SINR"``
+        for the paths ``extra["path"]`` names)."""
+        if self.extra.get("path"):
+            return f"{self.method} {self.extra['path']}"
         return f"{self.method}+sinr" if self.with_sinr else self.method
 
     @property

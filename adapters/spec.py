@@ -419,6 +419,9 @@ class AdapterSpec:
         ``uses_held_out(options) -> bool``: ``prepare`` will train on held-out images with these options.
     shared_tag : str
         File-name tag of the shared state ``Prepared.save`` writes (``base``, ``init``).
+    rate_aware : bool, default True
+        Whether ``--rate-aware`` (:mod:`sinr_adapters.rate_aware`: the mean squared error, decoding by the
+        adapter's ``render``) applies to the method; False for a method with its own loss or decoding.
     """
 
     summary: str
@@ -437,6 +440,7 @@ class AdapterSpec:
     prepare: Callable[[Any, Mapping[str, Any], Context], Prepared] | None = None
     uses_held_out: Callable[[Mapping[str, Any]], bool] | None = None
     shared_tag: str = "shared"
+    rate_aware: bool = True
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.options]

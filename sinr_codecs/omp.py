@@ -26,13 +26,14 @@ from __future__ import annotations
 import math
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .threads import configured_threads, single_threaded_kernels
 
 __all__ = ["OMPResult", "batch_omp"]
 
@@ -406,40 +407,13 @@ def _omp_chunk(
             n = st.compact(done, n, t + 1)
 
 
-_threads_lock = threading.Lock()
-_threads_users = 0
-_threads_saved = 1
-
-
-@contextmanager
-def _single_threaded_kernels() -> Iterator[None]:
-    """Set torch's intra-op threads to 1 while any CPU worker pool runs (process-wide; restored after).
-
-    torch has one process-wide thread count; nested or concurrent pools share one saved value.
-    """
-    global _threads_users, _threads_saved
-    with _threads_lock:
-        if _threads_users == 0:
-            _threads_saved = torch.get_num_threads()
-            torch.set_num_threads(1)
-        _threads_users += 1
-    try:
-        yield
-    finally:
-        with _threads_lock:
-            _threads_users -= 1
-            if _threads_users == 0:
-                torch.set_num_threads(_threads_saved)
-
-
 def _cpu_workers(device: torch.device, workers: int | None) -> int:
     """Concurrent chunks: ``workers`` if given, else torch's intra-op thread count (1 on CUDA)."""
     if device.type != "cpu":
         return 1
     if workers is not None:
         return workers
-    with _threads_lock:  # inside a running pool the count reads 1: use the saved one
-        return _threads_saved if _threads_users else torch.get_num_threads()
+    return configured_threads()  # inside a running pool torch's count reads 1
 
 
 def _default_budget(device: torch.device) -> int:
@@ -628,11 +602,11 @@ def batch_omp(
     if n_workers <= 1:
         serial()
     elif len(starts) == 1:  # one chunk: in this thread, but still without kernel barriers
-        with _single_threaded_kernels():
+        with single_threaded_kernels():
             serial()
     else:
         done = 0
-        with _single_threaded_kernels(), ThreadPoolExecutor(min(n_workers, len(starts)),
+        with single_threaded_kernels(), ThreadPoolExecutor(min(n_workers, len(starts)),
                                                             thread_name_prefix="omp") as pool:
             for size in pool.map(run, starts):
                 done += size

@@ -24,6 +24,7 @@ from .errors import NonFiniteError
 from .layout import Layout, choose_layout
 from .limits import get_limits
 from .omp import batch_omp
+from .threads import single_threaded_kernels
 
 __all__ = ["SparseCode", "decode_bytes", "resolve_device", "resolve_sparsity", "resolve_k2"]
 
@@ -420,16 +421,17 @@ def _reconstruct(layout: Layout, dtype: np.dtype, order: str, dictionary: torch.
     n, k1, size = layout.n_vectors, layout.k1, layout.size
     at = None if dictionary is None else dictionary.T.contiguous()  # (k2, k1): rows gathered fast
     step = max(1, _DECODE_CHUNK // max(1, k1))
-    for i0 in range(0, n, step):
-        i1 = min(n, i0 + step)
-        crow, cols, vals = block(i0, i1)
-        if crow is None:
-            rec = np.ascontiguousarray(vals, dtype=np.float64)
-        else:
-            rec = _csr_times(crow, cols, vals, at).numpy()
-        _saturate(rec, dtype)
-        lo, hi = i0 * k1, min(i1 * k1, size)
-        flat[lo:hi] = rec.reshape(-1)[: hi - lo]
+    with single_threaded_kernels():  # parallelism comes from decoding chunks concurrently
+        for i0 in range(0, n, step):
+            i1 = min(n, i0 + step)
+            crow, cols, vals = block(i0, i1)
+            if crow is None:
+                rec = np.ascontiguousarray(vals, dtype=np.float64)
+            else:
+                rec = _csr_times(crow, cols, vals, at).numpy()
+            _saturate(rec, dtype)
+            lo, hi = i0 * k1, min(i1 * k1, size)
+            flat[lo:hi] = rec.reshape(-1)[: hi - lo]
     if order == "F":
         return np.asfortranarray(out)
     return out

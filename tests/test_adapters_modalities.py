@@ -235,3 +235,9 @@ def test_a_kind_other_than_images_needs_a_source():
         AdapterSpec(summary="volumes", signal="audio", source=src)
     with pytest.raises(ValueError, match="among its names"):
         SignalSource("volume", ("cube",), src.load, ("sphere",))
+
+
+def test_rate_aware_compression_is_refused_where_the_method_has_its_own_loss():
+    for method in ("occupancy", "nic"):
+        with pytest.raises(ValueError, match="--rate-aware"):
+            EvalConfig(methods=[method], rate_aware=[0.01])

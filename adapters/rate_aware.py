@@ -1,0 +1,465 @@
+"""Rate-aware compression of a fitted coordinate network: train the stored values while coding them.
+
+Any :class:`~sinr_adapters.inr.INRAdapter` (with or without SINR) is compressed by minimising
+
+    loss = MSE(decoded signal, signal) + lam * (estimated bits) / (pixels)
+
+over the stored values (the dense tensors, or SINR's sparse values with the support fixed), one
+quantizer step per tensor (log-parametrised) and one rate-model scale per tensor
+(:func:`sinr_adapters.rate.laplace_bits`), with straight-through rounding. The stream then holds exactly
+what the decoder needs: per tensor its step and its integers, entropy-coded with the core's rANS
+(:func:`sinr_codecs.rans.encode`), plus the support of the SINR-coded ones. ``lam`` sweeps the rate.
+
+*Seeded residuals* (``seed`` given to :func:`seeded_init` and :func:`compress`): the network is fitted
+from an initialisation ``theta0`` drawn from the library's own counter-based Gaussian generator
+(:func:`sinr_codecs.dictionary.gaussian_stream`, one float16 standard deviation per tensor in the stream),
+and the stream codes ``theta - theta0``; the decoder regenerates ``theta0``.
+
+Stream layout (every byte counted; varint = unsigned LEB128)::
+
+    b"SRA1" | u8 flags (1: SINR, 2: seeded, 4: joint dense section) | (flags & 2: varint seed) | adapter header (SIA1 ..., see
+    sinr_adapters.container.write_header) | per stored tensor, in state_dict order:
+        (flags & 2: f16 std of theta0)
+        dense:  u8 0 | f32 step | (not flags & 4: section(rANS ints))
+        sparse: u8 1 | u8 layout id | varint k1 | varint k2 | varint dictionary seed | varint s_max |
+                u8 fixed | (not fixed: section(rANS counts)) | section(rANS delta-coded indices) |
+                f32 step | section(rANS ints)
+    | (flags & 4: section(rANS ints of every dense tensor, in order)) | u32 CRC-32 of everything before
+
+The joint section (one rANS table) is written when it is smaller than one section per dense tensor.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sinr_codecs import entropy, rans
+from sinr_codecs.dictionary import gaussian_stream
+from sinr_codecs.errors import StreamError
+from sinr_codecs.layout import LAYOUTS, Layout
+from sinr_codecs.sparse import SparseCode, resolve_device
+from torch import nn
+
+from . import container, nets
+from .container import Reader, write_section, write_varint
+from .inr import INRAdapter
+from .protocol import Decoded
+from .rate import laplace_bits, ste_round
+from .signals import Signal
+from .sinr_options import SINROptions
+
+__all__ = ["MAGIC", "RateAwareOptions", "compress", "decompress", "decode", "seeded_init"]
+
+MAGIC = b"SRA1"
+_MAX_K2 = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateAwareOptions:
+    """How :func:`compress` trains.
+
+    Attributes
+    ----------
+    lam : float
+        Rate weight: bits per pixel against the mean squared error of the values (the adapter's value
+        units). Larger: smaller streams.
+    steps : int, default 300
+        Adam steps.
+    lr : float, default 1e-4
+        Learning rate of the stored values (dense tensors); SINR's sparse values use ``sinr_lr``.
+    sinr_lr : float, default 1e-3
+    step_lr : float, default 1e-2
+        Learning rate of the log quantizer steps and log rate-model scales.
+    init_bits : int, default 8
+        Initial step ``max|v| / (2**(init_bits-1) - 1)`` per tensor.
+    """
+
+    lam: float
+    steps: int = 300
+    lr: float = 1e-4
+    sinr_lr: float = 1e-3
+    step_lr: float = 1e-2
+    init_bits: int = 8
+
+    def __post_init__(self) -> None:
+        if not (self.lam >= 0 and math.isfinite(self.lam)):
+            raise ValueError(f"lam must be a finite number >= 0, got {self.lam}")
+        if self.steps < 0 or not 2 <= self.init_bits <= 16:
+            raise ValueError("steps must be >= 0 and init_bits in 2..16")
+
+
+# ---- seeded initialisation ---------------------------------------------------------------------
+def _seeded_tensor(seed: int, index: int, std: float, shape: tuple[int, ...]) -> torch.Tensor:
+    n = math.prod(shape)
+    g = gaussian_stream((int(seed) * 4099 + index) % (1 << 64), 0, n)
+    return torch.from_numpy((g * np.float32(std)).astype(np.float32)).reshape(shape)
+
+
+def seeded_init(adapter: INRAdapter, seed: int) -> tuple[nn.Module, dict[str, float]]:
+    """A fresh network of ``adapter`` whose stored tensors are regenerable from ``seed``.
+
+    Each stored tensor (the ``i``-th in stream order) is ``std_i * gaussian_stream(seed * 4099 + i)``
+    where ``std_i`` is the float16-rounded standard deviation of the adapter's own initialisation of it
+    (``torch.manual_seed(seed)``; written to the stream).
+
+    Returns
+    -------
+    (model, stds)
+        The network to fit from, and ``{name: std}``.
+    """
+    torch.manual_seed(seed)
+    model = adapter.build_model()
+    names = adapter.tensor_names(model)
+    sd = model.state_dict()
+    stds: dict[str, float] = {}
+    new = {}
+    for i, k in enumerate(names):
+        t = sd[k].float()
+        std = float(np.float16(t.std().item() if t.numel() > 1 else t.abs().mean().item()))
+        stds[k] = std
+        new[k] = _seeded_tensor(seed, i, std, tuple(t.shape))
+    model.load_state_dict({**sd, **new}, strict=True)
+    return model, stds
+
+
+# ---- training -----------------------------------------------------------------------------------
+class _Coded:
+    """The trainable state of one stored tensor: values, log step, log rate scale (and its code)."""
+
+    def __init__(self, values: torch.Tensor, code: Any, init_bits: int) -> None:
+        self.values = values
+        self.code = code
+        self.mask = None if code is None else (code.indices >= 0).to(values.device, values.dtype)
+        amax = float(values.detach().abs().max()) if values.numel() else 0.0
+        step = amax / (2 ** (init_bits - 1) - 1) if amax > 0 else 1e-3
+        self.log_step = torch.tensor(math.log(step), device=values.device, requires_grad=True)
+        scale = float((values.detach().abs() / step).mean()) + 0.5
+        self.log_scale = torch.tensor(math.log(scale), device=values.device, requires_grad=True)
+
+    def step(self) -> torch.Tensor:
+        # the decoder uses the float32 step: the forward pass sees it
+        s = torch.exp(self.log_step)
+        return s + (s.detach().float() - s).detach()
+
+    def integers(self) -> torch.Tensor:
+        q = ste_round(self.values / self.step())
+        return q if self.mask is None else q * self.mask
+
+    def bits(self, q: torch.Tensor) -> torch.Tensor:
+        b = laplace_bits(q, self.log_scale)
+        return b.sum() if self.mask is None else (b * self.mask).sum()
+
+    def tensor(self, q: torch.Tensor) -> torch.Tensor:
+        v = q * self.step()
+        return v if self.code is None else self.code.reconstruct(v)
+
+
+def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: RateAwareOptions, *,
+             sinr: SINROptions | None = None, seed: int | None = None, stds: dict[str, float] | None = None,
+             progress: bool | None = None) -> tuple[bytes, dict[str, Any]]:
+    """Rate-aware fine-tuning of ``model`` and its stream (layout: module docstring).
+
+    Parameters
+    ----------
+    adapter : INRAdapter
+        The method (its :meth:`~INRAdapter.reference`, if any, is subtracted as usual).
+    model : nn.Module
+        The fitted network (not modified).
+    signal : Signal
+        The signal it was fitted to.
+    options : RateAwareOptions
+    sinr : SINROptions or None
+        SINR-code the adapter's :meth:`~INRAdapter.sinr_tensor_names` (their sparse values are trained,
+        the support stays fixed); ``None``: every tensor dense.
+    seed, stds : int and dict, or None
+        Code ``theta - theta0`` with ``theta0`` of :func:`seeded_init` (``model`` should have been fitted
+        from it); ``stds`` is what :func:`seeded_init` returned.
+
+    Returns
+    -------
+    (bytes, dict)
+        The stream, and what happened: ``estimated_bits`` (rate model, final integers),
+        ``actual_bits`` (the rANS sections of values), ``psnr_finetuned``, ``seconds``, byte split.
+    """
+    if (seed is None) != (stds is None):
+        raise ValueError("give both seed and stds (from seeded_init), or neither")
+    if seed is not None and adapter.reference() is not None:
+        raise ValueError(f"{adapter.name} already stores values relative to its reference weights; "
+                         "seeded residuals apply to adapters without one")
+    t0 = time.perf_counter()
+    dev = next(model.parameters()).device
+    names = adapter.tensor_names(model)
+    theta0: dict[str, torch.Tensor] = {}
+    work = model
+    if seed is not None:
+        sd = model.state_dict()
+        theta0 = {k: _seeded_tensor(seed, i, stds[k], tuple(sd[k].shape)).to(dev) for i, k in enumerate(names)}
+        work = copy.deepcopy(model)
+        work.load_state_dict({**sd, **{k: sd[k] - theta0[k] for k in names}}, strict=True)
+    setup = adapter.prepare_compression(work, sinr)
+    ref = setup.reference
+    coded = {k: _Coded(setup.trainable[k], setup.codes.get(k), options.init_bits) for k in names}
+
+    def forward(x: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        full = {}
+        for k in names:
+            t = tensors[k]
+            if ref is not None:
+                t = t + ref[k]
+            if k in theta0:
+                t = t + theta0[k]
+            full[k] = t
+        return torch.func.functional_call(model, full, (x,))
+
+    sig = signal.to(dev)
+    pixels = int(np.prod(signal.shape[:-1]))
+    groups = [{"params": [c.values for k, c in coded.items() if k not in setup.codes], "lr": options.lr},
+              {"params": [c.values for k, c in coded.items() if k in setup.codes], "lr": options.sinr_lr},
+              {"params": [p for c in coded.values() for p in (c.log_step, c.log_scale)], "lr": options.step_lr}]
+    opt = torch.optim.Adam([g for g in groups if g["params"]])
+    best: tuple[float, dict] | None = None
+
+    def snapshot() -> dict:
+        return {k: (c.values.detach().clone(), c.log_step.detach().clone()) for k, c in coded.items()}
+
+    for _ in range(options.steps + 1):
+        qs = {k: c.integers() for k, c in coded.items()}
+        out = forward(sig.coords, {k: c.tensor(qs[k]) for k, c in coded.items()})
+        mse = torch.mean((out - sig.values) ** 2)
+        bits = sum(c.bits(qs[k]) for k, c in coded.items())
+        loss = mse + options.lam * bits / pixels
+        if best is None or float(loss.detach()) < best[0]:  # the forward pass is the decoder's: keep the best step
+            best = (float(loss.detach()), snapshot())
+        if _ == options.steps:
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        for k, (v, ls) in best[1].items():
+            coded[k].values.copy_(v)
+            coded[k].log_step.copy_(ls)
+        # refit the rate-model scales to the final integers is not needed: the coder uses its own table
+        qs = {k: c.integers().detach() for k, c in coded.items()}
+        steps = {k: float(np.float32(c.step().item())) for k, c in coded.items()}
+        est_bits = float(sum(c.bits(qs[k]) for k, c in coded.items()))
+        tensors = {k: c.tensor(qs[k]) for k, c in coded.items()}
+        out = adapter.values_to_unit(forward(sig.coords, tensors))
+        psnr_ft = nets.psnr_8bit(out, adapter.values_to_unit(sig.values))
+
+    data, split = _write(adapter, setup, coded, qs, steps, signal.shape, seed=seed, stds=stds)
+    info = {"estimated_bits": est_bits, "actual_bits": split["value_bits_actual"], "psnr_finetuned": psnr_ft,
+            "seconds": time.perf_counter() - t0, "omp_seconds": setup.omp_seconds, "lam": options.lam,
+            "steps": {k: steps[k] for k in names}, **split}
+    return data, info
+
+
+# ---- stream -------------------------------------------------------------------------------------
+def _ints(q: torch.Tensor) -> np.ndarray:
+    return q.detach().cpu().round().to(torch.int64).numpy().reshape(-1)
+
+
+def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, shape: tuple, *,
+           seed: int | None, stds: dict | None) -> tuple[bytes, dict]:
+    buf = io.BytesIO()
+    dense = [k for k in setup.names if k not in setup.codes]
+    # one rANS table for all dense tensors when that is smaller than one per tensor (small tensors)
+    joint_blob = rans.encode(np.concatenate([_ints(qs[k]) for k in dense])) if dense else b""
+    joint = bool(dense) and len(joint_blob) < sum(len(rans.encode(_ints(qs[k]))) for k in dense)
+    flags = (1 if setup.codes else 0) | (2 if seed is not None else 0) | (4 if joint else 0)
+    buf.write(MAGIC)
+    buf.write(bytes([flags]))
+    if seed is not None:
+        write_varint(buf, int(seed))
+    hbuf = io.BytesIO()
+    ref = setup.reference
+    container.write_header(hbuf, adapter.name, adapter.config(), shape, sinr=bool(setup.codes),
+                           ref=None if ref is None else container.fingerprint(ref))
+    buf.write(hbuf.getvalue())
+    value_bits = index_bits = 0
+    for k in setup.names:
+        if stds is not None:
+            buf.write(np.float16(stds[k]).astype("<f2").tobytes())
+        code = setup.codes.get(k)
+        if code is None:
+            buf.write(b"\x00")
+            buf.write(struct.pack("<f", steps[k]))
+            if not joint:
+                value_bits += 8 * write_section(buf, rans.encode(_ints(qs[k])))
+            continue
+        ind = code.indices.cpu().numpy()
+        counts = code.counts.cpu().numpy().astype(np.int64)
+        s_max = ind.shape[1]
+        buf.write(bytes([1, LAYOUTS[code.layout.kind]]))
+        for n in (code.layout.k1, code.k2, code.seed, s_max):
+            write_varint(buf, int(n))
+        fixed = bool(np.all(counts == s_max))
+        buf.write(bytes([1 if fixed else 0]))
+        if not fixed:
+            index_bits += 8 * write_section(buf, rans.encode(counts))
+        symbols, order = entropy.encode_indices(ind, counts, entropy.INDEX_CODINGS["delta"])
+        index_bits += 8 * write_section(buf, rans.encode(symbols.astype(np.int64)))
+        q = np.take_along_axis(qs[k].cpu().round().to(torch.int64).numpy(), order, axis=1)
+        used = np.arange(s_max)[None, :] < counts[:, None]
+        buf.write(struct.pack("<f", steps[k]))
+        value_bits += 8 * write_section(buf, rans.encode(q[used]))
+    if joint:
+        value_bits += 8 * write_section(buf, joint_blob)
+    body = buf.getvalue()
+    data = body + struct.pack("<I", zlib.crc32(body))
+    return data, {"value_bits_actual": value_bits, "index_bits": index_bits, "bytes": len(data)}
+
+
+def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Decoded:
+    """Rebuild the network a :func:`compress` stream describes (``adapter``: the method that wrote it,
+    with its reference weights if any).
+
+    Raises
+    ------
+    StreamError
+        If the stream is corrupt, truncated, of another method, or describes a network beyond the limits.
+    """
+    data = bytes(data)
+    if len(data) < 10 or data[:4] != MAGIC:
+        raise StreamError("not a rate-aware adapter stream (bad magic bytes)")
+    body = data[:-4]
+    if struct.unpack("<I", data[-4:])[0] != zlib.crc32(body):
+        raise StreamError("rate-aware stream checksum mismatch: the data is corrupt")
+    r = Reader(body, 4)
+    flags = r.u8("the flags")
+    if flags & ~7:
+        raise StreamError(f"unknown rate-aware flags {flags:#x}")
+    seed = r.varint("the seed", limit=(1 << 63) - 1) if flags & 2 else None
+    # the adapter header: checked as the adapter's own streams are (method, configuration, shape)
+    inner = body[r.pos:]
+    header, hlen = adapter.read_header(inner)
+    header, _, _, config = adapter.open_stream(inner[:hlen] + struct.pack("<I", zlib.crc32(inner[:hlen])))
+    if header["sinr"] != bool(flags & 1):
+        raise StreamError("rate-aware stream flags disagree with its header")
+    r.pos += hlen
+    dec_adapter = adapter.stream_adapter(config)
+    ref = dec_adapter.reference()
+    if (header["ref"] is None) != (ref is None) or (ref is not None and header["ref"] != container.fingerprint(ref)[:8]):
+        raise StreamError("the stream's reference weights differ from this adapter's")
+    with torch.device("meta"):
+        probe = type(dec_adapter)(**config).build_model()
+    names = dec_adapter.tensor_names(probe)
+    shapes = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    tensors: dict[str, torch.Tensor] = {}
+    pending: list[tuple[str, float, float | None, int]] = []
+    for i, k in enumerate(names):
+        numel = math.prod(shapes[k])
+        std = None
+        if seed is not None:
+            std = float(np.frombuffer(r.take(2, f"the seed scale of {k!r}"), "<f2")[0])
+            if not math.isfinite(std):
+                raise StreamError(f"non-finite seed scale for {k!r}")
+        kind = r.u8(f"the record kind of {k!r}")
+        if kind == 0:
+            step = _step(r, k)
+            if flags & 4:  # integers in the joint section at the end
+                pending.append((k, step, std, i))
+                continue
+            q = _rans(r.section(what=f"the integers of {k!r}"), numel, k)
+            t = torch.from_numpy(q.astype(np.float32) * np.float32(step)).reshape(shapes[k])
+        elif kind == 1:
+            t = _sparse(r, k, shapes[k])
+        else:
+            raise StreamError(f"unknown record kind {kind} for {k!r}")
+        if std is not None:
+            t = t + _seeded_tensor(seed, i, std, shapes[k])
+        tensors[k] = t
+    if pending:
+        total = sum(math.prod(shapes[k]) for k, *_ in pending)
+        q = _rans(r.section(what="the joint integer section"), total, "the dense tensors")
+        off = 0
+        for k, step, std, i in pending:
+            n = math.prod(shapes[k])
+            t = torch.from_numpy(q[off:off + n].astype(np.float32) * np.float32(step)).reshape(shapes[k])
+            off += n
+            tensors[k] = t if std is None else t + _seeded_tensor(seed, i, std, shapes[k])
+    elif flags & 4:
+        raise StreamError("joint integer section flagged but no dense tensor")
+    if r.pos != len(body):
+        raise StreamError(f"{len(body) - r.pos} trailing bytes after the stream")
+    tensors = {k: tensors[k] for k in names}
+    if ref is not None:
+        tensors = {k: tensors[k] + ref[k].cpu().float() for k in names}
+    model = dec_adapter.build_model()
+    model.load_state_dict(tensors, strict=True)
+    shape = tuple(int(s) for s in header["shape"])
+    return Decoded(model=model.to(resolve_device(device)), shape=shape, header={**header, "adapter": dec_adapter})
+
+
+def decode(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> np.ndarray:
+    """Stream -> signal in [0, 1] (:func:`decompress` + the stream's adapter's render)."""
+    dec = decompress(adapter, data, device=device)
+    return dec.header["adapter"].render(dec.model, dec.shape)
+
+
+def _step(r: Reader, k: str) -> float:
+    step = float(np.frombuffer(r.take(4, f"the step of {k!r}"), "<f4")[0])
+    if not math.isfinite(step):
+        raise StreamError(f"non-finite quantizer step for {k!r}")
+    return step
+
+
+def _rans(blob: bytes, count: int, k: str) -> np.ndarray:
+    if count == 0:
+        if blob:
+            raise StreamError(f"unexpected integers for the empty tensor {k!r}")
+        return np.zeros(0, np.int64)
+    return rans.decode(blob, count)
+
+
+def _sparse(r: Reader, k: str, shape: tuple[int, ...]) -> torch.Tensor:
+    lid = r.u8(f"the layout of {k!r}")
+    kinds = {v: n for n, v in LAYOUTS.items()}
+    if lid not in kinds:
+        raise StreamError(f"unknown layout id {lid} for {k!r}")
+    size = math.prod(shape)
+    k1 = r.varint("k1", limit=max(size, 1))
+    k2 = r.varint("k2", limit=_MAX_K2)
+    dseed = r.varint("the dictionary seed", limit=(1 << 63) - 1)
+    s_max = r.varint("s_max", limit=k1)
+    layout = Layout(kind=kinds[lid], shape=tuple(shape), k1=k1)
+    try:
+        layout.check()
+    except ValueError as exc:
+        raise StreamError(f"bad layout for {k!r}: {exc}") from exc
+    if k2 < k1 or k1 * k2 > (1 << 25):
+        raise StreamError(f"bad dictionary size {k1}x{k2} for {k!r}")
+    n = layout.n_vectors
+    fixed = r.u8("the fixed-count flag")
+    if fixed not in (0, 1):
+        raise StreamError("bad fixed-count flag")
+    if fixed:
+        counts = np.full(n, s_max, np.int64)
+    else:
+        counts = _rans(r.section(what=f"the counts of {k!r}"), n, k)
+        if counts.size and (counts.min() < 0 or counts.max() > s_max):
+            raise StreamError(f"atom counts out of range for {k!r}")
+    total = int(counts.sum())
+    symbols = _rans(r.section(what=f"the indices of {k!r}"), total, k)
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= k2):
+        raise StreamError(f"index symbols out of range for {k!r}")
+    idx, _ = entropy.decode_indices(symbols, counts, k2, entropy.INDEX_CODINGS["delta"])
+    step = _step(r, k)
+    vals = _rans(r.section(what=f"the values of {k!r}"), total, k).astype(np.float32) * np.float32(step)
+    used = np.arange(s_max)[None, :] < counts[:, None]
+    indices = np.full((n, s_max), -1, np.int64)
+    values = np.zeros((n, s_max), np.float32)
+    indices[used] = idx
+    values[used] = vals
+    code = SparseCode(layout=layout, dtype=np.dtype(np.float32), indices=torch.from_numpy(indices),
+                      values=torch.from_numpy(values), counts=torch.from_numpy(counts), k2=k2, seed=dseed)
+    return code.reconstruct().float()

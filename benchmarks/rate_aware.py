@@ -1,0 +1,126 @@
+"""Rate-aware compression of COIN against COIN as published and its bit-searched QAT baseline (prints JSON).
+
+Per image and width, one network is fitted (and one more from the seeded initialisation of
+:func:`sinr_adapters.rate_aware.seeded_init`); every path starts from a copy of it with the same number
+of fine-tuning steps:
+
+- ``coin``: COIN as published (float16, no fine-tuning);
+- ``qat``: the hidden matrices as ``bits``-bit uniform integers (Brotli), quantization-aware fine-tuned,
+  one rate point per ``--bits`` value (the bit-searched baseline);
+- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` without SINR, one point per ``--lams`` value;
+- ``rate-aware+SINR``: the same with SINR-coded hidden matrices (one point per lam and ``--sparsity``);
+- ``rate-aware+seed``: the same as ``rate-aware`` on the network fitted from the seeded initialisation,
+  coding ``theta - theta0``.
+
+BD-rates (:func:`sinr_adapters.rd.bd_rate`, per image over the points of all widths) are printed with the
+points as one JSON document::
+
+    python benchmarks/rate_aware.py --images astronaut,camera,coffee --widths 16,32,48,64 > rate_aware.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def _psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
+    from sinr_adapters.evaluate import method_spec
+
+    return float(method_spec("coin")[1].metric(decoded, reference))
+
+
+def run(args: argparse.Namespace) -> dict:
+    from sinr_adapters import rate_aware as ra
+    from sinr_adapters.coin import COINAdapter
+    from sinr_adapters.images import load_image
+    from sinr_adapters.rd import bd_rate
+    from sinr_adapters.sinr_options import SINROptions
+
+    torch.set_num_threads(1)
+    points: list[dict] = []
+
+    def add(path: str, image: str, width: int, nbytes: int, psnr: float, pixels: int, **extra) -> None:
+        points.append({"path": path, "image": image, "width": width, "bytes": nbytes,
+                       "bpp": 8.0 * nbytes / pixels, "psnr": psnr, **extra})
+        print(f"{path:<16} {image:<10} w={width:<3} {nbytes:6d} B {8.0 * nbytes / pixels:6.3f} bpp "
+              f"{psnr:6.2f} dB {extra}", file=sys.stderr, flush=True)
+
+    for image in args.images:
+        for width in args.widths:
+            adapter = COINAdapter(width=width, layers=args.layers)
+            signal = adapter.signal_from_image(load_image(image, args.size), name=image)
+            ref = signal.unit_values().cpu().numpy()
+            pixels = int(np.prod(signal.shape[:-1]))
+            model, _ = adapter.fit(signal, steps=args.steps, progress=False, seed=args.seed)
+            data = adapter.compress(copy.deepcopy(model), signal)
+            add("coin", image, width, len(data), _psnr(adapter.decode(data), ref), pixels)
+            for b in args.bits:
+                coder = adapter.with_config({**adapter.config(), "bits": b})
+                data = coder.compress(copy.deepcopy(model), signal, finetune_steps=args.finetune_steps)
+                add("qat", image, width, len(data), _psnr(coder.decode(data), ref), pixels, bits=b)
+            runs = [("rate-aware", model, None, None, None)]
+            runs += [("rate-aware+SINR", model, SINROptions(sparsity=s, value_bits=8, seed=args.seed,
+                                                              dictionary_ratio=args.dictionary_ratio), None, None)
+                     for s in args.sparsity]
+            if args.seeded:
+                init, stds = ra.seeded_init(adapter, args.seed)
+                seeded, _ = adapter.fit(signal, steps=args.steps, progress=False, model=init)
+                runs.append(("rate-aware+seed", seeded, None, args.seed, stds))
+            for path, m, sinr, seed, stds in runs:
+                for lam in args.lams:
+                    t0 = time.perf_counter()
+                    opts = ra.RateAwareOptions(lam=lam, steps=args.finetune_steps)
+                    data, info = ra.compress(adapter, m, signal, opts, sinr=sinr, seed=seed, stds=stds)
+                    q = _psnr(ra.decode(adapter, data), ref)
+                    add(path, image, width, len(data), q, pixels, lam=lam,
+                        sparsity=None if sinr is None else sinr.sparsity,
+                        estimated_bits=round(info["estimated_bits"], 1), actual_bits=info["actual_bits"],
+                        index_bits=info["index_bits"], seconds=round(time.perf_counter() - t0, 1))
+
+    def curve(path: str, image: str) -> list[tuple[float, float]]:
+        return [(p["bpp"], p["psnr"]) for p in points if p["path"] == path and p["image"] == image]
+
+    pairs = [("rate-aware", "coin"), ("rate-aware", "qat"), ("rate-aware+SINR", "coin"),
+             ("rate-aware+SINR", "qat"), ("rate-aware+SINR", "rate-aware"), ("rate-aware+seed", "coin"),
+             ("rate-aware+seed", "qat"), ("rate-aware+seed", "rate-aware"), ("qat", "coin")]
+    bd: dict[str, dict] = {}
+    for test, anchor in pairs:
+        per = {img: bd_rate(curve(anchor, img), curve(test, img)) for img in args.images}
+        vals = [v for v in per.values() if v is not None]
+        bd[f"{test} vs {anchor}"] = {"per_image": per, "mean": float(np.mean(vals)) if vals else None}
+    return {"name": "rate_aware", "description": "COIN rate-aware compression (bpp, PSNR)",
+            "machine": "2-core AMD EPYC CPU, torch " + torch.__version__ + ", one thread",
+            "config": vars(args), "bd_rate": bd, "results": points}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    csv = lambda t: (lambda s: [t(x) for x in s.split(",") if x])  # noqa: E731
+    p.add_argument("--images", type=csv(str), default=["astronaut", "camera", "coffee"])
+    p.add_argument("--widths", type=csv(int), default=[16, 32, 48, 64])
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=1000, help="fitting steps")
+    p.add_argument("--finetune-steps", type=int, default=300, help="fine-tuning steps of every path")
+    p.add_argument("--bits", type=csv(int), default=[6, 8, 10], help="QAT baseline bit widths")
+    p.add_argument("--lams", type=csv(float), default=[1e-4, 1e-3, 1e-2], help="rate weights")
+    p.add_argument("--sparsity", type=csv(float), default=[0.5], help="SINR sparsities")
+    p.add_argument("--no-seeded", dest="seeded", action="store_false", help="skip the seeded-residual path")
+    p.add_argument("--dictionary-ratio", type=float, default=8.0, help="SINR k2 / k1")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    json.dump(run(args), sys.stdout, indent=1, allow_nan=True)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

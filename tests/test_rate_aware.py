@@ -1,0 +1,82 @@
+"""Rate-aware compression: the Laplace rate model and the rANS stream it estimates, and a round trip."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sinr_adapters import rate_aware as ra
+from sinr_adapters.coin import COINAdapter
+from sinr_adapters.images import load_image
+from sinr_adapters.rate import actual_bits, laplace_bits, ste_round
+from sinr_adapters.sinr_options import SINROptions
+from sinr_codecs.errors import StreamError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_laplace_bits_is_a_distribution_with_gradients():
+    q = torch.arange(-60, 61, dtype=torch.float64)  # every probability above the 2**-30 floor
+    log_b = torch.tensor(math.log(3.0), dtype=torch.float64, requires_grad=True)
+    bits = laplace_bits(q, log_b)
+    assert abs(float((2.0 ** -bits.detach()).sum()) - 1.0) < 1e-5  # the probabilities (nearly) sum to one
+    bits.sum().backward()
+    assert log_b.grad is not None and torch.isfinite(log_b.grad)
+    x = torch.tensor([0.0, 1.0, -4.0, 7.3], requires_grad=True)
+    laplace_bits(ste_round(x), torch.tensor(0.5)).sum().backward()
+    assert torch.all(torch.isfinite(x.grad)) and x.grad[1] > 0 and x.grad[2] < 0  # rate pulls towards zero
+
+
+def test_estimated_bits_match_rans_on_laplace_integers():
+    rng = np.random.default_rng(0)
+    b = 4.0
+    q = np.round(rng.laplace(0.0, b, size=20000)).astype(np.int64)
+    est = float(laplace_bits(torch.from_numpy(q).double(), torch.tensor(math.log(b), dtype=torch.float64)).sum())
+    act = actual_bits(q)
+    assert abs(act - est) / est < 0.02, (est, act)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    adapter = COINAdapter(width=8, layers=2)
+    signal = adapter.signal_from_image(load_image("astronaut", 16), name="astronaut")
+    model, _ = adapter.fit(signal, steps=30, lr=2e-3, progress=False, seed=0)
+    return adapter, signal, model
+
+
+@pytest.mark.parametrize("sinr", [None, SINROptions(sparsity=0.5, value_bits=8)])
+def test_round_trip(tiny, sinr):
+    adapter, signal, model = tiny
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data, info = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=5), sinr=sinr)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # model untouched
+    assert info["bytes"] == len(data)
+    out = ra.decode(adapter, data)
+    assert out.shape == signal.shape
+    ref = signal.unit_values().numpy().reshape(out.shape)
+    mse = float(np.mean((np.round(np.clip(out, 0, 1) * 255) / 255 - ref) ** 2))
+    assert math.isfinite(info["psnr_finetuned"])
+    assert abs(10 * math.log10(1 / mse) - info["psnr_finetuned"]) < 1e-3  # decoder sees what training saw
+    with pytest.raises(StreamError):
+        ra.decode(adapter, data[:-1])
+    bad = bytearray(data)
+    bad[len(bad) // 2] ^= 0xFF
+    with pytest.raises(StreamError):
+        ra.decode(adapter, bytes(bad))
+
+
+def test_seeded_residual_round_trip(tiny):
+    adapter, signal, _ = tiny
+    init, stds = ra.seeded_init(adapter, 3)
+    again, _ = ra.seeded_init(adapter, 3)
+    assert all(torch.equal(a, b) for a, b in zip(init.state_dict().values(), again.state_dict().values()))
+    model, _ = adapter.fit(signal, steps=10, progress=False, model=init)
+    data, info = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=3), seed=3, stds=stds)
+    dec = ra.decompress(adapter, data)
+    assert math.isfinite(adapter.psnr(dec.model, signal))
+    assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
+    with pytest.raises(ValueError):
+        ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=1), seed=3)
