@@ -155,14 +155,39 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(_aliases={a: [(m, o.name) for m, o in t] for a, t in aliases.items()})
 
 
+def _sources() -> dict[str, Any]:
+    """The signal source of every installed adapter that describes one, by kind (first adapter wins)."""
+    out: dict[str, Any] = {}
+    for spec in _installed().values():
+        try:
+            src = spec.signal_source()
+        except ValueError:
+            continue
+        out.setdefault(src.kind, src)
+    return out
+
+
+def _sources_help() -> str:
+    parts = [f"{kind}: {', '.join(src.names)}" for kind, src in _sources().items() if kind != "image"]
+    return "; ".join(parts) if parts else "other kinds: their adapters' signals"
+
+
+def _sizes_help() -> str:
+    parts = [f"{src.size_help} for {kind} (default {src.size})" for kind, src in _sources().items()]
+    return "; ".join(parts) if parts else "side of the square crop in pixels (default 64)"
+
+
 def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     from sinr_codecs.registry import available_adapters
 
     p.add_argument("--method", type=_list(str), default=["coin"], metavar="M[,M]",
                    help="installed adapters (`sinr adapters`): " + ", ".join(available_adapters()))
-    p.add_argument("--images", type=_list(str), default=["astronaut"], metavar="NAME[,NAME]",
-                   help="bundled scikit-image images (astronaut, coffee, chelsea, rocket, ...)")
-    p.add_argument("--size", type=int, default=64, help="side of the square crop in pixels")
+    p.add_argument("--signals", "--images", dest="images", type=_list(str), metavar="NAME[,NAME]",
+                   help="the signals evaluated, by name in each method's signal source: bundled scikit-image "
+                        "images for image methods (astronaut, coffee, chelsea, rocket, ...); "
+                        + _sources_help() + " (default: each method's default signals; astronaut for images)")
+    p.add_argument("--size", type=int, metavar="N",
+                   help="signal size in each source's unit: " + _sizes_help())
     p.add_argument("--steps", type=int, default=1000, help="fitting steps (Adam)")
     p.add_argument("--lr", type=float, metavar="LR",
                    help="fitting learning rate (default: the adapter's; COIN++ fits by its inner loop)")
@@ -195,9 +220,9 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--no-sinr", action="store_true", help="only the methods as published")
     g.add_argument("--sinr-only", action="store_true", help="only the methods with SINR")
-    p.add_argument("--meta-images", type=_list(str), metavar="NAME[,NAME]",
-                   help="held-out bundled images for a method's preparation (meta-learning; default: "
-                        + ",".join(META_IMAGES) + ")")
+    p.add_argument("--meta-images", "--meta-signals", dest="meta_images", type=_list(str), metavar="NAME[,NAME]",
+                   help="held-out signals for a method's preparation (meta-learning; never an evaluated one); "
+                        "default: each source's held-out signals (" + ",".join(META_IMAGES) + " for images)")
     _add_common(p)
     _add_method_options(p)
 
@@ -292,10 +317,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return _run(cfg, args, name="sinr-demo", default_out="sinr-demo")
 
 
-_EVAL_HELP = "rate–distortion of INR methods with and without SINR on bundled images"
-_EVAL_DESC = ("Fit each method's network to each image once, compress it the method's own way and with "
+_EVAL_HELP = "rate–distortion of INR methods with and without SINR (images, occupancy, audio, point clouds)"
+_EVAL_DESC = ("Fit each method's network to each signal once, compress it the method's own way and with "
               "SINR (the same number of fine-tuning steps for both), decode, and write results.json, "
-              "results.csv, results.md and a bpp-vs-PSNR plot rd.png to --out. Prints the table. Every "
+              "results.csv, results.md and a rate-vs-quality plot rd.png to --out (bpp vs PSNR for images, "
+              "bytes vs IoU for occupancy, bits per sample vs SNR for audio, bits per point vs Y-PSNR for "
+              "point-cloud attributes: each adapter names its signals, metric and rate unit). Prints the table. Every "
               "installed adapter (entry-point group sinr_codecs.adapters) can be run; its own options are "
               "set with --set METHOD.OPTION=VALUE or --METHOD-OPTION. Each finished point is written at "
               "once, and a rerun with the same --out resumes.")

@@ -2,13 +2,17 @@
 
 The harness knows no method by name: every adapter in the registry (:mod:`sinr_codecs.registry`, the
 entry-point group ``sinr_codecs.adapters``) describes itself (:mod:`sinr_adapters.spec`): its options, the
-rate knob its points sweep, its storage-bits knob, its signal kind and quality metric, and any preparation
-(e.g. meta-learning on held-out images). For every method, rate point and image the network is fitted
+rate knob its points sweep, its storage-bits knob, its signals (kind, names, loader, rate unit) and quality
+metric, and any preparation (e.g. meta-learning on held-out signals). For every method, rate point and image the network is fitted
 **once**; then each compression path starts from a copy of that fitted network and gets the **same number
 of fine-tuning steps** through the quantizer its stored values will meet (straight-through): the method's
 own storage without SINR, and SINR (sparse values, support fixed) with it. Bytes are ``len()`` of the
-stream written; quality is measured on the decoded signal against the original, the same way for every
-method (PSNR of the 8-bit image unless the adapter describes another metric).
+stream written, the rate is in the adapter's rate unit (bits per pixel for images, bits per sample, per
+point, or bytes); quality is measured on the decoded signal against the original, the same way for every
+method (PSNR of the 8-bit image unless the adapter describes another metric: IoU, SNR, Y-PSNR...). Result
+records keep their column names for every kind: ``bpp`` holds the rate and ``psnr`` the quality, in the
+units named by ``extra["rate_unit"]`` and ``extra["metric"]`` / ``extra["metric_unit"]`` when they are
+not bits per pixel and PSNR.
 
 :func:`run` returns :class:`~sinr_adapters.base.Result` records, handing each to ``on_result`` as it
 finishes and skipping those in ``done`` (a resumed run, :func:`load_previous`); :func:`write_outputs`
@@ -37,8 +41,7 @@ import torch
 from . import nets, rd
 from .results import Result
 from .sinr_options import SINROptions
-from .images import IMAGES, META_IMAGES, load_image
-from .spec import AdapterSpec, Context, describe
+from .spec import BPP, AdapterSpec, Context, RateUnit, SignalSource, describe
 
 __all__ = ["EvalConfig", "comparisons_at_equal_psnr", "environment", "load_previous", "markdown_table",
            "method_spec", "plot_rd", "rate_points", "result_key", "run", "summary", "write_outputs"]
@@ -71,10 +74,13 @@ class EvalConfig:
     ----------
     methods : list of str
         Installed adapter names (``sinr adapters`` lists them).
-    images : list of str
-        Bundled scikit-image names (:data:`sinr_adapters.images.IMAGES`).
-    size : int
-        Side of the centre-cropped, resized square images.
+    images : list of str or None
+        The signals evaluated (``--signals`` / ``--images``): names of each method's signal source
+        (bundled scikit-image names for image methods, :data:`sinr_adapters.images.IMAGES`); every method
+        must know every name. None: the union of the methods' default signals (``astronaut`` for images).
+    size : int or None
+        The signals' size in the sources' unit: side of the square images, samples of a waveform, side of
+        an occupancy grid, points of a cloud. None: each source's default (64 for images).
     steps, lr, batch_size
         Fitting: Adam steps, learning rate (None: the adapter's ``default_lr``), mini-batch size (None:
         full batch; also used by the fine-tuning). An adapter may fit otherwise (its ``fit_schedule``: COIN++
@@ -102,8 +108,9 @@ class EvalConfig:
     target_psnr : float or None
         Also report, per method and image, the smallest stream reaching this quality with and without SINR
         among the paths run (:func:`sinr_adapters.tune.smallest_meeting`).
-    meta_images : list of str
-        Bundled images a method's preparation may train on (minus the evaluated ones).
+    meta_images : list of str or None
+        Signals a method's preparation may train on (minus the evaluated ones; each method uses those its
+        source knows). None: the union of the sources' held-out defaults.
     options : dict of str to dict
         Per method, its own options (:class:`sinr_adapters.spec.Option`): ``{"coinpp": {"patch": 8}}``.
         Filled with the defaults and checked at construction; options for a method not in ``methods`` are
@@ -118,8 +125,8 @@ class EvalConfig:
     """
 
     methods: list[str] = field(default_factory=lambda: ["coin"])
-    images: list[str] = field(default_factory=lambda: ["astronaut"])
-    size: int = 64
+    images: list[str] | None = None
+    size: int | None = None
     steps: int = 1000
     lr: float | None = None
     batch_size: int | None = None
@@ -136,22 +143,39 @@ class EvalConfig:
     baseline_bits: list[int] = field(default_factory=list)
     rate_aware: list[float] = field(default_factory=list)
     target_psnr: float | None = None
-    meta_images: list[str] = field(default_factory=lambda: list(META_IMAGES))
+    meta_images: list[str] | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "auto"
     seed: int = 0
     threads: int | None = 1
 
     def __post_init__(self) -> None:
-        if not self.methods or not self.images:
+        if not self.methods or (self.images is not None and not self.images):
             raise ValueError("methods and images must not be empty")
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"a method is listed twice in {self.methods}")
-        bad = [i for i in self.images if i not in IMAGES]
+        sources = {m: method_spec(m)[1].signal_source() for m in self.methods}
+        if self.images is None:
+            self.images = list(dict.fromkeys(n for src in sources.values() for n in src.default))
+        if self.meta_images is None:
+            self.meta_images = list(dict.fromkeys(n for src in sources.values() for n in src.held_out))
+        bad = [n for n in self.images if all(n not in src.names for src in sources.values())]
         if bad:
-            raise ValueError(f"unknown image(s) {bad}; bundled: {', '.join(IMAGES)}")
-        if self.size < 4 or self.steps < 0 or self.finetune_steps < 0:
-            raise ValueError("size must be >= 4, steps and finetune_steps >= 0")
+            if all(src.kind == "image" for src in sources.values()):
+                raise ValueError(f"unknown image(s) {bad}; bundled: {', '.join(next(iter(sources.values())).names)}")
+            known = "; ".join(f"{m} ({src.kind}): {', '.join(src.names)}" for m, src in sources.items())
+            raise ValueError(f"unknown signal(s) {bad}; the methods know {known}")
+        for method, src in sources.items():
+            if not self.signals_for(method):
+                raise ValueError(f"none of the signals {self.images} is a {src.kind} signal {method} knows "
+                                 f"({', '.join(src.names)})")
+        if self.size is None and len({(s.kind, s.size) for s in sources.values()}) == 1:
+            self.size = next(iter(sources.values())).size
+        for method, src in sources.items():
+            if self.method_size(method) < src.min_size:
+                raise ValueError(f"size must be >= {src.min_size} for {method} ({src.size_help})")
+        if self.steps < 0 or self.finetune_steps < 0:
+            raise ValueError("steps and finetune_steps must be >= 0")
         if self.threads is not None and int(self.threads) < 1:
             raise ValueError(f"threads must be >= 1 (or None: torch's default), got {self.threads}")
         if not (self.with_sinr or self.without_sinr):
@@ -160,21 +184,22 @@ class EvalConfig:
         if stray:
             raise ValueError(f"options given for {stray}, which {'is' if len(stray) == 1 else 'are'} not among "
                              f"the methods {self.methods}")
-        ctx = self.context()
         resolved: dict[str, dict[str, Any]] = {}
         for method in self.methods:
             _, spec = method_spec(method)
-            if spec.signal != "image":
-                raise ValueError(f"adapter {method!r} encodes {spec.signal!r} signals; the harness evaluates images "
-                                 "(the bundled scikit-image test images)")
+            ctx = self.context(method=method)
             opts = spec.resolve(self.options.get(method, {}), method=method)
             if spec.validate is not None:
                 spec.validate(opts, ctx)
             if self.baseline_bits and self.without_sinr and spec.bits is None:
                 raise ValueError(f"--baseline-bits: adapter {method!r} describes no storage-bits knob to search")
-            if spec.needs_held_out(opts) and not self.held_out_images():
-                raise ValueError(f"{method}: meta-learning needs bundled images that are not evaluated "
-                                 "(meta_images)")
+            if self.rate_aware and not spec.rate_aware:
+                raise ValueError(f"--rate-aware: adapter {method!r} does not support rate-aware compression (it is "
+                                 "defined with the mean squared error and the adapter's render; this method has its "
+                                 "own loss or decoding)")
+            if spec.needs_held_out(opts) and not self.held_out_images(method):
+                raise ValueError(f"{method}: meta-learning needs {'bundled images' if ctx.source.kind == 'image' else 'signals'} "
+                                 "that are not evaluated (meta_images)")
             resolved[method] = opts
         self.options = resolved
         for s in self.sparsity:
@@ -185,14 +210,32 @@ class EvalConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def held_out_images(self) -> list[str]:
-        """``meta_images`` minus the evaluated images (what preparation may train on)."""
-        return [n for n in self.meta_images if n not in self.images]
+    def source(self, method: str | None = None) -> SignalSource:
+        """The signal source of ``method`` (default: the first method)."""
+        return method_spec(method or self.methods[0])[1].signal_source()
 
-    def context(self, progress: bool | None = None) -> Context:
-        """The settings hooks see (:class:`sinr_adapters.spec.Context`)."""
-        return Context(size=self.size, steps=self.steps, lr=self.lr, seed=self.seed, device=self.device,
-                       progress=progress, held_out=tuple(self.held_out_images()))
+    def signals_for(self, method: str) -> list[str]:
+        """The evaluated signals ``method``'s source knows (in ``images`` order): with methods of several
+        kinds, each evaluates its own."""
+        src = self.source(method)
+        return [n for n in self.images or () if n in src.names]
+
+    def method_size(self, method: str | None = None) -> int:
+        """The signal size ``method`` is evaluated at (``size``, or its source's default)."""
+        return int(self.size) if self.size is not None else self.source(method).size
+
+    def held_out_images(self, method: str | None = None) -> list[str]:
+        """``meta_images`` that ``method``'s source knows, minus the evaluated signals (what preparation
+        may train on; default: the first method)."""
+        src = self.source(method)
+        return [n for n in self.meta_images or () if n in src.names and n not in self.images]
+
+    def context(self, progress: bool | None = None, method: str | None = None) -> Context:
+        """The settings hooks of ``method`` see (:class:`sinr_adapters.spec.Context`; default: the first
+        method)."""
+        return Context(size=self.method_size(method), steps=self.steps, lr=self.lr, seed=self.seed,
+                       device=self.device, progress=progress, held_out=tuple(self.held_out_images(method)),
+                       source=self.source(method))
 
 
 def environment(device: str = "auto", threads: int | None = None) -> dict[str, Any]:
@@ -218,7 +261,7 @@ def rate_points(method: str, cfg: EvalConfig) -> list[tuple[str, Any, Any]]:
     prepares them.
     """
     cls, spec = method_spec(method)
-    return [(spec.rate_key, v, a) for v, a in spec.rate_points(cls, cfg.options[method], cfg.context())]
+    return [(spec.rate_key, v, a) for v, a in spec.rate_points(cls, cfg.options[method], cfg.context(method=method))]
 
 
 def result_key(r: Result) -> tuple:
@@ -264,17 +307,33 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
-def _decode(adapter: Any, data: bytes, device: str) -> np.ndarray:
+def _decode(spec: AdapterSpec, adapter: Any, data: bytes, device: str, signal: Any) -> np.ndarray:
+    if spec.render is not None:
+        return spec.render(adapter, adapter.decompress(data, device=device).model, signal)
     if hasattr(adapter, "decode"):
         return adapter.decode(data, device=device)
     dec = adapter.decompress(data, device=device)
     return adapter.render(dec.model, dec.shape)
 
 
+def _reference(signal: Any) -> np.ndarray:
+    """What the metric compares a rendering with: the signal's ``reference`` or its values in [0, 1]."""
+    ref = getattr(signal, "reference", None)
+    return signal.unit_values().cpu().numpy() if ref is None else np.asarray(ref)
+
+
+def _elements(signal: Any) -> int:
+    """What the rate divides by: the signal's ``elements`` or the product of its grid shape."""
+    n = getattr(signal, "elements", None)
+    return int(np.prod(signal.shape[:-1])) if n is None else int(n)
+
+
 def _quality(spec: AdapterSpec, adapter: Any, model: Any, signal: Any) -> float:
+    if spec.render is not None:
+        return spec.metric(spec.render(adapter, model, signal), _reference(signal))
     if spec.metric.measure is None and hasattr(adapter, "psnr"):
         return float(adapter.psnr(model, signal))
-    return spec.metric(adapter.render(model, signal.shape), signal.unit_values().cpu().numpy())
+    return spec.metric(adapter.render(model, signal.shape), _reference(signal))
 
 
 @dataclass
@@ -327,16 +386,16 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
         torch.set_num_threads(int(cfg.threads))
     try:
         dev = nets.resolve_device(cfg.device)
-        ctx = cfg.context(progress)
         finished = {result_key(r): r for r in done}
         units: list[_Unit] = []
         for method in cfg.methods:
             cls, spec = method_spec(method)
+            ctx = cfg.context(progress, method)
             opts = cfg.options[method]
             for value, adapter in spec.rate_points(cls, opts, ctx):
                 point = _point(spec, value)
                 units.append(_Unit(method, spec, opts, value, adapter, point, _paths(spec, point, cfg)))
-        keys = [p.key(u.method, img) for u in units for img in cfg.images for p in u.paths]
+        keys = [p.key(u.method, img) for u in units for img in cfg.signals_for(u.method) for p in u.paths]
         bar = tqdm(total=len(keys), initial=sum(k in finished for k in keys), desc="sinr evaluate", unit="point",
                    file=sys.stderr, disable=not nets.progress_enabled(progress), dynamic_ncols=True, smoothing=0.05)
         if streams_dir is not None:
@@ -344,7 +403,8 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
         results: list[Result] = []
         with bar:
             for u in units:
-                results += _run_unit(u, cfg, ctx, dev, finished, bar, log, streams_dir, progress, on_result)
+                results += _run_unit(u, cfg, cfg.context(progress, u.method), dev, finished, bar, log, streams_dir,
+                                     progress, on_result)
         return results
     finally:
         torch.set_num_threads(prev_threads)
@@ -355,7 +415,8 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
               on_result: Callable[[list[Result]], None] | None) -> list[Result]:
     """One rate point of one method over every image: prepare, then fit and compress each image."""
     spec, adapter, knob = u.spec, u.adapter, u.spec.rate_key
-    todo = [img for img in cfg.images if any(p.key(u.method, img) not in finished for p in u.paths)]
+    signals = cfg.signals_for(u.method)
+    todo = [img for img in signals if any(p.key(u.method, img) not in finished for p in u.paths)]
     record: dict[str, Any] = {}
     if todo and spec.prepare is not None:
         prep, secs = _timed(lambda: spec.prepare(adapter, u.options, ctx), dev)
@@ -369,17 +430,18 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
             prep.save(path)
             record["shared_file"] = str(path)
     out: list[Result] = []
-    for image_name in cfg.images:
+    for image_name in signals:
         if image_name not in todo:
             out += [finished[p.key(u.method, image_name)] for p in u.paths]
             continue
-        signal = adapter.signal_from_image(load_image(image_name, cfg.size), name=image_name)
+        source = spec.signal_source()
+        signal = spec.make_signal(adapter, source.load(image_name, ctx.size), image_name)
         steps, lr = (cfg.steps, cfg.lr) if spec.fit_schedule is None else spec.fit_schedule(adapter, cfg.steps, cfg.lr)
         (model, _), fit_s = _timed(lambda: adapter.fit(signal, steps=steps, lr=lr, batch_size=cfg.batch_size,
                                                        device=cfg.device, progress=progress, seed=cfg.seed), dev)
         fitted = _quality(spec, adapter, model, signal)
-        reference = signal.unit_values().cpu().numpy()
-        pixels = int(np.prod(signal.shape[:-1]))
+        reference = _reference(signal)
+        pixels = _elements(signal)
         for path in u.paths:
             key = path.key(u.method, image_name)
             if key in finished:
@@ -399,16 +461,18 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
                     copy.deepcopy(model), signal, sinr=opts, finetune_steps=cfg.finetune_steps,
                     finetune_lr=cfg.finetune_lr, sinr_lr=cfg.sinr_lr, batch_size=cfg.batch_size,
                     progress=progress), dev)
-                decoded, dec_s = _timed(lambda: _decode(coder, data, cfg.device), dev)
+                decoded, dec_s = _timed(lambda: _decode(spec, coder, data, cfg.device, signal), dev)
             quality = spec.metric(decoded, reference)
             info.pop("finetune_log", None)
-            extra = {**info, "point": path.point, knob: u.value, "size": cfg.size}
+            extra = {**info, "point": path.point, knob: u.value, "size": ctx.size}
             if spec.metric.name != "PSNR" or not spec.metric.higher_is_better:
                 extra.update(metric=spec.metric.name, metric_unit=spec.metric.unit,
                              higher_is_better=spec.metric.higher_is_better)
+            if source.rate != BPP:
+                extra.update(rate_unit=source.rate.name, rate_label=source.rate.label, signal=source.kind)
             r = Result(method=u.method, with_sinr=opts is not None, image=image_name,
                        config={**coder.config(), **record}, sinr=None if opts is None else opts.to_dict(),
-                       bytes=len(data), pixels=pixels, bpp=8.0 * len(data) / pixels, psnr=quality,
+                       bytes=len(data), pixels=pixels, bpp=source.rate.of(len(data), pixels), psnr=quality,
                        psnr_fitted=fitted, fit_seconds=fit_s, encode_seconds=enc_s, decode_seconds=dec_s,
                        steps=int(steps if steps is not None else cfg.steps), finetune_steps=cfg.finetune_steps,
                        device=str(dev), extra=extra)
@@ -423,8 +487,10 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
             finished[key] = r
             bar.update()
             sinr_txt = "" if opts is None else f" s={opts.sparsity} bits={opts.value_bits}"
-            log(f"{r.label:<12} {image_name:<10} {path.point:<10}{sinr_txt}: {r.bytes} B, {r.bpp:.3f} bpp, "
-                f"{r.psnr:.2f} {spec.metric.unit} (fitted {fitted:.2f}; fit {fit_s:.1f}s, encode {enc_s:.1f}s, "
+            rate_txt = "" if source.rate.per is None else f"{r.bpp:.3f} {source.rate.name}, "
+            q_txt = f"{spec.metric.name} {r.psnr:.3f}" if not spec.metric.unit else f"{r.psnr:.2f} {spec.metric.unit}"
+            log(f"{r.label:<12} {image_name:<10} {path.point:<10}{sinr_txt}: {r.bytes} B, {rate_txt}"
+                f"{q_txt} (fitted {fitted:.{3 if not spec.metric.unit else 2}f}; fit {fit_s:.1f}s, encode {enc_s:.1f}s, "
                 f"decode {dec_s:.2f}s)")
             if on_result is not None:
                 on_result(list(finished.values()))
@@ -546,44 +612,74 @@ def _metric_label(results: Sequence[Result]) -> str:
     return "quality"
 
 
+def _rate_name(results: Sequence[Result]) -> str:
+    """The rate column's name: ``bpp`` unless the results carry another rate unit (one for all)."""
+    names = {r.extra.get("rate_unit", "bpp") for r in results}
+    return names.pop() if len(names) == 1 else "rate"
+
+
+def _rate_label(results: Sequence[Result]) -> str:
+    labels = {r.extra.get("rate_label", BPP.label) for r in results}
+    return labels.pop() if len(labels) == 1 else "rate (each method's unit)"
+
+
+def _signal_word(results: Sequence[Result]) -> str:
+    kinds = {r.extra.get("signal", "image") for r in results}
+    return "image" if kinds <= {"image"} else "signal"
+
+
+def _metric_short(results: Sequence[Result]) -> str:
+    names = {r.extra.get("metric", "PSNR") for r in results}
+    return names.pop() if len(names) == 1 else "quality"
+
+
 def markdown_table(results: Sequence[Result], *, target_psnr: float | None = None) -> str:
-    """Per-image table, the mean over images per rate point, SINR's saving at equal PSNR and, with
-    ``target_psnr``, the smallest stream reaching it per method and image."""
+    """Per-signal table, the mean over signals per rate point, SINR's saving at equal quality and, with
+    ``target_psnr``, the smallest stream reaching it per method and signal. Column names follow the
+    results' metric and rate unit (``PSNR (dB)`` and ``bpp`` for images)."""
     q = _metric_label(results)
-    head = (f"| method | image | rate point | sparsity | value bits | bytes | bpp | {q} | fitted {q} "
-            "| fit s | encode s | decode s |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    rate, word, qs = _rate_name(results), _signal_word(results), _metric_short(results)
+    nd = 3 if all(r.extra.get("metric_unit", "dB") == "" for r in results) else 2   # a ratio (IoU)
+    rate_col = "" if rate == "bytes" else f" {rate} |"
+    head = (f"| method | {word} | rate point | sparsity | value bits | bytes |{rate_col} {q} | fitted {q} "
+            "| fit s | encode s | decode s |\n|---|---|---|---|---|---|" + ("" if rate == "bytes" else "---|")
+            + "---|---|---|---|---|\n")
     lines = []
     for r in sorted(results, key=lambda r: (r.label, r.image, r.bpp)):
         s = r.sinr or {}
+        rate_val = "" if rate == "bytes" else f" {r.bpp:.3f} |"
         lines.append(f"| {r.label} | {r.image} | {r.rate_point} | {_fmt(s.get('sparsity'))} | "
-                     f"{_fmt(s.get('value_bits'))} | {r.bytes} | {r.bpp:.3f} | {_fmt(r.psnr)} | "
-                     f"{_fmt(r.psnr_fitted)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
+                     f"{_fmt(s.get('value_bits'))} | {r.bytes} |{rate_val} {_fmt(r.psnr, nd)} | "
+                     f"{_fmt(r.psnr_fitted, nd)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
                      f"{r.decode_seconds:.2f} |")
     out = head + "\n".join(lines) + "\n"
     rows = summary(results)
     if len({r.image for r in results}) > 1:
-        out += (f"\nMean over images:\n\n| method | rate point | sparsity | value bits | bpp | {q} |\n"
+        out += (f"\nMean over {word}s:\n\n| method | rate point | sparsity | value bits | {rate} | {q} |\n"
                 "|---|---|---|---|---|---|\n")
         out += "\n".join(f"| {d['label']} | {d['point']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
-                         f"{d['bpp']:.3f} | {_fmt(d['psnr'])} |" for d in rows) + "\n"
+                         f"{d['bpp']:.3f} | {_fmt(d['psnr'], nd)} |" for d in rows) + "\n"
     comparisons = comparisons_at_equal_psnr(rows)
     if comparisons:
-        out += ("\nSINR against the method alone at equal PSNR (mean curves, log-bpp interpolated; the method: the "
+        out += (f"\nSINR against the method alone at equal {qs} (mean curves, log-{rate} interpolated; the method: the "
                 "upper convex hull of its points, SINR: its Pareto front; BD-rate < 0: fewer bits; '>=': SINR is "
-                "above the method's best quality at fewer bits, a lower bound):\n\n| method | best saving | "
-                f"at {q} | bpp with SINR | bpp without "
+                f"above the method's best quality at fewer bits, a lower bound):\n\n| method | best saving | "
+                f"at {q} | {rate} with SINR | {rate} without "
                 "| SINR points compared | BD-rate |\n|---|---|---|---|---|---|---|\n")
         for c in comparisons:
             if c["best_saving"] is None:
                 lo_hi = c["anchor_quality_range"]
-                rng = "–" if lo_hi is None else f"{lo_hi[0]:.2f}–{lo_hi[1]:.2f} dB"
-                out += (f"| {c['method']} | no SINR point inside the method's PSNR range ({rng}) | – | – | – | "
+                unit = results[0].extra.get("metric_unit", "dB") if results else "dB"
+                rng = "–" if lo_hi is None else f"{lo_hi[0]:.2f}–{lo_hi[1]:.2f}{' ' + unit if unit else ''}"
+                out += (f"| {c['method']} | no SINR point inside the method's {qs} range ({rng}) | – | – | – | "
                         f"0 of {c['test_points']} | – |\n")
                 continue
             bd = "–" if c["bd_rate"] is None else f"{100 * c['bd_rate']:+.1f}%"
             bound = ">= " if c["best_is_bound"] else ""
-            out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.2f} | {c['at_rate']:.3f} | "
-                    f"{c['anchor_rate']:.3f} | {c['points_compared']} of {c['test_points']} | {bd} |\n")
+            rd_ = 0 if rate == "bytes" else 3
+            out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.{nd}f} | "
+                    f"{c['at_rate']:.{rd_}f} | {c['anchor_rate']:.{rd_}f} | {c['points_compared']} of "
+                    f"{c['test_points']} | {bd} |\n")
     if target_psnr is not None:
         from .tune import smallest_meeting
 
@@ -598,7 +694,8 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
 
 
 def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """Rate–distortion plot (bpp vs quality), mean over images: one curve per method through its operating
+    """Rate–distortion plot (rate vs quality in the results' units: bpp vs PSNR for images, bytes vs IoU
+    for occupancy...), mean over signals: one curve per method through its operating
     points (the upper convex hull in log-bpp, :func:`sinr_adapters.rd.operating_points`) and per method +
     SINR through its Pareto front (the comparison's rule, :mod:`sinr_adapters.rd`); the other points
     hollow, faint points per image. Uses matplotlib's Agg backend (no display needed)."""
@@ -626,9 +723,12 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | 
         per = [r for r in results if r.label == label]
         if len({r.image for r in per}) > 1:
             ax.scatter([r.bpp for r in per], [r.psnr for r in per], color=c, alpha=0.25, s=12)
-    ax.set_xlabel("bits per pixel (bytes written × 8 / pixels)")
+    ax.set_xlabel(_rate_label(results))
+    if _rate_name(results) == "bytes":
+        ax.set_xscale("log")
     q = _metric_label(results)
-    ax.set_ylabel("PSNR (dB), decoded 8-bit image" if q == "PSNR (dB)" else f"{q}, decoded signal")
+    ax.set_ylabel("PSNR (dB), decoded 8-bit image" if q == "PSNR (dB)" and _signal_word(results) == "image"
+                  else f"{q}, decoded signal")
     ax.grid(True, alpha=0.3)
     ax.legend()
     if title:
@@ -663,8 +763,12 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
         for k, v in d.items():
             columns.setdefault(k, []).append(v)
     if description is None:
-        description = ("INR methods with and without SINR on bundled scikit-image images; bytes are the "
-                       "stream written, PSNR on the decoded 8-bit image")
+        if _signal_word(results) == "image" and _metric_label(results) in ("PSNR (dB)", "quality"):
+            description = ("INR methods with and without SINR on bundled scikit-image images; bytes are the "
+                           "stream written, PSNR on the decoded 8-bit image")
+        else:
+            description = (f"INR methods with and without SINR; bytes are the stream written, the rate is "
+                           f"{_rate_label(results)}, {_metric_label(results)} is measured on the decoded signal")
     env = environment(config.device if config else "auto", config.threads if config else None)
     rows_summary = summary(results)
     doc = {"name": name, "description": description, "results": columns,
@@ -693,7 +797,9 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
     if complete:
         title = None
         if config is not None:
-            title = (f"{config.size}px, {config.steps} fit + {config.finetune_steps} fine-tune steps, "
-                     f"{', '.join(config.images)}")
+            size = "" if config.size is None else (f"{config.size}px, " if _signal_word(results) == "image"
+                                                   else f"size {config.size}, ")
+            title = (f"{size}{config.steps} fit + {config.finetune_steps} fine-tune steps, "
+                     f"{', '.join(config.images or ())}")
         paths["png"] = plot_rd(results, out / "rd.png", title=title)
     return paths

@@ -9,7 +9,9 @@ The harness knows no method by name. It loads each adapter class from the regist
 - its **rate knob**: the list option whose values are the rate points (one curve point each), and the
   configuration key each value sets (the table's "rate point" column, e.g. ``width=32``);
 - its **storage-bits knob** (the configuration key the fair baseline's ``--baseline-bits`` search sets);
-- its **signal kind** and **quality metric** (:class:`Metric`);
+- its **signals** (:class:`SignalSource`: the kind, the names of bundled or procedural signals, a loader by
+  name and size, what ``--size`` means, and the **rate unit**, :class:`RateUnit`: bits per pixel, per
+  sample, per point, or bytes) and its **quality metric** (:class:`Metric`: name, unit, orientation);
 - hooks for anything else: how to build the adapter of one rate point (``build``), the fitting schedule
   (``fit_schedule``), checks that need the harness's settings (``validate``), and **preparation**: shared
   state learnt on held-out signals before a rate point is evaluated (``prepare``, e.g. meta-learning).
@@ -27,6 +29,7 @@ sinr_adapters.spec.OptionError: mine.widths: 0 is below the minimum 1
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["AdapterSpec", "Context", "Metric", "Option", "OptionError", "Prepared", "describe",
-           "parse_assignment"]
+__all__ = ["BPP", "BYTES", "AdapterSpec", "Context", "Metric", "Option", "OptionError", "Prepared", "RateUnit",
+           "SignalSource", "describe", "image_source", "parse_assignment"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -166,8 +169,10 @@ class Metric:
     higher_is_better : bool, default True
         Orientation for Pareto fronts and savings at equal quality.
     measure : callable or None
-        ``measure(decoded, reference) -> float`` on arrays in [0, 1] of the signal's shape; ``None``: PSNR
-        of the decoded signal clamped and rounded to 8 bits (:func:`sinr_adapters.nets.psnr_8bit`).
+        ``measure(decoded, reference) -> float``: the rendering against the signal's reference (by default
+        both in [0, 1] of the signal's shape; a signal with its own ``reference``, e.g. a waveform in
+        [-1, 1] or a dense occupancy grid, sets what is compared); ``None``: PSNR of the decoded signal
+        clamped and rounded to 8 bits (:func:`sinr_adapters.nets.psnr_8bit`).
     """
 
     name: str = "PSNR"
@@ -183,6 +188,105 @@ class Metric:
         from .nets import psnr_8bit
 
         return psnr_8bit(torch.as_tensor(np.asarray(decoded)), torch.as_tensor(np.asarray(reference)))
+
+
+@dataclass(frozen=True)
+class RateUnit:
+    """How the harness turns a stream's length into a rate.
+
+    Parameters
+    ----------
+    name : str
+        Short label for tables, e.g. ``"bpp"``, ``"bits/sample"``, ``"bytes"``.
+    label : str
+        Axis label for plots, e.g. ``"bits per pixel (bytes written × 8 / pixels)"``.
+    per : str or None
+        What one signal element is called (``"pixel"``, ``"sample"``, ``"point"``): the rate is
+        ``8 * bytes / elements``. ``None``: the rate is the stream's length in bytes.
+
+    Examples
+    --------
+    >>> RateUnit("bits/sample", "bits per sample", "sample").of(100, 1600)
+    0.5
+    >>> BYTES.of(100, 1600)
+    100.0
+    """
+
+    name: str = "bpp"
+    label: str = "bits per pixel (bytes written × 8 / pixels)"
+    per: str | None = "pixel"
+
+    def of(self, nbytes: int, elements: int) -> float:
+        """The rate of a stream of ``nbytes`` bytes coding ``elements`` signal elements."""
+        return float(nbytes) if self.per is None else 8.0 * float(nbytes) / max(int(elements), 1)
+
+
+BPP = RateUnit()
+"""Bits per pixel (the image adapters' rate)."""
+
+BYTES = RateUnit("bytes", "stream size (bytes written)", None)
+"""The stream's length in bytes (e.g. occupancy fields, where a rate per grid cell depends on the grid
+the field is evaluated on, not on what is stored)."""
+
+
+@dataclass(frozen=True)
+class SignalSource:
+    """Where an adapter's signals come from, for the harness.
+
+    Parameters
+    ----------
+    kind : str
+        The signal kind (``"image"``, ``"occupancy"``, ``"audio"``, ``"point-cloud"``, ...).
+    names : tuple of str
+        The signals ``load`` knows (``--signals`` / ``--images`` choose among them).
+    load : callable
+        ``load(name, size) -> raw signal`` (an array, or any object the adapter's ``signal_from``
+        understands); never a download.
+    default : tuple of str
+        The signals evaluated when none are named.
+    held_out : tuple of str
+        The default held-out signals a ``prepare`` hook may learn from (never an evaluated one).
+    size : int
+        The default of ``--size`` for this kind.
+    size_help : str
+        What ``--size`` means for this kind (e.g. ``"samples"``, ``"grid side"``).
+    rate : RateUnit
+        The rate unit of tables and plots.
+    min_size : int
+        The smallest ``--size`` the loader accepts.
+    """
+
+    kind: str
+    names: tuple[str, ...]
+    load: Callable[[str, int], Any]
+    default: tuple[str, ...]
+    held_out: tuple[str, ...] = ()
+    size: int = 64
+    size_help: str = "side of the square crop in pixels"
+    rate: RateUnit = BPP
+    min_size: int = 4
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise ValueError(f"signal source {self.kind!r} names no signals")
+        unknown = [n for n in (*self.default, *self.held_out) if n not in self.names]
+        if unknown or not self.default:
+            raise ValueError(f"signal source {self.kind!r}: default and held-out signals must be among its "
+                             f"names (unknown: {unknown})")
+
+    def unknown(self, names: Sequence[str]) -> list[str]:
+        """The names in ``names`` this source does not know."""
+        return [n for n in names if n not in self.names]
+
+
+@functools.lru_cache(maxsize=1)
+def image_source() -> SignalSource:
+    """The bundled scikit-image test images (:mod:`sinr_adapters.images`): the source of every adapter
+    whose description names no other."""
+    from .images import IMAGES, META_IMAGES, load_image
+
+    return SignalSource("image", tuple(IMAGES), load_image, ("astronaut",), META_IMAGES, 64,
+                        "side of the square crop in pixels", BPP, 4)
 
 
 @dataclass(frozen=True)
@@ -204,7 +308,10 @@ class Context:
     progress : bool or None
         Progress bars (None: only on a terminal).
     held_out : tuple of str
-        Bundled images that are not evaluated, for learning shared state (:meth:`held_out_images`).
+        Signals of the method's source that are not evaluated, for learning shared state
+        (:meth:`held_out_signals`; bundled images for image adapters, :meth:`held_out_images`).
+    source : SignalSource or None
+        The method's signal source (None: the bundled images).
     """
 
     size: int
@@ -214,6 +321,14 @@ class Context:
     device: str = "auto"
     progress: bool | None = None
     held_out: tuple[str, ...] = ()
+    source: SignalSource | None = None
+
+    def held_out_signals(self) -> list[Any]:
+        """The held-out signals at :attr:`size`, as the source's ``load`` returns them."""
+        src = self.source or image_source()
+        if not self.held_out:
+            raise ValueError(f"no held-out {src.kind} signals: every one named for preparation is also evaluated")
+        return [src.load(n, self.size) for n in self.held_out]
 
     def held_out_images(self) -> list[np.ndarray]:
         """The held-out images at :attr:`size`, float32 ``(size, size, 3)`` in [0, 1]."""
@@ -271,9 +386,21 @@ class AdapterSpec:
         The configuration key of the method's storage bits, searched by ``--baseline-bits`` (None: the
         method has no such knob; the baseline search is refused for it).
     signal : str, default "image"
-        The signal kind the adapter encodes (the harness evaluates ``"image"`` adapters on bundled images).
+        The signal kind the adapter encodes (``source.kind`` when a source is given).
+    source : SignalSource or None
+        Where the harness gets the signals (None: the bundled images, for ``signal="image"``). A raw
+        signal becomes a :class:`~sinr_adapters.base.Signal` through the adapter's
+        ``signal_from_image(raw, name=)`` for images and ``signal_from(raw, name=)`` for any other kind.
+        A signal may carry ``reference`` (the array the metric compares the rendering with; default its
+        values in [0, 1] of its shape) and ``elements`` (the count the rate divides by; default the
+        product of its grid shape).
     metric : Metric
         The quality measure (default: PSNR of the 8-bit decoded signal, higher is better).
+    render : callable or None
+        ``render(adapter, model, signal) -> array`` compared with the signal's reference (default
+        ``adapter.render(model, signal.shape)``; decoding: ``adapter.decode(stream)``). For signals whose
+        decoding needs side information the signal holds, e.g. the positions of a point cloud whose
+        attributes were coded.
     build : callable or None
         ``build(cls, options, value, ctx) -> adapter`` for one rate point (default:
         ``cls(**options_without_rate, **{rate_key: value})``).
@@ -292,6 +419,9 @@ class AdapterSpec:
         ``uses_held_out(options) -> bool``: ``prepare`` will train on held-out images with these options.
     shared_tag : str
         File-name tag of the shared state ``Prepared.save`` writes (``base``, ``init``).
+    rate_aware : bool, default True
+        Whether ``--rate-aware`` (:mod:`sinr_adapters.rate_aware`: the mean squared error, decoding by the
+        adapter's ``render``) applies to the method; False for a method with its own loss or decoding.
     """
 
     summary: str
@@ -301,6 +431,8 @@ class AdapterSpec:
     bits: str | None = None
     signal: str = "image"
     metric: Metric = Metric()
+    source: SignalSource | None = None
+    render: Callable[[Any, Any, Any], np.ndarray] | None = None
     build: Callable[..., Any] | None = None
     points: Callable[..., list[tuple[Any, Any]]] | None = None
     fit_schedule: Callable[[Any, int, float | None], tuple[int | None, float | None]] | None = None
@@ -308,6 +440,7 @@ class AdapterSpec:
     prepare: Callable[[Any, Mapping[str, Any], Context], Prepared] | None = None
     uses_held_out: Callable[[Mapping[str, Any]], bool] | None = None
     shared_tag: str = "shared"
+    rate_aware: bool = True
 
     def __post_init__(self) -> None:
         names = [o.name for o in self.options]
@@ -317,6 +450,31 @@ class AdapterSpec:
             opt = self.option(self.rate)
             if opt is None or not opt.multiple:
                 raise ValueError(f"the rate knob {self.rate!r} must name a 'multiple' option")
+        if self.source is not None and self.signal not in ("image", self.source.kind):
+            raise ValueError(f"signal {self.signal!r} disagrees with its source's kind {self.source.kind!r}")
+        if self.source is not None and self.signal != self.source.kind:
+            object.__setattr__(self, "signal", self.source.kind)
+
+    def signal_source(self) -> SignalSource:
+        """Where the harness gets this adapter's signals (:class:`SignalSource`).
+
+        Raises
+        ------
+        ValueError
+            A kind other than ``"image"`` without a source.
+        """
+        if self.source is not None:
+            return self.source
+        if self.signal == "image":
+            return image_source()
+        raise ValueError(f"the adapter encodes {self.signal!r} signals but describes no signal source "
+                         "(AdapterSpec(source=SignalSource(...)))")
+
+    def make_signal(self, adapter: Any, raw: Any, name: str) -> Any:
+        """The adapter's :class:`~sinr_adapters.base.Signal` of one raw signal from its source."""
+        if self.signal_source().kind == "image":
+            return adapter.signal_from_image(raw, name=name)
+        return adapter.signal_from(raw, name=name)
 
     def option(self, name: str) -> Option | None:
         """The option called ``name`` (None if there is none)."""
