@@ -514,6 +514,24 @@ def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # the three operations
 # ----------------------------------------------------------------------------------------------------
+def _policy_options(decision: Decision, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The policy's options for one tensor, less those the caller's explicit options decide.
+
+    The policy's own vector length (``block_size``) and dictionary (``dictionary_size``) give way to an
+    explicit ``layout``/``block_size`` and ``dictionary_ratio``/``dictionary_size`` in ``codec_config``;
+    options of a matching ``--policy`` pattern (``decision.reason`` "override ...") always apply.
+    """
+    options = dict(decision.options)
+    if decision.reason.startswith("override"):
+        return options
+    explicit_layout = base.get("layout", "auto") != "auto" or base.get("block_size") is not None
+    if explicit_layout:
+        options.pop("block_size", None)
+    if explicit_layout or "dictionary_ratio" in base or base.get("dictionary_size") is not None:
+        options.pop("dictionary_size", None)
+    return options
+
+
 def _base_config(codec_config: Mapping[str, Any] | None, device: str) -> dict[str, Any]:
     from sinr_codecs.codec import SINR
 
@@ -771,7 +789,7 @@ def _write_sinr(root: Any, tensor: _Tensor, safe: str, decision: Decision, base:
     values, encoding = tensor.for_sinr()
     if values.ndim >= 2:
         values = values.reshape(values.shape[0], -1)
-    config = {**base, **decision.options}
+    config = {**base, **_policy_options(decision, base)}
     if config.get("layout", "auto") == "auto":
         config["layout"] = decision.layout
     if config["layout"] == "blocks" and config.get("block_size") is None:

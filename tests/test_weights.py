@@ -444,3 +444,18 @@ def test_report_pickles_and_is_json_safe(store_pair):
     report = inspect_store(store_pair / "m.zip")
     assert pickle.loads(pickle.dumps(report)).to_dict() == report.to_dict()
     json.dumps(report.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("given,expect", [
+    ({}, {"layout": "blocks", "block_size": 32, "dictionary_size": 1024}),
+    ({"dictionary_ratio": 4.0}, {"layout": "blocks", "block_size": 32, "dictionary_size": None,
+                                  "dictionary_ratio": 4.0}),
+    ({"layout": "rows"}, {"layout": "rows", "block_size": None, "dictionary_size": None}),
+    ({"layout": "blocks", "block_size": 64}, {"layout": "blocks", "block_size": 64, "dictionary_size": None}),
+])
+def test_explicit_options_win_over_the_policy_layout(given, expect, tmp_path):
+    src, dst = tmp_path / "m.pt", tmp_path / "m.zarr"
+    torch.save({"fc.weight": torch.from_numpy(smooth(8, 256))}, src)
+    report = compress_weights(src, dst, codec_config={"sparsity": 4, **given}, device="cpu", progress=False)
+    codec = next(t for t in report.tensors if t.name == "fc.weight").codec
+    assert {k: codec.get(k) for k in expect} == expect
