@@ -3,7 +3,7 @@
 The default is the setting of the SINR paper's comparison, scaled to the images scikit-image ships:
 three 512-px crops (astronaut, coffee, chelsea), 3 sine layers of width 128 (and narrower ones for the
 curve), thousands of fitting steps, the same fine-tuning budget with and without SINR, and a bit-width search
-for the method without SINR (``--baseline-bits``: issue 7's fair baseline). It is meant for one GPU
+for the method without SINR (``--baseline-bits``: the fair baseline). It is meant for one GPU
 (``--device cuda``); on a CPU use ``--quick``. COIN++ and SHACIRA: add ``--method coinpp,shacira`` and
 their options (``sinr evaluate --help``).
 
