@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -113,10 +114,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cap-gib", type=float, default=4.0, help="address-space cap per case (GiB)")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a case is reported as hanging")
+    ap.add_argument("--out", help="also write the results as JSON here (e.g. benchmarks/results/hostile_inputs.json)")
     args = ap.parse_args(argv)
-    print(json.dumps({"machine": platform.processor() or platform.machine(), "python": platform.python_version()}))
+    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+               "cap_gib": args.cap_gib}
+    print(json.dumps({"machine": machine}))
+    rows = []
     for name, code in CASES.items():
-        print(json.dumps(run_case(name, code, args.cap_gib, args.timeout)), flush=True)
+        rows.append(run_case(name, code, args.cap_gib, args.timeout))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        doc = {"name": "hostile_inputs", "description": "What each class of hostile input costs the installed "
+               "sinr-codecs: outcome (exception and message), seconds and peak resident memory per case, each "
+               "in its own capped subprocess (the seconds include importing torch).", "machine": machine,
+               "results": rows}
+        with open(args.out, "w") as f:
+            json.dump(doc, f, indent=1)
     return 0
 
 

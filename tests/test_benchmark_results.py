@@ -1,0 +1,30 @@
+"""docs/benchmark-results.md is rendered from the committed benchmarks/results/*.json and kept current."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _renderer():
+    spec = importlib.util.spec_from_file_location("render_results", ROOT / "benchmarks" / "render_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_results_page_is_current():
+    r = _renderer()
+    assert sorted(r.RESULTS.glob("*.json")), "no committed benchmark results"
+    assert r.PAGE.read_text() == r.render(), "docs/benchmark-results.md is stale: run python benchmarks/render_results.py"
+
+
+def test_every_result_names_its_machine():
+    import json
+
+    for path in sorted(_renderer().RESULTS.glob("*.json")):
+        data = json.loads(path.read_text())
+        assert {"name", "description", "machine", "results"} <= set(data), path.name
+        assert data["machine"], path.name
