@@ -29,10 +29,8 @@ decode with another.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -42,7 +40,7 @@ from torch import nn
 
 from sinr_codecs.errors import StreamError
 
-from . import nets
+from . import meta_init, nets
 from .checkpoints import LoadReport, map_state_dict, read_state_dict
 from .container import MAX_FREQUENCY, config_number
 from .grids import linspace_grid
@@ -173,7 +171,7 @@ class INRICAdapter(INRAdapter):
         self.l1 = float(l1)
         self._init: dict[str, torch.Tensor] | None = None
         if init is not None:
-            self._init = self._check_init(self._read_init(init) if not isinstance(init, Mapping) else dict(init))
+            self._init = self._check_init(meta_init.read_init(init) if not isinstance(init, Mapping) else dict(init))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -271,28 +269,16 @@ class INRICAdapter(INRAdapter):
         map_state_dict(model, sd, strict=True, what="INRIC initialisation")
         return {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
 
-    @staticmethod
-    def _read_init(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-        with np.load(os.fspath(path), allow_pickle=False) as z:
-            return {k: torch.from_numpy(np.array(z[k], dtype=np.float32)) for k in z.files if k != "__config__"}
-
     def save_init(self, path: str | os.PathLike) -> None:
         """Write ``theta0`` and the configuration to an ``.npz`` (no pickle)."""
         if self._init is None:
             raise ValueError("this adapter has no meta-learned initialisation to save")
-        arrays = {k: v.numpy() for k, v in self._init.items()}
-        arrays["__config__"] = np.frombuffer(json.dumps(self.config(), sort_keys=True).encode(), dtype=np.uint8)
-        with open(os.fspath(path), "wb") as f:
-            np.savez(f, **arrays)
+        meta_init.save_init(path, self._init, self.config())
 
     @classmethod
     def from_init_file(cls, path: str | os.PathLike) -> INRICAdapter:
         """The adapter (configuration and ``theta0``) saved by :meth:`save_init`."""
-        with np.load(os.fspath(path), allow_pickle=False) as z:
-            if "__config__" not in z.files:
-                raise ValueError(f"{path} has no '__config__' entry: not written by INRICAdapter.save_init")
-            config = json.loads(bytes(z["__config__"].astype(np.uint8)).decode())
-        return cls(**config, init=path)
+        return cls(**meta_init.read_init_config(path, "INRICAdapter.save_init"), init=path)
 
     def meta_learn(self, images: Sequence[np.ndarray], *, outer_steps: int = 200, inner_steps: int = 10,
                    inner_lr: float = 1e-3, outer_lr: float = 0.1, device: str = "auto", seed: int = 0,
@@ -308,28 +294,14 @@ class INRICAdapter(INRAdapter):
         signals = [self.signal_from_image(img).to(dev) for img in images]
         if len({s.shape for s in signals}) != 1:
             raise ValueError("meta_learn needs images of one size")
-        torch.manual_seed(seed)
-        meta = self.build_model().to(dev)
-        work = self.build_model().to(dev)
-        from tqdm.auto import tqdm
 
-        bar = tqdm(range(outer_steps), desc="inric meta-learn", leave=False, file=sys.stderr,
-                   disable=not nets.progress_enabled(progress))
-        for step in bar:
-            sig = signals[step % len(signals)]
-            work.load_state_dict(meta.state_dict())
-            opt = torch.optim.Adam(work.parameters(), lr=inner_lr)
-            for _ in range(inner_steps):
-                opt.zero_grad(set_to_none=True)
-                loss = torch.mean((work(sig.coords) - sig.values) ** 2)
-                loss.backward()
-                opt.step()
-            with torch.no_grad():
-                for p_meta, p_work in zip(meta.parameters(), work.parameters()):
-                    p_meta.add_(outer_lr * (p_work - p_meta))
-        bar.close()
-        return INRICAdapter(**self.config(), init={k: v.detach().cpu() for k, v in meta.state_dict().items()})
+        def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return torch.mean((prediction - target) ** 2)
 
+        theta0 = meta_init.reptile(self.build_model, signals, mse, outer_steps=outer_steps,
+                                   inner_steps=inner_steps, inner_lr=inner_lr, outer_lr=outer_lr, device=dev,
+                                   seed=seed, desc="inric meta-learn", progress=progress)
+        return INRICAdapter(**self.config(), init=theta0)
 
 def load_inric_checkpoint(source: str | os.PathLike | Mapping[str, torch.Tensor], *, encoding_scale: float = 1.4,
                           w0: float = 30.0, in_features: int = 2, bits: int = 8,

@@ -24,10 +24,8 @@ quantized integer (signed, in tensor order), then the CRC-32. The signal shape i
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -38,7 +36,7 @@ from sinr_codecs import rans
 from sinr_codecs.errors import StreamError
 from torch import nn
 
-from . import nets
+from . import meta_init, nets
 from .base import (
     MAX_FREQUENCY,
     Decoded,
@@ -156,7 +154,7 @@ class NICAdapter(FieldAdapter):
         self.w0, self.w0_initial = float(w0), float(w0_initial)
         self._init: dict[str, torch.Tensor] | None = None
         if init is not None:
-            sd = self._read_init(init) if not isinstance(init, Mapping) else dict(init)
+            sd = meta_init.read_init(init) if not isinstance(init, Mapping) else dict(init)
             model = self._bare_model()
             map_state_dict(model, sd, strict=True, what="NIC initialisation")
             self._init = {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
@@ -215,28 +213,16 @@ class NICAdapter(FieldAdapter):
         """``theta0`` (a copy), or ``None``."""
         return None if self._init is None else {k: v.clone() for k, v in self._init.items()}
 
-    @staticmethod
-    def _read_init(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-        with np.load(os.fspath(path), allow_pickle=False) as z:
-            return {k: torch.from_numpy(np.array(z[k], dtype=np.float32)) for k in z.files if k != "__config__"}
-
     def save_init(self, path: str | os.PathLike) -> None:
         """Write ``theta0`` and the configuration to an ``.npz`` (no pickle)."""
         if self._init is None:
             raise ValueError("this adapter has no meta-learned initialisation to save")
-        arrays = {k: v.numpy() for k, v in self._init.items()}
-        arrays["__config__"] = np.frombuffer(json.dumps(self.config(), sort_keys=True).encode(), dtype=np.uint8)
-        with open(os.fspath(path), "wb") as f:
-            np.savez(f, **arrays)
+        meta_init.save_init(path, self._init, self.config())
 
     @classmethod
     def from_init_file(cls, path: str | os.PathLike) -> NICAdapter:
         """The adapter (configuration and ``theta0``) saved by :meth:`save_init`."""
-        with np.load(os.fspath(path), allow_pickle=False) as z:
-            if "__config__" not in z.files:
-                raise ValueError(f"{path} has no '__config__' entry: not written by NICAdapter.save_init")
-            config = json.loads(bytes(z["__config__"].astype(np.uint8)).decode())
-        return cls(**config, init=path)
+        return cls(**meta_init.read_init_config(path, "NICAdapter.save_init"), init=path)
 
     def meta_learn(self, clouds: Sequence[Cloud], *, outer_steps: int = 100, inner_steps: int = 8,
                    inner_lr: float = 1e-3, outer_lr: float = 0.1, device: str = "auto", seed: int = 0,
@@ -251,26 +237,10 @@ class NICAdapter(FieldAdapter):
             raise ValueError("meta_learn needs at least one cloud")
         dev = nets.resolve_device(device)
         signals = [self.signal_from(c).to(dev) for c in clouds]
-        torch.manual_seed(seed)
-        meta = self._bare_model().to(dev)
-        work = self._bare_model().to(dev)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(range(outer_steps), desc="nic meta-learn", leave=False, file=sys.stderr,
-                   disable=not nets.progress_enabled(progress))
-        for step in bar:
-            sig = signals[step % len(signals)]
-            work.load_state_dict(meta.state_dict())
-            opt = torch.optim.Adam(work.parameters(), lr=inner_lr)
-            for _ in range(inner_steps):
-                opt.zero_grad(set_to_none=True)
-                self.loss(work(sig.coords), sig.values).backward()
-                opt.step()
-            with torch.no_grad():
-                for p_meta, p_work in zip(meta.parameters(), work.parameters()):
-                    p_meta.add_(outer_lr * (p_work - p_meta))
-        bar.close()
-        return NICAdapter(**self.config(), init={k: v.detach().cpu() for k, v in meta.state_dict().items()})
+        theta0 = meta_init.reptile(self._bare_model, signals, self.loss, outer_steps=outer_steps,
+                                   inner_steps=inner_steps, inner_lr=inner_lr, outer_lr=outer_lr, device=dev,
+                                   seed=seed, desc="nic meta-learn", progress=progress)
+        return NICAdapter(**self.config(), init=theta0)
 
     # ---- compress ----------------------------------------------------------------------------------
     def compress_with_info(self, model: nn.Module, signal: FieldSignal, *, sinr: SINROptions | None = None,
