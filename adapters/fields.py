@@ -98,23 +98,13 @@ def train(forward: Callable[[torch.Tensor], torch.Tensor], parameters: Sequence[
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if schedule == "cosine" else None
     best: list[torch.Tensor] | None = None
     track = keep_best and full
-    perm, pos = None, n
     t0 = time.perf_counter()
     from tqdm.auto import tqdm
 
     bar = tqdm(total=steps, desc=desc, file=sys.stderr, leave=False, disable=not nets.progress_enabled(progress),
                dynamic_ncols=True)
     try:
-        for _ in range(steps):
-            if full:
-                xb, yb = coords, target
-            else:
-                if pos + batch_size > n:
-                    perm = torch.randperm(n, generator=generator).to(coords.device)
-                    pos = 0
-                idx = perm[pos:pos + batch_size]
-                pos += batch_size
-                xb, yb = coords[idx], target[idx]
+        for xb, yb in nets.minibatches(coords, target, steps, batch_size, generator):
             opt.zero_grad(set_to_none=True)
             value_t = loss(forward(xb), yb)
             value = float(value_t.detach())
@@ -133,12 +123,7 @@ def train(forward: Callable[[torch.Tensor], torch.Tensor], parameters: Sequence[
         if track:
             with torch.no_grad():
                 value = float(loss(forward(coords), target))
-            if value < log.best_loss:
-                log.best_loss, log.best_step = value, steps
-            elif best is not None:
-                with torch.no_grad():
-                    for p, b in zip(params, best):
-                        p.copy_(b)
+            nets.restore_best(log, params, best, value, steps)
     finally:
         bar.close()
     nets.synchronize(coords.device)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -38,11 +38,13 @@ __all__ = [
     "coin_grid",
     "fit",
     "linspace_grid",
+    "minibatches",
     "mse_to_psnr",
     "progress_enabled",
     "psnr",
     "psnr_8bit",
     "resolve_device",
+    "restore_best",
     "siren_uniform_",
     "synchronize",
 ]
@@ -197,6 +199,42 @@ def progress_enabled(progress: bool | None) -> bool:
     return bool(progress)
 
 
+def minibatches(coords: torch.Tensor, target: torch.Tensor, steps: int, batch_size: int | None,
+                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The ``(coords, target)`` batch of each of ``steps`` optimizer steps.
+
+    ``batch_size`` None or ``>= N``: the full ``(N, d)`` and ``(N, c)`` tensors every step. Otherwise
+    ``batch_size`` rows without replacement from a permutation drawn (from ``generator``, on the CPU)
+    when the current one has fewer than ``batch_size`` rows left.
+    """
+    n = coords.shape[0]
+    if batch_size is None or batch_size >= n:
+        for _ in range(steps):
+            yield coords, target
+        return
+    perm = None
+    pos = n
+    for _ in range(steps):
+        if pos + batch_size > n:
+            perm = torch.randperm(n, generator=generator).to(coords.device)
+            pos = 0
+        idx = perm[pos:pos + batch_size]
+        pos += batch_size
+        yield coords[idx], target[idx]
+
+
+def restore_best(log: FitLog, params: Sequence[torch.Tensor], best: Sequence[torch.Tensor] | None,
+                 final_loss: float, steps: int) -> None:
+    """End of a full-batch fit that kept its best step: record ``final_loss`` (that of the parameters after
+    the last step) as step ``steps`` if it is the lowest, else copy ``best`` back into ``params``."""
+    if final_loss < log.best_loss:
+        log.best_loss, log.best_step = final_loss, steps
+    elif best is not None:
+        with torch.no_grad():
+            for p, b in zip(params, best):
+                p.copy_(b)
+
+
 def fit(
     forward: Callable[[torch.Tensor], torch.Tensor],
     parameters: Sequence[torch.Tensor],
@@ -277,19 +315,8 @@ def fit(
 
     bar = tqdm(total=steps, desc=desc, file=sys.stderr, leave=False, disable=not progress_enabled(progress),
                dynamic_ncols=True)
-    perm = None
-    pos = n
     try:
-        for step in range(steps):
-            if full:
-                xb, yb = coords, target
-            else:
-                if pos + batch_size > n:
-                    perm = torch.randperm(n, generator=generator).to(coords.device)
-                    pos = 0
-                idx = perm[pos:pos + batch_size]
-                pos += batch_size
-                xb, yb = coords[idx], target[idx]
+        for step, (xb, yb) in enumerate(minibatches(coords, target, steps, batch_size, generator)):
             optimizer.zero_grad(set_to_none=True)
             pred = forward(xb)
             data_loss = torch.mean((pred - yb) ** 2)
@@ -313,12 +340,7 @@ def fit(
             # one more evaluation: the state after the last step may be the best
             with torch.no_grad():
                 value = float(torch.mean((forward(coords) - target) ** 2))
-            if value < log.best_loss:
-                log.best_loss, log.best_step = value, steps
-            elif best is not None:
-                with torch.no_grad():
-                    for p, b in zip(params, best):
-                        p.copy_(b)
+            restore_best(log, params, best, value, steps)
     finally:
         bar.close()
     synchronize(coords.device)
