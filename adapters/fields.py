@@ -14,7 +14,6 @@ of :mod:`sinr_adapters.base`), so :meth:`~sinr_adapters.base.INRAdapter.decompre
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import sys
 import time
@@ -22,13 +21,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import brotli
 import numpy as np
 import torch
 from torch import nn
 
 from . import nets
-from .base import INRAdapter, Signal, SINROptions, fingerprint, stored_uniform, write_section
+from .base import INRAdapter, Signal, SINROptions
 
 __all__ = ["FieldAdapter", "FieldSignal", "Siren", "siren_parameters", "train"]
 
@@ -190,35 +188,7 @@ class FieldAdapter(INRAdapter):
         info["finetune_seconds"] = time.perf_counter() - t1
         with torch.no_grad():
             info["loss_finetuned"] = float(self.loss(forward(sig.coords), sig.values))
-
-        buf = io.BytesIO()
-        ref = setup.reference
-        hlen = self.write_header(buf, signal.shape, sinr=bool(codes), ref=None if ref is None else fingerprint(ref))
-        ints: list[np.ndarray] = []
-        sinr_bytes = 0
-        with torch.no_grad():
-            for k in names:
-                if k in codes:
-                    sinr_bytes += write_section(buf, setup.code_bytes(k))
-                    continue
-                t = setup.trainable[k].detach().cpu().float()
-                spec = setup.specs[k]
-                if spec[0] == "h":
-                    buf.write(t.numpy().astype("<f2").tobytes())
-                elif spec[0] == "f":
-                    buf.write(t.numpy().astype("<f4").tobytes())
-                elif spec[0] == "q":
-                    record, q = stored_uniform(t, int(spec[1]))
-                    buf.write(record)
-                    ints.append(q)
-                else:  # pragma: no cover - a hook bug
-                    raise ValueError(f"unknown storage {spec!r} for tensor {k!r}")
-        payload = brotli.compress(b"".join(a.tobytes() for a in ints), quality=11) if ints else b""
-        int_bytes = write_section(buf, payload)
-        data = self.finish_stream(buf)
-        info.update(header_bytes=hlen, sinr_bytes=sinr_bytes, int_bytes=int_bytes, checksum_bytes=4,
-                    finetune_log=log.to_dict(), sinr_tensors=sorted(codes))
-        return data, info
+        return self.write_stream(setup, signal.shape, log, info), info
 
 
 class Siren(nn.Module):

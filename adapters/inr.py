@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import brotli
@@ -256,7 +256,7 @@ class INRAdapter:
         info: dict[str, Any] = {}
         setup = self.prepare_compression(model, sinr)
         info["omp_seconds"] = setup.omp_seconds
-        dev, names, codes, ref = setup.device, setup.names, setup.codes, setup.reference
+        dev, names, codes = setup.device, setup.names, setup.codes
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             return torch.func.functional_call(model, {k: setup.tensor(k) for k in names}, (x,))
@@ -271,36 +271,74 @@ class INRAdapter:
         with torch.no_grad():
             out = self.values_to_unit(forward(sig.coords))
             info["psnr_finetuned"] = nets.psnr_8bit(out, self.values_to_unit(sig.values))
+        return self.write_stream(setup, signal.shape, log, info), info
 
-        # write
+    def write_records(self, setup: CompressionSetup, shape: Sequence[int],
+                      store: Callable[[io.BytesIO, str, torch.Tensor], None]) -> tuple[io.BytesIO, int, int]:
+        """Start a stream: the header, then one record per tensor of ``setup.names`` in order.
+
+        A SINR-coded tensor is written as a section holding its code (:meth:`CompressionSetup.code_bytes`);
+        any other is handed to ``store(buf, name, tensor)`` (the fine-tuned tensor, float32 on the CPU),
+        which writes its record to ``buf``.
+
+        Parameters
+        ----------
+        setup : CompressionSetup
+            From :meth:`prepare_compression`, after fine-tuning.
+        shape : sequence of int
+            The signal's shape (header).
+        store : callable
+            ``store(buf, name, tensor) -> None`` for the tensors SINR did not code.
+
+        Returns
+        -------
+        buf : io.BytesIO
+            The stream so far.
+        header_bytes, sinr_bytes : int
+            Bytes of the header and of the SINR sections.
+        """
+        codes, ref = setup.codes, setup.reference
         buf = io.BytesIO()
-        hlen = self.write_header(buf, signal.shape, sinr=bool(codes),
-                                 ref=None if ref is None else fingerprint(ref))
-        ints: list[np.ndarray] = []
+        hlen = self.write_header(buf, shape, sinr=bool(codes), ref=None if ref is None else fingerprint(ref))
         sinr_bytes = 0
         with torch.no_grad():
-            for k in names:
+            for k in setup.names:
                 if k in codes:
                     sinr_bytes += write_section(buf, setup.code_bytes(k))
                     continue
-                t = setup.trainable[k].detach().cpu().float()
-                spec = setup.specs[k]
-                if spec[0] == "h":
-                    buf.write(t.numpy().astype("<f2").tobytes())
-                elif spec[0] == "f":
-                    buf.write(t.numpy().astype("<f4").tobytes())
-                elif spec[0] == "q":
-                    record, q = stored_uniform(t, int(spec[1]))
-                    buf.write(record)
-                    ints.append(q)
-                else:  # pragma: no cover - a hook bug
-                    raise ValueError(f"unknown storage {spec!r} for tensor {k!r}")
+                store(buf, k, setup.trainable[k].detach().cpu().float())
+        return buf, hlen, sinr_bytes
+
+    def write_stream(self, setup: CompressionSetup, shape: Sequence[int], log: nets.FitLog,
+                     info: dict[str, Any]) -> bytes:
+        """The whole stream (module docstring) of a fine-tuned ``setup``; adds the byte split, the
+        fine-tuning ``log`` and the SINR-coded tensor names to ``info``.
+
+        Tensors SINR did not code are stored as :meth:`storage` says: float16, float32, or a uniform
+        quantizer record whose integers go, concatenated, into one brotli section.
+        """
+        ints: list[np.ndarray] = []
+
+        def store(buf: io.BytesIO, k: str, t: torch.Tensor) -> None:
+            spec = setup.specs[k]
+            if spec[0] == "h":
+                buf.write(t.numpy().astype("<f2").tobytes())
+            elif spec[0] == "f":
+                buf.write(t.numpy().astype("<f4").tobytes())
+            elif spec[0] == "q":
+                record, q = stored_uniform(t, int(spec[1]))
+                buf.write(record)
+                ints.append(q)
+            else:  # pragma: no cover - a hook bug
+                raise ValueError(f"unknown storage {spec!r} for tensor {k!r}")
+
+        buf, hlen, sinr_bytes = self.write_records(setup, shape, store)
         payload = brotli.compress(b"".join(a.tobytes() for a in ints), quality=11) if ints else b""
         int_bytes = write_section(buf, payload)
         data = self.finish_stream(buf)
         info.update(header_bytes=hlen, sinr_bytes=sinr_bytes, int_bytes=int_bytes, checksum_bytes=4,
-                    finetune_log=log.to_dict(), sinr_tensors=sorted(codes))
-        return data, info
+                    finetune_log=log.to_dict(), sinr_tensors=sorted(setup.codes))
+        return data
 
     # stream header and checksum ----------------------------------------------------------------
     def write_header(self, buf: io.BytesIO, shape: Sequence[int], *, sinr: bool, ref: str | None) -> int:

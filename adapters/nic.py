@@ -252,7 +252,7 @@ class NICAdapter(FieldAdapter):
         info: dict[str, Any] = {}
         setup = self.prepare_compression(model, sinr)
         info["omp_seconds"] = setup.omp_seconds
-        names, codes, ref = setup.names, setup.codes, setup.reference
+        names, codes = setup.names, setup.codes
 
         def forward(x: torch.Tensor) -> torch.Tensor:
             return torch.func.functional_call(model, {k: setup.tensor(k) for k in names}, (x,))
@@ -265,18 +265,14 @@ class NICAdapter(FieldAdapter):
                     desc=f"nic{'+sinr' if codes else ''} fine-tune", generator=torch.Generator().manual_seed(0))
         info["finetune_seconds"] = time.perf_counter() - t1
 
-        buf = io.BytesIO()
-        hlen = self.write_header(buf, signal.shape, sinr=bool(codes), ref=None if ref is None else fingerprint(ref))
         ints: list[np.ndarray] = []
-        sinr_bytes = 0
-        with torch.no_grad():
-            for k in names:
-                if k in codes:
-                    sinr_bytes += write_section(buf, setup.code_bytes(k))
-                    continue
-                q, step = uniform_quantize(setup.trainable[k].detach().cpu().float(), self.bits)
-                buf.write(bytes([self.bits]) + np.float32(step).astype("<f4").tobytes())
-                ints.append(q.numpy().reshape(-1))
+
+        def store(buf: io.BytesIO, k: str, t: torch.Tensor) -> None:
+            q, step = uniform_quantize(t, self.bits)
+            buf.write(bytes([self.bits]) + np.float32(step).astype("<f4").tobytes())
+            ints.append(q.numpy().reshape(-1))
+
+        buf, hlen, sinr_bytes = self.write_records(setup, signal.shape, store)
         symbols = np.concatenate(ints) if ints else np.zeros(0, np.int64)
         int_bytes = write_section(buf, rans.encode(symbols) if symbols.size else b"")
         data = self.finish_stream(buf)
