@@ -27,6 +27,7 @@ from torch import nn
 
 from . import nets
 from .base import INRAdapter, Signal, SINROptions
+from .finetune import CompressionSetup
 
 __all__ = ["FieldAdapter", "FieldSignal", "Siren", "siren_parameters", "train"]
 
@@ -173,6 +174,28 @@ class FieldAdapter(INRAdapter):
         info: dict[str, Any] = {}
         setup = self.prepare_compression(model, sinr)
         info["omp_seconds"] = setup.omp_seconds
+        forward, sig, log = self.finetune(model, setup, signal, info, steps=finetune_steps, finetune_lr=finetune_lr,
+                                          sinr_lr=sinr_lr, schedule=schedule, batch_size=batch_size,
+                                          progress=progress)
+        with torch.no_grad():
+            info["loss_finetuned"] = float(self.loss(forward(sig.coords), sig.values))
+        return self.write_stream(setup, signal.shape, log, info), info
+
+    def finetune(self, model: nn.Module, setup: CompressionSetup, signal: Signal, info: dict[str, Any], *,
+                 steps: int, finetune_lr: float | None, sinr_lr: float | None, schedule: str,
+                 batch_size: int | None, progress: bool | None
+                 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Signal, nets.FitLog]:
+        """Fine-tune ``setup``'s tensors on :meth:`loss` before they are written (:func:`train`, mini-batch
+        permutations from a generator seeded 0); adds ``finetune_seconds`` to ``info``.
+
+        Returns
+        -------
+        forward : callable
+            ``forward(coords) -> prediction`` through ``setup``'s tensors (quantizers and SINR codes).
+        signal : Signal
+            ``signal`` on ``setup.device``.
+        log : FitLog
+        """
         names, codes = setup.names, setup.codes
 
         def forward(x: torch.Tensor) -> torch.Tensor:
@@ -182,13 +205,11 @@ class FieldAdapter(INRAdapter):
         t1 = time.perf_counter()
         lr = self.finetune_learning_rate(with_sinr=bool(codes), finetune_lr=finetune_lr, sinr_lr=sinr_lr)
         log = train(forward, list(setup.trainable.values()), sig.coords, sig.values, loss=self.loss,
-                    steps=finetune_steps, lr=lr, batch_size=batch_size, schedule=schedule, progress=progress,
+                    steps=steps, lr=lr, batch_size=batch_size, schedule=schedule, progress=progress,
                     desc=f"{self.name}{'+sinr' if codes else ''} fine-tune",
                     generator=torch.Generator().manual_seed(0))
         info["finetune_seconds"] = time.perf_counter() - t1
-        with torch.no_grad():
-            info["loss_finetuned"] = float(self.loss(forward(sig.coords), sig.values))
-        return self.write_stream(setup, signal.shape, log, info), info
+        return forward, sig, log
 
 
 class Siren(nn.Module):

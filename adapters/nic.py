@@ -26,7 +26,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -51,7 +50,7 @@ from .base import (
     uniform_quantize,
     write_section,
 )
-from .fields import FieldAdapter, FieldSignal, Siren, siren_parameters, train
+from .fields import FieldAdapter, FieldSignal, Siren, siren_parameters
 from .pointclouds import CLOUDS, HELD_OUT_CLOUDS, Cloud, load_cloud
 
 __all__ = ["NICAdapter", "YUV_WEIGHTS", "rgb_to_yuv", "y_psnr"]
@@ -252,19 +251,8 @@ class NICAdapter(FieldAdapter):
         info: dict[str, Any] = {}
         setup = self.prepare_compression(model, sinr)
         info["omp_seconds"] = setup.omp_seconds
-        names, codes = setup.names, setup.codes
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(model, {k: setup.tensor(k) for k in names}, (x,))
-
-        sig = signal.to(setup.device)
-        t1 = time.perf_counter()
-        lr = self.finetune_learning_rate(with_sinr=bool(codes), finetune_lr=finetune_lr, sinr_lr=sinr_lr)
-        log = train(forward, list(setup.trainable.values()), sig.coords, sig.values, loss=self.loss,
-                    steps=finetune_steps, lr=lr, batch_size=batch_size, schedule=schedule, progress=progress,
-                    desc=f"nic{'+sinr' if codes else ''} fine-tune", generator=torch.Generator().manual_seed(0))
-        info["finetune_seconds"] = time.perf_counter() - t1
-
+        _, _, log = self.finetune(model, setup, signal, info, steps=finetune_steps, finetune_lr=finetune_lr,
+                                  sinr_lr=sinr_lr, schedule=schedule, batch_size=batch_size, progress=progress)
         ints: list[np.ndarray] = []
 
         def store(buf: io.BytesIO, k: str, t: torch.Tensor) -> None:
@@ -277,7 +265,7 @@ class NICAdapter(FieldAdapter):
         int_bytes = write_section(buf, rans.encode(symbols) if symbols.size else b"")
         data = self.finish_stream(buf)
         info.update(header_bytes=hlen, sinr_bytes=sinr_bytes, int_bytes=int_bytes, checksum_bytes=4,
-                    finetune_log=log.to_dict(), sinr_tensors=sorted(codes))
+                    finetune_log=log.to_dict(), sinr_tensors=sorted(setup.codes))
         return data, info
 
     # ---- decompress --------------------------------------------------------------------------------
