@@ -128,8 +128,6 @@ class SINR(Codec):
         try:
             data = ensure_contiguous_ndarray(buf).view(np.uint8).reshape(-1)
             dec = decode_bytes(data)
-        except ValueError:
-            raise
         except (MemoryError, RuntimeError, OverflowError, IndexError, TypeError) as e:
             # every stream the reader accepts decodes within the limits; this is a last line of defence
             raise StreamError(f"cannot decode this SINR stream ({type(e).__name__}: {e})") from e
