@@ -300,10 +300,7 @@ def crepe_case() -> dict[str, Any] | str:
         with torch.no_grad():
             return torch.cat([nets["tiny"](frames[i:i + 256]) for i in range(0, len(frames), 256)])
 
-    # rows of 8192 values: the default blocks of 4096 need a dictionary above the default limit
-    blocks = {"conv[2-6].weight": {"layout": "blocks", "block_size": 1024}}
-    return {"files": {"tiny": path}, "nets": {"tiny": net}, "run": run, "compare": compare_crepe,
-            "sinr_overrides": blocks}
+    return {"files": {"tiny": path}, "nets": {"tiny": net}, "run": run, "compare": compare_crepe}
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -315,10 +312,8 @@ def evaluate(case: dict[str, Any], settings: list[tuple[str, dict[str, Any], str
         for name, path in case["files"].items():
             store, back = tmp / f"{name}.zarr", tmp / f"{name}.pt"
             t0 = time.perf_counter()
-            overrides = {p: {"policy": lossy, **o} for p, o in case.get("sinr_overrides", {}).items()
-                         if lossy != "uniform"}
             rep = compress_weights(path, store, codec_config=config, lossy=lossy, device="cpu",
-                                   progress=False, overwrite=True, policy_overrides=overrides)
+                                   progress=False, overwrite=True)
             seconds += time.perf_counter() - t0
             decompress_weights(store, back, progress=False, overwrite=True)
             net = type(case["nets"][name])()

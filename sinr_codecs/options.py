@@ -30,13 +30,18 @@ import numpy as np
 
 from .limits import get_limits
 
-__all__ = ["AUTO_VALUE_BITS", "OPTIONS", "PRESETS", "Option", "add_arguments", "bits_for_bound", "numpydoc", "parse", "resolve",
+__all__ = ["AUTO_VALUE_BITS", "DEFAULT_MAX_REL_ERROR", "OPTIONS", "PRESETS", "Option", "add_arguments", "bits_for_bound", "numpydoc", "parse", "resolve",
            "stored", "parse_device"]
 
 MAX_SEED = (1 << 64) - 1
 MAX_DICTIONARY_SIZE = 1 << 24
 """Largest ``dictionary_size`` (k2) a stream can record."""
 MIN_VALUE_BITS, MAX_VALUE_BITS = 2, 24
+DEFAULT_MAX_REL_ERROR = 0.02
+"""The error bound of a codec built with neither ``sparsity`` nor ``max_rel_error``: every vector within 2%
+(relative L2). Chosen from what compression does to real networks' outputs (docs/real-checkpoints.md):
+on a pretrained face detector, a 2% tensor error moved its outputs by about 8% and flipped 0.1% of its
+decisions, where the old fixed-sparsity default (0.25, about 20-25% tensor error) moved them by 77%."""
 AUTO_VALUE_BITS: tuple[int, ...] = (6, 8, 10, 12, 16)
 """The value bits ``value_bits="auto"`` tries."""
 LAYOUT_CHOICES = ("auto", "rows", "blocks", "flat")
@@ -221,7 +226,10 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("sparsity", 0.25, parse_sparsity, "int or float, default 0.25",
            "Atoms per vector (int >= 1) or a fraction of the vector length k1 (float in (0, 1)); clipped to "
-           "k1 - 1. Ignored when ``max_rel_error`` is set.", metavar="S", short='atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1)'),
+           "k1 - 1. Giving it selects fixed-sparsity mode (a known rate, no error guarantee) unless "
+           "``max_rel_error`` is given too; ignored when ``max_rel_error`` is set.", metavar="S",
+           short='atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1); selects '
+                 'fixed-sparsity mode (no error bound) unless --max-rel-error is given too'),
     Option("dictionary_ratio", 8.0, parse_dictionary_ratio, "float, default 8.0",
            "Dictionary size as a multiple of k1: ``k2 = ceil(dictionary_ratio * k1)``. Larger dictionaries "
            "give better atoms at log2(k2) bits per index.", metavar="R", short='dictionary width over vector length, k2/k1 (>= 1)'),
@@ -244,7 +252,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_rel_error", None, _optional(parse_max_rel_error), "float, optional",
            "Error-bounded mode: each vector's relative L2 error ``||w - w_hat|| / ||w||`` is at most this "
            "(in (0, 1)), checked after quantization and rounding to the output dtype; each vector gets the "
-           "fewest atoms that meet it (quantizer steps are then per vector).", metavar="E", short='error-bounded mode: per-vector relative L2 error bound in (0, 1), e.g. 0.02 (unset: fixed sparsity)'),
+           "fewest atoms that meet it (quantizer steps are then per vector), and a tensor whose sampled "
+           "vectors code smaller without a dictionary is stored densely. With neither ``sparsity`` nor "
+           "``max_rel_error`` given, the codec is error-bounded at :data:`DEFAULT_MAX_REL_ERROR` (0.02); "
+           "``None`` given explicitly selects fixed sparsity.", metavar="E",
+           short='error-bounded mode: per-vector relative L2 error bound in (0, 1) (default: 0.02 unless '
+                 '--sparsity is given)'),
     Option("device", "auto", parse_device, 'str, default "auto"',
            'Where OMP runs when encoding: "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N". A '
            "property of the process, never stored; decoding always runs on the CPU.", stored=False,
@@ -278,6 +291,9 @@ def parse(name: str, value: Any) -> Any:
 def resolve(**given: Any) -> dict[str, Any]:
     """Every option, validated, with the preset's values filled in for those left unset.
 
+    With neither ``sparsity`` nor ``max_rel_error`` in ``given``, the result is error-bounded at
+    :data:`DEFAULT_MAX_REL_ERROR`; a stored configuration (which holds both) keeps its own mode.
+
     Raises
     ------
     ValueError
@@ -287,6 +303,8 @@ def resolve(**given: Any) -> dict[str, Any]:
     out = {o.name: o.default for o in OPTIONS}
     for name, value in given.items():
         out[name] = parse(name, value)
+    if "sparsity" not in given and "max_rel_error" not in given:
+        out["max_rel_error"] = DEFAULT_MAX_REL_ERROR  # the safe default: a bounded error, not a fixed rate
     if out["value_bits"] is None and out["max_rel_error"] is not None:
         out["value_bits"] = max(PRESETS[out["preset"]]["value_bits"], bits_for_bound(out["max_rel_error"]))
     for name, value in PRESETS[out["preset"]].items():

@@ -32,6 +32,11 @@ _RECON_ELEMENTS = 1 << 24  # gathered dictionary entries per reconstruction chun
 _DECODE_CHUNK = 1 << 18  # output elements per decode block (2 MiB of float64 work)
 _TOL_MARGIN = 0.8  # OMP aims below the bound so that quantization has room
 _MAX_REFITS = 12
+BOUNDED_MAX_K1 = 64
+"""Longest vector of the ``"auto"`` layout in error-bounded mode (longer rows are cut into blocks): meeting a
+tight bound takes nearly k1 atoms, and OMP's work per weight grows as k1 squared."""
+_SAMPLE_VECTORS = 256
+"""Vectors an error-bounded fit codes first, to decide whether the dictionary pays on this tensor."""
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -89,7 +94,7 @@ class SparseCode:
         (n_vectors, s_max) int64 atom indices, -1 where unused.
     values : torch.Tensor
         (n_vectors, s_max) float coefficients, 0 where unused. In dense mode (``dense=True``, used
-        when ``k1 < 2``) the (n_vectors, k1) vectors themselves, and ``indices`` is (n_vectors, 0).
+        when ``k1 < 2``, and in error-bounded mode when it gives the smaller stream) the (n_vectors, k1) vectors themselves, and ``indices`` is (n_vectors, 0).
     counts : torch.Tensor
         (n_vectors,) int64 atoms used per vector.
     dense : bool
@@ -184,6 +189,8 @@ class SparseCode:
         arr, dtype, order = _as_tensor(tensor)
         cap = get_limits().max_dictionary_entries
         max_k1 = max_k1_for(dictionary_size, dictionary_ratio, cap) if layout == "auto" else None
+        if max_k1 is not None and max_rel_error is not None:
+            max_k1 = min(max_k1, BOUNDED_MAX_K1)  # a bound needs many atoms: OMP's cost grows as k1**2
         lay = choose_layout(tuple(arr.shape), layout, block_size, max_k1=max_k1)
         dev = resolve_device(device)
         work = torch.float64 if dtype == np.float64 else torch.float32
@@ -231,8 +238,43 @@ class SparseCode:
 
     @classmethod
     def _fit_bounded(cls, vectors, scaled, scale, a, bound, bits, base, memory_budget, progress) -> "SparseCode":
+        """Error-bounded fit that never writes a larger stream than dense mode (no dictionary) would.
+
+        A tensor of at most 2 x :data:`_SAMPLE_VECTORS` vectors is coded both ways and the smaller stream
+        kept. A larger one has an evenly spaced sample coded both ways first (``bits``-bit values, the
+        default back end); if the dense sample is no larger, the whole tensor is stored densely without
+        running OMP on it. This is the usual case for trained weights at a tight bound: OMP then needs
+        nearly k1 atoms, whose indices cost more than the values they replace.
+        """
         if not 0.0 < bound < 1.0:
             raise ValueError(f"max_rel_error must lie in (0, 1), got {bound}")
+        n, k1 = vectors.shape
+        dense_base = {k: base[k] for k in ("layout", "dtype", "order")}
+        if n <= 2 * _SAMPLE_VECTORS:
+            code = cls._fit_bounded_sparse(vectors, scaled, scale, a, bound, bits, base, memory_budget, progress)
+            dense = cls._dense(vectors, **dense_base)
+            if not code.dense and _meets(dense, vectors, bits, bound) and _size(dense, bits) <= _size(code, bits):
+                return dense
+            return code
+        rows = torch.linspace(0, n - 1, _SAMPLE_VECTORS).round().to(torch.int64)
+        sub = {**base, "layout": choose_layout((_SAMPLE_VECTORS, k1), "rows")}
+        pick = rows.to(vectors.device)
+        sample = cls._fit_bounded_sparse(vectors[pick], scaled[pick], scale[pick], a, bound, bits, sub,
+                                         memory_budget, None)
+        sample_dense = cls._dense(vectors[pick], **{k: sub[k] for k in dense_base})
+        if sample.dense or _size(sample_dense, bits) <= _size(sample, bits):
+            dense = cls._dense(vectors, **dense_base)
+            if _meets(dense, vectors, bits, bound):
+                if progress is not None:
+                    progress(n, n)
+                return dense
+        return cls._fit_bounded_sparse(vectors, scaled, scale, a, bound, bits, base, memory_budget, progress)
+
+    @classmethod
+    def _fit_bounded_sparse(cls, vectors, scaled, scale, a, bound, bits, base, memory_budget, progress
+                            ) -> "SparseCode":
+        """Error-bounded OMP, refitting the vectors that miss the bound after quantization; dense mode when
+        fewer than k1 atoms cannot meet it."""
         n, k1 = vectors.shape
         cap = k1 - 1
         r = batch_omp(scaled, a, tol=bound * _TOL_MARGIN, sparsity=cap, memory_budget=memory_budget,
@@ -258,8 +300,6 @@ class SparseCode:
                 f"max_rel_error={bound:g} cannot be met with value_bits={bits} and dtype {base['dtype']}: "
                 f"even uncompressed vectors quantized to {bits} bits reach a relative error of {worst:.3g}; "
                 "raise value_bits or loosen max_rel_error")
-        warnings.warn("max_rel_error could not be met with < k1 atoms for some vectors; "
-                      "stored this tensor in dense mode (no dictionary)", RuntimeWarning, stacklevel=3)
         return dense
 
     def _replace_rows(self, rows: torch.Tensor, idx: torch.Tensor, val: torch.Tensor,
@@ -485,6 +525,16 @@ def max_k1_for(dictionary_size: int | None, dictionary_ratio: float, max_entries
     while k1 > 1 and k1 * resolve_k2(k1, None, dictionary_ratio) > max_entries:
         k1 -= 1
     return k1
+
+
+def _size(code: SparseCode, bits: int) -> int:
+    """Bytes of ``code``'s stream with ``bits``-bit values, per-vector steps and the default back end."""
+    return len(code.to_bytes(value_bits=bits, granularity="vector"))
+
+
+def _meets(code: SparseCode, vectors: torch.Tensor, bits: int, bound: float) -> bool:
+    """Whether every vector of ``code`` is within ``bound`` of ``vectors`` after ``bits``-bit quantization."""
+    return float(code._vector_errors(vectors, bits, "vector").max()) <= bound
 
 
 def _pad(t: torch.Tensor, s: int, fill: float) -> torch.Tensor:

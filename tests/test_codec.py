@@ -278,4 +278,42 @@ def test_auto_value_bits_keeps_the_smallest_stream_that_meets_the_bound():
     assert len(enc) == min(sizes)
     assert numcodecs.get_codec(auto.get_config()).value_bits == "auto"
     with pytest.raises(ValueError, match="max_rel_error"):
-        SINR(value_bits="auto")
+        SINR(value_bits="auto", sparsity=0.25)
+
+
+# ---- the safe default: error-bounded, never larger than dense mode ----------------------------------
+def test_the_default_codec_bounds_every_vectors_error():
+    from sinr_codecs.sparse import SparseCode
+
+    rng = np.random.default_rng(7)
+    w = (rng.standard_normal((600, 96)) * 0.02).astype(np.float32)  # a trained-like matrix
+    codec = numcodecs.get_codec({"id": "sinr"})
+    assert codec.max_rel_error == 0.02
+    dec = codec.decode(codec.encode(w))
+    per_row = np.linalg.norm(dec.reshape(-1, 32) - w.reshape(-1, 32), axis=1) / np.linalg.norm(w.reshape(-1, 32), axis=1)
+    assert per_row.max() <= 0.02 + 1e-6
+    fill = np.full((64, 64), 1.5, np.float32)  # a chunk of fill values
+    assert np.array_equal(codec.decode(codec.encode(fill)), fill)
+    assert SparseCode.from_bytes(codec.encode(w)).k1 <= 64  # bounded "auto" keeps vectors short
+
+
+def test_bounded_mode_stores_densely_only_where_the_dictionary_does_not_pay():
+    from sinr_codecs.dictionary import sensing_matrix
+    from sinr_codecs.sparse import SparseCode
+
+    rng = np.random.default_rng(8)
+    gaussian_w = rng.standard_normal((1200, 32)).astype(np.float32)  # > 2 x the sample: sampled decision
+    codec = SINR(max_rel_error=0.02, layout="rows", dictionary_size=256, device="cpu")
+    assert SparseCode.from_bytes(codec.encode(gaussian_w)).dense
+    a = sensing_matrix(32, 256, 0).numpy()  # vectors of 3 atoms of the codec's own dictionary
+    x = np.zeros((1200, 256))
+    for i in range(1200):
+        x[i, rng.choice(256, 3, replace=False)] = rng.uniform(1, 2, 3) * rng.choice([-1, 1], 3)
+    sparse_w = (x @ a.T).astype(np.float32)
+    enc = codec.encode(sparse_w)
+    code = SparseCode.from_bytes(enc)
+    assert not code.dense and float(code.counts.double().median()) <= 4
+    assert relative_error(sparse_w, codec.decode(enc)) <= 0.02
+    dense_size = len(SparseCode.fit(sparse_w, layout="rows", dictionary_size=2, max_rel_error=0.02,
+                                    value_bits=8).to_bytes(value_bits=8, granularity="vector"))
+    assert len(enc) < dense_size / 2

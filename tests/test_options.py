@@ -78,7 +78,17 @@ def test_resolve_fills_presets_and_checks_combinations():
     assert options.resolve(preset="paper")["index_coding"] == "raw"
     assert options.resolve(preset="paper", value_bits=12)["value_bits"] == 12
     with pytest.raises(ValueError, match="max_rel_error"):
-        options.resolve(value_bits="auto")
+        options.resolve(value_bits="auto", sparsity=0.25)
+
+
+def test_the_default_is_error_bounded_and_a_stored_configuration_keeps_its_mode():
+    assert options.resolve()["max_rel_error"] == options.DEFAULT_MAX_REL_ERROR == 0.02
+    assert options.resolve(value_bits="auto")["max_rel_error"] == 0.02
+    assert options.resolve(sparsity=0.25)["max_rel_error"] is None  # a sparsity alone: fixed rate
+    assert options.resolve(max_rel_error=0.05)["max_rel_error"] == 0.05
+    fixed = options.resolve(sparsity=8)
+    assert options.resolve(**{k: v for k, v in fixed.items() if k != "device"})["max_rel_error"] is None
+    assert options.resolve(max_rel_error=None)["max_rel_error"] is None
     with pytest.raises(ValueError, match="block_size"):
         options.resolve(layout="blocks")
     with pytest.raises(ValueError, match="unknown SINR option"):

@@ -46,7 +46,6 @@ def codecs(draw):
 
 
 # the error-bounded mode's documented fallback to dense storage warns; that is not what is tested here
-@pytest.mark.filterwarnings("ignore:max_rel_error could not be met:RuntimeWarning")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arr=arrays(), codec=codecs())
 def test_roundtrip_properties(arr, codec):
