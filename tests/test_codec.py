@@ -314,6 +314,4 @@ def test_bounded_mode_stores_densely_only_where_the_dictionary_does_not_pay():
     code = SparseCode.from_bytes(enc)
     assert not code.dense and float(code.counts.double().median()) <= 4
     assert relative_error(sparse_w, codec.decode(enc)) <= 0.02
-    dense_size = len(SparseCode.fit(sparse_w, layout="rows", dictionary_size=2, max_rel_error=0.02,
-                                    value_bits=8).to_bytes(value_bits=8, granularity="vector"))
-    assert len(enc) < dense_size / 2
+    assert len(enc) * 8 / sparse_w.size < 4  # bits per value; dense mode needs about 8 here
