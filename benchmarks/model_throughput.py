@@ -1,7 +1,7 @@
 """Whole-model encode and decode throughput of the default policy, against Zstd-19 and 8-bit quantization.
 
 A seeded synthetic model (matrices of several widths, convolutions, biases and norm weights; 21.1M
-parameters, or 0.96M with ``--small``) is coded tensor by tensor three ways, in the same run, on the same
+parameters, or 0.96M with ``--small``) is coded tensor by tensor four ways, in the same run, on the same
 tensors:
 
 - ``sinr``: the default policy (:func:`sinr_codecs.policy.choose_policy`, what ``sinr compress`` and
@@ -9,6 +9,8 @@ tensors:
   ``sinr`` numcodecs codec with the codec's defaults plus the policy's per-tensor options (layout, block
   length); every other tensor (biases, norms) losslessly with Blosc-Zstd, as the weights store does. One
   stream per tensor (the store cuts large tensors into Zarr chunks first; the work per weight is the same).
+  The codec's default is error-bounded (every vector within 2%).
+- ``sinr_fixed_sparsity``: the same with ``sparsity=0.25`` (fixed-sparsity mode: a known rate, no bound).
 - ``zstd19``: numcodecs ``Zstd(level=19)`` on every tensor's float32 bytes (lossless).
 - ``uniform8_zstd19``: per-tensor uniform quantization to 8 bits (``min .. max`` in 255 steps) then
   ``Zstd(level=19)`` on the tensors SINR codes; the rest as for ``sinr``.
@@ -165,15 +167,16 @@ def _lossless():
 
 
 class SINRPolicy(Coder):
-    """The default policy: SINR for the tensors it chooses, Blosc-Zstd for the rest."""
+    """The default policy: SINR for the tensors it chooses, Blosc-Zstd for the rest. ``options`` are added
+    to every SINR codec (e.g. ``{"sparsity": 0.25}``: fixed-sparsity mode instead of the error-bounded
+    default)."""
 
-    name = "sinr"
-
-    def __init__(self, device: str):
+    def __init__(self, device: str, options: dict[str, Any] | None = None, name: str = "sinr"):
         from sinr_codecs.codec import SINR
         from sinr_codecs.policy import choose_policy
 
         self._sinr, self._choose, self.device = SINR, choose_policy, device
+        self.options, self.name = dict(options or {}), name
         self._lossless = _lossless()
         self.decisions: dict[str, Any] = {}
 
@@ -182,7 +185,7 @@ class SINRPolicy(Coder):
         self.decisions[name] = decision
         if decision.policy != "sinr":
             return None
-        config = {"device": self.device, **decision.options}
+        config = {"device": self.device, **decision.options, **self.options}
         if config.get("layout", "auto") == "auto":
             config["layout"] = decision.layout
         if config["layout"] == "blocks" and config.get("block_size") is None:
@@ -360,7 +363,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     sinr = SINRPolicy(args.device)
     for name, a in model.items():  # decide once, so the quantizer baseline codes the same tensors
         sinr.codec_for(name, a)
-    coders: list[Coder] = [Zstd19(), sinr, Uniform8(sinr)]
+    fixed = SINRPolicy(args.device, {"sparsity": 0.25}, name="sinr_fixed_sparsity")
+    coders: list[Coder] = [Zstd19(), sinr, fixed, Uniform8(sinr)]
     runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in coders}
     load = [_load()]
     for rep in range(args.repeats):

@@ -53,9 +53,9 @@ from sinr_codecs.weights import compress_weights, decompress_weights
 
 SETTINGS: list[tuple[str, dict[str, Any], str]] = [
     # (label, codec_config, lossy)
-    ("sinr defaults (sparsity 0.25, 8-bit values)", {}, "sinr"),
+    ("sinr defaults (error-bounded, 2%)", {}, "sinr"),
+    ("sinr fixed sparsity 0.25, 8-bit values", {"sparsity": 0.25}, "sinr"),
     ("sinr max_rel_error 0.05", {"max_rel_error": 0.05}, "sinr"),
-    ("sinr max_rel_error 0.02", {"max_rel_error": 0.02}, "sinr"),
     ("sinr max_rel_error 0.01", {"max_rel_error": 0.01}, "sinr"),
     ("uniform max_rel_error 0.05", {"max_rel_error": 0.05}, "uniform"),
     ("uniform max_rel_error 0.02", {"max_rel_error": 0.02}, "uniform"),

@@ -120,6 +120,7 @@ class SINR(Codec):
             block_size=self.block_size, max_rel_error=self.max_rel_error, value_bits=value_bits,
             device=resolve_device(self.device))
         granularity = "vector" if self.max_rel_error is not None else "tensor"
+        value_bits = code.stats.get("value_bits", value_bits)  # dense mode may meet the bound with fewer
         return code.to_bytes(value_bits=value_bits, entropy=self.entropy,
                              index_coding=self.index_coding, granularity=granularity)
 

@@ -253,8 +253,8 @@ class SparseCode:
         if n <= 2 * _SAMPLE_VECTORS:
             code = cls._fit_bounded_sparse(vectors, scaled, scale, a, bound, bits, base, memory_budget, progress)
             dense = cls._dense(vectors, **dense_base)
-            if not code.dense and _meets(dense, vectors, bits, bound) and _size(dense, bits) <= _size(code, bits):
-                return dense
+            if code.dense or (_meets(dense, vectors, bits, bound) and _size(dense, bits) <= _size(code, bits)):
+                return _fewest_bits(dense, vectors, bits, bound)
             return code
         rows = torch.linspace(0, n - 1, _SAMPLE_VECTORS).round().to(torch.int64)
         sub = {**base, "layout": choose_layout((_SAMPLE_VECTORS, k1), "rows")}
@@ -267,7 +267,7 @@ class SparseCode:
             if _meets(dense, vectors, bits, bound):
                 if progress is not None:
                     progress(n, n)
-                return dense
+                return _fewest_bits(dense, vectors, bits, bound)
         return cls._fit_bounded_sparse(vectors, scaled, scale, a, bound, bits, base, memory_budget, progress)
 
     @classmethod
@@ -530,6 +530,17 @@ def max_k1_for(dictionary_size: int | None, dictionary_ratio: float, max_entries
 def _size(code: SparseCode, bits: int) -> int:
     """Bytes of ``code``'s stream with ``bits``-bit values, per-vector steps and the default back end."""
     return len(code.to_bytes(value_bits=bits, granularity="vector"))
+
+
+def _fewest_bits(dense: SparseCode, vectors: torch.Tensor, bits: int, bound: float) -> SparseCode:
+    """``dense`` (which meets ``bound`` with ``bits``-bit values) with ``stats["value_bits"]`` set to the
+    fewest bits, down to 4, that still meet it: values without a dictionary need no more."""
+    best = bits
+    for b in range(bits - 1, 3, -1):
+        if not _meets(dense, vectors, b, bound):
+            break
+        best = b
+    return replace(dense, stats={**dense.stats, "value_bits": best})
 
 
 def _meets(code: SparseCode, vectors: torch.Tensor, bits: int, bound: float) -> bool:
