@@ -54,12 +54,14 @@ from .container import Reader, write_section, write_varint
 from .inr import INRAdapter
 from .protocol import Decoded
 from .rate import laplace_bits, ste_round
+from .sensitivity import diagonal_fisher, high_rate_steps
 from .signals import Signal
 from .sinr_options import SINROptions
 
 __all__ = ["MAGIC", "RateAwareOptions", "compress", "decompress", "decode", "seeded_init"]
 
 MAGIC = b"SRA1"
+STEP_INITS = ("max", "fisher", "fisher-relative")
 _MAX_K2 = 1 << 20
 
 
@@ -80,7 +82,15 @@ class RateAwareOptions:
     step_lr : float, default 1e-2
         Learning rate of the log quantizer steps and log rate-model scales.
     init_bits : int, default 8
-        Initial step ``max|v| / (2**(init_bits-1) - 1)`` per tensor.
+        Initial step ``max|v| / (2**(init_bits-1) - 1)`` per tensor (``step_init="max"``, and the level
+        ``"fisher-relative"`` keeps).
+    step_init : {"max", "fisher", "fisher-relative"}, default "max"
+        How the steps start. ``"fisher"``: the high-rate optimal steps for ``lam``
+        (:func:`sinr_adapters.sensitivity.high_rate_steps` of each tensor's mean diagonal Fisher), so
+        ``step**2 * Fisher`` is equal across tensors; ``"fisher-relative"``: the same ratios between tensors
+        at the overall level of ``init_bits``. Steps stay within ``[max|v| / 2**15, 2 max|v|]``.
+    fisher_probes : int, default 16
+        Probes of the Fisher estimate (:func:`sinr_adapters.sensitivity.diagonal_fisher`).
     """
 
     lam: float
@@ -89,12 +99,18 @@ class RateAwareOptions:
     sinr_lr: float = 1e-3
     step_lr: float = 1e-2
     init_bits: int = 8
+    step_init: str = "max"
+    fisher_probes: int = 16
 
     def __post_init__(self) -> None:
         if not (self.lam >= 0 and math.isfinite(self.lam)):
             raise ValueError(f"lam must be a finite number >= 0, got {self.lam}")
         if self.steps < 0 or not 2 <= self.init_bits <= 16:
             raise ValueError("steps must be >= 0 and init_bits in 2..16")
+        if self.step_init not in STEP_INITS:
+            raise ValueError(f"step_init must be one of {STEP_INITS}, got {self.step_init!r}")
+        if self.fisher_probes < 1:
+            raise ValueError(f"fisher_probes must be >= 1, got {self.fisher_probes}")
 
 
 # ---- seeded initialisation ---------------------------------------------------------------------
@@ -139,11 +155,24 @@ class _Coded:
         self.values = values
         self.code = code
         self.mask = None if code is None else (code.indices >= 0).to(values.device, values.dtype)
-        amax = float(values.detach().abs().max()) if values.numel() else 0.0
-        step = amax / (2 ** (init_bits - 1) - 1) if amax > 0 else 1e-3
-        self.log_step = torch.tensor(math.log(step), device=values.device, requires_grad=True)
-        scale = float((values.detach().abs() / step).mean()) + 0.5
-        self.log_scale = torch.tensor(math.log(scale), device=values.device, requires_grad=True)
+        self.amax = float(values.detach().abs().max()) if values.numel() else 0.0
+        self.log_step = torch.tensor(0.0, device=values.device, requires_grad=True)
+        self.log_scale = torch.tensor(0.0, device=values.device, requires_grad=True)
+        self.set_step(self.amax / (2 ** (init_bits - 1) - 1) if self.amax > 0 else 1e-3)
+
+    def set_step(self, step: float) -> None:
+        """Start from quantizer step ``step`` (clamped to ``[max|v| / 2**15, 2 max|v|]``) and the rate-model
+        scale of the values at that step."""
+        if self.amax > 0:
+            step = min(max(step, self.amax / 2 ** 15), 2 * self.amax)
+        with torch.no_grad():
+            self.log_step.fill_(math.log(step))
+            v = self.values.detach().abs() / step
+            used = v if self.mask is None else v[self.mask > 0]
+            self.log_scale.fill_(math.log(float(used.mean()) + 0.5 if used.numel() else 1.0))
+
+    def n_values(self) -> int:
+        return self.values.numel() if self.mask is None else int(self.mask.sum())
 
     def step(self) -> torch.Tensor:
         # the decoder uses the float32 step: the forward pass sees it
@@ -222,6 +251,11 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
 
     sig = signal.to(dev)
     pixels = int(np.prod(signal.shape[:-1]))
+    mean_fisher: dict[str, float] = {}
+    if options.step_init != "max":
+        mean_fisher = _init_steps(coded, options, pixels,
+                                  lambda vs: forward(sig.coords, {k: v if c.code is None else c.code.reconstruct(v)
+                                                                  for (k, c), v in zip(coded.items(), vs)}))
     groups = [{"params": [c.values for k, c in coded.items() if k not in setup.codes], "lr": options.lr},
               {"params": [c.values for k, c in coded.items() if k in setup.codes], "lr": options.sinr_lr},
               {"params": [p for c in coded.values() for p in (c.log_step, c.log_scale)], "lr": options.step_lr}]
@@ -259,8 +293,31 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
     data, split = _write(adapter, setup, coded, qs, steps, signal.shape, seed=seed, stds=stds)
     info = {"estimated_bits": est_bits, "actual_bits": split["value_bits_actual"], "psnr_finetuned": psnr_ft,
             "seconds": time.perf_counter() - t0, "omp_seconds": setup.omp_seconds, "lam": options.lam,
-            "steps": {k: steps[k] for k in names}, **split}
+            "steps": {k: steps[k] for k in names}, "mean_fisher": mean_fisher, **split}
     return data, info
+
+
+def _init_steps(coded: dict[str, _Coded], options: RateAwareOptions, pixels: int, output: Any) -> dict[str, float]:
+    """Set the steps from the mean diagonal Fisher of each tensor's values (``options.step_init``)."""
+    fisher = diagonal_fisher(output, [c.values for c in coded.values()], probes=options.fisher_probes)
+    mean = {}
+    for (k, c), f in zip(coded.items(), fisher):
+        n = c.n_values()
+        mean[k] = float((f if c.mask is None else f * c.mask).sum()) / max(n, 1)
+    floor = max([m for m in mean.values() if m > 0], default=1.0) * 1e-12
+    fbar = [max(m, floor) for m in mean.values()]
+    if options.step_init == "fisher" and options.lam > 0:
+        steps = high_rate_steps(fbar, options.lam, pixels)
+    else:  # the ratios of the high-rate allocation at the level of init_bits (geometric mean, value-weighted)
+        cs = list(coded.values())
+        n = [max(c.n_values(), 1) for c in cs]
+        level = sum(ni * float(c.log_step.detach()) for ni, c in zip(n, cs)) / sum(n)
+        rel = [-0.5 * math.log(f) for f in fbar]
+        shift = level - sum(ni * r for ni, r in zip(n, rel)) / sum(n)
+        steps = [math.exp(r + shift) for r in rel]
+    for c, st in zip(coded.values(), steps):
+        c.set_step(st)
+    return mean
 
 
 # ---- stream -------------------------------------------------------------------------------------
