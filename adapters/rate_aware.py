@@ -85,11 +85,12 @@ class RateAwareOptions:
     init_bits : int, default 8
         Initial step ``max|v| / (2**(init_bits-1) - 1)`` per tensor (``step_init="max"``, and the level
         ``"fisher-relative"`` keeps).
-    step_init : {"max", "fisher", "fisher-relative"}, default "max"
+    step_init : {"max", "fisher", "fisher-relative"}, default "fisher-relative"
         How the steps start. ``"fisher"``: the high-rate optimal steps for ``lam``
         (:func:`sinr_adapters.sensitivity.high_rate_steps` of each tensor's mean diagonal Fisher), so
         ``step**2 * Fisher`` is equal across tensors; ``"fisher-relative"``: the same ratios between tensors
-        at the overall level of ``init_bits``. Steps stay within ``[max|v| / 2**15, 2 max|v|]``.
+        at the overall level of ``init_bits`` (measured 0.0-1.2% fewer bits than ``"max"`` at equal PSNR on
+        64-px COIN SIRENs; ``"fisher"`` was +-1%). Steps stay within ``[max|v| / 2**15, 2 max|v|]``.
     fisher_probes : int, default 16
         Probes of the Fisher estimate (:func:`sinr_adapters.sensitivity.diagonal_fisher`).
     refine_every : int, default 0
@@ -108,7 +109,7 @@ class RateAwareOptions:
     sinr_lr: float = 1e-3
     step_lr: float = 1e-2
     init_bits: int = 8
-    step_init: str = "max"
+    step_init: str = "fisher-relative"
     fisher_probes: int = 16
     refine_every: int = 0
     refine_accept: str = "better"

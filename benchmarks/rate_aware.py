@@ -7,7 +7,8 @@ of fine-tuning steps:
 - ``coin``: COIN as published (float16, no fine-tuning);
 - ``qat``: the hidden matrices as ``bits``-bit uniform integers (Brotli), quantization-aware fine-tuned,
   one rate point per ``--bits`` value (the bit-searched baseline);
-- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` without SINR, one point per ``--lams`` value;
+- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` without SINR, one point per ``--lams`` value,
+  steps initialised from ``max|v|`` (``step_init="max"``, as every path but the ``+fisher`` ones);
 - ``rate-aware+SINR``: the same with SINR-coded hidden matrices (one point per lam and ``--sparsity``);
 - ``rate-aware+seed``: the same as ``rate-aware`` on the network fitted from the seeded initialisation,
   coding ``theta - theta0``;
@@ -69,19 +70,20 @@ def run(args: argparse.Namespace) -> dict:
                 coder = adapter.with_config({**adapter.config(), "bits": b})
                 data = coder.compress(copy.deepcopy(model), signal, finetune_steps=args.finetune_steps)
                 add("qat", image, width, len(data), _psnr(coder.decode(data), ref), pixels, bits=b)
-            runs = [("rate-aware", model, None, None, None, {})]
+            runs = [("rate-aware", model, None, None, None, {"step_init": "max"})]
             runs += [(f"rate-aware+{m}", model, None, None, None, {"step_init": m}) for m in args.step_inits]
             runs += [("rate-aware+SINR", model, SINROptions(sparsity=s, value_bits=8, seed=args.seed,
-                                                              dictionary_ratio=args.dictionary_ratio), None, None, {})
-                     for s in args.sparsity]
+                                                              dictionary_ratio=args.dictionary_ratio), None, None,
+                      {"step_init": "max"}) for s in args.sparsity]
             if args.refine_every:
                 runs += [("rate-aware+SINR+refine", model, SINROptions(sparsity=s, value_bits=8, seed=args.seed,
                                                                         dictionary_ratio=args.dictionary_ratio),
-                          None, None, {"refine_every": args.refine_every}) for s in args.sparsity]
+                          None, None, {"refine_every": args.refine_every, "step_init": "max"})
+                         for s in args.sparsity]
             if args.seeded:
                 init, stds = ra.seeded_init(adapter, args.seed)
                 seeded, _ = adapter.fit(signal, steps=args.steps, progress=False, model=init)
-                runs.append(("rate-aware+seed", seeded, None, args.seed, stds, {}))
+                runs.append(("rate-aware+seed", seeded, None, args.seed, stds, {"step_init": "max"}))
             for path, m, sinr, seed, stds, extra in runs:
                 for lam in args.lams:
                     t0 = time.perf_counter()
