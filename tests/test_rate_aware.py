@@ -108,3 +108,17 @@ def test_fisher_step_initialisation(tiny, step_init):
     assert ra.decode(adapter, data).shape == signal.shape
     with pytest.raises(ValueError):
         ra.RateAwareOptions(lam=1e-3, step_init="nope")
+
+
+@pytest.mark.parametrize("accept", ["better", "always"])
+def test_support_refinement_round_trip(tiny, accept):
+    adapter, signal, model = tiny
+    opts = ra.RateAwareOptions(lam=1e-3, steps=4, refine_every=2, refine_accept=accept)
+    data, info = ra.compress(adapter, model, signal, opts, sinr=SINROptions(sparsity=0.5, value_bits=8))
+    counts = info["support_refinements"]
+    assert counts["tried"] == 2 * len(adapter.sinr_tensor_names(model))  # at steps 2 and 4, per coded tensor
+    assert counts["accepted"] == counts["tried"] if accept == "always" else counts["accepted"] <= counts["tried"]
+    dec = ra.decompress(adapter, data)  # the stream holds the support that was kept
+    assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
+    with pytest.raises(ValueError):
+        ra.RateAwareOptions(lam=1e-3, refine_accept="sometimes")
