@@ -214,6 +214,10 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="also run rate-aware compression (learned steps, rate term, rANS; curves "
                         "'<method> rate-aware' and '<method> rate-aware+SINR'), one point per rate weight "
                         "(bits per pixel against MSE; try 3e-4,1e-3,3e-3)")
+    p.add_argument("--rate-aware-seed", type=int, metavar="N",
+                   help="with --rate-aware: also the curve '<method> rate-aware+seed', a network fitted from an "
+                        "initialisation regenerated from seed N and coded as its difference from it (methods "
+                        "without reference weights)")
     p.add_argument("--target-psnr", type=float, metavar="DB",
                    help="also report the smallest stream reaching this PSNR per method and image, with and "
                         "without SINR (auto-tuning over the paths run)")
@@ -273,7 +277,8 @@ def _config_from_args(args: argparse.Namespace):
         sinr_lr=args.sinr_lr, sparsity=args.sparsity, value_bits=args.value_bits,
         dictionary_ratio=args.dictionary_ratio, sinr_entropy=args.sinr_entropy, index_coding=args.index_coding,
         with_sinr=not args.no_sinr, without_sinr=not args.sinr_only,
-        baseline_bits=args.baseline_bits, rate_aware=args.rate_aware, target_psnr=args.target_psnr,
+        baseline_bits=args.baseline_bits, rate_aware=args.rate_aware,
+        rate_aware_seed=args.rate_aware_seed, target_psnr=args.target_psnr,
         **({"meta_images": args.meta_images} if args.meta_images else {}),
         options=_method_options(args, args.method), device=args.device, seed=args.seed,
         threads=_threads(args.threads))

@@ -105,6 +105,10 @@ class EvalConfig:
         Rate weights ``lam`` of rate-aware compression (:mod:`sinr_adapters.rate_aware`): each adds the
         paths "rate-aware" (without SINR) and "rate-aware+SINR" (per SINR setting), one point per value,
         trained for ``finetune_steps``. Empty: none.
+    rate_aware_seed : int or None
+        With ``rate_aware``: also the path "rate-aware+seed", one point per rate weight: a network fitted
+        from the seeded initialisation :func:`sinr_adapters.rate_aware.seeded_init` (this seed) and coded
+        as ``theta - theta0`` (methods without reference weights). None: not run.
     target_psnr : float or None
         Also report, per method and image, the smallest stream reaching this quality with and without SINR
         among the paths run (:func:`sinr_adapters.tune.smallest_meeting`).
@@ -142,6 +146,7 @@ class EvalConfig:
     without_sinr: bool = True
     baseline_bits: list[int] = field(default_factory=list)
     rate_aware: list[float] = field(default_factory=list)
+    rate_aware_seed: int | None = None
     target_psnr: float | None = None
     meta_images: list[str] | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -178,6 +183,10 @@ class EvalConfig:
             raise ValueError("steps and finetune_steps must be >= 0")
         if self.threads is not None and int(self.threads) < 1:
             raise ValueError(f"threads must be >= 1 (or None: torch's default), got {self.threads}")
+        if self.rate_aware_seed is not None and not (self.rate_aware and self.without_sinr):
+            raise ValueError("rate_aware_seed needs rate_aware weights and the path without SINR")
+        if self.rate_aware_seed is not None and not 0 <= int(self.rate_aware_seed) < 1 << 63:
+            raise ValueError(f"rate_aware_seed must be in 0..2**63-1, got {self.rate_aware_seed}")
         if not (self.with_sinr or self.without_sinr):
             raise ValueError("nothing to do: both the with- and the without-SINR path are off")
         stray = sorted(set(self.options) - set(self.methods))
@@ -276,6 +285,7 @@ class _Path:
     bits: int | None = None
     sinr: SINROptions | None = None
     rate: float | None = None  # rate-aware compression with this lam
+    seed: int | None = None  # ... of the network fitted from this seeded initialisation (theta - theta0 coded)
 
     def key(self, method: str, image: str) -> tuple:
         s = self.sinr
@@ -296,6 +306,9 @@ def _paths(spec: AdapterSpec, point: str, cfg: EvalConfig) -> list[_Path]:
     for lam in cfg.rate_aware:
         rated = [p for p in out if p.bits is None and p.rate is None]
         out += [_Path(f"{p.point},lam={lam:g}", sinr=p.sinr, rate=float(lam)) for p in rated]
+    if cfg.rate_aware_seed is not None:
+        out += [_Path(f"{point},lam={lam:g},seed", rate=float(lam), seed=int(cfg.rate_aware_seed))
+                for lam in cfg.rate_aware]
     return out
 
 
@@ -440,6 +453,7 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
         (model, _), fit_s = _timed(lambda: adapter.fit(signal, steps=steps, lr=lr, batch_size=cfg.batch_size,
                                                        device=cfg.device, progress=progress, seed=cfg.seed), dev)
         fitted = _quality(spec, adapter, model, signal)
+        seeded: tuple[Any, dict[str, float], float] | None = None
         reference = _reference(signal)
         pixels = _elements(signal)
         for path in u.paths:
@@ -453,8 +467,24 @@ def _run_unit(u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finish
                 from . import rate_aware
 
                 ra_opts = rate_aware.RateAwareOptions(lam=path.rate, steps=cfg.finetune_steps)
-                (data, info), enc_s = _timed(lambda: rate_aware.compress(coder, model, signal, ra_opts, sinr=opts), dev)
-                info = {**info, "path": "rate-aware+SINR" if opts is not None else "rate-aware"}
+                if path.seed is None:
+                    (data, info), enc_s = _timed(lambda: rate_aware.compress(coder, model, signal, ra_opts, sinr=opts),
+                                                 dev)
+                    info = {**info, "path": "rate-aware+SINR" if opts is not None else "rate-aware"}
+                else:
+                    if seeded is None:  # fitted once per signal, from the seeded initialisation
+                        if coder.reference() is not None:
+                            raise ValueError(f"rate_aware_seed: {u.method} stores values relative to its own "
+                                             "reference weights; seeded residuals apply to methods without one")
+                        init, stds = rate_aware.seeded_init(coder, path.seed)
+                        (seeded_model, _), seed_fit_s = _timed(lambda: coder.fit(
+                            signal, steps=steps, lr=lr, batch_size=cfg.batch_size, device=cfg.device,
+                            progress=progress, seed=path.seed, model=init), dev)
+                        seeded = (seeded_model, stds, seed_fit_s)
+                    (data, info), enc_s = _timed(lambda: rate_aware.compress(
+                        coder, seeded[0], signal, ra_opts, seed=path.seed, stds=seeded[1]), dev)
+                    info = {**info, "path": "rate-aware+seed", "seed_fit_seconds": seeded[2],
+                            "seed_psnr_fitted": _quality(spec, coder, seeded[0], signal)}
                 decoded, dec_s = _timed(lambda: rate_aware.decode(coder, data, device=cfg.device), dev)
             else:
                 (data, info), enc_s = _timed(lambda: coder.compress_with_info(

@@ -7,10 +7,14 @@ of fine-tuning steps:
 - ``coin``: COIN as published (float16, no fine-tuning);
 - ``qat``: the hidden matrices as ``bits``-bit uniform integers (Brotli), quantization-aware fine-tuned,
   one rate point per ``--bits`` value (the bit-searched baseline);
-- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` without SINR, one point per ``--lams`` value;
+- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` without SINR, one point per ``--lams`` value,
+  steps initialised from ``max|v|`` (``step_init="max"``, as every path but the ``+fisher`` ones);
 - ``rate-aware+SINR``: the same with SINR-coded hidden matrices (one point per lam and ``--sparsity``);
 - ``rate-aware+seed``: the same as ``rate-aware`` on the network fitted from the seeded initialisation,
-  coding ``theta - theta0``.
+  coding ``theta - theta0``;
+- ``rate-aware+fisher`` / ``rate-aware+fisher-relative`` (``--step-inits``): ``rate-aware`` with the steps
+  initialised from the diagonal Fisher (``RateAwareOptions.step_init``);
+- ``rate-aware+SINR+refine`` (``--refine-every N``): ``rate-aware+SINR`` with support refinement.
 
 BD-rates (:func:`sinr_adapters.rd.bd_rate`, per image over the points of all widths) are printed with the
 points as one JSON document::
@@ -66,24 +70,31 @@ def run(args: argparse.Namespace) -> dict:
                 coder = adapter.with_config({**adapter.config(), "bits": b})
                 data = coder.compress(copy.deepcopy(model), signal, finetune_steps=args.finetune_steps)
                 add("qat", image, width, len(data), _psnr(coder.decode(data), ref), pixels, bits=b)
-            runs = [("rate-aware", model, None, None, None)]
+            runs = [("rate-aware", model, None, None, None, {"step_init": "max"})]
+            runs += [(f"rate-aware+{m}", model, None, None, None, {"step_init": m}) for m in args.step_inits]
             runs += [("rate-aware+SINR", model, SINROptions(sparsity=s, value_bits=8, seed=args.seed,
-                                                              dictionary_ratio=args.dictionary_ratio), None, None)
-                     for s in args.sparsity]
+                                                              dictionary_ratio=args.dictionary_ratio), None, None,
+                      {"step_init": "max"}) for s in args.sparsity]
+            if args.refine_every:
+                runs += [("rate-aware+SINR+refine", model, SINROptions(sparsity=s, value_bits=8, seed=args.seed,
+                                                                        dictionary_ratio=args.dictionary_ratio),
+                          None, None, {"refine_every": args.refine_every, "step_init": "max"})
+                         for s in args.sparsity]
             if args.seeded:
                 init, stds = ra.seeded_init(adapter, args.seed)
                 seeded, _ = adapter.fit(signal, steps=args.steps, progress=False, model=init)
-                runs.append(("rate-aware+seed", seeded, None, args.seed, stds))
-            for path, m, sinr, seed, stds in runs:
+                runs.append(("rate-aware+seed", seeded, None, args.seed, stds, {"step_init": "max"}))
+            for path, m, sinr, seed, stds, extra in runs:
                 for lam in args.lams:
                     t0 = time.perf_counter()
-                    opts = ra.RateAwareOptions(lam=lam, steps=args.finetune_steps)
+                    opts = ra.RateAwareOptions(lam=lam, steps=args.finetune_steps, **extra)
                     data, info = ra.compress(adapter, m, signal, opts, sinr=sinr, seed=seed, stds=stds)
                     q = _psnr(ra.decode(adapter, data), ref)
                     add(path, image, width, len(data), q, pixels, lam=lam,
                         sparsity=None if sinr is None else sinr.sparsity,
                         estimated_bits=round(info["estimated_bits"], 1), actual_bits=info["actual_bits"],
-                        index_bits=info["index_bits"], seconds=round(time.perf_counter() - t0, 1))
+                        index_bits=info["index_bits"], seconds=round(time.perf_counter() - t0, 1),
+                        **({"refinements": info["support_refinements"]} if sinr is not None else {}))
 
     def curve(path: str, image: str) -> list[tuple[float, float]]:
         return [(p["bpp"], p["psnr"]) for p in points if p["path"] == path and p["image"] == image]
@@ -91,6 +102,9 @@ def run(args: argparse.Namespace) -> dict:
     pairs = [("rate-aware", "coin"), ("rate-aware", "qat"), ("rate-aware+SINR", "coin"),
              ("rate-aware+SINR", "qat"), ("rate-aware+SINR", "rate-aware"), ("rate-aware+seed", "coin"),
              ("rate-aware+seed", "qat"), ("rate-aware+seed", "rate-aware"), ("qat", "coin")]
+    pairs += [(f"rate-aware+{m}", anchor) for m in args.step_inits for anchor in ("qat", "rate-aware")]
+    if args.refine_every:
+        pairs += [("rate-aware+SINR+refine", a) for a in ("qat", "rate-aware", "rate-aware+SINR")]
     bd: dict[str, dict] = {}
     for test, anchor in pairs:
         per = {img: bd_rate(curve(anchor, img), curve(test, img)) for img in args.images}
@@ -115,6 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sparsity", type=csv(float), default=[0.5], help="SINR sparsities")
     p.add_argument("--no-seeded", dest="seeded", action="store_false", help="skip the seeded-residual path")
     p.add_argument("--dictionary-ratio", type=float, default=8.0, help="SINR k2 / k1")
+    p.add_argument("--step-inits", type=csv(str), default=[], help="also rate-aware with these step_init "
+                   "values (fisher, fisher-relative)")
+    p.add_argument("--refine-every", type=int, default=0, help="also rate-aware+SINR with support refinement "
+                   "every N steps")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     json.dump(run(args), sys.stdout, indent=1, allow_nan=True)

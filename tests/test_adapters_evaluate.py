@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -269,3 +270,24 @@ def test_run_pins_threads_and_shows_the_time_left(capsys):
     err = capsys.readouterr().err
     assert "sinr evaluate" in err and re.search(r"<\d\d:\d\d", err)   # tqdm's time-left estimate
     assert len(results) == 1
+
+
+@pytest.mark.parametrize("method, options", [("coin", {"widths": [6], "layers": 2}),
+                                             ("inric", {"widths": [6], "layers": 2, "meta_steps": 0})])
+def test_rate_aware_curves_end_to_end(method, options):
+    cfg = EvalConfig(methods=[method], images=["chelsea"], size=10, options={method: options}, steps=20,
+                     finetune_steps=2, sparsity=[0.5], rate_aware=[1e-3, 1e-2], rate_aware_seed=3, threads=1)
+    results = run(cfg, progress=False, log=lambda m: None)
+    labels = [r.label for r in results]
+    for path in ("rate-aware", "rate-aware+SINR", "rate-aware+seed"):
+        assert labels.count(f"{method} {path}") == 2, labels  # one point per rate weight
+    ra_points = [r for r in results if r.extra.get("path")]
+    assert all(r.bytes > 0 and np.isfinite(r.psnr) for r in ra_points)
+    assert all(r.with_sinr == (r.extra["path"] == "rate-aware+SINR") for r in ra_points)
+    seeded = [r for r in ra_points if r.extra["path"] == "rate-aware+seed"]
+    # the stream decodes to what training saw (the decoder regenerates theta0 from the seed)
+    assert all(abs(r.psnr - r.extra["psnr_finetuned"]) < 1e-3 for r in seeded)
+    for r in ra_points:
+        assert abs(r.psnr - r.extra["psnr_finetuned"]) < 1e-3
+    with pytest.raises(ValueError, match="rate_aware_seed"):
+        EvalConfig(methods=[method], images=["chelsea"], size=10, options={method: options}, rate_aware_seed=3)

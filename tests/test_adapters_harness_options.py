@@ -101,3 +101,11 @@ def test_option_parsing():
         spec.AdapterSpec(summary="x", options=(c,), rate="mode")
     with pytest.raises(ValueError, match="does not describe itself"):
         spec.describe(int)
+
+
+def test_rate_aware_flags_reach_the_configuration():
+    cfg = config_of(["--images", "chelsea", "--rate-aware", "1e-3,3e-3", "--rate-aware-seed", "5"])
+    assert cfg.rate_aware == [1e-3, 3e-3] and cfg.rate_aware_seed == 5
+    assert config_of(["--images", "chelsea"]).rate_aware_seed is None
+    with pytest.raises(ValueError, match="rate_aware_seed"):
+        config_of(["--images", "chelsea", "--rate-aware-seed", "5"])

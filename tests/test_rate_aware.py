@@ -12,6 +12,7 @@ from sinr_adapters import rate_aware as ra
 from sinr_adapters.coin import COINAdapter
 from sinr_adapters.images import load_image
 from sinr_adapters.rate import actual_bits, laplace_bits, ste_round
+from sinr_adapters.sensitivity import diagonal_fisher, high_rate_steps
 from sinr_adapters.sinr_options import SINROptions
 from sinr_codecs.errors import StreamError
 
@@ -80,3 +81,44 @@ def test_seeded_residual_round_trip(tiny):
     assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
     with pytest.raises(ValueError):
         ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=1), seed=3)
+
+
+def test_diagonal_fisher_matches_the_gauss_newton_diagonal_of_a_linear_map():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 6, generator=gen, dtype=torch.float64)
+    w = torch.randn(6, dtype=torch.float64)
+    exact = 2.0 / 40 * (x ** 2).sum(0)
+    (est,) = diagonal_fisher(lambda p: x @ p[0], [w], probes=4000)
+    assert torch.allclose(est, exact, rtol=0.1), (est, exact)
+    steps = high_rate_steps([1.0, 4.0], 1e-3, 100)
+    assert abs(steps[0] ** 2 * 1.0 - steps[1] ** 2 * 4.0) < 1e-15  # step**2 * F equal across tensors
+    assert abs(steps[0] ** 2 - 12e-3 / (100 * math.log(2))) < 1e-15
+
+
+@pytest.mark.parametrize("step_init", ["fisher", "fisher-relative"])
+def test_fisher_step_initialisation(tiny, step_init):
+    adapter, signal, model = tiny
+    opts = ra.RateAwareOptions(lam=1e-3, steps=0, step_init=step_init)
+    data, info = ra.compress(adapter, model, signal, opts)
+    fisher, steps = info["mean_fisher"], info["steps"]
+    assert set(fisher) == set(steps) and all(f > 0 for f in fisher.values())
+    prod = [steps[k] ** 2 * fisher[k] for k in steps]
+    # equal wherever the step is not clamped to [max|v| / 2**15, 2 max|v|] (clamped ones: biases of tiny nets)
+    assert np.median(prod) > 0 and sum(abs(p / np.median(prod) - 1) < 1e-3 for p in prod) >= len(prod) // 2
+    assert ra.decode(adapter, data).shape == signal.shape
+    with pytest.raises(ValueError):
+        ra.RateAwareOptions(lam=1e-3, step_init="nope")
+
+
+@pytest.mark.parametrize("accept", ["better", "always"])
+def test_support_refinement_round_trip(tiny, accept):
+    adapter, signal, model = tiny
+    opts = ra.RateAwareOptions(lam=1e-3, steps=4, refine_every=2, refine_accept=accept)
+    data, info = ra.compress(adapter, model, signal, opts, sinr=SINROptions(sparsity=0.5, value_bits=8))
+    counts = info["support_refinements"]
+    assert counts["tried"] == 2 * len(adapter.sinr_tensor_names(model))  # at steps 2 and 4, per coded tensor
+    assert counts["accepted"] == counts["tried"] if accept == "always" else counts["accepted"] <= counts["tried"]
+    dec = ra.decompress(adapter, data)  # the stream holds the support that was kept
+    assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
+    with pytest.raises(ValueError):
+        ra.RateAwareOptions(lam=1e-3, refine_accept="sometimes")
