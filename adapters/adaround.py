@@ -14,7 +14,8 @@ trains ``V`` only; the rounding regulariser is off for the first ``warm_start`` 
 then ``beta`` decays from 20 to 2 by a cosine (the schedule of Nagel et al. and of AIMET, which INRIC
 uses); ``mse0`` (the loss with nearest rounding) makes ``reg`` independent of the signal's scale. At the
 end each value is rounded up where ``h(V) >= 0.5``, except those that nearest rounding sends to
-``+-qmax`` (the largest magnitude sets the step, so it must stay on the grid's end).
+``+-qmax`` (the largest magnitude sets the step, so it must stay on the grid's end). The hard rounding is also
+measured every ``check_every`` steps after the warm start; the best one met is returned.
 
 Nagel et al. and AIMET optimise each layer's output in turn; here the loss is the signal's MSE of the
 whole quantized network (the networks are small enough to train all tensors at once), and the result is
@@ -68,8 +69,9 @@ def _h(v: torch.Tensor) -> torch.Tensor:
 
 
 def adaround(forward: Callable[[Mapping[str, torch.Tensor]], torch.Tensor], tensors: Mapping[str, torch.Tensor],
-             bits: Mapping[str, int], target: torch.Tensor, *, steps: int = 300, lr: float = 1e-2,
-             reg: float = 0.01, beta: tuple[float, float] = (20.0, 2.0), warm_start: float = 0.2) -> AdaRoundResult:
+             bits: Mapping[str, int], target: torch.Tensor, *, steps: int = 300, lr: float = 3e-2,
+             reg: float = 1.0, beta: tuple[float, float] = (20.0, 2.0), warm_start: float = 0.2,
+             check_every: int = 10) -> AdaRoundResult:
     """Learn the rounding of ``tensors`` (each at ``bits[name]`` bits) that minimises the MSE of ``forward``.
 
     Parameters
@@ -85,21 +87,23 @@ def adaround(forward: Callable[[Mapping[str, torch.Tensor]], torch.Tensor], tens
         What ``forward`` should output, its shape.
     steps : int, default 300
         Adam steps on the rounding variables (0: nearest rounding).
-    lr : float, default 1e-2
+    lr : float, default 3e-2
         Adam learning rate.
-    reg : float, default 0.01
+    reg : float, default 1.0
         Weight of the rounding regulariser, relative to the MSE with nearest rounding.
     beta : (float, float), default (20, 2)
         Start and end of the regulariser's exponent.
     warm_start : float, default 0.2
         Fraction of the steps without the regulariser.
+    check_every : int, default 10
+        After the warm start, the hard rounding is measured every this many steps and the best kept.
 
     Returns
     -------
     AdaRoundResult
     """
-    if steps < 0 or not 0.0 <= warm_start < 1.0 or reg < 0:
-        raise ValueError("steps must be >= 0, warm_start in [0, 1) and reg >= 0")
+    if steps < 0 or not 0.0 <= warm_start < 1.0 or reg < 0 or check_every < 1:
+        raise ValueError("steps must be >= 0, warm_start in [0, 1), reg >= 0 and check_every >= 1")
     grid: dict[str, tuple[torch.Tensor, float, int]] = {}
     nearest: dict[str, torch.Tensor] = {}
     edge: dict[str, torch.Tensor] = {}  # values at +-qmax keep them: the largest sets the step
@@ -139,7 +143,14 @@ def adaround(forward: Callable[[Mapping[str, torch.Tensor]], torch.Tensor], tens
     opt = torch.optim.Adam(list(alpha.values()), lr=lr)
     warm = int(warm_start * steps)
     scale = reg * max(mse0, 1e-12)
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
     for i in range(steps):
+        if i >= warm and (i - warm) % check_every == 0:
+            with torch.no_grad():
+                hard = rounded(True)
+                m = float(mse(hard))
+            if best is None or m < best[0]:
+                best = (m, hard)
         loss = mse(rounded(False))
         if i >= warm:
             rel = (i - warm) / max(steps - warm - 1, 1)
@@ -152,6 +163,8 @@ def adaround(forward: Callable[[Mapping[str, torch.Tensor]], torch.Tensor], tens
     with torch.no_grad():
         hard = rounded(True)
         mse1 = float(mse(hard))
+        if best is not None and best[0] < mse1:
+            mse1, hard = best
         flipped = sum(int((hard[k] != nearest[k]).sum()) for k in hard)
     step_sizes = {k: g[1] for k, g in grid.items()}
     if mse1 < mse0:

@@ -549,7 +549,7 @@ class INRAdapter:
         pending = [(k, *rec) for k, c, rec in records if c == "q"]
         if not pending and payload:
             raise StreamError("unexpected integer section")
-        raw = self.decode_integers(payload, [(math.prod(shapes[k]), b) for k, b, _ in pending]) if pending else b""
+        raw = adapter.decode_integers(payload, [(math.prod(shapes[k]), b) for k, b, _ in pending]) if pending else b""
 
         # decode (allocations bounded by the network's size, checked by open_stream)
         tensors: dict[str, torch.Tensor] = {}

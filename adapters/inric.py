@@ -27,8 +27,8 @@ Conventions kept from the public code (YannickStruempler/inr_based_compression, 
 - ``hidden_layers`` hidden-to-hidden layers (``hidden_layers + 1`` sine layers), state_dict keys
   ``net.net.{i}.0.weight`` / ``net.net.{i}.0.bias`` for ``i = 0 .. hidden_layers + 1`` (the last linear);
 - the meta-learned variant stores ``theta - theta0``; its inner loop has 3 steps, learning rates
-  starting at 1e-5, outer Adam at 5e-5 (its defaults; ours are set for short CPU runs, see
-  :meth:`INRICAdapter.meta_learn`).
+  starting at 1e-5, outer Adam at 5e-5 (its defaults; our outer rate is 1e-3, for runs of a few
+  hundred outer steps, see :meth:`INRICAdapter.meta_learn`).
 
 Differences, stated: AdaRound optimises the image MSE of the whole quantized network at once (AIMET,
 which the paper uses, optimises each layer's output in turn) and is applied to the weight matrices, the
@@ -138,7 +138,7 @@ class INRICAdapter(INRAdapter):
         Learn the weights' rounding by AdaRound before the fine-tuning (``False``: nearest rounding).
     adaround_steps : int, default 300
         AdaRound's Adam steps (full batch).
-    adaround_reg : float, default 0.01
+    adaround_reg : float, default 1.0
         Weight of AdaRound's rounding regulariser, relative to the MSE with nearest rounding.
     init : mapping of str to tensor, path, or None
         The meta-learned initialisation ``theta0`` (a state_dict of :class:`INRICNet`, or an ``.npz``
@@ -207,7 +207,7 @@ class INRICAdapter(INRAdapter):
     def __init__(self, *, hidden_features: int = 32, hidden_layers: int = 3, ff_dims: int = 16,
                  encoding_scale: float = 1.4, w0: float = 30.0, in_features: int = 2, out_features: int = 3,
                  bits: int = 8, l1: float = 1e-6, entropy: str = "rans", adaround: bool = True,
-                 adaround_steps: int = 300, adaround_reg: float = 0.01,
+                 adaround_steps: int = 300, adaround_reg: float = 1.0,
                  init: Mapping[str, torch.Tensor] | str | os.PathLike | None = None,
                  inner_lrs: Mapping[str, torch.Tensor] | None = None) -> None:
         if int(hidden_features) < 1 or int(hidden_layers) < 0 or int(ff_dims) < 0:
@@ -480,8 +480,8 @@ class INRICAdapter(INRAdapter):
             Meta-SGD: the learning rates' starting value (None: 1e-5, INRIC's); Reptile: the inner Adam
             rate (None: 1e-3).
         outer_lr : float or None
-            Meta-SGD: outer Adam rate on ``theta0`` and the rates (None: 1e-4; INRIC's code uses 5e-5 over
-            far more steps); Reptile: the interpolation step (None: 0.1).
+            Meta-SGD: outer Adam rate on ``theta0`` and the rates (None: 1e-3, for a few hundred outer
+            steps; INRIC's code uses 5e-5 over far more); Reptile: the interpolation step (None: 0.1).
         first_order : bool, default False
             Meta-SGD only: treat the inner gradients as constants.
         """
@@ -504,7 +504,7 @@ class INRICAdapter(INRAdapter):
         theta0, lrs = meta_init.meta_sgd(fresh.build_model, signals, _mse, outer_steps=outer_steps,
                                          inner_steps=3 if inner_steps is None else inner_steps,
                                          init_lr=1e-5 if inner_lr is None else inner_lr,
-                                         outer_lr=1e-4 if outer_lr is None else outer_lr, first_order=first_order,
+                                         outer_lr=1e-3 if outer_lr is None else outer_lr, first_order=first_order,
                                          device=dev, seed=seed, desc="inric meta-learn", progress=progress)
         return INRICAdapter(**self.config(), **self.encoder_options(), init=theta0, inner_lrs=lrs)
 
