@@ -262,6 +262,7 @@ class INRAdapter:
             return torch.func.functional_call(model, {k: setup.tensor(k) for k in names}, (x,))
 
         sig = signal.to(dev)
+        self.before_finetune(setup, forward, sig, info)
         t1 = time.perf_counter()
         lr = self.finetune_learning_rate(with_sinr=bool(codes), finetune_lr=finetune_lr, sinr_lr=sinr_lr)
         log = nets.fit(forward, list(setup.trainable.values()), sig.coords, sig.values, steps=finetune_steps, lr=lr,
@@ -272,6 +273,23 @@ class INRAdapter:
             out = self.values_to_unit(forward(sig.coords))
             info["psnr_finetuned"] = nets.psnr_8bit(out, self.values_to_unit(sig.values))
         return self.write_stream(setup, signal.shape, log, info), info
+
+    def before_finetune(self, setup: CompressionSetup, forward: Callable[[torch.Tensor], torch.Tensor],
+                        signal: Signal, info: dict[str, Any]) -> None:
+        """A step between :meth:`prepare_compression` and the quantization-aware fine-tuning of
+        :meth:`compress_with_info` (default: none; INRIC runs AdaRound here).
+
+        Parameters
+        ----------
+        setup : CompressionSetup
+            The tensors about to be fine-tuned; a method may change ``setup.trainable[k]`` in place.
+        forward : callable
+            ``forward(coords) -> values`` of the network through the stored values' quantizers.
+        signal : Signal
+            The signal, on the setup's device.
+        info : dict
+            What happened so far (a method may add its own entries).
+        """
 
     def write_records(self, setup: CompressionSetup, shape: Sequence[int],
                       store: Callable[[io.BytesIO, str, torch.Tensor], None]) -> tuple[io.BytesIO, int, int]:
@@ -315,7 +333,8 @@ class INRAdapter:
         fine-tuning ``log`` and the SINR-coded tensor names to ``info``.
 
         Tensors SINR did not code are stored as :meth:`storage` says: float16, float32, or a uniform
-        quantizer record whose integers go, concatenated, into one brotli section.
+        quantizer record whose integers go, concatenated, into one integer section (:meth:`code_integers`:
+        Brotli unless a method codes it otherwise).
         """
         ints: list[np.ndarray] = []
 
@@ -333,12 +352,36 @@ class INRAdapter:
                 raise ValueError(f"unknown storage {spec!r} for tensor {k!r}")
 
         buf, hlen, sinr_bytes = self.write_records(setup, shape, store)
-        payload = brotli.compress(b"".join(a.tobytes() for a in ints), quality=11) if ints else b""
-        int_bytes = write_section(buf, payload)
+        int_bytes = write_section(buf, self.code_integers(ints) if ints else b"")
         data = self.finish_stream(buf)
         info.update(header_bytes=hlen, sinr_bytes=sinr_bytes, int_bytes=int_bytes, checksum_bytes=4,
                     finetune_log=log.to_dict(), sinr_tensors=sorted(setup.codes))
         return data
+
+    def code_integers(self, ints: Sequence[np.ndarray]) -> bytes:
+        """The integer section's payload: the stored integers of every ``q`` tensor (each from
+        :func:`~sinr_adapters.container.stored_uniform`, in record order), Brotli-coded (quality 11).
+        :meth:`decode_integers` is the inverse."""
+        return brotli.compress(b"".join(a.tobytes() for a in ints), quality=11)
+
+    def decode_integers(self, payload: bytes, tensors: Sequence[tuple[int, int]]) -> bytes:
+        """Inverse of :meth:`code_integers`: the integers of the ``q`` tensors, concatenated as written
+        (one byte each up to 8 bits, else little-endian u16).
+
+        Parameters
+        ----------
+        payload : bytes
+            The integer section (not empty).
+        tensors : sequence of (int, int)
+            ``(numel, bits)`` of each ``q`` tensor, in record order.
+
+        Raises
+        ------
+        StreamError
+            If the payload is corrupt or holds another number of bytes.
+        """
+        expected = sum(n * (1 if b <= 8 else 2) for n, b in tensors)
+        return inflate(payload, expected, "integer section")
 
     # stream header and checksum ----------------------------------------------------------------
     def write_header(self, buf: io.BytesIO, shape: Sequence[int], *, sinr: bool, ref: str | None) -> int:
@@ -504,10 +547,9 @@ class INRAdapter:
         if r.pos != len(data):
             raise StreamError(f"{len(data) - r.pos} trailing bytes after the stream")
         pending = [(k, *rec) for k, c, rec in records if c == "q"]
-        expected = sum(math.prod(shapes[k]) * (1 if b <= 8 else 2) for k, b, _ in pending)
         if not pending and payload:
             raise StreamError("unexpected integer section")
-        raw = inflate(payload, expected, "integer section") if pending else b""
+        raw = adapter.decode_integers(payload, [(math.prod(shapes[k]), b) for k, b, _ in pending]) if pending else b""
 
         # decode (allocations bounded by the network's size, checked by open_stream)
         tensors: dict[str, torch.Tensor] = {}

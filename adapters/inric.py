@@ -1,10 +1,23 @@
 """INRIC (Strümpler et al. 2022, "Implicit Neural Representations for Image Compression") with and without SINR.
 
-The method: a SIREN (``sin(30 x)``) on a NeRF-style positional encoding of the coordinates is fitted to
-one image (values in [-1, 1]), optionally starting from a meta-learned initialisation ``theta0`` with an
-L1 penalty on the update ``theta - theta0``; then every weight and bias tensor (or update tensor) is
-quantized with a per-tensor symmetric uniform quantizer (7-8 bits), fine-tuned quantization-aware, and
-the integers are Brotli-coded; ``bpp = 8 * bytes / pixels``.
+The method, as its paper describes it:
+
+1. a SIREN (``sin(30 x)``) on a NeRF-style positional encoding of the coordinates is fitted to one image
+   (values in [-1, 1]), optionally from a meta-learned initialisation ``theta0``: then fitting first
+   runs the meta-learned inner loop (a few SGD steps with a learned learning rate per parameter and
+   step, :func:`sinr_adapters.meta_init.inner_loop`), then Adam with an L1 penalty on
+   ``theta - theta0``;
+2. every weight and bias tensor (or update tensor ``theta - theta0``) gets a per-tensor symmetric uniform
+   quantizer (7-8 bits); the weights' rounding is learned by AdaRound (:mod:`sinr_adapters.adaround`);
+3. quantization-aware retraining (the harness's fine-tuning steps, learning rate 1e-6);
+4. the integers are entropy-coded: by the core's static rANS (:mod:`sinr_codecs.rans`, an arithmetic
+   coder of the same order-0 model as the paper's), or by Brotli (the paper's other option);
+   ``bpp = 8 * bytes / pixels``.
+
+``theta0`` is learned by MAML with per-parameter learning rates (Meta-SGD, one rate per parameter and
+inner step as in the public code; :func:`sinr_adapters.meta_init.meta_sgd`) on held-out images, or by
+Reptile (``meta="reptile"``, first-order, without learned rates). Each step can be switched off
+(``adaround=False``, ``entropy="brotli"``, ``meta="reptile"``, no fine-tuning steps) to measure what it buys.
 
 Conventions kept from the public code (YannickStruempler/inr_based_compression, MIT; read, not copied):
 
@@ -13,24 +26,28 @@ Conventions kept from the public code (YannickStruempler/inr_based_compression, 
   ``encoding_scale = s`` (16 and 1.4 in its image runs: 66 inputs);
 - ``hidden_layers`` hidden-to-hidden layers (``hidden_layers + 1`` sine layers), state_dict keys
   ``net.net.{i}.0.weight`` / ``net.net.{i}.0.bias`` for ``i = 0 .. hidden_layers + 1`` (the last linear);
-- the meta-learned variant stores ``theta - theta0``.
+- the meta-learned variant stores ``theta - theta0``; its inner loop has 3 steps, learning rates
+  starting at 1e-5, outer Adam at 5e-5 (its defaults; our outer rate is 1e-3, for runs of a few
+  hundred outer steps, see :meth:`INRICAdapter.meta_learn`).
 
-Differences, stated: no AdaRound (our quantization-aware fine-tuning starts from plain rounding); the
-meta-learned initialisation is trained by Reptile (first-order) rather than MAML with per-parameter
-learning rates; Brotli rather than its arithmetic coder; weights and biases share one quantizer bit width.
+Differences, stated: AdaRound optimises the image MSE of the whole quantized network at once (AIMET,
+which the paper uses, optimises each layer's output in turn) and is applied to the weight matrices, the
+biases being rounded to nearest as in AIMET; meta-learning sees a few held-out images for a few hundred
+outer steps (not DIV2K / CelebA), one image per step; weights and biases share one quantizer bit width.
 
 With SINR the hidden-to-hidden weight(-update) matrices ``net.net.1 .. net.net.{hidden_layers}`` are
 SINR-coded (rows = neurons) before quantization; the rest is stored as INRIC stores it.
 
-``theta0`` is stored without pickle: an ``.npz`` (``allow_pickle=False``) with one array per tensor and
-the configuration as JSON bytes under ``__config__``; streams record a fingerprint of it and refuse to
-decode with another.
+``theta0`` (and Meta-SGD's learning rates) is stored without pickle: an ``.npz``
+(``allow_pickle=False``) with one array per tensor and the configuration as JSON bytes under
+``__config__``; streams record a fingerprint of ``theta0`` and refuse to decode with another.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -38,16 +55,29 @@ import numpy as np
 import torch
 from torch import nn
 
+from sinr_codecs import rans
 from sinr_codecs.errors import StreamError
 
 from . import meta_init, nets
+from .adaround import adaround
 from .checkpoints import LoadReport, map_state_dict, read_state_dict
 from .container import MAX_FREQUENCY, config_number
 from .grids import linspace_grid
+from .finetune import CompressionSetup
 from .inr import INRAdapter
 from .signals import Signal, image_signal
 
-__all__ = ["INRICAdapter", "INRICNet", "load_inric_checkpoint"]
+__all__ = ["ENTROPY_CODERS", "META_METHODS", "INRICAdapter", "INRICNet", "load_inric_checkpoint"]
+
+ENTROPY_CODERS = ("rans", "brotli")
+"""Coders of the integer section: the core's rANS (the paper's arithmetic coding) or Brotli."""
+
+META_METHODS = ("meta-sgd", "reptile")
+"""How :meth:`INRICAdapter.meta_learn` learns ``theta0``."""
+
+
+def _mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.mean((prediction - target) ** 2)
 
 
 class _FCBlock(nn.Module):
@@ -102,9 +132,23 @@ class INRICAdapter(INRAdapter):
     l1 : float, default 1e-6
         Weight of ``sum |theta - theta0|`` (``theta0 = 0`` without a meta-learned init) added to the MSE
         while fitting.
+    entropy : {"rans", "brotli"}, default "rans"
+        Coder of the quantized integers (written in the stream's configuration).
+    adaround : bool, default True
+        Learn the weights' rounding by AdaRound before the fine-tuning (``False``: nearest rounding).
+    adaround_steps : int, default 300
+        AdaRound's Adam steps (full batch).
+    adaround_reg : float, default 1.0
+        Weight of AdaRound's rounding regulariser, relative to the MSE with nearest rounding.
     init : mapping of str to tensor, path, or None
         The meta-learned initialisation ``theta0`` (a state_dict of :class:`INRICNet`, or an ``.npz``
-        written by :meth:`save_init`).
+        written by :meth:`save_init`, whose learning rates are read too).
+    inner_lrs : mapping of str to tensor, or None
+        Meta-SGD's learning rates (name -> ``(steps, *shape)``): fitting from ``theta0`` runs those inner
+        steps first. Only with ``init``.
+
+    Only ``entropy`` and the architecture matter to a decoder; ``adaround*`` and ``l1`` shape how a
+    stream is made (``adaround*`` is not written to it; ``l1`` is, as a record of the fit).
 
     Examples
     --------
@@ -121,19 +165,23 @@ class INRICAdapter(INRAdapter):
     @classmethod
     def describe(cls):
         """How the rate–distortion harness runs INRIC (:mod:`sinr_adapters.spec`): widths are the rate
-        points; with ``meta_steps > 0`` θ0 is meta-learned per width on held-out images first."""
+        points; with ``meta_steps > 0`` θ0 is meta-learned per width on held-out images first. The
+        defaults are the paper's pipeline; ``adaround=false``, ``entropy=brotli`` and ``meta=reptile``
+        switch its steps off one by one (``--finetune-steps 0``: no quantization-aware retraining)."""
         from .spec import AdapterSpec, Option, Prepared
 
         def prepare(adapter, o, ctx):
             if o["meta_steps"] < 1:
                 return Prepared(adapter)
-            meta = adapter.meta_learn(ctx.held_out_images(), outer_steps=o["meta_steps"], device=ctx.device,
-                                      seed=ctx.seed, progress=ctx.progress)
-            return Prepared(meta, {"meta_images": list(ctx.held_out), "meta_steps": o["meta_steps"]},
-                            save=meta.save_init, message=f"meta-learned theta0 on {list(ctx.held_out)}")
+            meta = adapter.meta_learn(ctx.held_out_images(), outer_steps=o["meta_steps"], method=o["meta"],
+                                      inner_steps=o["meta_inner_steps"], device=ctx.device, seed=ctx.seed,
+                                      progress=ctx.progress)
+            return Prepared(meta, {"meta_images": list(ctx.held_out), "meta_steps": o["meta_steps"],
+                                   "meta": o["meta"]},
+                            save=meta.save_init, message=f"meta-learned theta0 ({o['meta']}) on {list(ctx.held_out)}")
 
         return AdapterSpec(
-            summary="INRIC: SIREN on a positional encoding, per-tensor uniform integers + Brotli", rate="widths",
+            summary="INRIC: SIREN on a positional encoding, AdaRound + QAT, integers rANS-coded", rate="widths",
             rate_key="width", bits="bits", shared_tag="init", prepare=prepare,
             uses_held_out=lambda o: o["meta_steps"] > 0,
             options=(Option("widths", int, [16, 32], "hidden widths (the rate points)", multiple=True, minimum=1,
@@ -144,22 +192,34 @@ class INRICAdapter(INRAdapter):
                      Option("ff_dims", int, 16, "positional-encoding frequencies", minimum=0),
                      Option("encoding_scale", float, 1.4, "positional-encoding scale"),
                      Option("l1", float, 1e-6, "L1 weight on theta - theta0", minimum=0),
-                     Option("meta_steps", int, 0, "Reptile steps of the meta-learned init on held-out images "
-                                                  "(0: none)", minimum=0)),
+                     Option("adaround", bool, True, "AdaRound the weights before the fine-tuning (false: nearest)"),
+                     Option("adaround_steps", int, 300, "AdaRound's Adam steps", minimum=0),
+                     Option("entropy", str, "rans", "coder of the quantized integers", choices=ENTROPY_CODERS),
+                     Option("meta_steps", int, 0, "outer steps of the meta-learned init on held-out images "
+                                                  "(0: none)", minimum=0),
+                     Option("meta", str, "meta-sgd", "how theta0 is meta-learned", choices=META_METHODS),
+                     Option("meta_inner_steps", int, 3, "inner-loop steps of the meta-learning", minimum=1)),
             build=lambda cls, o, width, ctx: cls(hidden_features=width, hidden_layers=o["layers"] - 1,
                                                  ff_dims=o["ff_dims"], encoding_scale=o["encoding_scale"],
-                                                 bits=o["bits"], l1=o["l1"]))
+                                                 bits=o["bits"], l1=o["l1"], entropy=o["entropy"],
+                                                 adaround=o["adaround"], adaround_steps=o["adaround_steps"]))
 
     def __init__(self, *, hidden_features: int = 32, hidden_layers: int = 3, ff_dims: int = 16,
                  encoding_scale: float = 1.4, w0: float = 30.0, in_features: int = 2, out_features: int = 3,
-                 bits: int = 8, l1: float = 1e-6,
-                 init: Mapping[str, torch.Tensor] | str | os.PathLike | None = None) -> None:
+                 bits: int = 8, l1: float = 1e-6, entropy: str = "rans", adaround: bool = True,
+                 adaround_steps: int = 300, adaround_reg: float = 1.0,
+                 init: Mapping[str, torch.Tensor] | str | os.PathLike | None = None,
+                 inner_lrs: Mapping[str, torch.Tensor] | None = None) -> None:
         if int(hidden_features) < 1 or int(hidden_layers) < 0 or int(ff_dims) < 0:
             raise ValueError("hidden_features must be >= 1, hidden_layers and ff_dims >= 0")
         if not 2 <= int(bits) <= 16:
             raise ValueError(f"bits must be in 2..16, got {bits}")
         if float(l1) < 0:
             raise ValueError("l1 must be >= 0")
+        if entropy not in ENTROPY_CODERS:
+            raise ValueError(f"entropy must be one of {ENTROPY_CODERS}, got {entropy!r}")
+        if int(adaround_steps) < 0 or float(adaround_reg) < 0:
+            raise ValueError("adaround_steps and adaround_reg must be >= 0")
         self.hidden_features = int(hidden_features)
         self.hidden_layers = int(hidden_layers)
         self.ff_dims = int(ff_dims)
@@ -169,12 +229,23 @@ class INRICAdapter(INRAdapter):
         self.out_features = int(out_features)
         self.bits = int(bits)
         self.l1 = float(l1)
+        self.entropy = str(entropy)
+        self.adaround = bool(adaround)
+        self.adaround_steps = int(adaround_steps)
+        self.adaround_reg = float(adaround_reg)
         self._init: dict[str, torch.Tensor] | None = None
+        self._lrs: dict[str, torch.Tensor] | None = None
         if init is not None:
             self._init = self._check_init(meta_init.read_init(init) if not isinstance(init, Mapping) else dict(init))
+            if inner_lrs is None and not isinstance(init, Mapping):
+                inner_lrs = meta_init.read_lrs(init)
+        if inner_lrs is not None:
+            if self._init is None:
+                raise ValueError("inner_lrs need the meta-learned initialisation (init) they were learned with")
+            self._lrs = self._check_lrs(inner_lrs)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in {**self.config(), **self.encoder_options()}.items())
         return f"INRICAdapter({args}{', init=<theta0>' if self._init is not None else ''})"
 
     # ---- hooks -----------------------------------------------------------------------------------
@@ -182,10 +253,14 @@ class INRICAdapter(INRAdapter):
         return {"hidden_features": self.hidden_features, "hidden_layers": self.hidden_layers,
                 "ff_dims": self.ff_dims, "encoding_scale": self.encoding_scale, "w0": self.w0,
                 "in_features": self.in_features, "out_features": self.out_features, "bits": self.bits,
-                "l1": self.l1}
+                "l1": self.l1, "entropy": self.entropy}
+
+    def encoder_options(self) -> dict[str, Any]:
+        """The options that shape how a stream is made but are not written to it (AdaRound's)."""
+        return {"adaround": self.adaround, "adaround_steps": self.adaround_steps, "adaround_reg": self.adaround_reg}
 
     def with_config(self, config: Mapping[str, Any]) -> INRICAdapter:
-        return INRICAdapter(**config, init=self._init)
+        return INRICAdapter(**{**self.encoder_options(), **config}, init=self._init, inner_lrs=self._lrs)
 
     def build_model(self) -> INRICNet:
         model = INRICNet(in_features=self.in_features, out_features=self.out_features,
@@ -228,6 +303,8 @@ class INRICAdapter(INRAdapter):
         d_in, d_out = config_number(config, "in_features", lo=1), config_number(config, "out_features", lo=1)
         config_number(config, "w0", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
         config_number(config, "bits", lo=2, hi=16)
+        if config["entropy"] not in ENTROPY_CODERS:
+            raise StreamError(f"stream configuration: entropy {config['entropy']!r} is not one of {ENTROPY_CODERS}")
         scale = abs(config_number(config, "encoding_scale"))
         if ff_dims > 1 and scale > 1 and (ff_dims - 1) * math.log(scale) + math.log(math.pi) > math.log(1e30):
             raise StreamError(f"stream configuration: encoding_scale={config['encoding_scale']} with ff_dims="
@@ -256,11 +333,112 @@ class INRICAdapter(INRAdapter):
 
         return l1
 
+    def fit(self, signal: Signal, *, steps: int, lr: float | None = None, batch_size: int | None = None,
+            device: str = "auto", progress: bool | None = None, seed: int = 0,
+            model: nn.Module | None = None) -> tuple[nn.Module, nets.FitLog]:
+        """Fit a network to ``signal`` (see :meth:`INRAdapter.fit`).
+
+        With Meta-SGD's learning rates (:attr:`inner_lrs`) a fresh network starts at ``theta0`` and first
+        takes the meta-learned inner loop (full batch, :func:`~sinr_adapters.meta_init.inner_loop`),
+        then ``steps`` Adam steps with the L1 penalty on ``theta - theta0``, as INRIC's public code does.
+        """
+        if model is None and self._lrs is not None:
+            dev = nets.resolve_device(device)
+            torch.manual_seed(seed)
+            model = self.build_model().to(dev)
+            sig = signal.to(dev)
+            params = {k: p.detach().clone().requires_grad_(True) for k, p in model.named_parameters()}
+            lrs = {k: v.to(dev) for k, v in self._lrs.items()}
+            fast = meta_init.inner_loop(model, params, lrs, sig.coords, sig.values, _mse)
+            with torch.no_grad():
+                for k, p in model.named_parameters():
+                    p.copy_(fast[k])
+        return super().fit(signal, steps=steps, lr=lr, batch_size=batch_size, device=device, progress=progress,
+                           seed=seed, model=model)
+
+    # ---- AdaRound and the integer section ------------------------------------------------------------
+    def before_finetune(self, setup: CompressionSetup, forward, signal: Signal, info: dict[str, Any]) -> None:
+        """AdaRound (:func:`sinr_adapters.adaround.adaround`) of the quantized weight matrices: their stored
+        values are replaced by the learned rounding, which the fine-tuning then starts from. Adds
+        ``adaround`` (MSE with nearest and with learned rounding, values flipped, seconds) to ``info``."""
+        names = [k for k in setup.names if k not in setup.codes and setup.specs[k][0] == "q"
+                 and setup.trainable[k].dim() >= 2]
+        if not self.adaround or self.adaround_steps < 1 or not names:
+            return
+        t0 = time.perf_counter()
+
+        def soft_forward(rounded):
+            with_rounded = {k: rounded[k] + setup.reference[k] if setup.reference is not None else rounded[k]
+                            for k in names}
+            tensors = {k: with_rounded[k] if k in with_rounded else setup.tensor(k) for k in setup.names}
+            return torch.func.functional_call(setup_model, tensors, (signal.coords,))
+
+        setup_model = self._functional_model(setup)
+        res = adaround(soft_forward, {k: setup.trainable[k].detach() for k in names},
+                       {k: int(setup.specs[k][1]) for k in names}, signal.values, steps=self.adaround_steps,
+                       reg=self.adaround_reg)
+        with torch.no_grad():
+            for k in names:
+                # the stored values move into their learned rounding cell, as little as possible, so
+                # that the fine-tuning can still move those near a cell's edge
+                step = res.steps[k]
+                q = torch.round(res.tensors[k] / step)
+                lo, hi = (q - 0.5 + self._margin) * step, (q + 0.5 - self._margin) * step
+                setup.trainable[k].copy_(torch.minimum(torch.maximum(setup.trainable[k], lo), hi))
+        info["adaround"] = {"mse_nearest": res.mse_nearest, "mse_adaround": res.mse_adaround, "used": res.used,
+                            "flipped": res.flipped, "seconds": time.perf_counter() - t0}
+
+    _margin = 0.05  # of a step: how far inside its rounding cell a moved value lands
+
+    def _functional_model(self, setup: CompressionSetup) -> nn.Module:
+        """A network of this architecture on the setup's device (its own parameters are never used)."""
+        return INRICNet(in_features=self.in_features, out_features=self.out_features,
+                        hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
+                        ff_dims=self.ff_dims, encoding_scale=self.encoding_scale, w0=self.w0).to(setup.device)
+
+    def code_integers(self, ints) -> bytes:
+        """The integer section: rANS (:func:`sinr_codecs.rans.encode`) over every stored integer,
+        tensor after tensor, or Brotli as in :meth:`INRAdapter.code_integers` (``entropy``)."""
+        if self.entropy == "brotli":
+            return super().code_integers(ints)
+        return rans.encode(np.concatenate([np.asarray(a, dtype=np.int64).reshape(-1) for a in ints]))
+
+    def decode_integers(self, payload: bytes, tensors) -> bytes:
+        """Inverse of :meth:`code_integers`; every integer is checked to lie in its tensor's range
+        ``0 .. 2**bits - 2`` (:class:`StreamError` otherwise, or on a corrupt rANS stream)."""
+        if self.entropy == "brotli":
+            return super().decode_integers(payload, tensors)
+        values = rans.decode(payload, sum(n for n, _ in tensors), max_alphabet=1 << 16)
+        out, off = [], 0
+        for n, b in tensors:
+            v = values[off:off + n]
+            off += n
+            if v.size and (int(v.min()) < 0 or int(v.max()) > 2 ** b - 2):
+                raise StreamError(f"a stored {b}-bit integer lies outside the quantizer's range 0..{2 ** b - 2}")
+            out.append(v.astype("<u1" if b <= 8 else "<u2").tobytes())
+        return b"".join(out)
+
     # ---- meta-learned initialisation ---------------------------------------------------------------
     @property
     def init(self) -> dict[str, torch.Tensor] | None:
         """``theta0`` (a copy), or ``None``."""
         return None if self._init is None else {k: v.clone() for k, v in self._init.items()}
+
+    @property
+    def inner_lrs(self) -> dict[str, torch.Tensor] | None:
+        """Meta-SGD's learning rates (a copy; name -> ``(steps, *shape)``), or ``None``."""
+        return None if self._lrs is None else {k: v.clone() for k, v in self._lrs.items()}
+
+    def _check_lrs(self, lrs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        shapes = {k: tuple(v.shape) for k, v in self._init.items()}
+        lrs = {k: torch.as_tensor(v).detach().to("cpu", torch.float32).clone() for k, v in lrs.items()}
+        steps = {v.shape[0] if v.dim() else 0 for v in lrs.values()}
+        if set(lrs) != set(shapes) or len(steps) != 1 or 0 in steps or any(
+                tuple(v.shape[1:]) != shapes[k] for k, v in lrs.items()):
+            raise ValueError("inner_lrs must hold one (steps, *shape) tensor per parameter of theta0, steps >= 1")
+        if not all(bool(torch.isfinite(v).all()) for v in lrs.values()):
+            raise ValueError("inner_lrs must be finite")
+        return lrs
 
     def _check_init(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         model = INRICNet(in_features=self.in_features, out_features=self.out_features,
@@ -273,35 +451,62 @@ class INRICAdapter(INRAdapter):
         """Write ``theta0`` and the configuration to an ``.npz`` (no pickle)."""
         if self._init is None:
             raise ValueError("this adapter has no meta-learned initialisation to save")
-        meta_init.save_init(path, self._init, self.config())
+        meta_init.save_init(path, self._init, self.config(), self._lrs)
 
     @classmethod
     def from_init_file(cls, path: str | os.PathLike) -> INRICAdapter:
         """The adapter (configuration and ``theta0``) saved by :meth:`save_init`."""
         return cls(**meta_init.read_init_config(path, "INRICAdapter.save_init"), init=path)
 
-    def meta_learn(self, images: Sequence[np.ndarray], *, outer_steps: int = 200, inner_steps: int = 10,
-                   inner_lr: float = 1e-3, outer_lr: float = 0.1, device: str = "auto", seed: int = 0,
+    def meta_learn(self, images: Sequence[np.ndarray], *, outer_steps: int = 200, method: str = "meta-sgd",
+                   inner_steps: int | None = None, inner_lr: float | None = None, outer_lr: float | None = None,
+                   first_order: bool = False, device: str = "auto", seed: int = 0,
                    progress: bool | None = None) -> INRICAdapter:
-        """Learn ``theta0`` over ``images`` (same size) by Reptile (first-order meta-learning).
+        """Learn ``theta0`` over ``images`` (same size); returns a new adapter holding it.
 
-        Each outer step takes the next image, runs ``inner_steps`` Adam steps from ``theta0`` on it, and
-        moves ``theta0`` by ``outer_lr * (theta - theta0)``. Returns a new adapter holding ``theta0``.
+        Parameters
+        ----------
+        images : sequence of (H, W, C) arrays in [0, 1]
+            Held-out images, one per outer step in turn.
+        outer_steps : int, default 200
+        method : {"meta-sgd", "reptile"}, default "meta-sgd"
+            ``"meta-sgd"`` (the paper's): MAML with a learned learning rate per parameter and inner step
+            (:func:`~sinr_adapters.meta_init.meta_sgd`; second-order unless ``first_order``); the
+            adapter returned also holds the rates, which :meth:`fit` uses. ``"reptile"``: first-order
+            Reptile (:func:`~sinr_adapters.meta_init.reptile`), Adam inner steps, no learned rates.
+        inner_steps : int or None
+            Inner-loop steps (None: 3 for Meta-SGD, as INRIC's code; 10 for Reptile).
+        inner_lr : float or None
+            Meta-SGD: the learning rates' starting value (None: 1e-5, INRIC's); Reptile: the inner Adam
+            rate (None: 1e-3).
+        outer_lr : float or None
+            Meta-SGD: outer Adam rate on ``theta0`` and the rates (None: 1e-3, for a few hundred outer
+            steps; INRIC's code uses 5e-5 over far more); Reptile: the interpolation step (None: 0.1).
+        first_order : bool, default False
+            Meta-SGD only: treat the inner gradients as constants.
         """
         if not images:
             raise ValueError("meta_learn needs at least one image")
+        if method not in META_METHODS:
+            raise ValueError(f"method must be one of {META_METHODS}, got {method!r}")
         dev = nets.resolve_device(device)
         signals = [self.signal_from_image(img).to(dev) for img in images]
         if len({s.shape for s in signals}) != 1:
             raise ValueError("meta_learn needs images of one size")
-
-        def mse(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return torch.mean((prediction - target) ** 2)
-
-        theta0 = meta_init.reptile(self.build_model, signals, mse, outer_steps=outer_steps,
-                                   inner_steps=inner_steps, inner_lr=inner_lr, outer_lr=outer_lr, device=dev,
-                                   seed=seed, desc="inric meta-learn", progress=progress)
-        return INRICAdapter(**self.config(), init=theta0)
+        fresh = INRICAdapter(**self.config(), **self.encoder_options())
+        if method == "reptile":
+            theta0 = meta_init.reptile(fresh.build_model, signals, _mse, outer_steps=outer_steps,
+                                       inner_steps=10 if inner_steps is None else inner_steps,
+                                       inner_lr=1e-3 if inner_lr is None else inner_lr,
+                                       outer_lr=0.1 if outer_lr is None else outer_lr, device=dev,
+                                       seed=seed, desc="inric meta-learn", progress=progress)
+            return INRICAdapter(**self.config(), **self.encoder_options(), init=theta0)
+        theta0, lrs = meta_init.meta_sgd(fresh.build_model, signals, _mse, outer_steps=outer_steps,
+                                         inner_steps=3 if inner_steps is None else inner_steps,
+                                         init_lr=1e-5 if inner_lr is None else inner_lr,
+                                         outer_lr=1e-3 if outer_lr is None else outer_lr, first_order=first_order,
+                                         device=dev, seed=seed, desc="inric meta-learn", progress=progress)
+        return INRICAdapter(**self.config(), **self.encoder_options(), init=theta0, inner_lrs=lrs)
 
 def load_inric_checkpoint(source: str | os.PathLike | Mapping[str, torch.Tensor], *, encoding_scale: float = 1.4,
                           w0: float = 30.0, in_features: int = 2, bits: int = 8,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import math
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -167,3 +169,118 @@ def test_checkpoint_errors():
     sd["net.net.0.0.weight"] = torch.zeros(10, 65)
     with pytest.raises(ValueError, match="fan-in"):
         load_inric_checkpoint(sd)
+
+
+# ---- the published pipeline: AdaRound, Meta-SGD, rANS ---------------------------------------------
+def test_adaround_lowers_the_quantized_mse(fitted):
+    from sinr_adapters.adaround import adaround
+
+    adapter, signal, model, _ = fitted
+    names = ["net.net.1.0.weight", "net.net.2.0.weight"]
+    sd = {k: v.detach() for k, v in model.state_dict().items()}
+
+    def forward(rounded):
+        return torch.func.functional_call(model, {**sd, **rounded}, (signal.coords,))
+
+    res = adaround(forward, {k: sd[k] for k in names}, {k: 4 for k in names}, signal.values, steps=150)
+    assert res.used and res.flipped > 0
+    assert res.mse_adaround < 0.95 * res.mse_nearest
+    for k in names:  # every value is on the quantizer's grid, within its range
+        q = res.tensors[k] / res.steps[k]
+        torch.testing.assert_close(q, torch.round(q), atol=1e-4, rtol=0)
+        assert float(q.abs().max()) <= 7 + 1e-4
+    # no steps: nearest rounding
+    same = adaround(forward, {k: sd[k] for k in names}, {k: 4 for k in names}, signal.values, steps=0)
+    assert not same.used and same.mse_adaround == same.mse_nearest
+
+
+def test_adaround_in_the_stream(fitted):
+    adapter, signal, model, _ = fitted
+    with_ada = small(bits=5)
+    data, info = with_ada.compress_with_info(copy.deepcopy(model), signal, progress=False)
+    assert info["adaround"]["used"] and info["adaround"]["mse_adaround"] < info["adaround"]["mse_nearest"]
+    plain = small(bits=5, adaround=False).compress(copy.deepcopy(model), signal, progress=False)
+    # without fine-tuning, the stream holds exactly AdaRound's rounding: a better image than nearest rounding
+    assert with_ada.psnr(with_ada.decompress(data).model, signal) > with_ada.psnr(
+        with_ada.decompress(plain).model, signal) + 0.05
+
+
+def test_meta_sgd_learns_rates_and_an_init_that_helps(tmp_path):
+    imgs = [load_image(n, SIZE) for n in ("rocket", "chelsea", "motorcycle")]
+    base = small()
+    meta = base.meta_learn(imgs, outer_steps=40, outer_lr=1e-3, progress=False)
+    lrs = meta.inner_lrs
+    assert set(lrs) == set(meta.init) and all(v.shape[0] == 3 for v in lrs.values())
+    assert any(float((v - 1e-5).abs().max()) > 1e-4 for v in lrs.values())  # the rates moved
+    # on held-out images, a few steps from theta0 (inner loop + Adam) beat the same steps from a random init
+    gains = []
+    for name in ("coffee", "astronaut"):
+        signal = base.signal_from_image(load_image(name, SIZE))
+        fitted_meta, _ = meta.fit(signal, steps=10, lr=2e-3, progress=False)
+        fitted_rand, _ = base.fit(signal, steps=10, lr=2e-3, progress=False)
+        gains.append(meta.psnr(fitted_meta, signal) - base.psnr(fitted_rand, signal))
+    assert min(gains) > 1.0, gains
+    # the rates travel with theta0 in the .npz
+    path = tmp_path / "theta0.npz"
+    meta.save_init(path)
+    again = INRICAdapter.from_init_file(path)
+    assert all(torch.equal(again.inner_lrs[k], v) for k, v in lrs.items())
+    with pytest.raises(ValueError, match="inner_lrs"):
+        INRICAdapter(**base.config(), inner_lrs=lrs)
+
+
+def test_first_order_meta_sgd_and_reptile_stay_reachable():
+    imgs = [load_image(n, 8) for n in ("rocket", "chelsea")]
+    base = small()
+    fo = base.meta_learn(imgs, outer_steps=3, first_order=True, progress=False)
+    assert fo.inner_lrs is not None
+    rep = base.meta_learn(imgs, outer_steps=3, method="reptile", progress=False)
+    assert rep.init is not None and rep.inner_lrs is None
+    with pytest.raises(ValueError, match="method"):
+        base.meta_learn(imgs, outer_steps=1, method="maml++")
+
+
+@pytest.mark.parametrize("sinr", [None, SINROptions(sparsity=0.25)], ids=["plain", "sinr"])
+def test_rans_stream_round_trip_and_corruption(fitted, sinr):
+    adapter, signal, model, _ = fitted
+    assert adapter.entropy == "rans"
+    data, info = adapter.compress_with_info(copy.deepcopy(model), signal, sinr=sinr, finetune_steps=5,
+                                            progress=False)
+    dec = adapter.decompress(data)
+    assert adapter.psnr(dec.model, signal) == pytest.approx(info["psnr_finetuned"], abs=1e-3)
+    # bit-exact: the decoded tensors are the fine-tuned ones written (re-encoding gives the same bytes)
+    other = small(entropy="brotli").compress(copy.deepcopy(model), signal, sinr=sinr, finetune_steps=5,
+                                             progress=False)
+    for k, v in small(entropy="brotli").decompress(other).model.state_dict().items():
+        assert torch.equal(v, dec.model.state_dict()[k]), k
+
+    def refix(body: bytes) -> bytes:  # a fresh CRC-32, so the integer section itself is what is checked
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    body = data[:-4]
+    start = len(body) - info["int_bytes"]
+    for cut in range(start, len(body), max(1, (len(body) - start) // 20)):
+        with pytest.raises(StreamError):
+            adapter.decompress(refix(body[:cut]))
+    rng = np.random.default_rng(0)
+    refused = 0
+    for i in rng.integers(start + 2, len(body), 40):
+        mutated = bytearray(body)
+        mutated[int(i)] ^= 0x5A
+        try:
+            adapter.decompress(refix(bytes(mutated)))
+        except StreamError:
+            refused += 1
+    assert refused > 0
+
+
+def test_entropy_is_in_the_stream_configuration(fitted):
+    adapter, signal, model, _ = fitted
+    for entropy in ("rans", "brotli"):
+        a = small(entropy=entropy, adaround=False)
+        data = a.compress(copy.deepcopy(model), signal, progress=False)
+        assert a.read_header(data)[0]["config"][sorted(a.config()).index("entropy")] == entropy
+        # any INRIC adapter reads it: the coder comes from the stream
+        assert small(entropy="rans" if entropy == "brotli" else "brotli").decompress(data).shape == signal.shape
+    with pytest.raises(ValueError, match="entropy"):
+        small(entropy="zstd")
