@@ -73,6 +73,10 @@ class INRAdapter:
     default_lr: ClassVar[float] = 1e-3
     default_finetune_lr: ClassVar[float] = 1e-5
     default_sinr_lr: ClassVar[float] = 1e-3
+    stream_config_defaults: ClassVar[dict[str, Any]] = {}
+    """Configuration keys added after streams were first written, with the value older streams imply: a
+    stream whose configuration lacks exactly these keys is read with them (nothing already written is
+    lost when an adapter gains an option)."""
 
     # ---- hooks -----------------------------------------------------------------------------------
     def config(self) -> dict[str, Any]:
@@ -429,10 +433,15 @@ class INRAdapter:
             raise StreamError(f"stream was written by adapter {header['method']!r}, not {self.name!r}")
         own = self.config()
         keys = sorted(own)
-        if len(header["config"]) != len(keys):
-            raise StreamError(f"stream configuration has {len(header['config'])} entries, {self.name!r} "
+        values = header["config"]
+        older = sorted(k for k in own if k not in self.stream_config_defaults)
+        if len(values) == len(keys):
+            config = dict(zip(keys, values))
+        elif self.stream_config_defaults and len(values) == len(older):  # written before the keys existed
+            config = {**dict(zip(older, values)), **self.stream_config_defaults}
+        else:
+            raise StreamError(f"stream configuration has {len(values)} entries, {self.name!r} "
                               f"expects {len(keys)}: written by another version of the adapter?")
-        config = dict(zip(keys, header["config"]))
         self.check_stream_config(config)
         shape = header["shape"]
         if len(shape) < 2 or min(shape) < 1 or math.prod(shape) > MAX_STREAM_PARAMETERS:

@@ -161,6 +161,7 @@ class INRICAdapter(INRAdapter):
     default_lr: ClassVar[float] = 1e-3
     default_finetune_lr: ClassVar[float] = 1e-6
     default_sinr_lr: ClassVar[float] = 1e-3
+    stream_config_defaults: ClassVar[dict[str, Any]] = {"entropy": "brotli"}  # streams before rANS
 
     @classmethod
     def describe(cls):

@@ -7,6 +7,7 @@ import math
 import struct
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,3 +285,16 @@ def test_entropy_is_in_the_stream_configuration(fitted):
         assert small(entropy="rans" if entropy == "brotli" else "brotli").decompress(data).shape == signal.shape
     with pytest.raises(ValueError, match="entropy"):
         small(entropy="zstd")
+
+
+@pytest.mark.parametrize("name", ["inric_brotli", "inric_sinr_brotli"])
+def test_streams_written_before_the_entropy_option_still_decode(name):
+    """Streams of an 8-px image written when INRIC's integers were always Brotli-coded (no ``entropy`` key)."""
+    folder = Path(__file__).parent / "fixtures" / "adapter_streams"
+    data = (folder / f"{name}.stream").read_bytes()
+    ad = INRICAdapter(hidden_features=8, hidden_layers=2, ff_dims=2)
+    dec = ad.decompress(data)
+    assert dec.header["config"] and len(dec.header["config"]) == len(ad.config()) - 1
+    with torch.no_grad():
+        pred = dec.model(ad.coordinates(dec.shape[:-1])).numpy()
+    np.testing.assert_allclose(pred, np.load(folder / f"{name}.decoded.npy"), rtol=1e-5, atol=1e-6)
