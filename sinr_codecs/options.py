@@ -253,7 +253,8 @@ OPTIONS: tuple[Option, ...] = (
            "Error-bounded mode: each vector's relative L2 error ``||w - w_hat|| / ||w||`` is at most this "
            "(in (0, 1)), checked after quantization and rounding to the output dtype; each vector gets the "
            "fewest atoms that meet it (quantizer steps are then per vector), and a tensor whose sampled "
-           "vectors code smaller without a dictionary is stored densely. With neither ``sparsity`` nor "
+           "vectors code smaller without a dictionary is stored densely, with the fewest value bits that "
+           "meet the bound, as whole rows when that is smaller (each row then within the bound). With neither ``sparsity`` nor "
            "``max_rel_error`` given, the codec is error-bounded at :data:`DEFAULT_MAX_REL_ERROR` (0.02); "
            "``None`` given explicitly selects fixed sparsity.", metavar="E",
            short='error-bounded mode: per-vector relative L2 error bound in (0, 1) (default: 0.02 unless '

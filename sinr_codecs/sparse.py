@@ -216,8 +216,9 @@ class SparseCode:
             r = batch_omp(scaled, a, sparsity=s, memory_budget=memory_budget, progress=progress)
             code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
             return code._unscaled(scale)
-        return cls._fit_bounded(vectors, scaled, scale, a, float(max_rel_error), value_bits, base, memory_budget,
+        code = cls._fit_bounded(vectors, scaled, scale, a, float(max_rel_error), value_bits, base, memory_budget,
                                 progress)
+        return _dense_rows_if_smaller(code, arr.to(work), float(max_rel_error), value_bits)
 
     def _unscaled(self, scale: torch.Tensor) -> "SparseCode":
         """The code of the unscaled vectors: values divided by each vector's ``scale``.
@@ -530,6 +531,25 @@ def max_k1_for(dictionary_size: int | None, dictionary_ratio: float, max_entries
 def _size(code: SparseCode, bits: int) -> int:
     """Bytes of ``code``'s stream with ``bits``-bit values, per-vector steps and the default back end."""
     return len(code.to_bytes(value_bits=bits, granularity="vector"))
+
+
+def _dense_rows_if_smaller(code: SparseCode, arr: torch.Tensor, bound: float, bits: int) -> SparseCode:
+    """A dense ``code`` re-cut into the array's rows (its last axis) when that stream is smaller.
+
+    Without a dictionary the vector length is free: longer vectors share one quantizer step among more
+    values, so whole rows usually need fewer value bits and fewer steps than the short blocks OMP needed.
+    Every row then meets ``bound``.
+    """
+    if not code.dense or arr.ndim < 2 or code.layout.kind == "rows" or arr.shape[-1] <= code.k1:
+        return code
+    lay = choose_layout(tuple(arr.shape), "rows")
+    rows = lay.to_vectors(arr)
+    dense = SparseCode._dense(rows, layout=lay, dtype=code.dtype, order=code.order)
+    if not _meets(dense, rows, bits, bound):
+        return code
+    dense = _fewest_bits(dense, rows, bits, bound)
+    mine = code.stats.get("value_bits", bits)
+    return dense if _size(dense, dense.stats["value_bits"]) < _size(code, mine) else code
 
 
 def _fewest_bits(dense: SparseCode, vectors: torch.Tensor, bits: int, bound: float) -> SparseCode:

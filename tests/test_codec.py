@@ -290,8 +290,9 @@ def test_the_default_codec_bounds_every_vectors_error():
     codec = numcodecs.get_codec({"id": "sinr"})
     assert codec.max_rel_error == 0.02
     enc = codec.encode(w)
-    k1 = SparseCode.from_bytes(enc).k1
-    assert k1 <= 64  # bounded "auto" keeps vectors short (here blocks of 64 of the flattened matrix)
+    code = SparseCode.from_bytes(enc)
+    k1 = code.k1
+    assert code.dense or k1 <= 64  # bounded "auto" keeps OMP's vectors short; dense mode may use rows
     dec, ref = codec.decode(enc).reshape(-1, k1), w.reshape(-1, k1)
     assert (np.linalg.norm(dec - ref, axis=1) / np.linalg.norm(ref, axis=1)).max() <= 0.02 + 1e-6
     fill = np.full((64, 64), 1.5, np.float32)  # a chunk of fill values
@@ -316,3 +317,16 @@ def test_bounded_mode_stores_densely_only_where_the_dictionary_does_not_pay():
     assert not code.dense and float(code.counts.double().median()) <= 4
     assert relative_error(sparse_w, codec.decode(enc)) <= 0.02
     assert len(enc) * 8 / sparse_w.size < 4  # bits per value; dense mode needs about 8 here
+
+
+def test_dense_mode_codes_whole_rows_when_that_is_smaller():
+    from sinr_codecs.sparse import SparseCode
+
+    w = (np.random.default_rng(9).standard_normal((600, 512)) * 0.02).astype(np.float32)
+    codec = SINR(max_rel_error=0.02, layout="blocks", block_size=32, dictionary_size=1024, device="cpu")
+    enc = codec.encode(w)
+    code = SparseCode.from_bytes(enc)
+    assert code.dense and code.layout.kind == "rows" and code.k1 == 512
+    dec = codec.decode(enc)
+    assert (np.linalg.norm(dec - w, axis=1) / np.linalg.norm(w, axis=1)).max() <= 0.02 + 1e-6
+    assert len(enc) * 8 / w.size < 8  # fewer than 8 bits per value, steps included
