@@ -8,18 +8,28 @@ of fine-tuning steps:
 - ``qat``: the hidden matrices as ``bits``-bit uniform integers (Brotli), quantization-aware fine-tuned,
   one rate point per ``--bits`` value (the bit-searched baseline);
 - ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` without SINR, one point per ``--lams`` value,
-  steps initialised from ``max|v|`` (``step_init="max"``, as every path but the ``+fisher`` ones);
-- ``rate-aware+SINR``: the same with SINR-coded hidden matrices (one point per lam and ``--sparsity``);
+  steps initialised as ``--step-init`` says (default ``"fisher-relative"``, the library's default; the
+  same for every path but the ``+fisher`` ones);
+- ``rate-aware+SINR``: the same with SINR-coded hidden matrices (one point per lam, ``--sparsity`` and
+  ``--dictionary-ratio``; with several ratios the path is ``rate-aware+SINR k2/k1=R``);
 - ``rate-aware+seed``: the same as ``rate-aware`` on the network fitted from the seeded initialisation,
   coding ``theta - theta0``;
 - ``rate-aware+fisher`` / ``rate-aware+fisher-relative`` (``--step-inits``): ``rate-aware`` with the steps
   initialised from the diagonal Fisher (``RateAwareOptions.step_init``);
-- ``rate-aware+SINR+refine`` (``--refine-every N``): ``rate-aware+SINR`` with support refinement.
+- ``rate-aware+SINR+refine`` (``--refine-every N``): ``rate-aware+SINR`` with support refinement;
+- ``best``: the points of ``rate-aware`` and ``rate-aware+seed`` together (the library's best path: a
+  user codes both ways and keeps the smaller stream at the quality wanted).
 
 BD-rates (:func:`sinr_adapters.rd.bd_rate`, per image over the points of all widths) are printed with the
-points as one JSON document::
+points as one JSON document. A path's curve is every point of it over all widths and rate knobs: the
+anchor's is reduced to its operating points (upper convex hull in log-rate), the test curve's to its
+Pareto front (``sinr_adapters.rd``: the rule can favour the anchor, never the test curve). So
+``best vs coin`` is the BD-rate against COIN as published over widths::
 
     python benchmarks/rate_aware.py --images astronaut,camera,coffee --widths 16,32,48,64 > rate_aware.json
+
+``--out FILE`` also rewrites FILE with the points measured so far after every point (a long run that
+stops early keeps them; BD-rates are added at the end).
 """
 
 from __future__ import annotations
@@ -51,11 +61,18 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     points: list[dict] = []
 
+    def sinr_name(ratio: float) -> str:
+        return "rate-aware+SINR" if len(args.dictionary_ratio) == 1 else f"rate-aware+SINR k2/k1={ratio:g}"
+
     def add(path: str, image: str, width: int, nbytes: int, psnr: float, pixels: int, **extra) -> None:
         points.append({"path": path, "image": image, "width": width, "bytes": nbytes,
                        "bpp": 8.0 * nbytes / pixels, "psnr": psnr, **extra})
         print(f"{path:<16} {image:<10} w={width:<3} {nbytes:6d} B {8.0 * nbytes / pixels:6.3f} bpp "
               f"{psnr:6.2f} dB {extra}", file=sys.stderr, flush=True)
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump({"name": "rate_aware", "partial": True, "config": vars(args), "results": points}, f,
+                          indent=1)
 
     for image in args.images:
         for width in args.widths:
@@ -70,20 +87,21 @@ def run(args: argparse.Namespace) -> dict:
                 coder = adapter.with_config({**adapter.config(), "bits": b})
                 data = coder.compress(copy.deepcopy(model), signal, finetune_steps=args.finetune_steps)
                 add("qat", image, width, len(data), _psnr(coder.decode(data), ref), pixels, bits=b)
-            runs = [("rate-aware", model, None, None, None, {"step_init": "max"})]
+            base = {"step_init": args.step_init}
+            runs = [("rate-aware", model, None, None, None, base)]
             runs += [(f"rate-aware+{m}", model, None, None, None, {"step_init": m}) for m in args.step_inits]
-            runs += [("rate-aware+SINR", model, SINROptions(sparsity=s, value_bits=8, seed=args.seed,
-                                                              dictionary_ratio=args.dictionary_ratio), None, None,
-                      {"step_init": "max"}) for s in args.sparsity]
-            if args.refine_every:
-                runs += [("rate-aware+SINR+refine", model, SINROptions(sparsity=s, value_bits=8, seed=args.seed,
-                                                                        dictionary_ratio=args.dictionary_ratio),
-                          None, None, {"refine_every": args.refine_every, "step_init": "max"})
-                         for s in args.sparsity]
+            for r in args.dictionary_ratio:
+                sinr_path = sinr_name(r)
+                sinr_opts = [SINROptions(sparsity=s, value_bits=8, seed=args.seed, dictionary_ratio=r)
+                             for s in args.sparsity]
+                runs += [(sinr_path, model, o, None, None, base) for o in sinr_opts]
+                if args.refine_every:
+                    runs += [(sinr_path + "+refine", model, o, None, None,
+                              {**base, "refine_every": args.refine_every}) for o in sinr_opts]
             if args.seeded:
                 init, stds = ra.seeded_init(adapter, args.seed)
                 seeded, _ = adapter.fit(signal, steps=args.steps, progress=False, model=init)
-                runs.append(("rate-aware+seed", seeded, None, args.seed, stds, {"step_init": "max"}))
+                runs.append(("rate-aware+seed", seeded, None, args.seed, stds, base))
             for path, m, sinr, seed, stds, extra in runs:
                 for lam in args.lams:
                     t0 = time.perf_counter()
@@ -92,19 +110,25 @@ def run(args: argparse.Namespace) -> dict:
                     q = _psnr(ra.decode(adapter, data), ref)
                     add(path, image, width, len(data), q, pixels, lam=lam,
                         sparsity=None if sinr is None else sinr.sparsity,
+                        dictionary_ratio=None if sinr is None else sinr.dictionary_ratio,
                         estimated_bits=round(info["estimated_bits"], 1), actual_bits=info["actual_bits"],
                         index_bits=info["index_bits"], seconds=round(time.perf_counter() - t0, 1),
                         **({"refinements": info["support_refinements"]} if sinr is not None else {}))
 
-    def curve(path: str, image: str) -> list[tuple[float, float]]:
-        return [(p["bpp"], p["psnr"]) for p in points if p["path"] == path and p["image"] == image]
+    members = {"best": ("rate-aware", "rate-aware+seed")}
 
-    pairs = [("rate-aware", "coin"), ("rate-aware", "qat"), ("rate-aware+SINR", "coin"),
-             ("rate-aware+SINR", "qat"), ("rate-aware+SINR", "rate-aware"), ("rate-aware+seed", "coin"),
-             ("rate-aware+seed", "qat"), ("rate-aware+seed", "rate-aware"), ("qat", "coin")]
+    def curve(path: str, image: str) -> list[tuple[float, float]]:
+        names = members.get(path, (path,))
+        return [(p["bpp"], p["psnr"]) for p in points if p["path"] in names and p["image"] == image]
+
+    pairs = [("rate-aware", "coin"), ("rate-aware", "qat"), ("rate-aware+seed", "coin"),
+             ("rate-aware+seed", "qat"), ("rate-aware+seed", "rate-aware"), ("qat", "coin"), ("best", "coin"),
+             ("best", "qat")]
+    for r in args.dictionary_ratio:
+        pairs += [(sinr_name(r), a) for a in ("coin", "qat", "rate-aware")]
+        if args.refine_every:
+            pairs += [(sinr_name(r) + "+refine", a) for a in ("qat", "rate-aware", sinr_name(r))]
     pairs += [(f"rate-aware+{m}", anchor) for m in args.step_inits for anchor in ("qat", "rate-aware")]
-    if args.refine_every:
-        pairs += [("rate-aware+SINR+refine", a) for a in ("qat", "rate-aware", "rate-aware+SINR")]
     bd: dict[str, dict] = {}
     for test, anchor in pairs:
         per = {img: bd_rate(curve(anchor, img), curve(test, img)) for img in args.images}
@@ -128,15 +152,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lams", type=csv(float), default=[1e-4, 1e-3, 1e-2], help="rate weights")
     p.add_argument("--sparsity", type=csv(float), default=[0.5], help="SINR sparsities")
     p.add_argument("--no-seeded", dest="seeded", action="store_false", help="skip the seeded-residual path")
-    p.add_argument("--dictionary-ratio", type=float, default=8.0, help="SINR k2 / k1")
+    p.add_argument("--dictionary-ratio", type=csv(float), default=[8.0], help="SINR k2 / k1 (several: one "
+                   "rate-aware+SINR path each)")
+    p.add_argument("--step-init", default="fisher-relative", choices=("max", "fisher", "fisher-relative"),
+                   help="step_init of the rate-aware, rate-aware+SINR and rate-aware+seed paths")
+    p.add_argument("--out", help="rewrite this JSON file with the points so far after every point")
     p.add_argument("--step-inits", type=csv(str), default=[], help="also rate-aware with these step_init "
                    "values (fisher, fisher-relative)")
     p.add_argument("--refine-every", type=int, default=0, help="also rate-aware+SINR with support refinement "
                    "every N steps")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    json.dump(run(args), sys.stdout, indent=1, allow_nan=True)
+    doc = run(args)
+    json.dump(doc, sys.stdout, indent=1, allow_nan=True)
     print()
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(doc, f, indent=1, allow_nan=True)
     return 0
 
 
