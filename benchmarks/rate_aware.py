@@ -106,17 +106,27 @@ def fisher_allocation(adapter, model: torch.nn.Module, signal, lams: Sequence[fl
 
 
 def bd_rates(points: Sequence[dict], images: Sequence[str]) -> dict[str, dict]:
-    """BD-rates (:func:`sinr_adapters.rd.bd_rate`) per image and their mean, for every pair of paths in
-    ``points`` this benchmark compares (``best``: ``rate-aware`` and ``rate-aware+seed`` pooled)."""
+    """BD-rates (:func:`sinr_adapters.rd.bd_rate`) per image over all widths, their mean, and per image and
+    width, for every pair of paths in ``points`` this benchmark compares (``best``: ``rate-aware`` and
+    ``rate-aware+seed`` pooled)."""
     from sinr_adapters.rd import bd_rate
 
     members = {"best": ("rate-aware", "rate-aware+seed")}
     present = {p["path"] for p in points}
     present |= {m for m, parts in members.items() if any(x in present for x in parts)}
 
-    def curve(path: str, image: str) -> list[tuple[float, float]]:
+    def curve(path: str, image: str, width: int | None = None) -> list[tuple[float, float]]:
         names = members.get(path, (path,))
-        return [(p["bpp"], p["psnr"]) for p in points if p["path"] in names and p["image"] == image]
+        return [(p["bpp"], p["psnr"]) for p in points
+                if p["path"] in names and p["image"] == image and width in (None, p["width"])]
+
+    widths = sorted({p["width"] for p in points})
+
+    def entry(anchor: str, test: str) -> dict:
+        per = {img: bd_rate(curve(anchor, img), curve(test, img)) for img in images}
+        vals = [v for v in per.values() if v is not None]
+        per_width = {img: {w: bd_rate(curve(anchor, img, w), curve(test, img, w)) for w in widths} for img in images}
+        return {"per_image": per, "mean": float(np.mean(vals)) if vals else None, "per_width": per_width}
 
     anchors = ("coin", "qat", "qat+alloc", "rate-aware")
     tests = ["qat", "qat+alloc", "rate-aware", "rate-aware+seed", "best"]
@@ -130,14 +140,10 @@ def bd_rates(points: Sequence[dict], images: Sequence[str]) -> dict[str, dict]:
                 continue
             if anchor == "qat+alloc" and test == "qat":
                 continue
-            per = {img: bd_rate(curve(anchor, img), curve(test, img)) for img in images}
-            vals = [v for v in per.values() if v is not None]
-            bd[f"{test} vs {anchor}"] = {"per_image": per, "mean": float(np.mean(vals)) if vals else None}
+            bd[f"{test} vs {anchor}"] = entry(anchor, test)
         if test.endswith("+refine") and test[:-len("+refine")] in present:
             base = test[:-len("+refine")]
-            per = {img: bd_rate(curve(base, img), curve(test, img)) for img in images}
-            vals = [v for v in per.values() if v is not None]
-            bd[f"{test} vs {base}"] = {"per_image": per, "mean": float(np.mean(vals)) if vals else None}
+            bd[f"{test} vs {base}"] = entry(base, test)
     return bd
 
 
