@@ -87,6 +87,12 @@ class COINAdapter(INRAdapter):
         16: COIN as published (every tensor float16). 2..15: a *fair baseline* for SINR, not COIN: the
         hidden-to-hidden matrices (the tensors SINR codes) become per-tensor uniform ``bits``-bit integers,
         Brotli-coded and quantization-aware fine-tuned; the rest stays float16.
+    tensor_bits : sequence of int or None, default None
+        A bit width per stored tensor, in state_dict order (``2 * (layers + 1)`` entries: each sine layer's
+        weight and bias, then the output layer's): 16 stores the tensor as float16, 2..15 as per-tensor
+        uniform integers (Brotli-coded together, like ``bits``). A baseline with a per-tensor bit allocation,
+        not COIN; needs ``bits=16``. A stream written with it is decoded by an adapter given a
+        ``tensor_bits`` of the same length (the values are read from the stream).
 
     Examples
     --------
@@ -95,6 +101,9 @@ class COINAdapter(INRAdapter):
     16
     >>> sorted(a.sinr_tensor_names(a.build_model()))
     ['net.1.linear.weight']
+    >>> b = COINAdapter(width=16, layers=2, tensor_bits=[16, 16, 6, 16, 8, 16])
+    >>> b.storage("net.1.linear.weight", None), b.storage("net.1.linear.bias", None)
+    (('q', 6), ('h',))
     """
 
     name: ClassVar[str] = "coin"
@@ -115,11 +124,20 @@ class COINAdapter(INRAdapter):
             build=lambda cls, o, width, ctx: cls(width=width, layers=o["layers"]))
 
     def __init__(self, *, width: int = 28, layers: int = 10, w0: float = 30.0, w0_initial: float = 30.0,
-                 dim_in: int = 2, dim_out: int = 3, bits: int = 16) -> None:
+                 dim_in: int = 2, dim_out: int = 3, bits: int = 16,
+                 tensor_bits: Sequence[int] | None = None) -> None:
         if int(width) < 1 or int(layers) < 1 or int(dim_in) < 1 or int(dim_out) < 1:
             raise ValueError("width, layers, dim_in and dim_out must be >= 1")
         if not 2 <= int(bits) <= 16:
             raise ValueError(f"bits must be in 2..16 (16: COIN's float16), got {bits}")
+        if tensor_bits is not None:
+            tensor_bits = tuple(int(b) for b in tensor_bits)
+            if len(tensor_bits) != 2 * (int(layers) + 1) or not all(2 <= b <= 16 for b in tensor_bits):
+                raise ValueError(f"tensor_bits must hold 2 * (layers + 1) = {2 * (int(layers) + 1)} bit widths in "
+                                 f"2..16 (16: float16), got {tensor_bits}")
+            if int(bits) != 16:
+                raise ValueError("give bits (the hidden matrices) or tensor_bits (every tensor), not both")
+        self.tensor_bits = tensor_bits
         self.bits = int(bits)
         self.width = int(width)
         self.layers = int(layers)
@@ -133,7 +151,14 @@ class COINAdapter(INRAdapter):
                "dim_in": self.dim_in, "dim_out": self.dim_out}
         if self.bits != 16:  # COIN as published writes no such key: its streams stay as they were
             cfg["bits"] = self.bits
+        if self.tensor_bits is not None:
+            cfg["tensor_bits"] = list(self.tensor_bits)
         return cfg
+
+    def stored_names(self) -> list[str]:
+        """The stored tensors' names in state_dict order (the order of ``tensor_bits``)."""
+        names = [f"net.{i}.linear.{p}" for i in range(self.layers) for p in ("weight", "bias")]
+        return names + ["last_layer.linear.weight", "last_layer.linear.bias"]
 
     def build_model(self) -> COINSiren:
         return COINSiren(self.dim_in, self.width, self.dim_out, self.layers, self.w0, self.w0_initial)
@@ -156,6 +181,9 @@ class COINAdapter(INRAdapter):
     def storage(self, name: str, tensor: torch.Tensor) -> tuple:
         # COIN: model.half(). With bits < 16 (a baseline, not COIN as published) the tensors SINR would
         # code are stored as per-tensor uniform integers instead, everything else stays float16.
+        if self.tensor_bits is not None:
+            b = self.tensor_bits[self.stored_names().index(name)]
+            return ("h",) if b == 16 else ("q", b)
         if self.bits < 16 and name in self.sinr_tensor_names(None):
             return ("q", self.bits)
         return ("h",)
@@ -168,6 +196,17 @@ class COINAdapter(INRAdapter):
         dim_in, dim_out = config_number(config, "dim_in", lo=1), config_number(config, "dim_out", lo=1)
         config_number(config, "w0", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
         config_number(config, "w0_initial", lo=-MAX_FREQUENCY, hi=MAX_FREQUENCY)
+        if "tensor_bits" in config:
+            tb = config["tensor_bits"]
+            if not isinstance(tb, list) or len(tb) != 2 * (layers + 1):
+                raise StreamError(f"stream configuration: tensor_bits must hold 2 * (layers + 1) = "
+                                  f"{2 * (layers + 1)} entries")
+            for i in range(len(tb)):
+                config_number({f"tensor_bits[{i}]": tb[i]}, f"tensor_bits[{i}]", lo=2, hi=16)
+                if not isinstance(tb[i], int):
+                    raise StreamError(f"stream configuration: tensor_bits[{i}]={tb[i]!r} is not an integer")
+            if config.get("bits", 16) != 16:
+                raise StreamError("stream configuration: both bits and tensor_bits are set")
         params = (dim_in + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * dim_out
         return 2 * (layers + 1), params
 

@@ -18,6 +18,14 @@ Coders (one rate knob each):
   on the whole state_dict, ``nncodec.nnc.compress`` / ``decompress``; knob: its quantization parameter
   ``qp`` (step 2**(qp/4)); 1-D tensors (biases) at its ``nonweight_qp`` (default -75, NNCodec's).
   Optional: NNCodec is never a dependency of sinr-codecs; install it in a separate venv (docs/peers.md).
+- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` (learned per-tensor steps, Laplace rate term,
+  rANS; ``--rate-aware-steps`` Adam steps on the image, so unlike the coders above it fine-tunes the
+  weights); knob: the rate weight ``lam`` (``--rate-aware-lams``). Every byte of its stream counts,
+  the adapter header included.
+- ``rate-aware+seed``: the same on a second SIREN fitted from the seeded initialisation
+  (:func:`sinr_adapters.rate_aware.seeded_init`, seed ``--seed``), coding ``theta - theta0``. It is another
+  network, with its own float32 PSNR: the summary also gives its bits/weight within ``--tolerance`` of
+  that (``rate-aware+seed (own float32)``); its ``rel_error`` is against its own float32 weights.
 
     python benchmarks/weight_peers.py                          # 128-px astronaut, width 64, 3 layers
     python benchmarks/weight_peers.py --out peers-out          # + results.json and rd.png
@@ -358,6 +366,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dictionary-ratio", type=float, default=8.0, help="SINR: k2 / k1")
     p.add_argument("--qp", default=DEFAULT_QP, help="NNCodec: quantization parameters to sweep (write --qp=-40,-32: they are negative)")
     p.add_argument("--nnc-nonweight-qp", type=int, default=-75, help="NNCodec: qp of 1-D tensors (biases)")
+    p.add_argument("--rate-aware-lams", default="3e-6,1e-5,3e-5,1e-4,3e-4,1e-3",
+                   help="rate-aware: rate weights to sweep (bits per pixel against MSE)")
+    p.add_argument("--rate-aware-steps", type=int, default=300, help="rate-aware: fine-tuning steps")
     p.add_argument("--tolerance", type=float, default=0.5, help="summary: allowed PSNR loss in dB")
     p.add_argument("--out", metavar="DIR", help="write DIR/results.json and DIR/rd.png")
     return p
@@ -418,7 +429,7 @@ def plot(results: Mapping[str, Any], path: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     coders = [c.strip() for c in args.coders.split(",") if c.strip()]
-    unknown = set(coders) - {"float16", "uniform", "sinr", "nncodec"}
+    unknown = set(coders) - {"float16", "uniform", "sinr", "nncodec", "rate-aware", "rate-aware+seed"}
     if unknown:
         print(f"unknown coders {sorted(unknown)}", file=sys.stderr)
         return 2
@@ -463,10 +474,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return adapter.psnr(m, signal)
 
     points: list[dict[str, Any]] = []
+    own_psnr: dict[str, float] = {}  # float32 PSNR of a coder's own network (rate-aware+seed)
 
     def record(coder: str, knob: dict[str, Any], encode: Callable[[], bytes],
                decode: Callable[[bytes], dict[str, np.ndarray]],
-               extra: Callable[[bytes], dict[str, Any]] | None = None) -> None:
+               extra: Callable[[bytes], dict[str, Any]] | None = None,
+               reference: Mapping[str, np.ndarray] | None = None) -> None:
         t = time.perf_counter()
         data = encode()
         enc_s = time.perf_counter() - t
@@ -476,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         psnr = evaluate(dec)
         point = {"coder": coder, **knob, "bytes": len(data), "weights": n_weights,
                  "bits_per_weight": round(len(data) * 8.0 / n_weights, 4), "psnr": round(psnr, 4),
-                 "delta_psnr": round(psnr - psnr32, 4), "rel_error": round(relative_error(sd, dec), 6),
+                 "delta_psnr": round(psnr - psnr32, 4), "rel_error": round(relative_error(sd if reference is None else reference, dec), 6),
                  "encode_s": round(enc_s, 4), "decode_s": round(dec_s, 4), **(extra(data) if extra else {})}
         points.append(point)
         print(json.dumps(point), flush=True)
@@ -508,11 +521,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                        lambda qp=qp: encode_nncodec(sd, qp, nonweight_qp=args.nnc_nonweight_qp),
                        lambda d: decode_nncodec(d, template))
 
+        elif coder in ("rate-aware", "rate-aware+seed"):
+            from sinr_adapters import rate_aware as ra
+
+            net, seed, stds, own_sd = model, None, None, None
+            if coder == "rate-aware+seed":
+                init, stds = ra.seeded_init(adapter, args.seed)
+                seed = args.seed
+                net, _ = adapter.fit(signal, steps=args.steps, lr=args.lr, device="cpu", model=init)
+                net.eval()
+                own_psnr[coder] = adapter.psnr(net, signal)
+                own_sd = {k: v.detach().cpu().float().numpy().copy() for k, v in net.state_dict().items()}
+                log(f"seeded SIREN fitted: float32 PSNR {own_psnr[coder]:.3f} dB")
+
+            def ra_decode(d: bytes) -> dict[str, np.ndarray]:
+                return {k: v.detach().cpu().float().numpy() for k, v in ra.decompress(adapter, d).model.state_dict().items()}
+            for lam in _floats(args.rate_aware_lams):
+                opts = ra.RateAwareOptions(lam=lam, steps=args.rate_aware_steps)
+                record(coder, {"lam": lam}, lambda o=opts, n=net, sd_=seed, st=stds:
+                       ra.compress(adapter, n, signal, o, seed=sd_, stds=st, progress=False)[0], ra_decode,
+                       reference=own_sd)
+
     target = psnr32 - args.tolerance
     summary = {}
     coders = [c for c in coders if any(p["coder"] == c for p in points)]
     for coder in coders:
         summary[coder] = bits_within([p for p in points if p["coder"] == coder], target)
+    for coder, own in own_psnr.items():
+        summary[f"{coder} (own float32)"] = bits_within([p for p in points if p["coder"] == coder],
+                                                        own - args.tolerance)
     print(f"# float32 PSNR {psnr32:.3f} dB; target {target:.3f} dB (within {args.tolerance:g} dB); "
           f"{n_weights} weights; smallest bits/weight reaching the target, linearly interpolated on each "
           f"coder's Pareto front:")
@@ -531,7 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "nncodec_import": nnc_how},
             "fit": {"seconds": round(fit_s, 2), **fit_log.to_dict()},
             "num_weights": n_weights, "sinr_tensors": sinr_names, "sinr_weights": n_sinr,
-            "psnr_float32": psnr32, "tolerance_db": args.tolerance, "target_psnr": target,
+            "psnr_float32": psnr32, "psnr_float32_own": own_psnr, "tolerance_db": args.tolerance,
+            "target_psnr": target,
             "coders": coders, "points": points, "summary_bits_per_weight": summary,
         }
         with open(os.path.join(args.out, "results.json"), "w") as f:

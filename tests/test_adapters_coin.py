@@ -85,6 +85,30 @@ def test_bits_baseline_quantizes_only_the_hidden_matrices(fitted):
         COINAdapter(bits=17)
 
 
+def test_tensor_bits_store_each_tensor_at_its_own_width(fitted):
+    adapter, signal, model, _ = fitted
+    names = adapter.stored_names()
+    assert names == list(model.state_dict())
+    alloc = [16 if n.endswith("bias") else 6 for n in names]
+    alloc[names.index("net.1.linear.weight")] = 3
+    low = adapter.with_config({**adapter.config(), "tensor_bits": alloc})
+    assert [low.storage(n, None) for n in names] == [("h",) if b == 16 else ("q", b) for b in alloc]
+    data, info = low.compress_with_info(copy.deepcopy(model), signal, finetune_steps=5, progress=False)
+    dec = low.decompress(data)
+    assert low.psnr(dec.model, signal) == pytest.approx(info["psnr_finetuned"], abs=1e-6)
+    w = dec.model.state_dict()["net.1.linear.weight"]
+    assert len(torch.unique(w)) <= 2**3 - 1  # a 3-bit symmetric quantizer has 7 levels
+    # an adapter with another allocation of the same length decodes it: the widths come from the stream
+    other = adapter.with_config({**adapter.config(), "tensor_bits": [16] * len(names)})
+    assert torch.equal(other.decompress(data).model.state_dict()["net.1.linear.weight"], w)
+    with pytest.raises(ValueError, match="tensor_bits"):
+        COINAdapter(width=16, layers=3, tensor_bits=[8] * 7)
+    with pytest.raises(ValueError, match="tensor_bits"):
+        COINAdapter(width=16, layers=3, tensor_bits=[1] + [8] * 7)
+    with pytest.raises(ValueError, match="not both"):
+        COINAdapter(width=16, layers=3, bits=8, tensor_bits=[8] * 8)
+
+
 def test_sinr_round_trip(fitted):
     from sinr_codecs.sparse import SparseCode
 

@@ -234,6 +234,21 @@ def test_coin_header_classes():
     refused(a.decode, restream(data, edit=set_key(a, "dim_out", 4), shape=(SIZE, SIZE, 4)))
 
 
+def test_coin_tensor_bits_header_values():
+    a = COINAdapter(width=8, layers=3, tensor_bits=[8, 16, 6, 16, 6, 16, 8, 16])
+    data = _stream(a)
+    assert outcome(a.decode, data) is None
+    for value, match in (([8, 16, 6, 16, 6, 16, 8, 17], "range"), ([8, 16, 6, 16, 6, 16, 8, 1], "range"),
+                         ([8, 16, 6, 16, 6, 16, 8, 8.0], "integer"), ([8] * 7, "list"),
+                         ([8, 16, 6, 16, 6, 16, 8, True], "integer")):
+        refused(a.decode, restream(data, edit=set_key(a, "tensor_bits", value)), match)
+    # a network of other depth with the same list length: the list no longer matches the network
+    refused(a.decode, restream(data, edit=set_key(a, "layers", 2)), "tensor_bits")
+    # a stream without tensor_bits read by an adapter expecting one (and the reverse)
+    refused(a.decode, _stream(COINAdapter(width=8, layers=3)), "entries")
+    refused(COINAdapter(width=8, layers=3).decode, data, "entries")
+
+
 def test_inric_header_classes():
     a = INRICAdapter(hidden_features=8, hidden_layers=1, ff_dims=2)
     data = _stream(a)
