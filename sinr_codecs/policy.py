@@ -23,6 +23,10 @@ encode 2x faster than blocks of 128 (decoding takes 4x fewer multiply-adds: 8 at
 Rows up to :data:`MAX_K1` = 64 values keep the codec's own dictionary (8 x k1 atoms), which costs
 the same per weight.
 
+With the codec's error-bounded default the layout is what OMP sees: when a sample of the tensor codes
+smaller without a dictionary (the usual case for trained weights at 2%), the encoder stores the tensor
+densely and may re-cut the blocks into whole rows (:meth:`sinr_codecs.sparse.SparseCode.fit`).
+
 ``policy_overrides`` maps fnmatch patterns on tensor names to ``"sinr"``, ``"lossless"`` or a mapping
 ``{"policy": ..., **SINR options}``; every matching pattern applies, in order, so later ones win.
 """
