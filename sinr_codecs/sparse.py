@@ -24,6 +24,7 @@ from .errors import NonFiniteError
 from .layout import Layout, choose_layout
 from .limits import get_limits
 from .omp import batch_omp
+from .options import MIN_VALUE_BITS
 from .threads import single_threaded_kernels
 
 __all__ = ["SparseCode", "decode_bytes", "resolve_device", "resolve_sparsity", "resolve_k2"]
@@ -94,7 +95,8 @@ class SparseCode:
         (n_vectors, s_max) int64 atom indices, -1 where unused.
     values : torch.Tensor
         (n_vectors, s_max) float coefficients, 0 where unused. In dense mode (``dense=True``, used
-        when ``k1 < 2``, and in error-bounded mode when it gives the smaller stream) the (n_vectors, k1) vectors themselves, and ``indices`` is (n_vectors, 0).
+        when ``k1 < 2``, and in error-bounded mode when it gives the smaller stream) the (n_vectors, k1)
+        vectors themselves, and ``indices`` is (n_vectors, 0).
     counts : torch.Tensor
         (n_vectors,) int64 atoms used per vector.
     dense : bool
@@ -554,9 +556,10 @@ def _dense_rows_if_smaller(code: SparseCode, arr: torch.Tensor, bound: float, bi
 
 def _fewest_bits(dense: SparseCode, vectors: torch.Tensor, bits: int, bound: float) -> SparseCode:
     """``dense`` (which meets ``bound`` with ``bits``-bit values) with ``stats["value_bits"]`` set to the
-    fewest bits, down to 4, that still meet it: values without a dictionary need no more."""
+    fewest bits (at least :data:`~sinr_codecs.options.MIN_VALUE_BITS`) that still meet it: values without a
+    dictionary need no more."""
     best = bits
-    for b in range(bits - 1, 3, -1):
+    for b in range(bits - 1, MIN_VALUE_BITS - 1, -1):
         if not _meets(dense, vectors, b, bound):
             break
         best = b
