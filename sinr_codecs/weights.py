@@ -765,6 +765,21 @@ DEFAULT_UNIFORM_ERROR = 0.02
 """Relative error of ``uniform`` tensors when neither the override nor the SINR configuration sets one."""
 
 
+def _dense_note(array_folder: Path) -> str:
+    """``"; dense rows"`` (or ``"; dense rows in 2/5 chunks"``) when the SINR streams of an array's chunks
+    are in dense mode, as the error-bounded encoder writes them where the dictionary does not pay; else
+    ``""``. Read from the chunk files just written, so the report says what the store holds."""
+    from sinr_codecs import bitstream
+
+    chunks = [bitstream.read(p.read_bytes()) for p in sorted(array_folder.rglob("*"))
+              if p.is_file() and p.name != "zarr.json"]
+    dense = sorted({s.layout.kind for s in chunks if s.mode == "dense"})
+    n = sum(s.mode == "dense" for s in chunks)
+    if not n:
+        return ""
+    return f"; dense {'/'.join(dense)}" + ("" if n == len(chunks) else f" in {n}/{len(chunks)} chunks")
+
+
 def _finish(rec: TensorRecord, folder: Path) -> TensorRecord:
     rec.bytes_after = _dir_size(folder / rec.array) - (folder / rec.array / "zarr.json").stat().st_size
     return rec
@@ -810,7 +825,7 @@ def _write_sinr(root: Any, tensor: _Tensor, safe: str, decision: Decision, base:
     rec = TensorRecord(
         name=tensor.name, array=safe, dtype=tensor.dtype, shape=list(tensor.shape),
         stored_dtype=values.dtype.str, stored_shape=list(values.shape), encoding=encoding,
-        policy="sinr", layout=codec.layout, reason=decision.reason, codec=codec_record,
+        policy="sinr", layout=codec.layout, reason=decision.reason + _dense_note(folder / safe), codec=codec_record,
         chunks=list(chunks), bytes_before=tensor.nbytes,
     )
     restored = _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)

@@ -459,3 +459,15 @@ def test_explicit_options_win_over_the_policy_layout(given, expect, tmp_path):
     report = compress_weights(src, dst, codec_config={"sparsity": 4, **given}, device="cpu", progress=False)
     codec = next(t for t in report.tensors if t.name == "fc.weight").codec
     assert {k: codec.get(k) for k in expect} == expect
+
+
+def test_the_report_says_when_the_error_bounded_default_stored_a_tensor_densely(tmp_path):
+    rng = np.random.default_rng(3)
+    torch.save({"fc.weight": torch.from_numpy((rng.standard_normal((96, 256)) * 0.02).astype(np.float32))},
+               tmp_path / "m.pt")
+    bounded = compress_weights(tmp_path / "m.pt", tmp_path / "a.zarr", device="cpu", progress=False)
+    (rec,) = bounded.tensors
+    assert rec.reason.endswith("; dense rows") and rec.rel_error <= 0.02
+    fixed = compress_weights(tmp_path / "m.pt", tmp_path / "b.zarr", codec_config={"sparsity": 0.25},
+                             device="cpu", progress=False)
+    assert "dense" not in fixed.tensors[0].reason and fixed.tensors[0].rel_error > 0.1
