@@ -17,16 +17,21 @@ and the stream codes ``theta - theta0``; the decoder regenerates ``theta0``.
 
 Stream layout (every byte counted; varint = unsigned LEB128)::
 
-    b"SRA1" | u8 flags (1: SINR, 2: seeded, 4: joint dense section) | (flags & 2: varint seed) | adapter header (SIA1 ..., see
-    sinr_adapters.container.write_header) | per stored tensor, in state_dict order:
+    b"SRA1" | u8 flags (1: SINR, 2: seeded, 4: joint dense section, 8: coded value sections) |
+    (flags & 2: varint seed) | adapter header (SIA1 ..., see sinr_adapters.container.write_header) |
+    per stored tensor, in state_dict order:
         (flags & 2: f16 std of theta0)
-        dense:  u8 0 | f32 step | (not flags & 4: section(rANS ints))
+        dense:  u8 0 | f32 step | (not flags & 4: section(values))
         sparse: u8 1 | u8 layout id | varint k1 | varint k2 | varint dictionary seed | varint s_max |
                 u8 fixed | (not fixed: section(rANS counts)) | section(rANS delta-coded indices) |
-                f32 step | section(rANS ints)
-    | (flags & 4: section(rANS ints of every dense tensor, in order)) | u32 CRC-32 of everything before
+                f32 step | section(values)
+    | (flags & 4: section(values of every dense tensor, in order)) | u32 CRC-32 of everything before
 
-The joint section (one rANS table) is written when it is smaller than one section per dense tensor.
+``values``: with flag 8 (every stream written now), ``u8 0 | rANS stream`` (its own table) or
+``u8 1 | varint zigzag(lo) | varint hi - lo | varint centre - lo | u16 ratio | rANS lanes`` coded with the
+exact frequency table of that two-sided geometric model (:func:`sinr_adapters.rate.laplace_freqs`, total
+``2**MODEL_SCALE``; no table is stored), whichever is smaller; without flag 8, a rANS stream.
+The joint section is written when it is smaller than one section per dense tensor.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ from .container import Reader, write_section, write_varint
 from .finetune import replace_code
 from .inr import INRAdapter
 from .protocol import Decoded
-from .rate import laplace_bits, ste_round
+from .rate import MAX_MODEL_ALPHABET, MODEL_SCALE, LaplaceModel, laplace_bits, laplace_freqs, ste_round
 from .sensitivity import diagonal_fisher, high_rate_steps
 from .signals import Signal
 from .sinr_options import SINROptions
@@ -407,9 +412,9 @@ def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, 
     buf = io.BytesIO()
     dense = [k for k in setup.names if k not in setup.codes]
     # one rANS table for all dense tensors when that is smaller than one per tensor (small tensors)
-    joint_blob = rans.encode(np.concatenate([_ints(qs[k]) for k in dense])) if dense else b""
-    joint = bool(dense) and len(joint_blob) < sum(len(rans.encode(_ints(qs[k]))) for k in dense)
-    flags = (1 if setup.codes else 0) | (2 if seed is not None else 0) | (4 if joint else 0)
+    joint_blob = _code_values(np.concatenate([_ints(qs[k]) for k in dense])) if dense else b""
+    joint = bool(dense) and len(joint_blob) < sum(len(_code_values(_ints(qs[k]))) for k in dense)
+    flags = (1 if setup.codes else 0) | (2 if seed is not None else 0) | (4 if joint else 0) | 8
     buf.write(MAGIC)
     buf.write(bytes([flags]))
     if seed is not None:
@@ -428,7 +433,7 @@ def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, 
             buf.write(b"\x00")
             buf.write(struct.pack("<f", steps[k]))
             if not joint:
-                value_bits += 8 * write_section(buf, rans.encode(_ints(qs[k])))
+                value_bits += 8 * write_section(buf, _code_values(_ints(qs[k])))
             continue
         ind = code.indices.cpu().numpy()
         counts = code.counts.cpu().numpy().astype(np.int64)
@@ -445,7 +450,7 @@ def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, 
         q = np.take_along_axis(qs[k].cpu().round().to(torch.int64).numpy(), order, axis=1)
         used = np.arange(s_max)[None, :] < counts[:, None]
         buf.write(struct.pack("<f", steps[k]))
-        value_bits += 8 * write_section(buf, rans.encode(q[used]))
+        value_bits += 8 * write_section(buf, _code_values(q[used]))
     if joint:
         value_bits += 8 * write_section(buf, joint_blob)
     body = buf.getvalue()
@@ -470,8 +475,9 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
         raise StreamError("rate-aware stream checksum mismatch: the data is corrupt")
     r = Reader(body, 4)
     flags = r.u8("the flags")
-    if flags & ~7:
+    if flags & ~15:
         raise StreamError(f"unknown rate-aware flags {flags:#x}")
+    values = _decode_values if flags & 8 else _rans
     seed = r.varint("the seed", limit=(1 << 63) - 1) if flags & 2 else None
     # the adapter header: checked as the adapter's own streams are (method, configuration, shape)
     inner = body[r.pos:]
@@ -503,10 +509,10 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
             if flags & 4:  # integers in the joint section at the end
                 pending.append((k, step, std, i))
                 continue
-            q = _rans(r.section(what=f"the integers of {k!r}"), numel, k)
+            q = values(r.section(what=f"the integers of {k!r}"), numel, k)
             t = torch.from_numpy(q.astype(np.float32) * np.float32(step)).reshape(shapes[k])
         elif kind == 1:
-            t = _sparse(r, k, shapes[k])
+            t = _sparse(r, k, shapes[k], values)
         else:
             raise StreamError(f"unknown record kind {kind} for {k!r}")
         if std is not None:
@@ -514,7 +520,7 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
         tensors[k] = t
     if pending:
         total = sum(math.prod(shapes[k]) for k, *_ in pending)
-        q = _rans(r.section(what="the joint integer section"), total, "the dense tensors")
+        q = values(r.section(what="the joint integer section"), total, "the dense tensors")
         off = 0
         for k, step, std, i in pending:
             n = math.prod(shapes[k])
@@ -555,7 +561,45 @@ def _rans(blob: bytes, count: int, k: str) -> np.ndarray:
     return rans.decode(blob, count)
 
 
-def _sparse(r: Reader, k: str, shape: tuple[int, ...]) -> torch.Tensor:
+def _code_values(ints: np.ndarray) -> bytes:
+    """A value section: ``u8 0 | rANS stream`` (its own table), or ``u8 1 | varint zigzag(lo) |
+    varint hi - lo | varint center - lo | u16 ratio | lanes`` coded with the two-sided geometric model
+    those parameters define (:class:`~sinr_adapters.rate.LaplaceModel`, no table), whichever is smaller."""
+    table = b"\x00" + rans.encode(ints)
+    model = LaplaceModel.fit(ints) if ints.size else None
+    if model is None:
+        return table
+    head = io.BytesIO()
+    head.write(b"\x01")
+    for v in (rans.zigzag(model.lo), model.hi - model.lo, model.center - model.lo):
+        write_varint(head, int(v))
+    head.write(struct.pack("<H", model.ratio))
+    coded = head.getvalue() + rans.encode_with_model(ints - model.lo, model.freqs(), MODEL_SCALE)
+    return coded if len(coded) < len(table) else table
+
+
+def _decode_values(blob: bytes, count: int, k: str) -> np.ndarray:
+    """Inverse of :func:`_code_values` (``count`` integers); every parameter is checked first."""
+    if count == 0:
+        return _rans(blob, count, k)
+    r = Reader(blob, 0)
+    coder = r.u8(f"the value coder of {k!r}")
+    if coder == 0:
+        return _rans(blob[1:], count, k)
+    if coder != 1:
+        raise StreamError(f"unknown value coder {coder} for {k!r}")
+    lo = int(rans.unzigzag(r.varint("the model's minimum", limit=(1 << 64) - 1)))
+    span = r.varint("the model's range", limit=MAX_MODEL_ALPHABET - 1)
+    center = r.varint("the model's centre", limit=span)
+    ratio = int(np.frombuffer(r.take(2, "the model's ratio"), "<u2")[0])
+    try:
+        freqs = laplace_freqs(lo, lo + span, lo + center, ratio, MODEL_SCALE)
+    except ValueError as exc:
+        raise StreamError(f"the value model of {k!r}: {exc}") from None
+    return rans.decode_with_model(blob[r.pos:], count, freqs, MODEL_SCALE) + lo
+
+
+def _sparse(r: Reader, k: str, shape: tuple[int, ...], values=None) -> torch.Tensor:
     lid = r.u8(f"the layout of {k!r}")
     kinds = {v: n for n, v in LAYOUTS.items()}
     if lid not in kinds:
@@ -588,7 +632,7 @@ def _sparse(r: Reader, k: str, shape: tuple[int, ...]) -> torch.Tensor:
         raise StreamError(f"index symbols out of range for {k!r}")
     idx, _ = entropy.decode_indices(symbols, counts, k2, entropy.INDEX_CODINGS["delta"])
     step = _step(r, k)
-    vals = _rans(r.section(what=f"the values of {k!r}"), total, k).astype(np.float32) * np.float32(step)
+    vals = (values or _rans)(r.section(what=f"the values of {k!r}"), total, k).astype(np.float32) * np.float32(step)
     used = np.arange(s_max)[None, :] < counts[:, None]
     indices = np.full((n, s_max), -1, np.int64)
     values = np.zeros((n, s_max), np.float32)

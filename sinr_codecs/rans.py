@@ -88,7 +88,7 @@ from .cursor import Cursor
 from .cursor import varint as _varint
 from .errors import StreamError
 
-__all__ = ["encode", "decode", "cost_bits", "zigzag", "unzigzag", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES",
+__all__ = ["encode", "decode", "encode_with_model", "decode_with_model", "cost_bits", "zigzag", "unzigzag", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES",
            "MAX_STEPS", "MAX_COUNT"]
 
 MAX_SCALE = 22
@@ -672,6 +672,79 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
     if lo + int(u.max()) > _I64_MAX:
         raise StreamError("rANS stream: a value exceeds the int64 range")
     return u + lo
+
+
+def _check_model(freqs: np.ndarray, scale: int) -> np.ndarray:
+    """``freqs`` as int64 after checking it is a valid model: 1-D, every entry >= 1, sum ``2**scale``."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or not 1 <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be an integer in [1, {MAX_SCALE}], got {scale!r}")
+    f = np.asarray(freqs)
+    if f.ndim != 1 or f.size == 0 or f.dtype.kind not in "iu":
+        raise ValueError("freqs must be a non-empty 1-D integer array")
+    f = f.astype(np.int64)
+    if int(f.min()) < 1 or int(f.sum()) != 1 << int(scale):
+        raise ValueError(f"freqs must be >= 1 and sum to 2**scale = {1 << int(scale)}")
+    return f
+
+
+def encode_with_model(symbols: np.ndarray, freqs: np.ndarray, scale: int) -> bytes:
+    """Code ``symbols`` (indices into ``freqs``) with a frequency table both sides know, e.g. from a
+    parametric model whose few parameters the caller stores: no table is written.
+
+    Parameters
+    ----------
+    symbols : (n,) integer array
+        Values in ``[0, len(freqs))``; ``n <= MAX_COUNT``.
+    freqs : (size,) integer array
+        Every entry >= 1, summing to ``2**scale``.
+    scale : int
+        1 .. :data:`MAX_SCALE`.
+
+    Returns
+    -------
+    bytes
+        The interleaved lanes (``varint lanes - 1 | lanes x varint final state | 32-bit words``), the same
+        as the tail of an :func:`encode` stream; :func:`decode_with_model` reads it given ``n``, ``freqs``
+        and ``scale``.
+    """
+    f = _check_model(freqs, scale)
+    a = _as_symbols(symbols)
+    n = a.size
+    if n == 0:
+        return b""
+    if n > MAX_COUNT:
+        raise ValueError(f"rANS codes at most {MAX_COUNT} symbols per stream, got {n}")
+    if int(a.min()) < 0 or int(a.max()) >= f.size:
+        raise ValueError(f"symbols must lie in [0, {f.size}), got [{int(a.min())}, {int(a.max())}]")
+    bits = float(n * int(scale) - np.log2(f[a]).sum())
+    words, states = _encode_lanes(a.astype(np.int64), f, int(scale), _lanes_for(n, bits))
+    return _varint(states.size - 1) + _varints(states) + words.astype("<u4").tobytes()
+
+
+def decode_with_model(data: bytes | bytearray | memoryview, count: int, freqs: np.ndarray, scale: int) -> np.ndarray:
+    """Inverse of :func:`encode_with_model`: the (count,) int64 symbols.
+
+    Raises
+    ------
+    ValueError
+        A bad ``count`` or model (the caller's own checks come first).
+    StreamError
+        Corrupt, truncated or trailing data, as for :func:`decode`.
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"count must be an integer >= 0, got {count!r}")
+    f = _check_model(freqs, scale)
+    count = int(count)
+    if count > MAX_COUNT:
+        raise StreamError(f"rANS stream: count {count} exceeds the limit {MAX_COUNT}")
+    r = _Reader(data)
+    if count == 0:
+        if r.left:
+            raise StreamError(f"rANS stream for 0 symbols must be empty, got {r.left} bytes")
+        return np.zeros(0, dtype=np.int64)
+    lookup = np.repeat(np.arange(f.size, dtype=np.int32), f)
+    slots, _ = _decode_lanes(r, f, lookup, int(scale), count, None)
+    return lookup[slots].astype(np.int64)
 
 
 def _check_scale(scale: int, count: int) -> int:

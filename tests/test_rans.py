@@ -308,3 +308,22 @@ def test_zigzag_scalars_and_arrays_agree():
     # narrow unsigned arrays are widened before the arithmetic (nothing wraps)
     top = np.array([65533, 65534, 65535], dtype="<u2")
     np.testing.assert_array_equal(rans.unzigzag(top), [-32767, 32767, -32768])
+
+
+def test_a_model_both_sides_know_codes_without_a_table():
+    rng = np.random.default_rng(5)
+    freqs = np.array([1, 30, 200, 700, 90, 2, 1])  # sums to 1024 = 2**10
+    s = rng.choice(7, 5000, p=freqs / 1024)
+    blob = rans.encode_with_model(s, freqs, 10)
+    assert np.array_equal(rans.decode_with_model(blob, s.size, freqs, 10), s)
+    ideal = -np.log2(freqs[s] / 1024).sum() / 8
+    assert len(blob) < min(ideal * 1.02 + 16, len(rans.encode(s)))  # near the ideal, below a table's
+    assert rans.encode_with_model(np.zeros(0, np.int64), freqs, 10) == b""
+    with pytest.raises(StreamError):
+        rans.decode_with_model(blob[:-4], s.size, freqs, 10)
+    with pytest.raises(StreamError):
+        rans.decode_with_model(blob + b"\0\0\0\0", s.size, freqs, 10)
+    with pytest.raises(ValueError):
+        rans.encode_with_model(s, freqs[:-1], 10)  # does not sum to 2**scale
+    with pytest.raises(ValueError):
+        rans.encode_with_model(np.array([7]), freqs, 10)  # outside the table

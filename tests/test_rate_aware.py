@@ -122,3 +122,35 @@ def test_support_refinement_round_trip(tiny, accept):
     assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
     with pytest.raises(ValueError):
         ra.RateAwareOptions(lam=1e-3, refine_accept="sometimes")
+
+
+def test_value_sections_take_the_parametric_model_when_it_is_smaller():
+    from sinr_adapters.rate import LaplaceModel, laplace_freqs
+
+    rng = np.random.default_rng(1)
+    q = np.round(rng.laplace(0.0, 3.0, size=300)).astype(np.int64)
+    blob = ra._code_values(q)
+    assert blob[0] == 1 and len(blob) < 1 + len(ra.rans.encode(q))  # no table: smaller than rANS's own
+    assert np.array_equal(ra._decode_values(blob, q.size, "t"), q)
+    f = laplace_freqs(-5, 9, 0, 40000, 12)  # exact integers: the decoder rebuilds the same table
+    assert f.min() >= 1 and f.sum() == 4096 and f.argmax() == 5 and np.array_equal(f, laplace_freqs(-5, 9, 0, 40000, 12))
+    assert LaplaceModel.fit(np.full(7, 3)) is None  # one value: rANS's single-value layout is smaller
+    assert ra._decode_values(ra._code_values(np.full(7, 3)), 7, "t").tolist() == [3] * 7
+    bad = bytearray(blob)
+    bad[1:3] = b"\xff\xff"  # the model's minimum: a varint running on into the range field
+    with pytest.raises(StreamError):
+        ra._decode_values(bytes(bad), q.size, "t")
+    with pytest.raises(StreamError):
+        ra._decode_values(blob[:-3], q.size, "t")
+
+
+@pytest.mark.parametrize("name", ["coin_rate_aware", "coin_rate_aware_sinr"])
+def test_streams_with_plain_rans_value_sections_still_decode(name):
+    """Streams written before value sections carried a coder byte (flag 8 clear)."""
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "fixtures" / "adapter_streams"
+    data = (folder / f"{name}.stream").read_bytes()
+    assert not data[4] & 8
+    out = ra.decode(COINAdapter(width=8, layers=2), data)
+    np.testing.assert_allclose(out, np.load(folder / f"{name}.decoded.npy"), rtol=1e-5, atol=1e-6)
