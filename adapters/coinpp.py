@@ -289,6 +289,21 @@ class COINppAdapter(INRAdapter):
         """One vector per patch: ``"auto"`` means ``"rows"`` for the ``(patches, latent_dim)`` latents."""
         return ("rows" if sinr.layout == "auto" else sinr.layout), sinr.block_size
 
+    def stored_model(self, shape: Sequence[int]) -> COINppModel:
+        """The base network with zero latents for an ``(H, W, dim_out)`` image: the stored tensor is the
+        ``(patches, latent_dim)`` latent matrix, whose size follows from the image's patch grid."""
+        if len(shape) != 3:
+            raise StreamError(f"COIN++ streams hold (H, W, {self.dim_out}) images, got shape {tuple(shape)}")
+        nr, nc = patch_grid(int(shape[0]), int(shape[1]), self.patch)
+        if nr * nc * self.latent_dim > 1 << 28:
+            raise StreamError("stream describes too many patches")
+        return COINppModel(self.build_model(), torch.zeros(nr * nc, self.latent_dim), shape[:2], self.patch)
+
+    def shared_fingerprint(self) -> str:
+        """:meth:`base_fingerprint`: a stream decodes only with the base network (and quantizer
+        statistics) that wrote it."""
+        return self.base_fingerprint()
+
     # ---- base network ----------------------------------------------------------------------------
     @property
     def base(self) -> dict[str, torch.Tensor] | None:

@@ -303,8 +303,10 @@ def _paths(spec: AdapterSpec, point: str, cfg: EvalConfig) -> list[_Path]:
                                              entropy=cfg.sinr_entropy, index_coding=cfg.index_coding,
                                              seed=cfg.seed, device=cfg.device))
                 for s in cfg.sparsity for b in cfg.value_bits]
+    # one rate-aware point per rate weight without SINR (also beside a bit search, whose paths fix the
+    # bits a rate-aware stream learns) and per SINR setting
+    rated = ([_Path(point)] if cfg.without_sinr else []) + [p for p in out if p.sinr is not None]
     for lam in cfg.rate_aware:
-        rated = [p for p in out if p.bits is None and p.rate is None]
         out += [_Path(f"{p.point},lam={lam:g}", sinr=p.sinr, rate=float(lam)) for p in rated]
     if cfg.rate_aware_seed is not None:
         out += [_Path(f"{point},lam={lam:g},seed", rate=float(lam), seed=int(cfg.rate_aware_seed))

@@ -110,6 +110,19 @@ class INRAdapter:
     def fit_regularizer(self, model: nn.Module) -> Any:
         return None
 
+    def stored_model(self, shape: Sequence[int]) -> nn.Module:
+        """A fresh network for a signal of ``shape`` (grid shape, then channels) whose state_dict holds
+        every stored tensor (:meth:`tensor_names`): rate-aware decoding (:mod:`sinr_adapters.rate_aware`)
+        finds the tensors' shapes on it (on the meta device) and loads the decoded ones into it.
+        Default: :meth:`build_model` (what is stored does not depend on the signal's size)."""
+        return self.build_model()
+
+    def shared_fingerprint(self) -> str | None:
+        """Hex fingerprint of the state shared beforehand that a stream decodes with (its first 8 digits
+        go into the header): by default the reference weights' (:meth:`reference`), None without any."""
+        ref = self.reference()
+        return None if ref is None else fingerprint(ref)
+
     def with_config(self, config: Mapping[str, Any]) -> INRAdapter:
         """An adapter of this class for a stream's configuration (decoding); same reference weights."""
         return type(self)(**config)

@@ -157,6 +157,9 @@ def seeded_init(adapter: INRAdapter, seed: int) -> tuple[nn.Module, dict[str, fl
     model = adapter.build_model()
     names = adapter.tensor_names(model)
     sd = model.state_dict()
+    if any(k not in sd for k in names):
+        raise ValueError(f"seeded residuals apply to methods that store their network's own weights; {adapter.name} "
+                         f"stores {sorted(set(names) - set(sd))}, which its network does not initialise")
     stds: dict[str, float] = {}
     new = {}
     for i, k in enumerate(names):
@@ -420,9 +423,8 @@ def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, 
     if seed is not None:
         write_varint(buf, int(seed))
     hbuf = io.BytesIO()
-    ref = setup.reference
     container.write_header(hbuf, adapter.name, adapter.config(), shape, sinr=bool(setup.codes),
-                           ref=None if ref is None else container.fingerprint(ref))
+                           ref=adapter.shared_fingerprint())
     buf.write(hbuf.getvalue())
     value_bits = index_bits = 0
     for k in setup.names:
@@ -488,10 +490,12 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
     r.pos += hlen
     dec_adapter = adapter.stream_adapter(config)
     ref = dec_adapter.reference()
-    if (header["ref"] is None) != (ref is None) or (ref is not None and header["ref"] != container.fingerprint(ref)[:8]):
-        raise StreamError("the stream's reference weights differ from this adapter's")
-    with torch.device("meta"):
-        probe = type(dec_adapter)(**config).build_model()
+    shared = dec_adapter.shared_fingerprint()
+    if (header["ref"] is None) != (shared is None) or (shared is not None and header["ref"] != shared[:8]):
+        raise StreamError("the stream's reference weights (or shared base network) differ from this adapter's")
+    shape = tuple(int(s) for s in header["shape"])
+    with torch.device("meta"):  # the stored tensors' shapes, nothing allocated
+        probe = type(dec_adapter)(**config).stored_model(shape)
     names = dec_adapter.tensor_names(probe)
     shapes = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
     tensors: dict[str, torch.Tensor] = {}
@@ -534,9 +538,8 @@ def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Deco
     tensors = {k: tensors[k] for k in names}
     if ref is not None:
         tensors = {k: tensors[k] + ref[k].cpu().float() for k in names}
-    model = dec_adapter.build_model()
-    model.load_state_dict(tensors, strict=True)
-    shape = tuple(int(s) for s in header["shape"])
+    model = dec_adapter.stored_model(shape)
+    model.load_state_dict({**model.state_dict(), **tensors}, strict=True)
     return Decoded(model=model.to(resolve_device(device)), shape=shape, header={**header, "adapter": dec_adapter})
 
 

@@ -187,6 +187,22 @@ def test_streams_refuse_other_bases_and_corruption(meta, fitted):
         small(base=meta.base).compress(copy.deepcopy(model), signal)
 
 
+def test_rate_aware_latents_round_trip_and_bind_the_base(meta, fitted):
+    from sinr_adapters import rate_aware as ra
+
+    adapter, signal, model, _ = fitted
+    for sinr in (None, SINROptions(sparsity=4, value_bits=8, dictionary_ratio=2)):
+        data, info = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=5), sinr=sinr)
+        dec = ra.decompress(adapter, data)
+        assert tuple(dec.model.latents.shape) == (9, 8)   # the 3 x 3 patch grid of a padded 20-px image
+        assert adapter.psnr(dec.model, signal) == pytest.approx(info["psnr_finetuned"], abs=1e-4)
+    other = small(base={k: v + 1e-3 for k, v in meta.base.items()}, quantizer=meta.quantizer)
+    with pytest.raises(StreamError, match="base network"):
+        ra.decompress(other, data)
+    with pytest.raises(ValueError, match="own weights"):   # the latents start from zero, not from a seed
+        ra.seeded_init(adapter, 3)
+
+
 def _official_args(**kw) -> argparse.Namespace:
     args = {"num_layers": 3, "dim_hidden": 16, "w0": 30.0, "modulate_scale": 0, "modulate_shift": 1, "use_latent": 1,
             "latent_dim": 8, "modulation_net_dim_hidden": 64, "modulation_net_num_layers": 1, "seed": -1,

@@ -291,3 +291,16 @@ def test_rate_aware_curves_end_to_end(method, options):
         assert abs(r.psnr - r.extra["psnr_finetuned"]) < 1e-3
     with pytest.raises(ValueError, match="rate_aware_seed"):
         EvalConfig(methods=[method], images=["chelsea"], size=10, options={method: options}, rate_aware_seed=3)
+
+
+def test_rate_aware_curve_stays_beside_the_bit_search():
+    """--baseline-bits replaces the method's own storage point, never the rate-aware point without SINR."""
+    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
+                     steps=5, finetune_steps=1, sparsity=[0.5], baseline_bits=[6, 8], rate_aware=[1e-3, 1e-2])
+    results = run(cfg, progress=False, log=lambda m: None)
+    by_label: dict[str, list[str]] = {}
+    for r in results:
+        by_label.setdefault(r.label, []).append(r.rate_point)
+    assert sorted(by_label["coin"]) == ["width=6,bits=6", "width=6,bits=8"]
+    assert by_label["coin rate-aware"] == ["width=6,lam=0.001", "width=6,lam=0.01"]
+    assert by_label["coin rate-aware+SINR"] == ["width=6,lam=0.001", "width=6,lam=0.01"]
