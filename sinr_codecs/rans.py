@@ -623,16 +623,10 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
         exceeds a limit. Memory use is O(count + len(data)) and time O(count + len(data)) whatever
         the input.
     """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"count must be an integer >= 0, got {count!r}")
-    count = int(count)
-    if count > MAX_COUNT:
-        raise StreamError(f"rANS stream: count {count} exceeds the limit {MAX_COUNT}")
-    r = _Reader(data)
-    if count == 0:
-        if r.left:
-            raise StreamError(f"rANS stream for 0 symbols must be empty, got {r.left} bytes")
+    r = _start(data, count)
+    if r is None:
         return np.zeros(0, dtype=np.int64)
+    count = int(count)
     tag = r.u8("tag")
     max_alphabet = min(int(max_alphabet), MAX_ALPHABET)
     if tag == 0:
@@ -672,6 +666,21 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
     if lo + int(u.max()) > _I64_MAX:
         raise StreamError("rANS stream: a value exceeds the int64 range")
     return u + lo
+
+
+def _start(data: bytes | bytearray | memoryview, count: int) -> _Reader | None:
+    """A reader over ``data`` after checking ``count`` (ValueError, or StreamError above the limit);
+    ``None`` for ``count == 0``, whose stream must be empty."""
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ValueError(f"count must be an integer >= 0, got {count!r}")
+    if count > MAX_COUNT:
+        raise StreamError(f"rANS stream: count {count} exceeds the limit {MAX_COUNT}")
+    r = _Reader(data)
+    if count == 0:
+        if r.left:
+            raise StreamError(f"rANS stream for 0 symbols must be empty, got {r.left} bytes")
+        return None
+    return r
 
 
 def _check_model(freqs: np.ndarray, scale: int) -> np.ndarray:
@@ -731,16 +740,9 @@ def decode_with_model(data: bytes | bytearray | memoryview, count: int, freqs: n
     StreamError
         Corrupt, truncated or trailing data, as for :func:`decode`.
     """
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ValueError(f"count must be an integer >= 0, got {count!r}")
     f = _check_model(freqs, scale)
-    count = int(count)
-    if count > MAX_COUNT:
-        raise StreamError(f"rANS stream: count {count} exceeds the limit {MAX_COUNT}")
-    r = _Reader(data)
-    if count == 0:
-        if r.left:
-            raise StreamError(f"rANS stream for 0 symbols must be empty, got {r.left} bytes")
+    r = _start(data, count)
+    if r is None:
         return np.zeros(0, dtype=np.int64)
     lookup = np.repeat(np.arange(f.size, dtype=np.int32), f)
     slots, _ = _decode_lanes(r, f, lookup, int(scale), count, None)
