@@ -480,12 +480,10 @@ def encode(symbols: np.ndarray) -> bytes:
     ValueError
         Not 1-D, or beyond the limits above.
     """
-    a = _as_symbols(symbols)
+    a = _countable(symbols)
     n = a.size
     if n == 0:
         return b""
-    if n > MAX_COUNT:
-        raise ValueError(f"rANS codes at most {MAX_COUNT} symbols per stream, got {n}")
     lo, size, present, counts, idx = _histogram(a)
     if present.size == 1:
         return b"\x00" + _varint(zigzag(lo)) + _varint(n - 1)
@@ -668,6 +666,14 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
     return u + lo
 
 
+def _countable(symbols: np.ndarray) -> np.ndarray:
+    """``symbols`` as a 1-D integer array (:func:`_as_symbols`) of at most :data:`MAX_COUNT` entries."""
+    a = _as_symbols(symbols)
+    if a.size > MAX_COUNT:
+        raise ValueError(f"rANS codes at most {MAX_COUNT} symbols per stream, got {a.size}")
+    return a
+
+
 def _start(data: bytes | bytearray | memoryview, count: int) -> _Reader | None:
     """A reader over ``data`` after checking ``count`` (ValueError, or StreamError above the limit);
     ``None`` for ``count == 0``, whose stream must be empty."""
@@ -717,12 +723,10 @@ def encode_with_model(symbols: np.ndarray, freqs: np.ndarray, scale: int) -> byt
         and ``scale``.
     """
     f = _check_model(freqs, scale)
-    a = _as_symbols(symbols)
+    a = _countable(symbols)
     n = a.size
     if n == 0:
         return b""
-    if n > MAX_COUNT:
-        raise ValueError(f"rANS codes at most {MAX_COUNT} symbols per stream, got {n}")
     if int(a.min()) < 0 or int(a.max()) >= f.size:
         raise ValueError(f"symbols must lie in [0, {f.size}), got [{int(a.min())}, {int(a.max())}]")
     bits = float(n * int(scale) - np.log2(f[a]).sum())
