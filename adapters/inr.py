@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import brotli
 import numpy as np
 import torch
+from sinr_codecs import options
 from sinr_codecs.errors import StreamError
 from sinr_codecs.sparse import SparseCode, resolve_device
 from torch import nn
@@ -205,6 +206,11 @@ class INRAdapter:
         codes: dict[str, Any] = {}
         t0 = time.perf_counter()
         if sinr_names:
+            last = sinr.seed + len(sinr_names) - 1
+            if last > options.MAX_SEED:
+                raise ValueError(f"SINR seed {sinr.seed}: the {len(sinr_names)} coded tensors use seeds up to "
+                                 f"seed + {len(sinr_names) - 1} = {last}, above the largest seed {options.MAX_SEED}; "
+                                 f"use a seed <= {options.MAX_SEED - len(sinr_names) + 1}")
             for i, k in enumerate(n for n in names if n in sinr_names):
                 layout, block_size = self.sinr_layout(k, sinr)
                 codes[k] = SparseCode.fit(coded[k], sparsity=sinr.sparsity,

@@ -116,6 +116,19 @@ def test_prepare_compression_with_sinr_and_sections():
             sparse_tensor_from_bytes(blob[:5], t.shape)
 
 
+def test_the_last_coded_tensors_seed_must_stay_a_seed():
+    """The i-th coded tensor uses seed + i: a first seed too close to 2**64 is refused before any OMP,
+    with the largest seed that fits."""
+    adapter = COINAdapter(width=8, layers=3)   # two SINR-coded tensors: seeds s and s + 1
+    torch.manual_seed(0)
+    model = adapter.build_model()
+    top = 2 ** 64 - 1
+    with pytest.raises(ValueError, match=rf"seed \+ 1 = {top + 1}.*use a seed <= {top - 1}"):
+        adapter.prepare_compression(model, SINROptions(sparsity=0.5, seed=top, device="cpu"))
+    setup = adapter.prepare_compression(model, SINROptions(sparsity=0.5, seed=top - 1, device="cpu"))
+    assert sorted(c.seed for c in setup.codes.values()) == [top - 1, top]
+
+
 def test_sinr_layout_hooks():
     auto, flat = SINROptions(), SINROptions(layout="flat")
     assert COINAdapter().sinr_layout("net.1.linear.weight", auto) == ("auto", None)
