@@ -14,6 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sinr_codecs.entropy import BACKENDS, INDEX_CODINGS
+from sinr_codecs.options import BY_NAME as _SINR
+from sinr_codecs.options import MAX_VALUE_BITS, MIN_VALUE_BITS, PRESETS
+
 from .images import META_IMAGES
 
 __all__ = ["DEMO", "add_demo", "add_evaluate", "main_demo", "main_evaluate"]
@@ -30,6 +34,9 @@ DEMO: dict[str, Any] = {
     "baseline_bits": [8, 16],
 }
 """The embedded default of ``sinr demo`` (about a minute on 2 CPU cores)."""
+
+_PRESET = PRESETS["default"]
+"""The SINR options the evaluation uses when the command line leaves them unset."""
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -62,6 +69,44 @@ def _sparsity(text: str) -> int | float:
         return int(text)
     except ValueError:
         return float(text)
+
+
+_sparsity.__name__ = "a count or a fraction"
+
+
+_KINDS = {int: "an integer", float: "a number"}
+
+
+def _sinr_value(name: str, kind):
+    """An argparse type for one value of the SINR option ``name``: read as ``kind``, then checked by the
+    option's one definition (:func:`sinr_codecs.options.parse`, whose message is shown)."""
+    from sinr_codecs import options
+
+    def parse(text: str):
+        try:
+            value = kind(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}: expected {_KINDS.get(kind, kind.__name__)}, "
+                                             f"got {text!r}") from None
+        try:
+            return options.parse(name, value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    parse.__name__ = name
+    return parse
+
+
+def _sinr_list(name: str, kind):
+    """A comma-separated list of values of the SINR option ``name`` (:func:`_sinr_value` each)."""
+    one = _sinr_value(name, kind)
+
+    def parse(text: str) -> list:
+        items = [t for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("expected a comma-separated list")
+        return [one(t) for t in items]
+    parse.__name__ = name
+    return parse
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -177,6 +222,12 @@ def _sizes_help() -> str:
     return "; ".join(parts) if parts else "side of the square crop in pixels (default 64)"
 
 
+def _bits_help() -> str:
+    """Each installed method's storage-bits knob, from its description."""
+    parts = [f"{m}: {spec.bits}" for m, spec in _installed().items() if spec.bits is not None]
+    return "; ".join(parts) if parts else "none installed describes one"
+
+
 def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     from sinr_codecs.registry import available_adapters
 
@@ -190,7 +241,8 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="signal size in each source's unit: " + _sizes_help())
     p.add_argument("--steps", type=int, default=1000, help="fitting steps (Adam)")
     p.add_argument("--lr", type=float, metavar="LR",
-                   help="fitting learning rate (default: the adapter's; COIN++ fits by its inner loop)")
+                   help="fitting learning rate (default: the adapter's; a method that fits by its own schedule, "
+                        "e.g. a meta-learned inner loop, may ignore it)")
     p.add_argument("--batch-size", type=int, metavar="N", help="mini-batch size (default: full batch)")
     p.add_argument("--finetune-steps", type=int, default=200,
                    help="fine-tuning steps after compression starts, the same with and without SINR")
@@ -198,18 +250,20 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="fine-tuning learning rate without SINR (default: the adapter's)")
     p.add_argument("--sinr-lr", type=float, metavar="LR",
                    help="fine-tuning learning rate with SINR (default: the adapter's)")
-    p.add_argument("--sparsity", type=_list(_sparsity), default=[0.25], metavar="S[,S]",
-                   help="SINR atoms per vector: integers, or fractions of the vector length")
-    p.add_argument("--value-bits", type=_list(int), default=[8], metavar="B[,B]", help="SINR value bits")
-    p.add_argument("--dictionary-ratio", type=float, default=8.0, help="SINR k2 / k1")
-    p.add_argument("--sinr-entropy", choices=("brotli", "rans", "raw"), default="brotli",
+    p.add_argument("--sparsity", type=_sinr_list("sparsity", _sparsity), default=[_SINR["sparsity"].default],
+                   metavar="S[,S]", help="SINR atoms per vector: integers, or fractions of the vector length")
+    p.add_argument("--value-bits", type=_sinr_list("value_bits", int), default=[_PRESET["value_bits"]],
+                   metavar="B[,B]", help=f"SINR value bits ({MIN_VALUE_BITS}..{MAX_VALUE_BITS})")
+    p.add_argument("--dictionary-ratio", type=_sinr_value("dictionary_ratio", float),
+                   default=_SINR["dictionary_ratio"].default, metavar="R", help="SINR k2 / k1 (>= 1)")
+    p.add_argument("--sinr-entropy", choices=tuple(BACKENDS), default=_PRESET["entropy"],
                    help="SINR's entropy back end")
-    p.add_argument("--index-coding", choices=("delta", "raw"), default="delta",
+    p.add_argument("--index-coding", choices=tuple(INDEX_CODINGS), default=_PRESET["index_coding"],
                    help="SINR's index coding (raw: the paper's, indices in selection order)")
     p.add_argument("--baseline-bits", type=_list(int), default=[], metavar="B[,B]",
                    help="bit-width search of the path without SINR, the fair baseline: each method's "
-                        "storage-bits knob at these values (coin: hidden matrices as B-bit integers, 16 = "
-                        "float16; shacira: mlp_bits) (default: each method's own setting)")
+                        "storage-bits knob at these values (" + _bits_help() + ") (default: each method's own "
+                        "setting)")
     p.add_argument("--rate-aware", type=_list(float), default=[], metavar="LAM[,LAM]",
                    help="also run rate-aware compression (learned steps, rate term, rANS; curves "
                         "'<method> rate-aware' and '<method> rate-aware+SINR'), one point per rate weight "

@@ -214,7 +214,8 @@ class EvalConfig:
         for s in self.sparsity:
             for b in self.value_bits:
                 SINROptions(sparsity=s, value_bits=b, dictionary_ratio=self.dictionary_ratio,
-                            entropy=self.sinr_entropy, index_coding=self.index_coding)
+                            entropy=self.sinr_entropy, index_coding=self.index_coding, seed=self.seed,
+                            device=self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -43,6 +43,30 @@ def test_the_harness_names_no_method():
         assert not found, module
 
 
+def test_the_command_line_names_no_method_beyond_its_defaults_and_the_demo():
+    """``sinr evaluate``'s flags and help come from the adapters' descriptions: method names appear only
+    in the default of --method, one --set example and the demo's embedded configuration."""
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "adapters" / "commands.py").read_text())
+    demo = {id(n) for a in ast.walk(tree) if isinstance(a, (ast.Assign, ast.AnnAssign))
+            and any(isinstance(t, ast.Name) and t.id in ("DEMO", "_DEMO_HELP", "_DEMO_DESC")
+                    for t in getattr(a, "targets", [getattr(a, "target", None)]))
+            for n in ast.walk(a)}
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(n) is not None}
+    names = r"\b(coin|coinpp|coin\+\+|inric|shacira|nic|audio|occupancy)\b"
+    found = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+             and id(n) not in docs | demo and re.search(names, n.value, re.IGNORECASE)]
+    assert found.count("coin") == 1   # --method's default
+    rest = [s for s in found if s != "coin"]
+    assert len(rest) <= 3 and all("--set" in s or "--METHOD-OPTION" in s or "(images, occupancy" in s
+                                  for s in rest), rest
+    help_text = argparse.ArgumentParser()
+    commands.add_evaluate(help_text.add_subparsers())
+    text = help_text._subparsers._group_actions[0].choices["evaluate"].format_help()
+    for method in ("coin", "shacira"):   # the storage-bits knobs come from the descriptions
+        assert f"{method}: {method_spec(method)[1].bits}" in " ".join(text.split())
+
+
 def test_legacy_flags_and_set_give_the_same_options():
     legacy = config_of(["--method", "coinpp,shacira", "--coinpp-patch", "8", "--coinpp-latent-dims", "4,6",
                         "--shacira-sinr-latents", "--shacira-table-sizes", "5", "--size", "16"])
@@ -73,6 +97,12 @@ def test_shared_aliases_set_every_method_that_declares_them_and_set_wins():
     (["--method", "coin", "--set", "jpeg.q=1"], 1, "unknown method 'jpeg'"),
     (["--method", "shacira", "--set", "shacira.table_sizes=30"], 1, "shacira.table_sizes: 30 is above the maximum 24"),
     (["--method", "shacira", "--set", "shacira.sinr_latents=maybe"], 1, "expected true or false"),
+    # SINR's flags are checked by the options' one definition, with its messages
+    (["--method", "coin", "--value-bits", "8,30"], 2, "value_bits must be an integer in [2, 24], got 30"),
+    (["--method", "coin", "--sparsity", "0.25,1.5"], 2, "a fractional sparsity must lie in (0, 1), got 1.5"),
+    (["--method", "coin", "--dictionary-ratio", "0.5"], 2, "dictionary_ratio must be a finite number >= 1"),
+    (["--method", "coin", "--seed", "-1"], 1, "seed must be an integer in [0, 18446744073709551615], got -1"),
+    (["--method", "coin", "--seed", str(2 ** 70)], 1, "seed must be an integer in [0, 18446744073709551615]"),
 ])
 def test_bad_method_options_fail_with_the_method_and_option_named(tmp_path, capsys, argv, status, message):
     assert commands.main_evaluate([*argv, "--out", str(tmp_path)]) == status
@@ -85,6 +115,9 @@ def test_python_options_are_type_checked():
     with pytest.raises(spec.OptionError, match="coin.layers: expected int"):
         EvalConfig(options={"coin": {"layers": 2.5}})
     assert EvalConfig(options={"coin": {"layers": 2}}).options["coin"] == {"widths": [16, 32], "layers": 2}
+    for seed in (-1, 2 ** 64):   # refused at construction, as the codec refuses it, before anything runs
+        with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 18446744073709551615\]"):
+            EvalConfig(seed=seed, with_sinr=False)
 
 
 def test_option_parsing():
@@ -109,3 +142,19 @@ def test_rate_aware_flags_reach_the_configuration():
     assert config_of(["--images", "chelsea"]).rate_aware_seed is None
     with pytest.raises(ValueError, match="rate_aware_seed"):
         config_of(["--images", "chelsea", "--rate-aware-seed", "5"])
+
+
+def test_sinr_flags_offer_what_the_codec_accepts():
+    from sinr_codecs import entropy, options
+
+    parser = argparse.ArgumentParser()
+    commands.add_evaluate(parser.add_subparsers())
+    ev = parser._subparsers._group_actions[0].choices["evaluate"]
+    acts = {a.dest: a for a in ev._actions}
+    assert tuple(acts["sinr_entropy"].choices) == tuple(entropy.BACKENDS)
+    assert tuple(acts["index_coding"].choices) == tuple(entropy.INDEX_CODINGS)
+    assert acts["dictionary_ratio"].default == options.BY_NAME["dictionary_ratio"].default
+    assert acts["value_bits"].default == [options.PRESETS["default"]["value_bits"]]
+    assert acts["sparsity"].default == [options.BY_NAME["sparsity"].default]
+    cfg = config_of(["--value-bits", "2,24", "--sinr-entropy", "rans", "--seed", str(2 ** 64 - 1)])
+    assert cfg.value_bits == [2, 24] and cfg.sinr_entropy == "rans" and cfg.seed == 2 ** 64 - 1
