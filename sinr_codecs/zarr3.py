@@ -41,7 +41,7 @@ from zarr.core.common import JSON, parse_named_configuration
 from zarr.registry import register_codec
 
 from sinr_codecs.errors import StreamError
-from sinr_codecs.options import OPTIONS, numpydoc
+from sinr_codecs.options import OPTIONS, numpydoc, parse
 
 if TYPE_CHECKING:
     from typing import Self
@@ -104,7 +104,10 @@ class SINRCodec(ArrayBytesCodec):
     Every parameter has the meaning and default of :class:`sinr_codecs.codec.SINR` (one definition:
     :data:`sinr_codecs.options.OPTIONS`); invalid values raise ``ValueError`` here, at construction.
     The fields hold the resolved options (the preset's values filled in), so ``zarr.json`` reads the
-    same even if a later release changes a preset.
+    same even if a later release changes a preset. The chunk dtype comes from the array: ``dtype``, the
+    one option of :class:`~sinr_codecs.codec.SINR` that is not a field, is accepted so that
+    ``SINRCodec(**config)`` takes any ``SINR(...).get_config()`` (without ``"id"``); it is not stored,
+    and an array of another dtype is refused when it is created (``TypeError``).
 
     Parameters
     ----------
@@ -114,13 +117,13 @@ class SINRCodec(ArrayBytesCodec):
     is_fixed_size = False
 
     def __init__(self, **kwargs: Any) -> None:
-        if "dtype" in kwargs:
-            raise TypeError(f"{CODEC_NAME} takes the chunk dtype from the array; do not pass dtype")
+        dtype = parse("dtype", kwargs.pop("dtype", None))  # ValueError for a non-float dtype
         core = _core_class()(**kwargs)  # validates; raises ValueError on a bad option
         config = core.get_config()
         for o in _FIELDS:
             object.__setattr__(self, o.name, config[o.name])
         object.__setattr__(self, "_core", core)
+        object.__setattr__(self, "_dtype", dtype)
 
     # -- metadata ---------------------------------------------------------------------------------
     @classmethod
@@ -162,6 +165,10 @@ class SINRCodec(ArrayBytesCodec):
                 f"{CODEC_NAME} codes float16/float32/float64 arrays only, not {native}; keep the default "
                 "serializer (zarr.codecs.BytesCodec) for this array, or cast it to a float dtype."
             )
+        given = self.__dict__.get("_dtype")
+        if given is not None and np.dtype(given).name != native.name:
+            raise TypeError(f"{CODEC_NAME} was built with dtype={np.dtype(given).name!r}, but the array is "
+                            f"{native.name}: the chunk dtype comes from the array (leave dtype out)")
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         """Not known in advance: SINR streams are variable-length."""

@@ -114,6 +114,27 @@ def test_v3_codec_fields_match_the_numcodecs_config():
     assert {k: getattr(codec, k) for k in core} == core
 
 
+@pytest.mark.parametrize("dtype", [None, "float32", ">f4"])
+def test_v3_codec_takes_any_numcodecs_config(dtype):
+    """``SINRCodec(**config)`` for any ``SINR(...).get_config()``: ``dtype`` is accepted (the array's dtype
+    is used), never stored, and an array of another dtype is refused when created."""
+    config = {k: v for k, v in SINR(sparsity=8, value_bits=10, dtype=dtype).get_config().items() if k != "id"}
+    codec = SINRCodec(**config)
+    assert codec == SINRCodec(sparsity=8, value_bits=10) and "dtype" not in codec.to_dict()["configuration"]
+    assert SINRCodec.from_dict({"name": CODEC_NAME, "configuration": config}) == codec
+    x = weights(shape=(8, 64))
+    a = zarr.create_array(store={}, shape=x.shape, chunks=x.shape, dtype=x.dtype, serializer=codec,
+                          compressors=None)
+    a[:] = x
+    np.testing.assert_array_equal(a[:], SINR(**config).decode(SINR(**config).encode(x)))
+    if dtype is not None:
+        with pytest.raises(TypeError, match="built with dtype='float32', but the array is float64"):
+            zarr.create_array(store={}, shape=x.shape, chunks=x.shape, dtype="f8", serializer=codec,
+                              compressors=None)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        SINRCodec(**{**config, "dtype": "int32"})
+
+
 def test_v3_codec_dict_round_trip_and_validation():
     codec = SINRCodec(sparsity=8, value_bits=10, layout="rows", seed=3, max_rel_error=0.1)
     d = codec.to_dict()
