@@ -21,19 +21,24 @@ _PRESET = options.PRESETS["default"]
 _SHARED = ("sparsity", "dictionary_ratio", "value_bits", "seed", "layout", "block_size", "index_coding",
            "entropy", "device")
 
+_SEED_LIMIT = "2**64" if options.MAX_SEED == (1 << 64) - 1 else str(options.MAX_SEED + 1)
 _OWN_DOCS = {
-    "sparsity": ("int or float, default 0.25",
+    "sparsity": (options.BY_NAME["sparsity"].type_doc,
                  "Nonzeros per vector: an int count (>= 1), or a float fraction in (0, 1) of the vector "
                  "length k1; clipped to k1 - 1."),
-    "seed": ("int, default 0",
-             "Dictionary seed of the first coded tensor, 0 <= seed < 2**64; the ``i``-th coded tensor (in "
-             "stream order) uses ``seed + i``, which must stay below 2**64 too. Stored in each SINR section."),
-    "value_bits": ("int, default 8",
-                   "Bits per stored sparse value, 2..24 (the core's uniform quantizer). The SINR sections of an "
-                   "adapter stream are SparseCode streams, which hold up to 24 bits. The codec's "
+    "seed": (options.BY_NAME["seed"].type_doc,
+             f"Dictionary seed of the first coded tensor, 0 <= seed < {_SEED_LIMIT}; the ``i``-th coded tensor "
+             f"(in stream order) uses ``seed + i``, which must stay below {_SEED_LIMIT} too. Stored in each SINR "
+             "section."),
+    "value_bits": (f"int, default {_PRESET['value_bits']}",
+                   f"Bits per stored sparse value, {options.MIN_VALUE_BITS}..{options.MAX_VALUE_BITS} (the core's "
+                   "uniform quantizer). The SINR sections of an adapter stream are SparseCode streams, which hold "
+                   f"up to {options.MAX_VALUE_BITS} bits. The codec's "
                    '``"auto"`` needs ``max_rel_error``, which adapters do not take (they fine-tune the '
                    "values instead)."),
 }
+"""The adapters' own wording of three options (their ranges and defaults still come from
+:mod:`sinr_codecs.options`)."""
 
 
 def _doc(name: str) -> str:
