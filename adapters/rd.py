@@ -16,7 +16,7 @@ bits at any quality than its best member curve there. The *test* curve (with SIN
 as measured (:func:`pareto_front`), never improved by a hull. So the rule can favour the anchor, never the
 test curve: a saving reported is one SINR's measured points achieve against the best the method offers.
 
-:func:`savings` answers the question the SINR issues ask: at the quality a point of the *test* curve
+:func:`savings` answers the comparison's question: at the quality a point of the *test* curve
 reaches, how many fewer bits does it need than the *anchor* curve? :func:`bd_rate` averages that over
 the quality interval both curves cover (negative = the test curve needs fewer bits).
 """
