@@ -27,6 +27,8 @@ Stream layout (every byte counted; varint = unsigned LEB128)::
                 f32 step | section(values)
     | (flags & 4: section(values of every dense tensor, in order)) | u32 CRC-32 of everything before
 
+Every byte is specified in docs/format-adapters.md ("Rate-aware streams").
+
 ``values``: with flag 8 (every stream written now), ``u8 0 | rANS stream`` (its own table) or
 ``u8 1 | varint zigzag(lo) | varint hi - lo | varint centre - lo | u16 ratio | rANS lanes`` coded with the
 exact frequency table of that two-sided geometric model (:func:`sinr_adapters.rate.laplace_freqs`, total
@@ -51,6 +53,7 @@ from sinr_codecs import entropy, rans
 from sinr_codecs.dictionary import gaussian_stream
 from sinr_codecs.errors import StreamError
 from sinr_codecs.layout import LAYOUTS, Layout
+from sinr_codecs.options import MAX_SEED
 from sinr_codecs.sparse import SparseCode, resolve_device
 from torch import nn
 
@@ -610,7 +613,7 @@ def _sparse(r: Reader, k: str, shape: tuple[int, ...], values=None) -> torch.Ten
     size = math.prod(shape)
     k1 = r.varint("k1", limit=max(size, 1))
     k2 = r.varint("k2", limit=_MAX_K2)
-    dseed = r.varint("the dictionary seed", limit=(1 << 63) - 1)
+    dseed = r.varint("the dictionary seed", limit=MAX_SEED)   # every seed SINROptions accepts
     s_max = r.varint("s_max", limit=k1)
     layout = Layout(kind=kinds[lid], shape=tuple(shape), k1=k1)
     try:

@@ -69,6 +69,51 @@ def test_round_trip(tiny, sinr):
         ra.decode(adapter, bytes(bad))
 
 
+def test_every_seed_sinr_options_accept_decodes(tiny):
+    """Dictionary seeds up to 2**64 - 1 (what SINROptions and the codec accept) round-trip."""
+    adapter, signal, model = tiny
+    sinr = SINROptions(sparsity=0.5, value_bits=8, seed=2 ** 64 - 1, device="cpu")
+    data, info = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=2), sinr=sinr)
+    dec = ra.decompress(adapter, data)
+    assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
+
+
+@pytest.mark.parametrize("sinr", [None, SINROptions(sparsity=0.5, value_bits=8, seed=7, device="cpu")])
+def test_stream_reads_as_docs_format_adapters_specifies_it(tiny, sinr):
+    """Walk an SRA1 stream by the layout in docs/format-adapters.md: every byte is accounted for."""
+    import struct
+    import zlib
+
+    from sinr_adapters.container import Reader
+
+    adapter, signal, model = tiny
+    data, _ = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=2), sinr=sinr)
+    assert data[:4] == b"SRA1" and struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+    flags = data[4]
+    assert flags & 8 and not flags & 2 and bool(flags & 1) == (sinr is not None) and not flags & ~15
+    _, hlen = adapter.read_header(data[5:-4])
+    assert data[5:9] == b"SIA1"
+    r = Reader(data[:-4], 5 + hlen)
+    names = adapter.tensor_names(model)
+    coded = set(adapter.sinr_tensor_names(model)) if sinr is not None else set()
+    for k in names:
+        kind = r.u8("kind")
+        assert kind == (1 if k in coded else 0)
+        if kind == 1:
+            assert r.u8("layout") in (0, 1, 2)
+            k1, k2, seed, s_max = (r.varint(w, 1 << 64) for w in ("k1", "k2", "seed", "s_max"))
+            assert k1 <= k2 and s_max <= k1 and seed in (7, 8)
+            if r.u8("fixed") == 0:
+                r.section(what="counts")
+            r.section(what="indices")
+        r.take(4, "step")
+        if kind == 1 or not flags & 4:
+            assert r.section(what="values")[:1] in (b"\x00", b"\x01")
+    if flags & 4:
+        assert r.section(what="joint values")[:1] in (b"\x00", b"\x01")
+    assert r.pos == len(data) - 4
+
+
 def test_seeded_residual_round_trip(tiny):
     adapter, signal, _ = tiny
     init, stds = ra.seeded_init(adapter, 3)
