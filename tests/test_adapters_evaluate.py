@@ -152,7 +152,7 @@ def test_bad_options_fail_cleanly(tmp_path, capsys):
     assert commands.main_evaluate(["--method", "jpeg", "--out", str(tmp_path)]) == 1
     assert "unknown method" in capsys.readouterr().err
     assert commands.main_evaluate(["--images", "lena", "--out", str(tmp_path)]) == 1
-    assert commands.main_evaluate(["--sparsity", "1.5", "--out", str(tmp_path)]) == 1
+    assert commands.main_evaluate(["--sparsity", "1.5", "--out", str(tmp_path)]) == 2   # a usage error
     assert commands.main_evaluate(["--widths", "a,b"]) == 2
     with pytest.raises(ValueError):
         EvalConfig(with_sinr=False, without_sinr=False)
