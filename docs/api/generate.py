@@ -55,6 +55,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sinr_adapters.nic", "point-cloud attributes (NIC: SIREN xyz to RGB, Y-PSNR)"),
     ("sinr_adapters.rd", "rate-distortion arithmetic"),
     ("sinr_adapters.evaluate", "the rate-distortion harness"),
+    ("sinr_adapters.reporting", "an evaluation's tables, plot and files"),
     ("sinr_adapters.tune", "auto-tuning to a target quality"),
 )
 """The documented modules, in the index's order, with a one-line description each."""
