@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_codecs import weights
+from sinr_codecs import outputs, weights
 from sinr_codecs.cli import main
 from sinr_codecs.weights import WeightsError, compress_weights, decompress_weights
 
@@ -296,7 +296,7 @@ def test_unwritable_folder(folder, capsys, monkeypatch, command, src, out, maker
 def test_signals_deferred_then_delivered():
     got = []
     with pytest.raises(KeyboardInterrupt):
-        with weights._signals_deferred():
+        with outputs._signals_deferred():
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(0.05)
             got.append("finished the critical section")
@@ -309,11 +309,11 @@ def test_worker_wait_is_interrupted_at_once():
     t0 = time.perf_counter()
     timer.start()
     with pytest.raises(KeyboardInterrupt):
-        weights._in_worker(time.sleep, 5.0)  # stands for a long torch operation
+        outputs._in_worker(time.sleep, 5.0)  # stands for a long torch operation
     assert time.perf_counter() - t0 < 1.5
     with pytest.raises(ZeroDivisionError):  # worker errors reach the caller
-        weights._in_worker(lambda: 1 / 0)
-    assert weights._in_worker(sum, [1, 2]) == 3
+        outputs._in_worker(lambda: 1 / 0)
+    assert outputs._in_worker(sum, [1, 2]) == 3
 
 
 def _signal_compress(tmp_path: Path, model: Path, sig: int, *, after: float = 0.5, budget: float = 2.0):
