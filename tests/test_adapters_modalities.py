@@ -44,6 +44,29 @@ def test_procedural_signals_are_deterministic_and_in_range():
         load_waveform("speech", 100)
 
 
+def test_occupancy_grid_is_evaluated_in_chunks_at_any_size(monkeypatch):
+    import tracemalloc
+
+    from sinr_adapters import shapes
+
+    for name in SHAPES:
+        for size in (5, 17):   # odd sizes: the same cells as the points the network is rendered on
+            s = load_shape(name, size)
+            direct = s.sdf(shapes.grid_points(size).astype(np.float64)) < 0
+            assert np.array_equal(s.occupancy_grid().reshape(-1), direct), (name, size)
+    monkeypatch.setattr(shapes, "CHUNK", 4096)
+    s = load_shape("statue", 64)
+    expected = s.sdf(shapes.grid_points(64).astype(np.float64)) < 0
+    tracemalloc.start()
+    try:
+        occ = s.occupancy_grid()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(occ.reshape(-1), expected)
+    assert peak < 8 << 20, f"{peak / 2 ** 20:.1f} MiB for a 64^3 grid"   # whole-grid evaluation: ~48 MiB
+
+
 def test_metrics():
     ref = np.zeros((4, 4, 4, 1), np.float32)
     ref[:2] = 1
