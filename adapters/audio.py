@@ -37,6 +37,30 @@ from .waveforms import RATE, WAVEFORMS, load_waveform
 __all__ = ["AudioAdapter", "snr"]
 
 
+_PCM_SCALE = {np.dtype(np.int16): 2.0 ** 15, np.dtype(np.int32): 2.0 ** 31}
+
+
+def _waveform_array(raw: np.ndarray) -> np.ndarray:
+    """A mono waveform as float32 ``(T,)`` in [-1, 1] (see :meth:`AudioAdapter.signal_from`)."""
+    w = np.asarray(raw)
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w[:, 0]
+    if w.ndim != 1:
+        raise ValueError(f"expected a mono waveform (T,) or (T, 1), got shape {w.shape}: mix the channels or pick one")
+    if w.dtype in _PCM_SCALE:
+        w = w.astype(np.float64) / _PCM_SCALE[w.dtype]
+    elif not np.issubdtype(w.dtype, np.floating):
+        raise ValueError(f"waveform samples must be floats in [-1, 1] or int16/int32 PCM, got dtype {w.dtype}")
+    if w.size < 2:
+        raise ValueError(f"a waveform needs at least 2 samples, got {w.size}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("waveform samples must be finite")
+    peak = float(np.abs(w).max())
+    if peak > 1.0:
+        raise ValueError(f"waveform samples must lie in [-1, 1], the peak is {peak:g}: divide by the peak")
+    return w.astype(np.float32)
+
+
 def snr(decoded: np.ndarray, reference: np.ndarray) -> float:
     """Signal-to-noise ratio in dB of ``decoded`` against ``reference`` (inf when equal)."""
     ref = np.asarray(reference, dtype=np.float64)
@@ -112,11 +136,22 @@ class AudioAdapter(FieldAdapter):
                      w0_initial=self.w0_initial)
 
     def signal_from(self, raw: np.ndarray, *, name: str = "") -> FieldSignal:
-        """A mono waveform ``(T,)`` or ``(T, 1)`` in [-1, 1] -> a signal of ``T`` samples."""
-        w = np.asarray(raw, dtype=np.float32).reshape(-1)
-        if w.size < 2 or not np.all(np.isfinite(w)):
-            raise ValueError("a waveform needs at least 2 finite samples")
-        values = torch.from_numpy(np.clip(w, -1.0, 1.0)[:, None].copy())
+        """A mono waveform -> a signal of ``T`` samples.
+
+        Parameters
+        ----------
+        raw : numpy.ndarray
+            ``(T,)`` or ``(T, 1)``, ``T >= 2``: floats in [-1, 1], or 16- / 32-bit integer PCM (divided by
+            ``2^15`` / ``2^31``, as WAV readers return it).
+
+        Raises
+        ------
+        ValueError
+            Another shape (several channels: mix them or pick one first), fewer than 2 samples,
+            non-finite values, floats outside [-1, 1] (divide by the peak), another integer type.
+        """
+        w = _waveform_array(raw)
+        values = torch.from_numpy(w[:, None].copy())
         return FieldSignal(nets.linspace_grid(w.size), values, (w.size, 1), (-1.0, 1.0), "audio", name,
                            reference=values.numpy().copy())
 

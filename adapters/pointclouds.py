@@ -73,11 +73,36 @@ HELD_OUT_CLOUDS: tuple[str, ...] = tuple(f"{s}_{i}" for s in SURFACES for i in _
 @dataclass(frozen=True)
 class Cloud:
     """A coloured point cloud: ``positions`` float32 ``(N, 3)`` in ``[-1, 1]``, ``colours`` float32
-    ``(N, 3)`` RGB in [0, 1] (8-bit levels)."""
+    ``(N, 3)`` RGB in [0, 1] (8-bit levels for the bundled clouds).
+
+    Any cloud can be built from arrays (``N >= 1``); positions are used as given (scale a scan into the
+    cube first: the SIREN's sine frequencies are set for coordinates in ``[-1, 1]``), and colours must
+    be RGB in [0, 1] (divide 8-bit colours by 255).
+
+    Raises
+    ------
+    ValueError
+        Shapes other than ``(N, 3)`` and ``(N, 3)`` with the same ``N >= 1``, non-finite values,
+        positions outside ``[-1, 1]`` or colours outside [0, 1].
+    """
 
     name: str
     positions: np.ndarray
     colours: np.ndarray
+
+    def __post_init__(self) -> None:
+        pos, col = np.asarray(self.positions), np.asarray(self.colours)
+        if pos.ndim != 2 or pos.shape[1] != 3 or pos.shape[0] < 1:
+            raise ValueError(f"cloud positions must be (N >= 1, 3), got shape {pos.shape}")
+        if col.shape != pos.shape:
+            raise ValueError(f"cloud colours must be RGB of every point, ({pos.shape[0]}, 3), got shape {col.shape}")
+        for what, a, lo, hint in (("positions", pos, -1.0, "scale the cloud into the cube"),
+                                  ("colours", col, 0.0, "divide 8-bit colours by 255")):
+            if not (np.issubdtype(a.dtype, np.number) and np.all(np.isfinite(a))):
+                raise ValueError(f"cloud {what} must be finite numbers")
+            if float(a.min()) < lo or float(a.max()) > 1.0:
+                raise ValueError(f"cloud {what} must lie in [{lo:g}, 1] ({hint}), got [{float(a.min()):g}, "
+                                 f"{float(a.max()):g}]")
 
 
 def load_cloud(name: str, size: int = 4096) -> Cloud:

@@ -16,7 +16,7 @@ from sinr_adapters.commands import main_evaluate
 from sinr_adapters.evaluate import EvalConfig, method_spec
 from sinr_adapters.nic import NICAdapter, rgb_to_yuv, y_psnr
 from sinr_adapters.occupancy import OccupancyAdapter, iou
-from sinr_adapters.pointclouds import HELD_OUT_CLOUDS, load_cloud
+from sinr_adapters.pointclouds import HELD_OUT_CLOUDS, Cloud, load_cloud
 from sinr_adapters.shapes import SHAPES, load_shape
 from sinr_adapters.waveforms import WAVEFORMS, load_waveform
 
@@ -42,6 +42,29 @@ def test_procedural_signals_are_deterministic_and_in_range():
         load_shape("bunny", 12)
     with pytest.raises(KeyError, match="bundled waveforms"):
         load_waveform("speech", 100)
+
+
+def test_occupancy_grid_is_evaluated_in_chunks_at_any_size(monkeypatch):
+    import tracemalloc
+
+    from sinr_adapters import shapes
+
+    for name in SHAPES:
+        for size in (5, 17):   # odd sizes: the same cells as the points the network is rendered on
+            s = load_shape(name, size)
+            direct = s.sdf(shapes.grid_points(size).astype(np.float64)) < 0
+            assert np.array_equal(s.occupancy_grid().reshape(-1), direct), (name, size)
+    monkeypatch.setattr(shapes, "CHUNK", 4096)
+    s = load_shape("statue", 64)
+    expected = s.sdf(shapes.grid_points(64).astype(np.float64)) < 0
+    tracemalloc.start()
+    try:
+        occ = s.occupancy_grid()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(occ.reshape(-1), expected)
+    assert peak < 8 << 20, f"{peak / 2 ** 20:.1f} MiB for a 64^3 grid"   # whole-grid evaluation: ~48 MiB
 
 
 def test_metrics():
@@ -70,6 +93,41 @@ def test_descriptions_name_signals_metric_and_rate_unit():
         assert spec.bits == "bits" and spec.rate == "widths"
     _, nic = method_spec("nic")
     assert set(nic.signal_source().held_out) <= set(HELD_OUT_CLOUDS)
+
+
+def test_audio_takes_mono_waveforms_in_range_or_pcm_and_refuses_the_rest():
+    a = AudioAdapter(width=8)
+    tone = 0.5 * np.sin(np.arange(101) * 0.1)
+    assert a.signal_from(tone).shape == (101, 1) and a.signal_from(tone[:, None]).shape == (101, 1)
+    pcm = (tone * 32767).astype(np.int16)   # what a WAV reader returns
+    assert np.allclose(a.signal_from(pcm).reference[:, 0], tone, atol=1e-4)
+    for bad, match in ((np.stack([tone, tone], 1), "mono"), (3 * tone, "divide by the peak"),
+                       (np.array([0.1]), "2 samples"), (np.array([0.1, np.nan]), "finite"),
+                       (tone.astype(np.int64), "dtype"), (np.zeros((4, 4, 1)), "mono")):
+        with pytest.raises(ValueError, match=match):
+            a.signal_from(bad)
+
+
+def test_clouds_from_arrays_are_checked():
+    pos = load_cloud("torus_coffee", 50).positions
+    col = np.random.default_rng(0).uniform(0, 1, (50, 3)).astype(np.float32)
+    sig = NICAdapter(width=8).signal_from(Cloud("mine", pos, col))
+    assert sig.shape == (50, 3) and sig.elements == 50
+    for p, c, match in ((pos, col[:49], "colours"), (pos[:, :2], col[:, :2], "positions"), (pos, col[:, :1], "colours"),
+                        (pos, 255 * col, "divide 8-bit colours by 255"), (3 * pos, col, "scale the cloud"),
+                        (pos, np.full_like(col, np.nan), "finite"), (pos[:0], col[:0], "N >= 1")):
+        with pytest.raises(ValueError, match=match):
+            Cloud("bad", p, c)
+
+
+def test_clouds_from_other_bundled_images_and_odd_sizes():
+    for name in ("wavy_coffee", "torus_chelsea", "sphere_motorcycle"):
+        for n in (16, 17, 333):
+            c = load_cloud(name, n)
+            assert c.positions.shape == c.colours.shape == (n, 3)
+            assert np.abs(c.positions).max() <= 1.0 and 0.0 <= c.colours.min() <= c.colours.max() <= 1.0
+    # the colours follow the image: two different images give different clouds on the same surface
+    assert not np.array_equal(load_cloud("sphere_coffee", 64).colours, load_cloud("sphere_chelsea", 64).colours)
 
 
 # ------------------------------------------------------------------------------------ round trips
