@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["LoadReport", "map_state_dict", "read_state_dict"]
+__all__ = ["LoadReport", "check_state_dict", "map_state_dict", "read_state_dict"]
 
 
 @dataclass
@@ -46,8 +46,24 @@ def map_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], *, strict: 
     """Copy ``sd`` into ``model`` key by key (``rename`` maps checkpoint keys to model keys); shapes must
     agree; with ``strict`` every model key must be filled and every checkpoint key used."""
     own = model.state_dict()
+    report = check_state_dict(own, sd, strict=strict, what=what, rename=rename)
+    loaded = {target: sd[key].detach().to(torch.float32) for key, target in report.mapped.items()}
+    model.load_state_dict({**{k: v for k, v in own.items()}, **loaded}, strict=True)
+    return report
+
+
+def check_state_dict(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor], *, strict: bool, what: str,
+                     rename: Mapping[str, str] | None = None) -> LoadReport:
+    """The checks of :func:`map_state_dict` without loading anything: ``own`` may be the state_dict of a
+    model built on the ``meta`` device, so a checkpoint that does not fit a configuration is refused
+    before a network of that configuration is allocated.
+
+    Raises
+    ------
+    ValueError
+        For a tensor of another shape, or (``strict``) a missing or unexpected key.
+    """
     report = LoadReport()
-    loaded: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         target = rename.get(key, key) if rename else key
         if target not in own:
@@ -56,11 +72,10 @@ def map_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor], *, strict: 
         if tuple(own[target].shape) != tuple(value.shape):
             raise ValueError(f"{what} checkpoint tensor {key!r} has shape {tuple(value.shape)}, the model "
                              f"expects {tuple(own[target].shape)}: the checkpoint's layers are inconsistent")
-        loaded[target] = value.detach().to(torch.float32)
         report.mapped[key] = target
-    report.missing = [k for k in own if k not in loaded]
+    filled = set(report.mapped.values())
+    report.missing = [k for k in own if k not in filled]
     if strict and (report.missing or report.unexpected):
         raise ValueError(f"{what} checkpoint does not match the model: missing {report.missing}, unexpected "
                          f"{report.unexpected}; pass strict=False to load the rest")
-    model.load_state_dict({**{k: v for k, v in own.items()}, **loaded}, strict=True)
     return report

@@ -60,7 +60,7 @@ from sinr_codecs.errors import StreamError
 
 from . import meta_init, nets
 from .adaround import adaround
-from .checkpoints import LoadReport, map_state_dict, read_state_dict
+from .checkpoints import LoadReport, check_state_dict, map_state_dict, read_state_dict
 from .container import MAX_FREQUENCY, config_number
 from .grids import linspace_grid
 from .finetune import CompressionSetup
@@ -442,9 +442,14 @@ class INRICAdapter(INRAdapter):
         return lrs
 
     def _check_init(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        model = INRICNet(in_features=self.in_features, out_features=self.out_features,
-                         hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
-                         ff_dims=self.ff_dims, encoding_scale=self.encoding_scale, w0=self.w0)
+        def net() -> INRICNet:
+            return INRICNet(in_features=self.in_features, out_features=self.out_features,
+                            hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
+                            ff_dims=self.ff_dims, encoding_scale=self.encoding_scale, w0=self.w0)
+
+        with torch.device("meta"):  # refuse an init of another shape before allocating the network
+            check_state_dict(net().state_dict(), sd, strict=True, what="INRIC initialisation")
+        model = net()
         map_state_dict(model, sd, strict=True, what="INRIC initialisation")
         return {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
 

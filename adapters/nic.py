@@ -50,6 +50,7 @@ from .base import (
     uniform_quantize,
     write_section,
 )
+from .checkpoints import check_state_dict
 from .fields import FieldAdapter, FieldSignal, Siren, siren_parameters
 from .pointclouds import CLOUDS, HELD_OUT_CLOUDS, Cloud, load_cloud
 
@@ -154,6 +155,8 @@ class NICAdapter(FieldAdapter):
         self._init: dict[str, torch.Tensor] | None = None
         if init is not None:
             sd = meta_init.read_init(init) if not isinstance(init, Mapping) else dict(init)
+            with torch.device("meta"):  # refuse an init of another shape before allocating the network
+                check_state_dict(self._bare_model().state_dict(), sd, strict=True, what="NIC initialisation")
             model = self._bare_model()
             map_state_dict(model, sd, strict=True, what="NIC initialisation")
             self._init = {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}

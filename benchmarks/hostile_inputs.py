@@ -58,6 +58,11 @@ CASES: dict[str, str] = {
         "e = brotli.compress(b'')\n"
         "st = brotli.compress(np.ones(1, '<f8').tobytes())\n"
         "SINR().decode(craft((n, k1), dtype=1, backend=1, s_max=k1 - 1, counts_kind=1, sections=(cnt, e, st, e)))",
+    "dictionary at the cap (64 x 2**19) for a 64-element output":
+        "from sinr_codecs import SINR\n"
+        "st = brotli.compress(np.ones(1, '<f8').tobytes())\n"
+        "SINR().decode(craft((64,), k2=1 << 19, s_max=1, backend=1,\n"
+        "                    sections=(brotli.compress(bytes(4)), st, brotli.compress(b'\\x01'))))",
     "Brotli zero bomb in a section":
         "from sinr_codecs import SINR\n"
         "bomb = brotli.compress(bytes(256 << 20), quality=1)\n"

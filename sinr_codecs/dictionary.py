@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-__all__ = ["GENERATOR_ID", "GENERATORS", "CACHE_BYTES", "sensing_matrix", "gaussian_stream", "clear_cache"]
+__all__ = ["GENERATOR_ID", "GENERATORS", "CACHE_BYTES", "atoms", "sensing_matrix", "gaussian_stream", "clear_cache"]
 
 GENERATOR_ID: int = 1
 """The id of the generator used for new streams."""
@@ -166,26 +166,41 @@ def gaussian_stream(seed: int, start: int, count: int) -> np.ndarray:
         Shape ``(count,)``, float64, before column normalisation.
     """
     key = _key(seed)
+    out = np.empty(count, dtype=np.float64)  # blocks are written in place: one array, never a copy
     blocks = [(s, min(_BLOCK, start + count - s)) for s in range(start, start + count, _BLOCK)]
+
+    def fill(block: tuple[int, int]) -> None:
+        s, n = block
+        out[s - start : s - start + n] = _gaussian_block(key, s, n)
+
     if len(blocks) <= 1:
-        parts = [_gaussian_block(key, s, n) for s, n in blocks]
+        for b in blocks:
+            fill(b)
     else:  # numpy releases the GIL inside ufuncs: blocks run in parallel
         with ThreadPoolExecutor(max_workers=min(len(blocks), os.cpu_count() or 1)) as pool:
-            parts = list(pool.map(lambda b: _gaussian_block(key, *b), blocks))
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.float64)
+            list(pool.map(fill, blocks))
+    return out
 
 
-def _matrix_f64(k1: int, k2: int, seed: int) -> torch.Tensor:
-    g = gaussian_stream(seed, 0, k1 * k2)  # column-major: k2 runs of k1 values
-    a = torch.from_numpy(g).reshape(k2, k1).T.contiguous()  # (k1, k2)
-    rows = a.numpy()
+def _atoms_f64(k1: int, k2: int, seed: int) -> np.ndarray:
+    """The dictionary's unit-norm columns as the rows of a C-contiguous ``(k2, k1)`` float64 array.
+
+    The counter is column-major, so this is the generator's own order: built in place, with no
+    transposed copy (steps 2-5 of the specification, bit-identical to :func:`sensing_matrix`).
+    """
+    g = gaussian_stream(seed, 0, k1 * k2).reshape(k2, k1)
     norm2 = np.zeros(k2, dtype=np.float64)
     sq = np.empty(k2, dtype=np.float64)
     for i in range(k1):  # specified summation order: i = 0, 1, ..., k1 - 1
-        np.multiply(rows[i], rows[i], out=sq)
+        np.multiply(g[:, i], g[:, i], out=sq)
         norm2 += sq
-    rows /= np.sqrt(norm2)
-    return a
+    g /= np.sqrt(norm2)[:, None]
+    return g
+
+
+def _matrix_f64(k1: int, k2: int, seed: int) -> torch.Tensor:
+    """The (k1, k2) float64 dictionary, uncached (what every cached form is rounded from)."""
+    return torch.from_numpy(_atoms_f64(k1, k2, seed)).T.contiguous()
 
 
 CACHE_BYTES = 256 << 20
@@ -237,6 +252,37 @@ def clear_cache() -> None:
         _cache_bytes = 0
 
 
+def atoms(k1: int, k2: int, seed: int = 0, *, generator: int = GENERATOR_ID) -> torch.Tensor:
+    """The transposed dictionary ``sensing_matrix(k1, k2, seed).T`` in float64 on the CPU, C-contiguous.
+
+    What a decoder multiplies with: its rows are the atoms. Built in the generator's own (column-major)
+    order, so peak memory is one ``(k2, k1)`` float64 array plus a few blocks of work per core, never a
+    transposed copy. Cached like :func:`sensing_matrix` (its own entry); treat it as read-only.
+
+    Returns
+    -------
+    torch.Tensor
+        Shape ``(k2, k1)``, float64, bit-identical to ``sensing_matrix(k1, k2, seed, dtype=torch.float64).T``.
+    """
+    k1, k2, seed = _check(k1, k2, seed, generator)
+    key = (k1, k2, seed, generator, "cpu", torch.float64, "atoms")
+    hit = _cache_get(key)
+    if hit is not None:
+        return hit
+    return _cache_put(key, torch.from_numpy(_atoms_f64(k1, k2, seed)))
+
+
+def _check(k1: int, k2: int, seed: int, generator: int) -> tuple[int, int, int]:
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown dictionary generator id {generator}; known: {sorted(GENERATORS)}")
+    k1, k2, seed = int(k1), int(k2), int(seed)
+    if k1 < 1 or k2 < 1:
+        raise ValueError(f"dictionary dimensions must be >= 1, got k1={k1}, k2={k2}")
+    if k1 * k2 > _MAX_ELEMENTS:
+        raise ValueError(f"dictionary {k1}x{k2} is larger than the limit of {_MAX_ELEMENTS} entries")
+    return k1, k2, seed
+
+
 def sensing_matrix(
     k1: int,
     k2: int,
@@ -266,9 +312,9 @@ def sensing_matrix(
     torch.Tensor
         Shape ``(k1, k2)``; bit-identical for the same arguments on any machine. Cached per
         ``(k1, k2, seed, generator, device, dtype)`` in a least-recently-used cache bounded by
-        :data:`CACHE_BYTES`; treat it as read-only. Another dtype or device of a cached dictionary is
-        converted from the cached float64 values when those are at hand (bit-identical: the float64
-        values are rounded once either way).
+        :data:`CACHE_BYTES`; treat it as read-only. Every dtype and device is rounded once from the
+        float64 :func:`atoms` (cached too, and shared with decoders), so peak memory while building it
+        is that float64 array plus the result.
 
     Examples
     --------
@@ -276,13 +322,7 @@ def sensing_matrix(
     >>> tuple(a.shape), round(float(a[:, 0].norm()), 12)
     ((4, 8), 1.0)
     """
-    if generator not in GENERATORS:
-        raise ValueError(f"unknown dictionary generator id {generator}; known: {sorted(GENERATORS)}")
-    k1, k2, seed = int(k1), int(k2), int(seed)
-    if k1 < 1 or k2 < 1:
-        raise ValueError(f"dictionary dimensions must be >= 1, got k1={k1}, k2={k2}")
-    if k1 * k2 > _MAX_ELEMENTS:
-        raise ValueError(f"dictionary {k1}x{k2} is larger than the limit of {_MAX_ELEMENTS} entries")
+    k1, k2, seed = _check(k1, k2, seed, generator)
     if not dtype.is_floating_point:
         raise TypeError(f"dictionary dtype must be floating point, got {dtype}")
     device = torch.device(device)
@@ -290,10 +330,9 @@ def sensing_matrix(
     hit = _cache_get(key)
     if hit is not None:
         return hit
-    f64 = _cache_get((k1, k2, seed, generator, "cpu", torch.float64))
-    if f64 is None:
-        f64 = _matrix_f64(k1, k2, seed)
-        if device.type == "cpu" and dtype == torch.float32:
-            # float32 encoders are usually followed by float64 decoders of the same dictionary
-            f64 = _cache_put((k1, k2, seed, generator, "cpu", torch.float64), f64)
-    return _cache_put(key, f64.to(device=device, dtype=dtype))
+    # one (k2, k1) float64 array in the generator's order (cached: decoders of the same dictionary use it),
+    # copied once into the (k1, k2) result: no float64 (k1, k2) intermediate
+    at = atoms(k1, k2, seed, generator=generator)
+    out = torch.empty((k1, k2), dtype=dtype, device=device)
+    out.copy_(at.T)
+    return _cache_put(key, out)

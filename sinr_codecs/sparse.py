@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import bitstream, quantize
-from .dictionary import GENERATOR_ID, sensing_matrix
+from .dictionary import GENERATOR_ID, atoms, sensing_matrix
 from .errors import NonFiniteError
 from .layout import Layout, choose_layout
 from .limits import get_limits
@@ -374,7 +374,8 @@ class SparseCode:
             return _reconstruct(self.layout, self.dtype, self.order, None,
                                 lambda i0, i1: (None, None, vals.reshape(n, self.k1)[i0:i1]))
         idx = self.indices.cpu().numpy()
-        return _reconstruct(self.layout, self.dtype, self.order, self.dictionary("cpu", torch.float64),
+        return _reconstruct(self.layout, self.dtype, self.order, atoms(self.k1, self.k2, self.seed,
+                                                                      generator=self.generator),
                             lambda i0, i1: _csr_rows(idx[i0:i1], vals[i0:i1]))
 
     # ------------------------------------------------------------------------------ quantize
@@ -441,28 +442,27 @@ def decode_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarra
         For any stream that is corrupt, truncated, inconsistent or beyond :mod:`sinr_codecs.limits`.
     """
     st = bitstream.read(data)
-    a = None
+    at = None
     if st.mode == "sparse" and st.layout.n_vectors:
-        a = sensing_matrix(st.layout.k1, st.k2, st.seed, generator=st.generator, dtype=torch.float64)
-    return _reconstruct(st.layout, st.dtype, st.order, a, st.block)
+        at = atoms(st.layout.k1, st.k2, st.seed, generator=st.generator)  # (k2, k1), no transposed copy
+    return _reconstruct(st.layout, st.dtype, st.order, at, st.block)
 
 
 Block = Callable[[int, int], tuple["np.ndarray | None", "np.ndarray | None", np.ndarray]]
 
 
-def _reconstruct(layout: Layout, dtype: np.dtype, order: str, dictionary: torch.Tensor | None,
+def _reconstruct(layout: Layout, dtype: np.dtype, order: str, at: torch.Tensor | None,
                  block: Block) -> np.ndarray:
     """Fill an array of ``layout.shape`` and ``dtype`` vector block by vector block.
 
     ``block(i0, i1)`` gives vectors ``[i0, i1)`` as a CSR matrix over the atoms (row pointers, ascending
     column indices, float64 values), or ``(None, None, the (c, k1) vectors)`` in dense mode. Each block
-    is multiplied by the (k2, k1) dictionary transpose in float64, saturated to the dtype's finite
-    range and written into the output.
+    is multiplied by ``at``, the (k2, k1) C-contiguous dictionary transpose (:func:`~sinr_codecs.dictionary.atoms`),
+    in float64, saturated to the dtype's finite range and written into the output.
     """
     out = np.empty(layout.shape, dtype=dtype)
     flat = out.reshape(-1)
     n, k1, size = layout.n_vectors, layout.k1, layout.size
-    at = None if dictionary is None else dictionary.T.contiguous()  # (k2, k1): rows gathered fast
     step = max(1, _DECODE_CHUNK // max(1, k1))
     with single_threaded_kernels():  # parallelism comes from decoding chunks concurrently
         for i0 in range(0, n, step):

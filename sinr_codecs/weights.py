@@ -591,7 +591,10 @@ def _uniform_rival(tensor: _Tensor, rec: TensorRecord) -> tuple[int, int] | None
         return None
     values, _ = _uniform_values(tensor)
     f = uniform.fit(values, rec.rel_error, round_to=_round_to(tensor))
-    return uniform.compressed_bytes(values, f, rec.chunks[0] if rec.chunks else None), f.bits
+    # Zstandard at level 19 over a whole chunk is one long C call: in a worker thread, so that a signal
+    # stops the command at once
+    size = _in_worker(uniform.compressed_bytes, values, f, rec.chunks[0] if rec.chunks else None)
+    return size, f.bits
 
 
 def _write_uniform(root: Any, tensor: _Tensor, safe: str, decision: Decision, fmt: str, folder: Path,

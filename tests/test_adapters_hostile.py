@@ -261,6 +261,18 @@ def test_inric_header_classes():
     refused(a.decode, restream(data, edit=lambda c: set_key(a, "ff_dims", 20)(edit(c))), "float32")
 
 
+def test_inric_with_an_init_refuses_a_wider_network_before_building_it():
+    a0 = INRICAdapter(hidden_features=8, hidden_layers=1, ff_dims=2)
+    a = INRICAdapter(hidden_features=8, hidden_layers=1, ff_dims=2, init=a0.build_model().state_dict())
+    data = _stream(a)
+    assert outcome(a.decode, data) is None
+    # within the parameter limit (8192 x 8192 hidden weights), but not the shape of the init the adapter
+    # holds: refused from the shapes alone, not after allocating and initialising that network
+    refused(a.decompress, restream(data, edit=set_key(a, "hidden_features", 8192)), "initialisation")
+    refused(a.decompress, restream(data, edit=lambda c: set_key(a, "hidden_layers", 2)(
+        set_key(a, "hidden_features", 8000)(c))), "initialisation")
+
+
 def test_coinpp_header_classes():
     a = _coinpp()
     data = _stream(a)

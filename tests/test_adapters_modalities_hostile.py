@@ -138,3 +138,14 @@ def test_nic_rans_section_and_quantizers_are_checked():
         refused(a.decompress, _nic_stream(header, bad, payload))
     with pytest.raises(StreamError):
         a.decompress(data[:-1] + bytes([data[-1] ^ 1]))
+
+
+def test_nic_with_an_init_refuses_a_wider_network_before_building_it():
+    a = _nic_init()
+    sig = a.signal_from(load_cloud("sphere_coffee", 64))
+    model, _ = a.fit(sig, steps=1, device="cpu", progress=False)
+    data = a.compress(model, sig)
+    # 8192-wide layers fit the parameter limit but not the init's shapes: refused before allocating them
+    refused(a.decompress, restream(data, edit=set_key(a, "width", 8192)), "initialisation")
+    refused(a.decompress, restream(data, edit=lambda c: set_key(a, "layers", 4)(set_key(a, "width", 8192)(c))),
+            "initialisation")

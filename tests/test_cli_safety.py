@@ -316,6 +316,23 @@ def test_worker_wait_is_interrupted_at_once():
     assert outputs._in_worker(sum, [1, 2]) == 3
 
 
+def test_long_c_calls_of_compress_run_in_worker_threads(folder, monkeypatch):
+    """The uniform rival's Zstandard pass (level 19 over a whole chunk: seconds in one C call on a large
+    tensor, during which the main thread could not run a signal handler) runs in a worker thread."""
+    from sinr_codecs import uniform
+
+    threads = []
+    real = uniform.compressed_bytes
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(uniform, "compressed_bytes", spy)
+    compress_weights(folder / "a.pt", folder / "rival.zarr", codec_config=OPTS, progress=False)
+    assert threads and not any(threads), threads
+
+
 def _signal_compress(tmp_path: Path, model: Path, sig: int, *, after: float = 0.5, budget: float = 2.0):
     """Run ``sinr compress model -o out.zip --force`` over an old store, send ``sig`` once the work has
     begun (its temporary folder exists) and ``after`` seconds more; return (exit status, seconds from

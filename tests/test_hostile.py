@@ -126,6 +126,30 @@ def test_zero_counts_with_a_large_s_max_decode_in_bounded_memory():
     assert peak < 3 * out.nbytes + (1 << 20), peak
 
 
+def test_decoding_needs_one_dictionary_not_two(monkeypatch):
+    from sinr_codecs import dictionary
+
+    # a 64-element output whose stream refers to a 64 x 2**16 dictionary (32 MiB as float64)
+    k1, k2 = 64, 1 << 16
+    data = craft((k1,), k2=k2, s_max=1, backend=1, bits=8,
+                 sections=(brotli.compress(bytes(2)), brotli.compress(np.ones(1, "<f8").tobytes()),
+                           brotli.compress(b"\x01")))
+    monkeypatch.setattr(dictionary.os, "cpu_count", lambda: 2)  # generator blocks in flight: 2
+    dictionary.clear_cache()
+    tracemalloc.start()
+    try:
+        out = SINR().decode(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        dictionary.clear_cache()
+    assert out.shape == (k1,) and np.isfinite(out).all()
+    one = 8 * k1 * k2
+    # the dictionary, generated in place in the decoder's (k2, k1) order, plus a few blocks of work; a
+    # generator that concatenates its blocks, or a transposed copy, needs twice the dictionary
+    assert peak < 1.25 * one + (16 << 20), (peak, one)
+
+
 def test_decoding_memory_is_proportional_to_the_output():
     w = gaussian((256, 512), "float16")
     enc = SINR(sparsity=0.5, **CPU).encode(w)
