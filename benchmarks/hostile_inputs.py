@@ -63,6 +63,13 @@ CASES: dict[str, str] = {
         "st = brotli.compress(np.ones(1, '<f8').tobytes())\n"
         "SINR().decode(craft((64,), k2=1 << 19, s_max=1, backend=1,\n"
         "                    sections=(brotli.compress(bytes(4)), st, brotli.compress(b'\\x01'))))",
+    "1023 atoms per vector (4096x1024 float16 declared, 73 bytes)":
+        "from sinr_codecs import SINR\n"
+        "n, k1, s = 4096, 1024, 1023\n"
+        "ib = brotli.compress(bytes(2 * n * s), quality=5)\n"
+        "vb = brotli.compress(np.ones(n * s, 'i1').tobytes(), quality=5)\n"
+        "st = brotli.compress(np.ones(1, '<f8').tobytes())\n"
+        "SINR().decode(craft((n, k1), dtype=1, backend=1, s_max=s, k2=8192, sections=(ib, st, vb)))",
     "Brotli zero bomb in a section":
         "from sinr_codecs import SINR\n"
         "bomb = brotli.compress(bytes(256 << 20), quality=1)\n"

@@ -295,3 +295,32 @@ def test_cli_decompress_refuses_a_store_with_a_chunk_of_another_tensor(tmp_path,
     assert rc == 1 and err.startswith("sinr: error:") and "Traceback" not in err
     assert "shape (128, 128)" in err and "(64, 256)" in err
     assert not (tmp_path / "r.pt").exists()
+
+
+def test_vectors_with_many_atoms_decode_by_a_dense_product_equal_to_the_sparse_one(monkeypatch):
+    from sinr_codecs import entropy, sparse
+
+    # 128 vectors of 512 values, 500 atoms each out of 4096: the sparse product's cost per atom grows
+    # with the atoms per vector, so such blocks are multiplied densely
+    n, k1, k2, s = 128, 512, 4096, 500
+    rng = np.random.default_rng(3)
+    gaps = rng.integers(1, 8, (n, s)).astype("<u2")
+    vals = rng.integers(-127, 128, (n, s)).astype("i1")
+    sections = [entropy.compress(a.reshape(-1), 0) for a in (gaps, np.full(1, 0.01, "<f8"), vals)]
+    data = craft((n, k1), k2=k2, s_max=s, sections=sections)
+    chosen = []
+
+    def spy(nnz, c):
+        chosen.append(real(nnz, c))
+        return chosen[-1]
+
+    real = sparse._dense_pays
+    monkeypatch.setattr(sparse, "_dense_pays", spy)
+    dense = SINR().decode(data)
+    assert chosen and all(chosen)
+    monkeypatch.setattr(sparse, "_dense_pays", lambda nnz, c: False)
+    reference = SINR().decode(data)
+    assert dense.shape == (n, k1) and np.isfinite(dense).all()
+    np.testing.assert_allclose(dense, reference, rtol=0, atol=1e-6 * float(np.abs(reference).max()))
+    # a few atoms per vector keep the sparse product
+    assert not sparse._dense_pays(16 * 1000, 1000)
