@@ -55,6 +55,16 @@ def refuses(data: bytes, match: str | None = None, seconds: float = 1.0) -> Stre
     return info.value
 
 
+def decode_traced(data: bytes) -> tuple[np.ndarray, int]:
+    """``SINR().decode(data)`` and the peak bytes tracemalloc saw meanwhile (Python's and numpy's allocations)."""
+    tracemalloc.start()
+    try:
+        out = SINR().decode(data)
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 # ---- declared sizes ---------------------------------------------------------------------------------
 def test_declared_output_beyond_the_limit_is_refused_before_allocating():
     # 2**32 float32 elements (16 GiB) in 41 bytes
@@ -114,12 +124,7 @@ def test_zero_counts_with_a_large_s_max_decode_in_bounded_memory():
     data = craft((n, k1), dtype=1, backend=1, s_max=k1 - 1, counts_kind=1,
                  sections=(counts, empty, steps, empty))
     SINR().decode(data)  # the dictionary (one, allowed on top) is generated and cached
-    tracemalloc.start()
-    try:
-        out = SINR().decode(data)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = decode_traced(data)
     assert out.shape == (n, k1) and out.dtype == np.float16 and not out.any()
     # numpy allocations stay within a few times the 1 MiB output (an expanded int64 (n, s_max)
     # array alone would be 4 MiB)
@@ -136,12 +141,9 @@ def test_decoding_needs_one_dictionary_not_two(monkeypatch):
                            brotli.compress(b"\x01")))
     monkeypatch.setattr(dictionary.os, "cpu_count", lambda: 2)  # generator blocks in flight: 2
     dictionary.clear_cache()
-    tracemalloc.start()
     try:
-        out = SINR().decode(data)
-        _, peak = tracemalloc.get_traced_memory()
+        out, peak = decode_traced(data)
     finally:
-        tracemalloc.stop()
         dictionary.clear_cache()
     assert out.shape == (k1,) and np.isfinite(out).all()
     one = 8 * k1 * k2
@@ -154,12 +156,7 @@ def test_decoding_memory_is_proportional_to_the_output():
     w = gaussian((256, 512), "float16")
     enc = SINR(sparsity=0.5, **CPU).encode(w)
     SINR().decode(enc)  # warm caches
-    tracemalloc.start()
-    try:
-        out = SINR().decode(enc)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = decode_traced(enc)
     # output + compact stream + per-block work; no float64 copy of the output (that alone is 4x)
     assert peak < 3 * out.nbytes + (2 << 20), (peak, out.nbytes)
 
