@@ -17,6 +17,7 @@ from typing import Any
 from sinr_codecs.entropy import BACKENDS, INDEX_CODINGS
 from sinr_codecs.options import BY_NAME as _SINR
 from sinr_codecs.options import MAX_VALUE_BITS, MIN_VALUE_BITS, PRESETS
+from sinr_codecs.options import parse as _parse_sinr
 
 from .images import META_IMAGES
 
@@ -80,8 +81,6 @@ _KINDS = {int: "an integer", float: "a number"}
 def _sinr_value(name: str, kind):
     """An argparse type for one value of the SINR option ``name``: read as ``kind``, then checked by the
     option's one definition (:func:`sinr_codecs.options.parse`, whose message is shown)."""
-    from sinr_codecs import options
-
     def parse(text: str):
         try:
             value = kind(text.strip())
@@ -89,7 +88,7 @@ def _sinr_value(name: str, kind):
             raise argparse.ArgumentTypeError(f"{name}: expected {_KINDS.get(kind, kind.__name__)}, "
                                              f"got {text!r}") from None
         try:
-            return options.parse(name, value)
+            return _parse_sinr(name, value)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     parse.__name__ = name
