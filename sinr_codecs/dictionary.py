@@ -189,13 +189,23 @@ def _atoms_f64(k1: int, k2: int, seed: int) -> np.ndarray:
     transposed copy (steps 2-5 of the specification, bit-identical to :func:`sensing_matrix`).
     """
     g = gaussian_stream(seed, 0, k1 * k2).reshape(k2, k1)
-    norm2 = np.zeros(k2, dtype=np.float64)
-    sq = np.empty(k2, dtype=np.float64)
-    for i in range(k1):  # specified summation order: i = 0, 1, ..., k1 - 1
-        np.multiply(g[:, i], g[:, i], out=sq)
-        norm2 += sq
-    g /= np.sqrt(norm2)[:, None]
+    rows = max(1, _NORM_BLOCK // k1)  # atoms normalised at a time: the work arrays stay small
+    norm2 = np.empty(min(rows, k2), dtype=np.float64)
+    sq = np.empty_like(norm2)
+    for r0 in range(0, k2, rows):
+        blk = g[r0 : r0 + rows]
+        n2, q = norm2[: blk.shape[0]], sq[: blk.shape[0]]
+        n2[:] = 0.0
+        for i in range(k1):  # specified summation order: i = 0, 1, ..., k1 - 1
+            np.multiply(blk[:, i], blk[:, i], out=q)
+            n2 += q
+        np.sqrt(n2, out=n2)
+        blk /= n2[:, None]
     return g
+
+
+_NORM_BLOCK = 1 << 19
+"""Dictionary entries whose atoms :func:`_atoms_f64` normalises together (4 MiB of float64)."""
 
 
 def _matrix_f64(k1: int, k2: int, seed: int) -> torch.Tensor:

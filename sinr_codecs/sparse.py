@@ -338,7 +338,10 @@ class SparseCode:
         s = self.indices.shape[1]
         if n == 0 or s == 0:
             return vals.new_zeros((n, self.k1))
-        at = self.dictionary(device, dtype).T  # (k2, k1)
+        if torch.device(device).type == "cpu" and dtype == torch.float64:
+            at = atoms(self.k1, self.k2, self.seed, generator=self.generator)  # (k2, k1), no transposed copy
+        else:
+            at = self.dictionary(device, dtype).T  # (k2, k1)
         idx = self.indices.to(device).clamp_min(0)
         vals = vals * (self.indices >= 0).to(device=device, dtype=dtype)
         step = max(1, _RECON_ELEMENTS // max(1, s * self.k1))

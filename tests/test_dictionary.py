@@ -185,3 +185,23 @@ def test_other_dtypes_from_the_cached_float64_are_identical():
     assert torch.equal(a32, d.sensing_matrix(12, 40, seed=5, dtype=torch.float32))
     assert torch.equal(a16, d._matrix_f64(12, 40, 5).to(torch.float16))
     d.clear_cache()
+
+
+def test_atoms_of_short_vectors_cost_little_more_than_the_array(monkeypatch):
+    import tracemalloc
+
+    from sinr_codecs import dictionary
+
+    # 32 MiB of float64 atoms of 2 values: one norm per atom in whole-dictionary work arrays would add
+    # 16 MiB per array; the generator's blocks in flight (2 here) add a few MiB each
+    k1, k2 = 2, 1 << 21
+    monkeypatch.setattr(dictionary.os, "cpu_count", lambda: 2)
+    tracemalloc.start()
+    try:
+        at = dictionary._atoms_f64(k1, k2, 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert at.shape == (k2, k1)
+    assert np.allclose(np.linalg.norm(at, axis=1), 1.0)
+    assert peak < at.nbytes + (24 << 20), (peak, at.nbytes)
