@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +19,15 @@ def rng() -> np.random.Generator:
 def gaussian(shape, dtype="float32", seed=0) -> np.ndarray:
     """Seeded Gaussian test array of ``shape`` and ``dtype``."""
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def benchmark_script(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` of this checkout, loaded as a module named ``name``."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def has_cuda() -> bool:

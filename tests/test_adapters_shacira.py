@@ -4,9 +4,7 @@ their coders, SHACIRA + SINR (MLP, and MLP + latent tables), round trips, byte a
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from sinr_adapters.base import Adapter, Reader, SINROptions, StreamError
 from sinr_adapters.hashgrid import PRIMES, HashGrid, grid_resolutions
 from sinr_adapters.images import load_image
 
-from .conftest import assert_refuses_corruption
+from .conftest import assert_refuses_corruption, benchmark_script
 from sinr_adapters.shacira import SHACIRAAdapter, rans_decode, rans_encode, ste_round
 
 SIZE = 16
@@ -202,11 +200,7 @@ def test_corrupt_streams_raise(fitted):
 
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "shacira_large.py"
-    spec = importlib.util.spec_from_file_location("shacira_large", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_script("shacira_large")
 
 
 def test_large_image_benchmark_runs_tiny(tmp_path, capsys):

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from .conftest import benchmark_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _renderer():
-    spec = importlib.util.spec_from_file_location("render_results", ROOT / "benchmarks" / "render_results.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("render_results")
 
 
 def test_results_page_is_current():

@@ -21,7 +21,7 @@ import torch
 
 from sinr_codecs import outputs, weights
 from sinr_codecs.cli import main
-from sinr_codecs.weights import WeightsError, compress_weights, decompress_weights
+from sinr_codecs.weights import compress_weights
 
 OPTS = {"sparsity": 8, "value_bits": 8, "device": "cpu"}
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from .conftest import benchmark_script
+
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "evaluate_bd.py"
-    spec = importlib.util.spec_from_file_location("evaluate_bd", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_script("evaluate_bd")
 
 
 def _results(tmp_path: Path) -> Path:

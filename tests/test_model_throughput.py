@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from .conftest import benchmark_script
+
 
 @pytest.fixture(scope="module")
 def bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "model_throughput.py"
-    spec = importlib.util.spec_from_file_location("model_throughput", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_script("model_throughput")
 
 
 def test_models_are_large_enough_and_seeded(bench):

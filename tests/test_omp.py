@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +12,8 @@ from hypothesis import strategies as st
 
 from sinr_codecs.dictionary import sensing_matrix
 from sinr_codecs.omp import OMPResult, batch_omp
+
+from .conftest import benchmark_script
 
 sklearn_omp = pytest.importorskip("sklearn.linear_model")
 
@@ -432,10 +432,7 @@ def test_invariants(k1, extra, n, frac, tol, seed):
 
 
 def test_benchmark_main_smoke(capsys):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "omp_speed.py"
-    spec = importlib.util.spec_from_file_location("omp_speed", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = benchmark_script("omp_speed")
     rows = mod.main(["--case", "16,64,4", "--n", "64", "--repeats", "1", "--sklearn-seconds", "0.01"])
     assert len(rows) == 1
     row = rows[0]

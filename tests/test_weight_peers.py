@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from .conftest import benchmark_script
+
 
 def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "weight_peers.py"
-    spec = importlib.util.spec_from_file_location("weight_peers", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_script("weight_peers")
 
 
 @pytest.fixture(scope="module")
