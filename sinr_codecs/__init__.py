@@ -6,6 +6,8 @@ Public API:
 - :class:`SparseCode` — a SINR-coded tensor: fit by OMP, reconstruct (differentiably), write/read streams;
 - :func:`sensing_matrix` — the seeded dictionary;
 - :func:`batch_omp` — batched Orthogonal Matching Pursuit in torch (CPU or CUDA);
+- :func:`save_file`, :func:`load_file`, :func:`safe_open` — a dict of tensors into a compressed store and
+  back, shaped like safetensors' API (:mod:`sinr_codecs.files`);
 - :class:`StreamError`, :class:`NonFiniteError`, :class:`WeightsError` — the errors a user handles.
 
 Submodules are imported lazily so that ``import sinr_codecs`` stays cheap.
@@ -32,6 +34,9 @@ _LAZY = {
     "StreamError": "errors",
     "NonFiniteError": "errors",
     "WeightsError": "errors",
+    "save_file": "files",
+    "load_file": "files",
+    "safe_open": "files",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -11,14 +11,16 @@ little-endian)::
     sections, each "byte length, then bytes", in this order:
               counts   (sparse with counts_kind 1 only; n_vectors items, uint16/uint32)
               indices  (sparse only; sum(counts) items, uint16 if k2 <= 65536 else uint32)
-              steps    (float64 x 1 for granularity 0, float32 x n_vectors for granularity 1)
+              steps    (float64 x 1 for granularity 0, float32 x n_vectors for granularity 1,
+                        int32 step codes x n_vectors for granularity 2)
               values   (sum(counts) items (sparse) or n_vectors * k1 (dense); int8/int16/int32)
 
 The crc32 (zlib polynomial) covers every byte before it and is checked before anything is parsed.
-The reader checks every count against the header's implied sizes, against :data:`MAX_ELEMENTS` and
-against the limits of :mod:`sinr_codecs.limits` (declared output bytes, dictionary entries) before it
-allocates, keeps the sections compact (:class:`Stream`), and raises
-:class:`~sinr_codecs.errors.StreamError` for anything wrong.
+:func:`read` checks every count against the header's implied sizes, against :data:`MAX_ELEMENTS` and
+against the limits of :mod:`sinr_codecs.limits` (declared output bytes, dictionary entries) and locates
+the sections without decoding them; :meth:`Stream.blocks` then decodes them vector block by vector
+block, validating as it goes, so that decoding needs memory for the output and one block of work, not
+for the sections. Anything wrong is a :class:`~sinr_codecs.errors.StreamError`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -50,13 +53,13 @@ MAX_K2 = 1 << 24
 DTYPES: dict[str, int] = {"float16": 1, "float32": 2, "float64": 3}
 _BIG_ENDIAN = 0x80
 _FORTRAN = 0x40
-GRANULARITIES: dict[str, int] = {"tensor": 0, "vector": 1}
+GRANULARITIES: dict[str, int] = {"tensor": 0, "vector": 1, "codes": 2}
 MODES: dict[str, int] = {"sparse": 0, "dense": 1}
 
 
 @dataclass(kw_only=True)
 class Header:
-    """What the header of a stream says, plus its quantizer steps.
+    """What the header of a stream says.
 
     Attributes
     ----------
@@ -68,10 +71,13 @@ class Header:
         Vector layout (shape and k1).
     mode : str
         "sparse" or "dense" (values are the vectors themselves; no dictionary).
-    value_bits, granularity, backend
-        Quantizer bits, "tensor"/"vector" step granularity, entropy back-end name.
-    steps : numpy.ndarray
-        Quantizer steps, shape (1,) float64 or (n_vectors,) float32.
+    value_bits : int
+        Width of the quantized integers, 2..32: every ``|q| <= 2**(value_bits - 1) - 1``.
+    granularity : str
+        Quantizer steps: "tensor" (one float64), "vector" (one float32 per vector) or "codes" (one int32
+        step code per vector, :func:`sinr_codecs.quantize.step_from_code`).
+    backend : str
+        Entropy back-end name (:data:`sinr_codecs.entropy.BACKENDS`).
     k2, generator, seed, index_coding
         Dictionary and support coding (sparse mode).
     """
@@ -83,7 +89,6 @@ class Header:
     value_bits: int
     granularity: str
     backend: str
-    steps: np.ndarray
     k2: int = 0
     generator: int = 0
     seed: int = 0
@@ -98,12 +103,15 @@ class Content(Header):
     --------------------------------------
     q : numpy.ndarray
         Quantized values, (n_vectors, s_max) (sparse, 0 where unused) or (n_vectors, k1) (dense).
+    steps : numpy.ndarray
+        (1,) float64 ("tensor"), (n_vectors,) float32 ("vector") or (n_vectors,) int step codes ("codes").
     counts : (n_vectors,) int64
         Atoms per vector (sparse mode).
     indices : (n_vectors, s_max) int64, -1 where unused (sparse mode).
     """
 
     q: np.ndarray
+    steps: np.ndarray
     counts: np.ndarray | None = None
     indices: np.ndarray | None = None
 
@@ -111,12 +119,21 @@ class Content(Header):
     def s_max(self) -> int:
         return int(self.q.shape[1]) if self.mode == "sparse" else 0
 
+    def step_values(self) -> np.ndarray:
+        """The float64 steps: (1,) or (n_vectors,)."""
+        if self.granularity == "codes":
+            return quantize.step_from_code(self.steps)
+        return np.asarray(self.steps, dtype=np.float64)
+
 
 # ---------------------------------------------------------------------------------------------- write
 
 
 def _index_dtype(limit: int) -> np.dtype:
     return np.dtype("<u2") if limit <= 1 << 16 else np.dtype("<u4")
+
+
+_STEP_DTYPES = {"tensor": np.dtype("<f8"), "vector": np.dtype("<f4"), "codes": np.dtype("<i4")}
 
 
 def write(c: Content) -> bytes:
@@ -161,8 +178,7 @@ def write(c: Content) -> bytes:
         values = q[used]
     else:
         values = c.q.reshape(-1)
-    steps = c.steps.astype("<f8" if c.granularity == "tensor" else "<f4")
-    sections.append(entropy.compress(steps, backend))
+    sections.append(entropy.compress(np.asarray(c.steps).astype(_STEP_DTYPES[c.granularity]), backend))
     sections.append(entropy.compress(values.astype(quantize.int_dtype(c.value_bits)), backend))
     for s in sections:
         head += _varint(len(s))
@@ -181,84 +197,135 @@ def _lookup(table: dict[str, int], code: int, what: str) -> str:
     raise StreamError(f"unknown {what} id {code} (this release knows {sorted(table.values())})")
 
 
+Block = tuple[int, int, "np.ndarray | None", "np.ndarray | None", np.ndarray]
+"""``(i0, i1, crow, cols, values)``: vectors ``[i0, i1)`` as CSR pieces (sparse) or ``(None, None, the
+(i1 - i0, k1) vectors)`` (dense); values float64."""
+
+
 @dataclass(kw_only=True)
 class Stream(Header):
-    """A parsed, validated stream, kept compact: nothing is expanded to ``(n_vectors, s_max)``.
-
-    :func:`read` returns it; :meth:`block` expands (and validates) any range of vectors, so a decoder
-    can reconstruct block by block with memory proportional to the output.
+    """A parsed, validated stream whose sections stay coded until :meth:`blocks` decodes them.
 
     Attributes (besides :class:`Header`'s)
     --------------------------------------
-    values : numpy.ndarray
-        Quantized values: (sum(counts),) in sparse mode, (n_vectors * k1,) in dense mode.
     s_max : int
         Largest atom count of a vector (sparse mode).
-    counts : numpy.ndarray or None
-        (n_vectors,) unsigned atom counts as stored; None when every vector has ``s_max`` atoms.
-    symbols : numpy.ndarray
-        (sum(counts),) coded index symbols as stored (sparse mode; see :mod:`sinr_codecs.entropy`).
+    total : int
+        Number of stored values: ``sum(counts)`` (sparse) or ``n_vectors * k1`` (dense).
+    tensor_step : float
+        The one step of granularity "tensor" (0 otherwise).
     """
 
-    values: np.ndarray
     s_max: int = 0
-    counts: np.ndarray | None = None
-    symbols: np.ndarray | None = None
-    _offsets: np.ndarray | None = None
+    total: int = 0
+    tensor_step: float = 0.0
+    _backend_id: int = 0
+    _counts: memoryview | None = None
+    _indices: memoryview | None = None
+    _steps: memoryview | None = None
+    _values: memoryview | None = None
 
-    def _counts(self, i0: int, i1: int) -> tuple[np.ndarray, int, int]:
-        """int64 counts of vectors [i0, i1) and the range of items they occupy."""
-        if self.counts is None:
-            return np.full(i1 - i0, self.s_max, dtype=np.int64), i0 * self.s_max, i1 * self.s_max
-        if self._offsets is None:
-            self._offsets = np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)])
-        return self.counts[i0:i1].astype(np.int64), int(self._offsets[i0]), int(self._offsets[i1])
+    def _section(self, data: memoryview | None, dtype: np.dtype, count: int) -> entropy.Section:
+        assert data is not None
+        return entropy.open_section(data, self._backend_id, dtype, count)
 
-    def block(self, i0: int, i1: int) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
-        """Vectors ``[i0, i1)`` as a CSR matrix over the dictionary's atoms, values dequantized.
+    def _step_reader(self) -> tuple[Callable[[int], np.ndarray], Callable[[], None]]:
+        """``(take, close)``: ``take(n)`` gives the float64 steps of the next ``n`` vectors, validated."""
+        n = self.layout.n_vectors
+        if self.granularity == "tensor":
+            return (lambda c: np.full(c, self.tensor_step)), (lambda: None)
+        sec = self._section(self._steps, _STEP_DTYPES[self.granularity], n)
+        codes = self.granularity == "codes"
 
-        Returns
-        -------
-        crow : (i1 - i0 + 1,) int64 row pointers (None in dense mode).
-        cols : (nnz,) int64 atom indices, ascending within each vector (None in dense mode).
-        values : (nnz,) float64 in sparse mode; ((i1 - i0), k1) float64 vectors in dense mode.
+        def take(c: int) -> np.ndarray:
+            raw = sec.read(c)
+            if codes:
+                if c and (int(raw.min()) < quantize.MIN_STEP_CODE or int(raw.max()) > quantize.MAX_STEP_CODE):
+                    raise StreamError("quantizer step code out of range")
+                return quantize.step_from_code(raw)
+            steps = raw.astype(np.float64)
+            if not np.all(np.isfinite(steps)) or np.any(steps < 0):
+                raise StreamError("quantizer step is negative or not finite")
+            return steps
+
+        return take, sec.close
+
+    def blocks(self, vectors: int) -> Iterator[Block]:
+        """Decode the stream in order, ``vectors`` vectors at a time (the last block may be shorter).
+
+        Each block is validated as it is decoded: values within the ``value_bits`` range, steps valid,
+        every ``value * step`` finite, indices inside ``[0, k2)`` and not repeated within a vector.
 
         Raises
         ------
         StreamError
-            If an index lies outside ``[0, k2)`` or repeats within a vector.
+            On any of the above, or a section that holds more or fewer items than the header implies.
         """
-        if self.mode == "dense":
-            k1 = self.layout.k1
-            vals = self.values[i0 * k1 : i1 * k1].reshape(i1 - i0, k1).astype(np.float64)
-            vals *= self._steps(i0, i1)[:, None]
-            return None, None, vals
-        assert self.symbols is not None
-        counts, a, b = self._counts(i0, i1)
-        cols, order = entropy.decode_indices(self.symbols[a:b], counts, self.k2,
-                                             entropy.INDEX_CODINGS[self.index_coding])
-        q = self.values[a:b] if order is None else self.values[a:b][order]
-        vals = q.astype(np.float64)
-        steps = self._steps(i0, i1)
-        vals *= steps[0] if self.granularity == "tensor" else np.repeat(steps, counts)
-        crow = np.zeros(i1 - i0 + 1, dtype=np.int64)
-        np.cumsum(counts, out=crow[1:])
-        return crow, cols, vals
-
-    def _steps(self, i0: int, i1: int) -> np.ndarray:
-        if self.granularity == "tensor":
-            return np.full(i1 - i0, float(self.steps[0]))
-        return self.steps[i0:i1].astype(np.float64)
+        n, k1 = self.layout.n_vectors, self.layout.k1
+        m = quantize.qmax(self.value_bits)
+        qdt = quantize.int_dtype(self.value_bits)
+        steps, steps_done = self._step_reader()
+        values = self._section(self._values, qdt, self.total)
+        if self.mode == "sparse":
+            coding = entropy.INDEX_CODINGS[self.index_coding]
+            symbols = self._section(self._indices, _index_dtype(self.k2), self.total)
+            counts = (self._section(self._counts, _index_dtype(k1), n) if self._counts is not None else None)
+        for i0 in range(0, n, max(1, vectors)):
+            i1 = min(n, i0 + max(1, vectors))
+            c = i1 - i0
+            step = steps(c)
+            if self.mode == "dense":
+                q = values.read(c * k1)
+                _check_range(q, m, self.value_bits)
+                vals = _times(q.reshape(c, k1), step[:, None])
+                yield i0, i1, None, None, vals
+                continue
+            cnt = (counts.read(c).astype(np.int64) if counts is not None
+                   else np.full(c, self.s_max, dtype=np.int64))
+            if cnt.size and int(cnt.max()) > self.s_max:
+                raise StreamError("a vector's atom count exceeds s_max")
+            t = int(cnt.sum())
+            cols, order = entropy.decode_indices(symbols.read(t), cnt, self.k2, coding)
+            q = values.read(t)
+            _check_range(q, m, self.value_bits)
+            if order is not None:
+                q = q[order]
+            vals = _times(q, np.repeat(step, cnt))
+            crow = np.zeros(c + 1, dtype=np.int64)
+            np.cumsum(cnt, out=crow[1:])
+            yield i0, i1, crow, cols, vals
+        steps_done()
+        values.close()
+        if self.mode == "sparse":
+            symbols.close()
+            if counts is not None:
+                counts.close()
 
     def content(self) -> Content:
-        """Every vector expanded into a :class:`Content` (the quantized integers and indices, as written)."""
-        n, s = self.layout.n_vectors, self.s_max
+        """Every vector expanded into a :class:`Content` (the quantized integers and indices, as written).
+
+        Memory is that of the expanded arrays ((n_vectors, s_max) for sparse streams): meant for the
+        small tensors of the adapters and for tests; decoders use :meth:`blocks`.
+        """
+        n, s, k1 = self.layout.n_vectors, self.s_max, self.layout.k1
         base = {f.name: getattr(self, f.name) for f in fields(Header)}
+        qdt = quantize.int_dtype(self.value_bits)
+        m = quantize.qmax(self.value_bits)
+        if self.granularity == "tensor":
+            steps = np.array([self.tensor_step])
+        else:
+            steps = entropy.decompress(self._steps, self._backend_id, _STEP_DTYPES[self.granularity], n)
+            take, done = self._step_reader()
+            take(n)  # validates them
+            done()
+        values = entropy.decompress(self._values, self._backend_id, qdt, self.total)
+        _check_range(values, m, self.value_bits)
         if self.mode == "dense":
-            return Content(q=self.values.reshape(n, self.layout.k1), **base)
-        assert self.symbols is not None
-        counts, _, _ = self._counts(0, n)
-        cols, order = entropy.decode_indices(self.symbols, counts, self.k2, entropy.INDEX_CODINGS[self.index_coding])
+            return Content(q=values.reshape(n, k1), steps=steps, **base)
+        counts = (entropy.decompress(self._counts, self._backend_id, _index_dtype(k1), n).astype(np.int64)
+                  if self._counts is not None else np.full(n, s, dtype=np.int64))
+        symbols = entropy.decompress(self._indices, self._backend_id, _index_dtype(self.k2), self.total)
+        cols, order = entropy.decode_indices(symbols, counts, self.k2, entropy.INDEX_CODINGS[self.index_coding])
         if order is not None:  # back to the stored (selection) order
             stored = np.empty_like(cols)
             stored[order] = cols
@@ -266,20 +333,36 @@ class Stream(Header):
         used = np.arange(s)[None, :] < counts[:, None]
         indices = np.full((n, s), -1, dtype=np.int64)
         indices[used] = cols
-        q = np.zeros((n, s), dtype=self.values.dtype)
-        q[used] = self.values
-        return Content(q=q, counts=counts, indices=indices, **base)
+        q = np.zeros((n, s), dtype=values.dtype)
+        q[used] = values
+        return Content(q=q, steps=steps, counts=counts, indices=indices, **base)
+
+
+def _check_range(q: np.ndarray, m: int, bits: int) -> None:
+    if q.size and (int(q.min()) < -m or int(q.max()) > m):
+        raise StreamError(f"quantized value outside the {bits}-bit range")
+
+
+def _times(q: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """float64 ``q * steps``, refusing a product beyond float64's range (no encoder writes one)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = q.astype(np.float64)
+        out *= steps
+    if not np.all(np.isfinite(out)):
+        raise StreamError("a quantized value times its step overflows float64: the stream is corrupt")
+    return out
 
 
 def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
-    """Parse and validate a stream, checking every declared size against the limits before allocating.
+    """Parse and validate a stream's header and section sizes, checking every declared size against the
+    limits; the sections are decoded later, block by block (:meth:`Stream.blocks`).
 
     Raises
     ------
     StreamError
         On a bad magic, unknown version, checksum mismatch, truncation, inconsistent or out-of-limit
-        counts (:mod:`sinr_codecs.limits`: declared output size, dictionary size), or invalid values.
-        Indices are validated by :meth:`Stream.block` and :meth:`Stream.content`.
+        counts (:mod:`sinr_codecs.limits`: declared output size, dictionary size), a corrupt counts
+        section, or invalid values in the header. Sections are validated as they are decoded.
     """
     data = memoryview(np.ascontiguousarray(np.frombuffer(buf, dtype=np.uint8))).cast("B")
     if len(data) < len(MAGIC) + 1 + 4:
@@ -331,13 +414,12 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
     backend_id = cur.u8("entropy back end")
     backend = _lookup(entropy.BACKENDS, backend_id, "entropy back end")
 
-    def section(what: str, dtype_: np.dtype, count: int) -> np.ndarray:
+    def section(what: str) -> memoryview:
         length = cur.varint(f"{what} length", len(data))
-        return entropy.decompress(cur.take(length, what), backend_id, dtype_, count)
+        return cur.take(length, what)
 
-    qdt = quantize.int_dtype(bits)
     st = Stream(dtype=dtype, order=order, layout=layout, mode=mode, value_bits=bits, granularity=granularity,
-                backend=backend, steps=np.zeros(1), values=np.zeros(0, dtype=qdt))
+                backend=backend, _backend_id=backend_id)
     if mode == "sparse":
         st.k2 = cur.varint("k2", MAX_K2)
         if st.k2 < 1:
@@ -357,31 +439,36 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
             raise StreamError(f"unknown counts kind {counts_kind}")
         st.index_coding = _lookup(entropy.INDEX_CODINGS, cur.u8("index coding"), "index coding")
         if counts_kind == 1:
-            st.counts = section("counts", _index_dtype(k1), n)
-            if st.counts.size and int(st.counts.max()) > s_max:
-                raise StreamError("a vector's atom count exceeds s_max")
-            total = int(st.counts.sum(dtype=np.int64))
+            st._counts = section("counts")
+            st.total = _count_total(st._counts, backend_id, _index_dtype(k1), n, s_max)
         else:
-            total = n * s_max
-        st.symbols = section("indices", _index_dtype(st.k2), total)
-        st.steps = _steps(section, granularity, n)
-        st.values = section("values", qdt, total)
+            st.total = n * s_max
+        st._indices = section("indices")
     else:
-        st.steps = _steps(section, granularity, n)
-        st.values = section("values", qdt, n * k1)
-    m = quantize.qmax(bits)
-    if st.values.size and (int(st.values.min()) < -m or int(st.values.max()) > m):
-        raise StreamError(f"quantized value outside the {bits}-bit range")
+        st.total = n * k1
+    st._steps = section("steps")
+    if granularity == "tensor":
+        step = entropy.decompress(st._steps, backend_id, np.dtype("<f8"), 1)
+        if not np.isfinite(step[0]) or step[0] < 0:
+            raise StreamError("quantizer step is negative or not finite")
+        st.tensor_step = float(step[0])
+    st._values = section("values")
     if cur.pos != len(cur.data):
         raise StreamError(f"{len(cur.data) - cur.pos} unexpected bytes after the last section")
     return st
 
 
-def _steps(section, granularity: str, n: int) -> np.ndarray:
-    if granularity == "tensor":
-        steps = section("steps", np.dtype("<f8"), 1)
-    else:
-        steps = section("steps", np.dtype("<f4"), n)
-    if not np.all(np.isfinite(steps)) or np.any(steps < 0):
-        raise StreamError("quantizer step is negative or not finite")
-    return steps
+def _count_total(data: memoryview, backend: int, dtype: np.dtype, n: int, s_max: int) -> int:
+    """Sum of a counts section (read in pieces), after checking every count against ``s_max``."""
+    sec = entropy.open_section(data, backend, dtype, n)
+    total = 0
+    for i in range(0, n, _COUNTS_PIECE):
+        c = sec.read(min(_COUNTS_PIECE, n - i))
+        if c.size and int(c.max()) > s_max:
+            raise StreamError("a vector's atom count exceeds s_max")
+        total += int(c.sum(dtype=np.int64))
+    sec.close()
+    return total
+
+
+_COUNTS_PIECE = 1 << 20

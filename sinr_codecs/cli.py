@@ -2,7 +2,7 @@
 
 ::
 
-    sinr compress model.pt -o model.zarr [--max-rel-error 0.01 --lossy best --policy '*.bias=lossless' ...]
+    sinr compress model.pt -o model.zarr [--max-rel-error 0.01 --lossy sinr --policy '*.bias=lossless' ...]
     sinr decompress model.zarr -o restored.pt
     sinr info model.zarr [--json]
     sinr adapters [--json]
@@ -45,7 +45,7 @@ __all__ = ["main", "build_parser", "parse_policy", "COMMANDS_GROUP"]
 
 COMMANDS_GROUP = "sinr_codecs.commands"
 _BUILTIN = ("compress", "decompress", "info", "adapters")
-_POLICY = re.compile(r"^(?P<pattern>.+?)=(?P<policy>sinr|lossless|uniform|best)(?::(?P<options>.*))?$")
+_POLICY = re.compile(r"^(?P<pattern>.+?)=(?P<policy>global|sinr|lossless|uniform|best)(?::(?P<options>.*))?$")
 WARN_REL_ERROR = 0.05
 """``sinr compress`` warns (one line on standard error) when a tensor's relative error exceeds this."""
 
@@ -79,8 +79,8 @@ def _option_value(text: str) -> Any:
 def parse_policy(text: str) -> tuple[str, Any]:
     """Parse ``PATTERN=POLICY[:KEY=VALUE,...]`` (the ``--policy`` option).
 
-    POLICY is ``sinr``, ``lossless``, ``uniform`` (options ``max_rel_error`` or ``bits``) or ``best``
-    (SINR options; the smaller of SINR and uniform at equal error).
+    POLICY is ``global`` (the model's one step), ``sinr``, ``lossless``, ``uniform`` (options
+    ``max_rel_error`` or ``bits``) or ``best`` (SINR options; the smaller of SINR and uniform at equal error).
 
     Returns
     -------
@@ -100,8 +100,8 @@ def parse_policy(text: str) -> tuple[str, Any]:
     m = _POLICY.match(text)
     if not m:
         raise argparse.ArgumentTypeError(
-            "expected PATTERN=POLICY or PATTERN=POLICY:KEY=VALUE,... with POLICY sinr, lossless, uniform "
-            f"or best, got {text!r}")
+            "expected PATTERN=POLICY or PATTERN=POLICY:KEY=VALUE,... with POLICY global, sinr, lossless, "
+            f"uniform or best, got {text!r}")
     pattern, policy, options = m["pattern"], m["policy"], m["options"]
     if not options:
         return pattern, policy
@@ -120,14 +120,19 @@ def parse_policy(text: str) -> tuple[str, Any]:
 # commands
 # --------------------------------------------------------------------------------------------------
 def _cmd_compress(args: argparse.Namespace) -> int:
+    from sinr_codecs import sensitivity
     from sinr_codecs.weights import compress_weights
 
     config = {o.name: getattr(args, o.name) for o in options.OPTIONS
               if o.cli and o.name != "device" and getattr(args, o.name) is not None}
+    lossy = args.lossy or ("sinr" if set(config) - {"max_rel_error"} else "global")
+    if lossy != "global" and (args.step is not None or args.sensitivities):
+        raise ValueError("--step and --sensitivities set the global coding: use them with --lossy global")
+    sens = sensitivity.load(args.sensitivities) if args.sensitivities else None
     report = compress_weights(args.src, args.output, codec_config=config,
                               policy_overrides=dict(args.policy or []), device=args.device,
-                              progress=not args.quiet, overwrite=args.force, lossy=args.lossy,
-                              scheduler=args.scheduler)
+                              progress=not args.quiet, overwrite=args.force, lossy=lossy, step=args.step,
+                              sensitivities=sens, scheduler=args.scheduler)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     elif not args.quiet:
@@ -210,25 +215,38 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compress", formatter_class=_Formatter, help="compress a model file into a Zarr store",
-        description="Compress every tensor of a model file (.pt/.pth/.bin/.ckpt state_dict, .safetensors "
-                    "or .npz) into a Zarr store (a directory, or a .zip): SINR for weight matrices, "
-                    "lossless for the rest. Prints the per-tensor table (see also: sinr info).")
-    p.add_argument("src", metavar="SRC", help="model file to compress")
+        description="Compress every tensor of a model file (.pt/.pth/.bin/.ckpt state_dict, .safetensors, "
+                    ".npz, or a sharded checkpoint's *.index.json) into a Zarr store (a directory, or a .zip). "
+                    "By default every floating-point tensor is quantized with one step for the whole model, "
+                    "chosen so that all its weights together are within --max-rel-error (0.02), and stored "
+                    "with standard numcodecs codecs (FixedScaleOffset + PCodec); integer tensors and "
+                    "scalars stay exact. --lossy sinr codes weight matrices with the SINR codec instead (each "
+                    "row within --max-rel-error). Prints the per-tensor table (see also: sinr info).")
+    p.add_argument("src", metavar="SRC", help="model file, or a sharded checkpoint's index, to compress")
     p.add_argument("-o", "--output", required=True, metavar="DST",
                    help="store to create: a directory (e.g. model.zarr) or a .zip file")
-    g = p.add_argument_group("SINR options (for tensors coded with SINR; unset: the codec's or the preset's)")
+    g = p.add_argument_group(
+        "coding options (--max-rel-error applies to every coding; the others to --lossy sinr/best, which they "
+        "select when --lossy is not given; unset: the codec's or the preset's)")
     options.add_arguments(g)
+    p.add_argument("--lossy", choices=("global", "sinr", "uniform", "best"), default=None,
+                   help="how tensors are coded where no --policy names a coding: global, one quantizer step "
+                        "for the whole model (the default); sinr, the SINR codec, every row within "
+                        "--max-rel-error (the default when a SINR option such as --sparsity is given); "
+                        "uniform, one step per tensor, each within --max-rel-error; best, the smaller of "
+                        "sinr and uniform at the error SINR reached")
+    p.add_argument("--step", type=float, metavar="S",
+                   help="--lossy global: the quantizer step of the whole model, in the weights' units, "
+                        "instead of a --max-rel-error target")
+    p.add_argument("--sensitivities", metavar="FILE",
+                   help="--lossy global: per-tensor sensitivities (JSON, written by "
+                        "sinr_codecs.sensitivity.save from calibration inputs): finer steps where the outputs "
+                        "are more sensitive, fewer bytes at equal task error")
     p.add_argument("--policy", action="append", type=parse_policy, metavar="PATTERN=POLICY",
-                   help="per-tensor policy by name pattern (fnmatch), repeatable, later ones win; POLICY is "
-                        "sinr, lossless, uniform or best: '*.bias=lossless', 'net.0.*=sinr', "
+                   help="per-tensor coding by name pattern (fnmatch), repeatable, later ones win; POLICY is "
+                        "global, sinr, lossless, uniform or best: '*.bias=lossless', 'net.0.*=sinr', "
                         "'net.1.*=sinr:sparsity=0.5,value_bits=12', 'head.*=uniform:bits=8', "
-                        "'fc.*=uniform:max_rel_error=0.01', '*.weight=best' (default: --lossy for float "
-                        "matrices with >= 256 values, lossless for the rest)")
-    p.add_argument("--lossy", choices=("sinr", "uniform", "best"), default="sinr",
-                   help="how tensors coded lossily are coded where no --policy names it: SINR; uniform, a "
-                        "per-tensor uniform quantizer + Zstandard at --max-rel-error; or best, the smaller "
-                        "of the two at the relative error SINR reached (compare them with the uniform "
-                        "column of the table)")
+                        "'fc.*=uniform:max_rel_error=0.01', '*.weight=best'")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="encode SINR chunks on a Dask cluster (e.g. tcp://10.0.0.5:8786; needs "
                         "sinr-codecs[dask] here and on the workers); the store is written here")

@@ -31,11 +31,11 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from . import options
-from .options import AUTO_VALUE_BITS, PRESETS
+from .options import PRESETS
 from .errors import StreamError
 from .sparse import SparseCode, decode_bytes, resolve_device
 
-__all__ = ["AUTO_VALUE_BITS", "PRESETS", "SINR", "relative_error"]  # the first two live in options
+__all__ = ["PRESETS", "SINR", "relative_error"]  # PRESETS lives in options
 
 def relative_error(original: np.ndarray, decoded: np.ndarray) -> float:
     """``||original - decoded|| / ||original||`` over all elements in float64 (0 for a zero array)."""
@@ -97,32 +97,14 @@ class SINR(Codec):
     def encode(self, buf: Any) -> bytes:
         """Compress ``buf`` (see the module contract) to a self-describing stream."""
         arr = self._as_array(buf)
-        if self.value_bits != "auto":
-            return self._encode(arr, int(self.value_bits))
-        best: bytes | None = None
-        failures = []
-        for bits in AUTO_VALUE_BITS:  # each stream meets the bound by construction; keep the smallest
-            try:
-                data = self._encode(arr, bits)
-            except ValueError as exc:  # this many bits cannot meet the bound
-                failures.append(f"{bits} bits: {exc}")
-                continue
-            if best is None or len(data) < len(best):
-                best = data
-        if best is None:
-            raise ValueError("no value_bits in " + str(AUTO_VALUE_BITS) + " meets max_rel_error: " + "; ".join(failures))
-        return best
-
-    def _encode(self, arr: np.ndarray, value_bits: int) -> bytes:
+        bounded = self.max_rel_error is not None
         code = SparseCode.fit(
             arr, sparsity=self.sparsity, dictionary_ratio=self.dictionary_ratio,
             dictionary_size=self.dictionary_size, seed=self.seed, layout=self.layout,
-            block_size=self.block_size, max_rel_error=self.max_rel_error, value_bits=value_bits,
-            device=resolve_device(self.device))
-        granularity = "vector" if self.max_rel_error is not None else "tensor"
-        value_bits = code.stats.get("value_bits", value_bits)  # dense mode may meet the bound with fewer
-        return code.to_bytes(value_bits=value_bits, entropy=self.entropy,
-                             index_coding=self.index_coding, granularity=granularity)
+            block_size=self.block_size, max_rel_error=self.max_rel_error, device=resolve_device(self.device))
+        bits = 16 if bounded else int(self.value_bits)  # a bounded code carries its own steps
+        return code.to_bytes(value_bits=bits, entropy=self.entropy, index_coding=self.index_coding,
+                             granularity="tensor")
 
     def decode(self, buf: Any, out: Any = None) -> np.ndarray:
         """Decompress a stream to an array of the encoded dtype, shape and memory order (on the CPU)."""

@@ -1,14 +1,23 @@
 """Lossless back ends for the stream's sections, and the support (index) coding.
 
-A section is a flat integer array. It is byte-planed (all low bytes, then the next bytes, ...),
-which groups the near-constant high bytes of small integers, then compressed by the back end:
+A section is a flat array of integers (or of floats, for fixed quantizer steps) whose item count the
+stream's header implies. Back ends (ids as stored):
 
-- id 0 ``"raw"``: stored as is;
-- id 1 ``"brotli"``: Brotli at quality :data:`BROTLI_QUALITY` (9; the paper used 11, which writes
-  many times slower for 0-2.4% smaller sections, measured by ``benchmarks/model_throughput.py``);
-- id 2 ``"rans"``: integer sections with the static rANS of :mod:`sinr_codecs.rans` (an empirical
-  histogram stored in the section, no byte planes); float sections (quantizer steps) with Brotli as
-  in id 1. Smaller than Brotli on short sections (INR-sized layers), about equal on long ones.
+- id 3 ``"pcodec"`` (what the writer uses by default): the items in pieces of :data:`PCODEC_PIECE`,
+  each a standalone `pcodec <https://github.com/pcodec/pcodec>`_ file preceded by its byte length.
+  pcodec codes integers within about 0.3% of their order-0 entropy on long sections, encodes tens of
+  millions and decodes hundreds of millions of values per second (docs/entropy-coders.md measures it);
+  pieces let a reader decode a section of any length in bounded memory.
+- id 2 ``"rans"``: integer sections with the static rANS of :mod:`sinr_codecs.rans` (no byte planes);
+  float sections as id 1.
+- id 1 ``"brotli"``: the items byte-planed (all low bytes, then the next bytes, ...), then Brotli at
+  quality :data:`BROTLI_QUALITY`.
+- id 0 ``"raw"``: the byte planes as they are.
+
+Readers (:func:`open_section`) decode a section sequentially, a run of items at a time, so that a stream
+decodes in memory proportional to the work chunk, not to the section: for byte planes behind Brotli,
+one decompressor per plane skips to its plane (decoding costs up to ``(planes + 1) / 2`` times a
+single pass).
 
 Index coding (per vector, on its ``count`` used indices):
 
@@ -19,18 +28,36 @@ Index coding (per vector, on its ``count`` used indices):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import brotli
 import numpy as np
 
 from . import rans
+from .cursor import Cursor, varint
 from .errors import StreamError
 
-__all__ = ["BACKENDS", "INDEX_CODINGS", "compress", "decompress", "encode_indices", "decode_indices"]
+__all__ = ["BACKENDS", "INDEX_CODINGS", "PCODEC_PIECE", "compress", "decompress", "open_section", "Section",
+           "encode_indices", "decode_indices"]
 
-BACKENDS: dict[str, int] = {"raw": 0, "brotli": 1, "rans": 2}
+BACKENDS: dict[str, int] = {"raw": 0, "brotli": 1, "rans": 2, "pcodec": 3}
 INDEX_CODINGS: dict[str, int] = {"raw": 0, "delta": 1}
 BROTLI_QUALITY = 9
 """Brotli quality the writer uses (any quality decodes the same way)."""
+PCODEC_PIECE = 1 << 18
+"""Items per pcodec piece (the last piece of a section holds the rest)."""
+_BROTLI_OUT = 1 << 22  # bytes a Brotli plane decoder produces per call
+_PCODEC_TYPES = {"i": {1: np.dtype("<i2"), 2: np.dtype("<i2"), 4: np.dtype("<i4"), 8: np.dtype("<i8")},
+                 "u": {1: np.dtype("<u2"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")},
+                 "f": {4: np.dtype("<f4"), 8: np.dtype("<f8")}}
+
+
+def _pcodec_type(dtype: np.dtype) -> np.dtype:
+    """The number type pcodec codes items of ``dtype`` as (8-bit integers widen to 16 bits)."""
+    try:
+        return _PCODEC_TYPES[dtype.kind][dtype.itemsize]
+    except KeyError:
+        raise ValueError(f"pcodec sections hold integers or float32/float64, not {dtype}") from None
 
 
 def _planes(a: np.ndarray) -> bytes:
@@ -39,17 +66,19 @@ def _planes(a: np.ndarray) -> bytes:
     return a.view(np.uint8).reshape(-1, w).T.tobytes() if w > 1 else a.tobytes()
 
 
-def _unplanes(raw: bytes, dtype: np.dtype, count: int) -> np.ndarray:
-    dtype = np.dtype(dtype).newbyteorder("<")
-    w = dtype.itemsize
-    b = np.frombuffer(raw, dtype=np.uint8)
-    if w > 1:
-        b = np.ascontiguousarray(b.reshape(w, count).T)
-    return b.view(dtype).reshape(count)
-
-
 def compress(a: np.ndarray, backend: int) -> bytes:
-    """Byte-plane then compress a 1-D integer (or float) array with back end id ``backend``."""
+    """Code a 1-D integer (or float) array with back end id ``backend``."""
+    a = np.asarray(a).reshape(-1)
+    if backend == 3:
+        from pcodec import ChunkConfig, standalone
+
+        kind = _pcodec_type(a.dtype)
+        out = bytearray()
+        for i in range(0, a.size, PCODEC_PIECE):
+            piece = standalone.simple_compress(np.ascontiguousarray(a[i:i + PCODEC_PIECE], dtype=kind), ChunkConfig())
+            out += varint(len(piece))
+            out += piece
+        return bytes(out)
     if backend == 2 and a.dtype.kind in "iu":
         return rans.encode(np.asarray(a, dtype=np.int64))
     raw = _planes(a)
@@ -60,45 +89,230 @@ def compress(a: np.ndarray, backend: int) -> bytes:
     raise ValueError(f"unknown entropy back end id {backend}")
 
 
-def decompress(data: bytes, backend: int, dtype: np.dtype, count: int) -> np.ndarray:
-    """Inverse of :func:`compress`; refuses output of any size but ``count`` items.
+def decompress(data: bytes | memoryview, backend: int, dtype: np.dtype, count: int) -> np.ndarray:
+    """Inverse of :func:`compress` for a whole section of ``count`` items of ``dtype``.
 
     Raises
     ------
     StreamError
-        If the data does not decompress to exactly ``count * itemsize`` bytes.
+        If the data does not hold exactly ``count`` valid items.
     """
-    expected = count * np.dtype(dtype).itemsize
-    if backend == 2 and np.dtype(dtype).kind in "iu":
-        return _from_rans(data, dtype, count)
+    sec = open_section(data, backend, dtype, count)
+    out = sec.read(count)
+    sec.close()
+    return out
+
+
+# --------------------------------------------------------------------------------------------- readers
+class Section:
+    """Sequential reader of one section's items: :meth:`read` the next ``n``, then :meth:`close` (which
+    checks that the section held exactly ``count`` items and nothing more)."""
+
+    def __init__(self, dtype: np.dtype, count: int) -> None:
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+        self.count = int(count)
+        self.pos = 0
+
+    def read(self, n: int) -> np.ndarray:
+        """The next ``n`` items (little-endian ``dtype``, a new array)."""
+        if n < 0 or self.pos + n > self.count:
+            raise StreamError(f"section read past its {self.count} items")
+        out = self._read(n) if n else np.zeros(0, dtype=self.dtype)
+        self.pos += n
+        return out
+
+    def close(self) -> None:
+        """Check that every item was read and the coded data ended with the last one."""
+        if self.pos != self.count:
+            raise StreamError(f"section has {self.count} items, {self.pos} were read")
+        self._close()
+
+    def _read(self, n: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+
+def open_section(data: bytes | memoryview, backend: int, dtype: np.dtype, count: int) -> Section:
+    """A :class:`Section` reader over one section's bytes.
+
+    Raises
+    ------
+    StreamError
+        An unknown back end, or data whose size cannot hold ``count`` items (raw), checked here; any other
+        corruption when the items are read.
+    """
+    dtype = np.dtype(dtype)
+    if backend == 3:
+        return _PcodecSection(data, dtype, count)
+    if backend == 2 and dtype.kind in "iu":
+        return _RansSection(data, dtype, count)
     if backend == 0:
-        raw = bytes(data)
-    elif backend in (1, 2):
-        d = brotli.Decompressor()
+        return _RawSection(data, dtype, count)
+    if backend in (1, 2):
+        return _BrotliSection(data, dtype, count)
+    raise StreamError(f"unknown entropy back end id {backend}")
+
+
+class _RawSection(Section):
+    def __init__(self, data: bytes | memoryview, dtype: np.dtype, count: int) -> None:
+        super().__init__(dtype, count)
+        self.raw = np.frombuffer(data, dtype=np.uint8)
+        if self.raw.size != count * self.dtype.itemsize:
+            raise StreamError(f"section decodes to {self.raw.size} bytes, header promises "
+                              f"{count * self.dtype.itemsize}")
+
+    def _read(self, n: int) -> np.ndarray:
+        w, c, p = self.dtype.itemsize, self.count, self.pos
+        planes = np.empty((n, w), dtype=np.uint8)
+        for b in range(w):
+            planes[:, b] = self.raw[b * c + p : b * c + p + n]
+        return planes.view(self.dtype).reshape(n)
+
+
+class _BrotliPlane:
+    """The bytes of one byte plane of a Brotli section: a decompressor that skips to the plane's start."""
+
+    def __init__(self, data: bytes | memoryview, skip: int) -> None:
+        self.dec = brotli.Decompressor()
+        self.data: bytes | None = bytes(data)
+        self.buf = b""
+        self.skip = skip
+
+    def _more(self) -> bytes:
         try:
-            # never let a corrupt stream expand beyond what the header promised
-            raw = d.process(bytes(data), output_buffer_limit=expected + 1)
-            finished = d.is_finished()
+            if self.data is not None:
+                out = self.dec.process(self.data, output_buffer_limit=_BROTLI_OUT)
+                self.data = None
+            elif self.dec.is_finished():
+                return b""
+            else:
+                out = self.dec.process(b"", output_buffer_limit=_BROTLI_OUT)
         except brotli.error as e:
             raise StreamError(f"corrupt Brotli section: {e}") from None
-        if not finished and len(raw) <= expected:
+        return out
+
+    def take(self, n: int) -> bytes:
+        while self.skip:
+            out = self._more()
+            if not out:
+                raise StreamError("truncated Brotli section")
+            drop = min(self.skip, len(out))
+            self.skip -= drop
+            self.buf = out[drop:]
+        parts, have = [self.buf], len(self.buf)
+        while have < n:
+            out = self._more()
+            if not out:
+                raise StreamError("truncated Brotli section")
+            parts.append(out)
+            have += len(out)
+        joined = b"".join(parts)
+        self.buf = joined[n:]
+        return joined[:n]
+
+    def finish(self) -> None:
+        if self.buf or self._more():
+            raise StreamError("Brotli section decodes to more bytes than the header promises")
+        if not self.dec.is_finished():
             raise StreamError("truncated Brotli section")
-    else:
-        raise StreamError(f"unknown entropy back end id {backend}")
-    if len(raw) != expected:
-        raise StreamError(f"section decodes to {len(raw)} bytes, header promises {expected}")
-    return _unplanes(raw, dtype, count)
 
 
-def _from_rans(data: bytes, dtype: np.dtype, count: int) -> np.ndarray:
-    dt = np.dtype(dtype).newbyteorder("<")
-    info = np.iinfo(dt)
-    out = rans.decode(bytes(data), count, max_alphabet=min(int(info.max) - int(info.min) + 1, rans.MAX_ALPHABET))
-    if out.size and (int(out.min()) < info.min or int(out.max()) > info.max):
-        raise StreamError(f"rANS section holds values outside {dt.name}")
-    return out.astype(dt)
+class _BrotliSection(Section):
+    def __init__(self, data: bytes | memoryview, dtype: np.dtype, count: int) -> None:
+        super().__init__(dtype, count)
+        w = self.dtype.itemsize
+        self.planes = [_BrotliPlane(data, b * count) for b in range(w)]
+
+    def _read(self, n: int) -> np.ndarray:
+        w = self.dtype.itemsize
+        planes = np.empty((n, w), dtype=np.uint8)
+        for b, plane in enumerate(self.planes):
+            planes[:, b] = np.frombuffer(plane.take(n), dtype=np.uint8)
+        return planes.view(self.dtype).reshape(n)
+
+    def _close(self) -> None:
+        self.planes[-1].finish()
 
 
+class _RansSection(Section):
+    def __init__(self, data: bytes | memoryview, dtype: np.dtype, count: int) -> None:
+        super().__init__(dtype, count)
+        info = np.iinfo(self.dtype)
+        self.lo, self.hi = int(info.min), int(info.max)
+        alphabet = min(self.hi - self.lo + 1, rans.MAX_ALPHABET)
+        self.pieces: Iterator[np.ndarray] = rans.iter_decode(bytes(data), count, max_alphabet=alphabet)
+        self.buf = np.zeros(0, dtype=np.int64)
+
+    def _read(self, n: int) -> np.ndarray:
+        parts, have = [self.buf], self.buf.size
+        while have < n:
+            piece = next(self.pieces, None)
+            if piece is None:  # pragma: no cover - rans yields exactly count symbols or raises
+                raise StreamError("rANS section holds too few symbols")
+            if piece.size and (int(piece.min()) < self.lo or int(piece.max()) > self.hi):
+                raise StreamError(f"rANS section holds values outside {self.dtype.name}")
+            parts.append(piece)
+            have += piece.size
+        joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self.buf = joined[n:]
+        return joined[:n].astype(self.dtype)
+
+    def _close(self) -> None:
+        for _ in self.pieces:  # runs the final checks of the rANS stream
+            raise StreamError("rANS section holds more symbols than the header promises")
+
+
+class _PcodecSection(Section):
+    def __init__(self, data: bytes | memoryview, dtype: np.dtype, count: int) -> None:
+        super().__init__(dtype, count)
+        self.kind = _pcodec_type(self.dtype) if self.dtype.kind in "iuf" else None
+        if self.kind is None:
+            raise StreamError(f"pcodec sections cannot hold {self.dtype}")
+        self.cur = Cursor(data)
+        self.buf = np.zeros(0, dtype=self.dtype)
+        self.decoded = 0  # items decoded so far (whole pieces)
+
+    def _piece(self) -> np.ndarray:
+        from pcodec import standalone
+
+        n = min(PCODEC_PIECE, self.count - self.decoded)
+        length = self.cur.varint("pcodec piece length", self.cur.left)
+        blob = bytes(self.cur.take(length, "pcodec piece"))
+        out = np.empty(max(n, 1), dtype=self.kind)
+        try:
+            progress = standalone.simple_decompress_into(blob, out)
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise StreamError(f"corrupt pcodec section: {e}") from None
+        if progress.n_processed != n or not progress.finished:
+            raise StreamError(f"pcodec piece holds {'more than ' if not progress.finished else ''}"
+                              f"{progress.n_processed} items, the header promises {n}")
+        self.decoded += n
+        out = out[:n]
+        if self.kind != self.dtype:
+            info = np.iinfo(self.dtype)
+            if n and (int(out.min()) < info.min or int(out.max()) > info.max):
+                raise StreamError(f"pcodec section holds values outside {self.dtype.name}")
+            return out.astype(self.dtype)
+        return out
+
+    def _read(self, n: int) -> np.ndarray:
+        parts, have = [self.buf], self.buf.size
+        while have < n:
+            piece = self._piece()
+            parts.append(piece)
+            have += piece.size
+        joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self.buf = joined[n:]
+        return joined[:n].copy() if len(parts) == 1 else joined[:n]
+
+    def _close(self) -> None:
+        if self.cur.left:
+            raise StreamError(f"{self.cur.left} unexpected bytes after a pcodec section's last piece")
+
+
+# ---------------------------------------------------------------------------------------- index coding
 def encode_indices(indices: np.ndarray, counts: np.ndarray, coding: int) -> tuple[np.ndarray, np.ndarray]:
     """Order each vector's support for coding id ``coding``.
 

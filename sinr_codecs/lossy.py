@@ -1,23 +1,29 @@
-"""Which lossy coder a tensor gets: SINR, per-tensor uniform quantization, or the smaller of the two.
+"""Which coder a tensor gets in whole-model compression: the global step, SINR, a per-tensor uniform
+quantizer, the smaller of the last two, or none (exact).
 
-:func:`sinr_codecs.policy.choose_policy` decides *whether* a tensor is coded lossily (``"sinr"``) or kept
-exactly (``"lossless"``). On top of it, whole-model compression offers two more policies, in the same
-``--policy PATTERN=POLICY`` overrides and as the default for every lossily coded tensor (``lossy=``):
+The coder of every tensor that can be coded lossily is ``lossy=`` (``sinr compress --lossy``), unless a
+``--policy PATTERN=POLICY`` override names another for it (the last matching pattern wins):
 
+- ``"global"``: one quantizer step for the whole model (:mod:`sinr_codecs.allocation`); any floating-point
+  tensor of :data:`~sinr_codecs.weights.MIN_GLOBAL_ELEMENTS` values or more, 1-D tensors included.
+- ``"sinr"``: the SINR codec, for the tensors :func:`sinr_codecs.policy.choose_policy` gives to SINR
+  (weight matrices; 1-D and tiny tensors stay exact unless an override names them).
 - ``"uniform"``: :mod:`sinr_codecs.uniform`, at a relative error (``uniform:max_rel_error=0.02``) or a
-  number of bits (``uniform:bits=8``); with neither, at the SINR configuration's ``max_rel_error``.
+  number of bits (``uniform:bits=8``); with neither, at the configuration's ``max_rel_error``.
 - ``"best"``: code with SINR, then with a uniform quantizer at the relative error SINR reached, and keep
   the smaller (``best:KEY=VALUE,...`` sets the SINR options, as ``sinr:...`` does).
+- ``"lossless"``: exact.
 
-A tensor that the policy keeps lossless (integers, NaN/inf, 1-D and tiny tensors unless an override names
-them) stays lossless whatever the mode.
+Integer tensors, scalars and tensors with NaN/inf are exact whatever the coder.
 
 Examples
 --------
 >>> split_overrides({"*.weight": "best", "head.*": {"policy": "uniform", "bits": 8}})[0]
 {'*.weight': 'sinr', 'head.*': 'sinr'}
->>> decide_mode("head.weight", "sinr", split_overrides({"head.*": "uniform"})[1], "sinr")
+>>> decide_mode("head.weight", "sinr", split_overrides({"head.*": "uniform"})[1], "sinr", global_ok=True)
 ('uniform', {})
+>>> decide_mode("fc.bias", "lossless", [], "global", global_ok=True)
+('global', {})
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from typing import Any
 
 __all__ = ["MODES", "UNIFORM_OPTIONS", "split_overrides", "decide_mode", "parse_uniform_options"]
 
-MODES = ("sinr", "uniform", "best")
+MODES = ("global", "sinr", "uniform", "best")
 """Lossy coders: what ``lossy=`` (``sinr compress --lossy``) accepts."""
+POLICIES = (*MODES, "lossless")
+"""What an override may name."""
 UNIFORM_OPTIONS = ("max_rel_error", "bits")
 
 
@@ -85,34 +93,41 @@ def split_overrides(overrides: Mapping[str, Any] | None) -> tuple[dict[str, Any]
         if policy == "uniform":
             modes.append((pattern, policy, parse_uniform_options(options, f"policy override {pattern!r}")))
             policy_overrides[pattern] = "sinr"
+        elif policy == "global":
+            if options:
+                raise ValueError(f"policy override {pattern!r}: the global coding takes no options (set the "
+                                 "model's max_rel_error or step)")
+            modes.append((pattern, policy, {}))
+            policy_overrides[pattern] = "sinr"
         elif policy == "best":
             modes.append((pattern, policy, {}))
             policy_overrides[pattern] = {"policy": "sinr", **options} if options else "sinr"
         else:
             if policy not in ("sinr", "lossless"):
-                raise ValueError(f"policy override {pattern!r}: policy must be one of sinr, lossless, "
-                                 f"uniform, best; got {policy!r}")
+                raise ValueError(f"policy override {pattern!r}: policy must be one of {', '.join(POLICIES)}; "
+                                 f"got {policy!r}")
             modes.append((pattern, policy, {}))
             policy_overrides[pattern] = spec
     return policy_overrides, modes
 
 
 def decide_mode(name: str, policy: str, modes: list[tuple[str, str, dict[str, Any]]],
-                lossy: str) -> tuple[str, dict[str, Any]]:
-    """The coder of one tensor: ``"lossless"``, ``"sinr"``, ``"uniform"`` or ``"best"``, and the uniform
-    options that apply.
+                lossy: str, *, global_ok: bool) -> tuple[str, dict[str, Any]]:
+    """The coder of one tensor: ``"lossless"``, ``"global"``, ``"sinr"``, ``"uniform"`` or ``"best"``, and the
+    uniform options that apply.
 
     ``policy`` is what :func:`~sinr_codecs.policy.choose_policy` decided (with the overrides from
-    :func:`split_overrides`); the last matching override names the coder, else ``lossy``.
+    :func:`split_overrides`); the last matching override names the coder, else ``lossy``. ``global_ok``:
+    whether the global coding may take the tensor (floating point, 16 values or more).
     """
     if lossy not in MODES:
         raise ValueError(f"lossy must be one of {MODES}, got {lossy!r}")
-    if policy != "sinr":
-        return policy, {}
     mode, options = lossy, {}
     for pattern, p, opts in modes:
         if fnmatch.fnmatchcase(name, pattern):
             mode, options = p, opts
-    if mode == "lossless":  # cannot happen: choose_policy would have said so; be safe
+    if mode == "global":
+        return ("global", {}) if global_ok else ("lossless", {})
+    if policy != "sinr" or mode == "lossless":
         return "lossless", {}
     return mode, options

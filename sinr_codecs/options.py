@@ -30,7 +30,7 @@ import numpy as np
 
 from .limits import get_limits
 
-__all__ = ["AUTO_VALUE_BITS", "DEFAULT_MAX_REL_ERROR", "OPTIONS", "PRESETS", "Option", "add_arguments", "bits_for_bound", "numpydoc", "parse", "resolve",
+__all__ = ["DEFAULT_MAX_REL_ERROR", "OPTIONS", "PRESETS", "Option", "add_arguments", "numpydoc", "parse", "resolve",
            "stored", "parse_device"]
 
 MAX_SEED = (1 << 64) - 1
@@ -42,20 +42,19 @@ DEFAULT_MAX_REL_ERROR = 0.02
 (relative L2). Chosen from what compression does to real networks' outputs (docs/real-checkpoints.md):
 on a pretrained face detector, this bound moved its outputs by 6.4% and flipped 0.05% of its decisions,
 where a fixed sparsity of 0.25 (about 20-25% tensor error) moved them by 77% and flipped 1.9%."""
-AUTO_VALUE_BITS: tuple[int, ...] = (6, 8, 10, 12, 16)
-"""The value bits ``value_bits="auto"`` tries."""
 LAYOUT_CHOICES = ("auto", "rows", "blocks", "flat")
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"value_bits": 8, "index_coding": "delta", "entropy": "brotli"},
+    "default": {"value_bits": 8, "index_coding": "delta", "entropy": "pcodec"},
     "paper": {"value_bits": 16, "index_coding": "raw", "entropy": "brotli"},
 }
 """Values of the options a caller leaves unset (``None``), by ``preset``.
 
-``"default"`` is what measured best in ``benchmarks/codec_ablation.py`` (docs/benchmarks.md): 8-bit values
-and sorted-gap indices need about half the bits of the paper's pipeline at equal error. ``"paper"`` keeps
-the SINR paper's pipeline: 16-bit values, 16-bit indices in selection order, Brotli.
+``"default"`` is what measured best (docs/benchmarks.md): 8-bit values in fixed-sparsity mode, sorted-gap
+indices (about half the bits of the paper's pipeline at equal error) and pcodec, which codes every section
+within about 0.3% of its order-0 entropy at tens of millions of values per second (docs/entropy-coders.md).
+``"paper"`` keeps the SINR paper's pipeline: 16-bit values, 16-bit indices in selection order, Brotli.
 """
 
 
@@ -239,9 +238,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("seed", 0, _int_in("seed", 0, MAX_SEED), "int, default 0",
            "Dictionary seed, 0 <= seed < 2**64; stored in the stream.", metavar="N", short='dictionary seed, 0 <= N < 2**64'),
     Option("value_bits", None, _optional(parse_value_bits), 'int or "auto", optional',
-           "Uniform quantizer bits for the nonzero values (2..24). Unset: the preset's (8; 16 for "
-           '``"paper"``), raised with ``max_rel_error`` to :func:`bits_for_bound` (9 bits for 1%). ``"auto"`` (needs ``max_rel_error``): encode with each of :data:`AUTO_VALUE_BITS` '
-           "and keep the smallest stream that meets the bound.", metavar="B", short="bits per quantized coefficient (2..24), or 'auto' with --max-rel-error: the bits giving the smallest stream that meets the bound (unset: the preset's, 8; 16 for --preset paper; with --max-rel-error E at least ceil(log2(1/E)) + 2)"),
+           "Fixed-sparsity mode: uniform quantizer bits for the nonzero values (2..24), one step per tensor "
+           'over the values\' range. Unset: the preset\'s (8; 16 for ``"paper"``). Error-bounded mode does '
+           "not use it: each vector's quantizer step is the largest that meets ``max_rel_error`` and the "
+           'integers take the width they need (``"auto"``, which older configurations hold, means the '
+           "same).", metavar="B", short="fixed-sparsity mode: bits per quantized coefficient (2..24; unset: the preset's, 8; 16 for --preset paper); error-bounded mode takes each step from the bound"),
     Option("layout", "auto", _choice("layout", LAYOUT_CHOICES), '{"auto", "rows", "blocks", "flat"}, default "auto"',
            "How vectors are formed: rows along the last axis, ``block_size``-long blocks of the flattened "
            "array, or the whole array as one vector. ``\"auto\"``: rows if ndim >= 2 and the last axis has "
@@ -250,21 +251,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("block_size", None, _optional(_int_in("block_size", 1)), "int, optional",
            'Vector length for ``layout="blocks"``.', metavar="N", short='vector length of --layout blocks'),
     Option("max_rel_error", None, _optional(parse_max_rel_error), "float, optional",
-           "Error-bounded mode: each vector's relative L2 error ``||w - w_hat|| / ||w||`` is at most this "
-           "(in (0, 1)), checked after quantization and rounding to the output dtype; each vector gets the "
-           "fewest atoms that meet it (quantizer steps are then per vector), and a tensor whose sampled "
-           "vectors code smaller without a dictionary is stored densely, with the fewest value bits that "
-           "meet the bound, as whole rows when that is smaller (each row then within the bound). With neither ``sparsity`` nor "
-           "``max_rel_error`` given, the codec is error-bounded at :data:`DEFAULT_MAX_REL_ERROR` (0.02); "
-           "``None`` given explicitly selects fixed sparsity.", metavar="E",
+           "Error-bounded mode: the relative L2 error ``||w - w_hat|| / ||w||`` of every vector of the layout "
+           "(``\"auto\"``: every row of an array of 2 or more dimensions; a 1-D array whole up to 2500 "
+           "values, else blocks of 64) is at most this (in (0, 1)), checked after quantization and rounding "
+           "to the output dtype. Each vector is quantized with the largest step that meets it; a tensor is "
+           "stored densely (no dictionary) unless its sparse code, with the fewest atoms per vector, is "
+           "smaller (decided on a sample of 256 vectors). With neither ``sparsity`` nor ``max_rel_error`` "
+           "given, the codec is error-bounded at :data:`DEFAULT_MAX_REL_ERROR` (0.02); ``None`` given "
+           "explicitly selects fixed sparsity.", metavar="E",
            short='error-bounded mode: per-vector relative L2 error bound in (0, 1) (default: 0.02 unless '
                  '--sparsity is given)'),
     Option("device", "auto", parse_device, 'str, default "auto"',
            'Where OMP runs when encoding: "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N". A '
            "property of the process, never stored; decoding always runs on the CPU.", stored=False,
            metavar="DEV", short='where OMP runs: auto, cpu, cuda or cuda:N'),
-    Option("entropy", None, _optional(_choice("entropy", _entropy_backends)), '{"brotli", "rans", "raw"}, optional',
-           "Lossless back end for the stream's sections. Unset: the preset's (\"brotli\").", metavar="NAME", short="lossless back end: brotli, rans or raw (unset: the preset's, brotli)"),
+    Option("entropy", None, _optional(_choice("entropy", _entropy_backends)),
+           '{"pcodec", "rans", "brotli", "raw"}, optional',
+           "Lossless back end for the stream's sections. Unset: the preset's (\"pcodec\"; \"brotli\" for "
+           '``"paper"``).', metavar="NAME",
+           short="lossless back end: pcodec, rans, brotli or raw (unset: the preset's, pcodec)"),
     Option("index_coding", None, _optional(_choice("index_coding", _index_codings)), '{"delta", "raw"}, optional',
            'Support coding: sorted indices as gaps ("delta"), or as selected ("raw", the paper\'s). Unset: '
            'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME", short="index coding: delta (sorted gaps) or raw (selection order, the paper's) (unset: the preset's)"),
@@ -306,8 +311,6 @@ def resolve(**given: Any) -> dict[str, Any]:
         out[name] = parse(name, value)
     if "sparsity" not in given and "max_rel_error" not in given:
         out["max_rel_error"] = DEFAULT_MAX_REL_ERROR  # the safe default: a bounded error, not a fixed rate
-    if out["value_bits"] is None and out["max_rel_error"] is not None:
-        out["value_bits"] = max(PRESETS[out["preset"]]["value_bits"], bits_for_bound(out["max_rel_error"]))
     for name, value in PRESETS[out["preset"]].items():
         if out[name] is None:
             out[name] = value
@@ -317,17 +320,6 @@ def resolve(**given: Any) -> dict[str, Any]:
     if out["layout"] == "blocks" and out["block_size"] is None:
         raise ValueError("layout='blocks' needs block_size")
     return out
-
-
-def bits_for_bound(max_rel_error: float) -> int:
-    """Value bits for an error bound when the caller sets none: ``ceil(log2(1 / bound)) + 2``.
-
-    A b-bit per-vector quantizer alone leaves a relative error of about ``2**-b`` of a vector's range,
-    so 8 bits cannot meet 1% on every tensor (1.04% on one real checkpoint's layer); two bits of margin
-    keep quantization below the bound (0.05 -> 7, 0.02 -> 8, 0.01 -> 9, 0.001 -> 12 bits; the preset's 8
-    is the least used).
-    """
-    return min(MAX_VALUE_BITS, math.ceil(math.log2(1.0 / max_rel_error)) + 2)
 
 
 def stored(options: Mapping[str, Any]) -> dict[str, Any]:

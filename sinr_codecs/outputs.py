@@ -282,8 +282,12 @@ def _chmod_tree(path: Path) -> None:
 
 
 def _zip_directory(src: Path, dst: Path) -> None:
-    """Zip the files under ``src`` (stored, not compressed) into the file ``dst``."""
+    """Zip the files under ``src`` into the file ``dst``: the JSON metadata deflated, the chunks (already
+    compressed) stored as they are."""
     with zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for p in sorted(src.rglob("*")):
             if p.is_file():
-                zf.write(p, p.relative_to(src).as_posix())
+                deflate = p.name == "zarr.json"
+                zf.write(p, p.relative_to(src).as_posix(),
+                         compress_type=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED,
+                         compresslevel=9 if deflate else None)

@@ -82,13 +82,15 @@ count ``n`` is *not* stored: the caller passes it to :func:`decode` (the SINR he
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from .cursor import Cursor
 from .cursor import varint as _varint
 from .errors import StreamError
 
-__all__ = ["encode", "decode", "encode_with_model", "decode_with_model", "cost_bits", "zigzag", "unzigzag", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES",
+__all__ = ["encode", "decode", "iter_decode", "encode_with_model", "decode_with_model", "cost_bits", "zigzag", "unzigzag", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES",
            "MAX_STEPS", "MAX_COUNT"]
 
 MAX_SCALE = 22
@@ -621,9 +623,26 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
         exceeds a limit. Memory use is O(count + len(data)) and time O(count + len(data)) whatever
         the input.
     """
+    parts = list(iter_decode(data, count, max_alphabet=max_alphabet))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def iter_decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: int = MAX_ALPHABET,
+                batch: int = 1 << 16) -> Iterator[np.ndarray]:
+    """:func:`decode` in pieces: yields the symbols in order as int64 arrays of about ``batch`` symbols.
+
+    The stream's header and tables are validated before the first piece; the lanes' final states and
+    the word count (the checks that catch a corrupt or mis-counted stream) after the last. Memory is
+    O(len(data) + batch + the table) whatever ``count`` is.
+
+    Raises
+    ------
+    ValueError, StreamError
+        As :func:`decode`; a StreamError may come after some pieces were yielded.
+    """
     r = _start(data, count)
     if r is None:
-        return np.zeros(0, dtype=np.int64)
+        return
     count = int(count)
     tag = r.u8("tag")
     max_alphabet = min(int(max_alphabet), MAX_ALPHABET)
@@ -634,7 +653,11 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
             raise StreamError(f"rANS stream holds {stored} symbols, {count} were asked for")
         if r.left:
             raise StreamError(f"rANS stream has {r.left} trailing bytes")
-        return np.full(count, v, dtype=np.int64)
+        if v > _I64_MAX or v < -_I64_MAX - 1:
+            raise StreamError("rANS stream: the value exceeds the int64 range")
+        for i in range(0, count, batch):
+            yield np.full(min(batch, count - i), v, dtype=np.int64)
+        return
     if 1 <= tag <= MAX_SCALE:
         lo = unzigzag(r.varint("minimum value", (1 << 64) - 1))
         scale = _check_scale(tag, count)
@@ -642,8 +665,10 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
         if lo + int(present[-1]) > _I64_MAX:
             raise StreamError("rANS stream: the alphabet exceeds the int64 range")
         lookup = np.repeat(np.arange(freqs.size, dtype=np.int32), freqs)
-        slots, _ = _decode_lanes(r, freqs, lookup, scale, count, None)
-        return (present + lo)[lookup[slots]]
+        values = present + lo
+        for slots, _ in _decode_lanes(r, freqs, lookup, scale, count, None, batch):
+            yield values[lookup[slots]]
+        return
     if tag not in (_TAG_OFFSET, _TAG_ZIGZAG):
         raise StreamError(f"rANS stream: unknown tag {tag}")
     lo = unzigzag(r.varint("minimum value", (1 << 64) - 1)) if tag == _TAG_OFFSET else 0
@@ -657,13 +682,15 @@ def decode(data: bytes | bytearray | memoryview, count: int, *, max_alphabet: in
     present, freqs = _read_table(r, scale, count, 1, min(max_alphabet, top - t0 + 1))
     head, nb = _untokens(present + t0, k, m)
     lookup = np.repeat(np.arange(freqs.size, dtype=np.int32), freqs)
-    slots, raw = _decode_lanes(r, freqs, lookup, scale, count, nb[lookup])
-    u = head[lookup[slots]] | raw.view(np.int64)
-    if tag == _TAG_ZIGZAG:
-        return unzigzag(u)
-    if lo + int(u.max()) > _I64_MAX:
-        raise StreamError("rANS stream: a value exceeds the int64 range")
-    return u + lo
+    for slots, raw in _decode_lanes(r, freqs, lookup, scale, count, nb[lookup], batch):
+        assert raw is not None
+        u = head[lookup[slots]] | raw.view(np.int64)
+        if tag == _TAG_ZIGZAG:
+            yield unzigzag(u)
+            continue
+        if lo + int(u.max()) > _I64_MAX:
+            raise StreamError("rANS stream: a value exceeds the int64 range")
+        yield u + lo
 
 
 def _countable(symbols: np.ndarray) -> np.ndarray:
@@ -749,8 +776,8 @@ def decode_with_model(data: bytes | bytearray | memoryview, count: int, freqs: n
     if r is None:
         return np.zeros(0, dtype=np.int64)
     lookup = np.repeat(np.arange(f.size, dtype=np.int32), f)
-    slots, _ = _decode_lanes(r, f, lookup, int(scale), count, None)
-    return lookup[slots].astype(np.int64)
+    parts = [lookup[slots].astype(np.int64) for slots, _ in _decode_lanes(r, f, lookup, int(scale), count, None, 1 << 20)]
+    return np.concatenate(parts)
 
 
 def _check_scale(scale: int, count: int) -> int:
@@ -793,11 +820,12 @@ def _read_table(r: _Reader, scale: int, count: int, min_present: int, max_size: 
 
 
 def _decode_lanes(r: _Reader, freqs: np.ndarray, lookup: np.ndarray, scale: int, n: int,
-                  nb_slot: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+                  nb_slot: np.ndarray | None, batch: int) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
     """Read ``lanes`` from ``r`` (to its end) and run the lanes from their final states.
 
-    Returns the (n,) slot (int64) of every symbol in symbol order and, if ``nb_slot`` (raw-bit count
-    per slot) is given, the (n,) raw bits (uint64).
+    Yields, in symbol order and about ``batch`` symbols at a time, the slot (int64) of every symbol and,
+    if ``nb_slot`` (raw-bit count per slot) is given, its raw bits (uint64). The last piece comes only
+    after the final checks (every word used, every lane back in its initial state).
     """
     lanes = r.varint("lane count", min(n, MAX_LANES) - 1) + 1
     if lanes * MAX_STEPS < n:
@@ -811,7 +839,7 @@ def _decode_lanes(r: _Reader, freqs: np.ndarray, lookup: np.ndarray, scale: int,
         raise StreamError(f"rANS stream: {rest} word bytes is not a whole number of 32-bit words")
     if rest // 4 > per * n:
         raise StreamError(f"rANS stream: {rest // 4} words for {n} symbols (at most {per} each)")
-    words = r.take(rest, "words").view("<u4").astype(np.uint64)
+    words = r.take(rest, "words").view("<u4")  # a view: words are widened a few at a time
     m = 1 << scale
     f64 = freqs.astype(np.uint64)
     cum = np.zeros_like(f64)
@@ -821,36 +849,49 @@ def _decode_lanes(r: _Reader, freqs: np.ndarray, lookup: np.ndarray, scale: int,
     if nb_slot is not None:
         nb_slot = nb_slot.astype(np.uint64)
         mask_slot = (np.uint64(1) << nb_slot) - np.uint64(1)
-        raw = np.empty(n, dtype=np.uint64)
-    if lanes <= _SCALAR_LANES:
-        return _decode_scalar(x, words, f_slot, r_slot, scale, n, nb_slot)
+    if lanes <= _SCALAR_LANES:  # at most _SCALAR_LANES * MAX_STEPS symbols: one piece
+        yield _decode_scalar(x, words.astype(np.uint64), f_slot, r_slot, scale, n, nb_slot)
+        return
     mask = np.uint64(m - 1)
     sh = np.uint64(scale)
     w_sh = np.uint64(_WORD_BITS)
     low = np.uint64(_STATE_LOW)
-    slots = np.empty(n, dtype=np.int64)  # gathers with intp indices are much faster than with uint64
-    slots_u = slots.view(np.uint64)
     nw = words.size
+    steps = -(-n // lanes)
+    per_piece = max(1, batch // lanes)
     pos = 0
-    for t in range(-(-n // lanes)):
-        i0 = t * lanes
-        a = min(lanes, n - i0)
-        xs = x[:a]
-        s = slots[i0 : i0 + a]
-        np.bitwise_and(xs, mask, out=slots_u[i0 : i0 + a])
-        np.right_shift(xs, sh, out=xs)
-        xs *= f_slot[s]
-        xs += r_slot[s]
-        pos = _refill(xs, words, pos, low, w_sh)
-        if nb_slot is not None:
-            np.bitwise_and(xs, mask_slot[s], out=raw[i0 : i0 + a])
-            np.right_shift(xs, nb_slot[s], out=xs)
+    pending: tuple[np.ndarray, np.ndarray | None] | None = None
+    for t0 in range(0, steps, per_piece):
+        t1 = min(steps, t0 + per_piece)
+        i_start = t0 * lanes
+        size = min(n, t1 * lanes) - i_start
+        slots = np.empty(size, dtype=np.int64)  # gathers with intp indices are much faster than with uint64
+        slots_u = slots.view(np.uint64)
+        raw = np.empty(size, dtype=np.uint64) if nb_slot is not None else None
+        for t in range(t0, t1):
+            i0 = t * lanes - i_start
+            a = min(lanes, n - t * lanes)
+            xs = x[:a]
+            s = slots[i0 : i0 + a]
+            np.bitwise_and(xs, mask, out=slots_u[i0 : i0 + a])
+            np.right_shift(xs, sh, out=xs)
+            xs *= f_slot[s]
+            xs += r_slot[s]
             pos = _refill(xs, words, pos, low, w_sh)
+            if raw is not None:
+                assert nb_slot is not None
+                np.bitwise_and(xs, mask_slot[s], out=raw[i0 : i0 + a])
+                np.right_shift(xs, nb_slot[s], out=xs)
+                pos = _refill(xs, words, pos, low, w_sh)
+        if pending is not None:
+            yield pending
+        pending = (slots, raw)
     if pos != nw:
         raise StreamError(f"rANS stream: {nw - pos} words left over after decoding {n} symbols")
     if np.any(x != low):
         raise StreamError("rANS stream corrupt: a lane did not end in its initial state")
-    return slots, (raw if nb_slot is not None else None)
+    if pending is not None:
+        yield pending
 
 
 def _flush(xs: np.ndarray, limit: np.ndarray, out: np.ndarray, pos: int, low: np.uint64, w_sh: np.uint64) -> int:
@@ -873,7 +914,7 @@ def _refill(xs: np.ndarray, words: np.ndarray, pos: int, low: np.uint64, w_sh: n
     if k:
         if pos + k > words.size:
             raise StreamError("rANS stream truncated: the lanes need more words than it holds")
-        xs[need] = (xs[need] << w_sh) | words[pos : pos + k]
+        xs[need] = (xs[need] << w_sh) | words[pos : pos + k].astype(np.uint64)
         pos += k
     return pos
 

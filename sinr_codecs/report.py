@@ -46,11 +46,15 @@ class TensorRecord:
     encoding : {"native", "float32", "bits"}
         How stored values map back: as they are, widened to float32 (bfloat16 under SINR), or the raw
         bits as unsigned integers (dtypes numpy lacks, e.g. bfloat16 or float8, stored losslessly).
-    policy : {"sinr", "uniform", "lossless"}
-        ``"uniform"``: a per-tensor uniform quantizer (:mod:`sinr_codecs.uniform`); its ``codec`` entry
-        holds ``step``, ``astype`` (the integer type) and ``bits``.
+    policy : {"global", "sinr", "uniform", "lossless"}
+        ``"global"`` (the model's one step, :mod:`sinr_codecs.allocation`) and ``"uniform"`` (a per-tensor
+        step): a uniform quantizer (:mod:`sinr_codecs.uniform`) whose ``codec`` entry holds ``step``,
+        ``astype`` (the integer type) and ``bits``.
     layout : str or None
         SINR vector layout (``"rows"``, ``"flat"``, ``"blocks"``); None otherwise.
+    storage : str or None
+        SINR tensors: ``"dense"`` (quantized vectors, no dictionary: the error-bounded encoder's choice where
+        the dictionary does not pay), ``"sparse"``, or ``"dense in 2/5"`` chunks; None otherwise.
     reason : str
         Why this policy was chosen.
     codec : dict
@@ -64,11 +68,12 @@ class TensorRecord:
     rel_error : float
         ``||w - w'|| / ||w||`` of the restored tensor, measured when compressing (0 for lossless).
     sha256 : str or None
-        For lossless tensors: SHA-256 of the stored values (C order, little-endian), checked on reading.
+        SHA-256 of the stored values as a reader decodes them (C order, little-endian), checked on reading:
+        a chunk of another tensor or a damaged chunk is caught even where its codec cannot tell.
     uniform_bytes : int or None
         For SINR-coded tensors (and uniform ones that won a ``best`` choice): the bytes a per-tensor
-        uniform quantizer + Zstandard needs for the same relative error (same chunks; without
-        metadata). None when not measured (lossless tensors; stores written before it was recorded).
+        uniform quantizer + pcodec needs for the same relative error, estimated from the integers'
+        entropy on a sample. None when not estimated (other tensors).
     uniform_bits : int or None
         That quantizer's bits per value before entropy coding.
     """
@@ -81,11 +86,12 @@ class TensorRecord:
     stored_shape: list[int]
     encoding: str
     policy: str
-    layout: str | None
     reason: str
     codec: dict[str, Any]
     chunks: list[int]
     bytes_before: int
+    layout: str | None = None
+    storage: str | None = None
     bytes_after: int = 0
     rel_error: float = 0.0
     sha256: str | None = None
@@ -126,6 +132,8 @@ class Report:
         Wall time of the operation.
     store_bytes : int
         Size of the whole store on disk, metadata included (bytes; 0 when unknown).
+    global_step : float or None
+        The model's one quantizer step, when tensors were coded ``"global"``.
     """
 
     source: str
@@ -135,6 +143,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     store_bytes: int = 0
+    global_step: float | None = None
 
     @property
     def bytes_before(self) -> int:
@@ -171,9 +180,11 @@ class Report:
             "tensors": [asdict(t) | {"ratio": _finite(t.ratio)} for t in self.tensors],
             "notes": list(self.notes),
             "seconds": self.seconds,
+            "global_step": self.global_step,
             "totals": {
                 "tensors": len(self.tensors),
                 "sinr": sum(t.policy == "sinr" for t in self.tensors),
+                "global": sum(t.policy == "global" for t in self.tensors),
                 "lossless": sum(t.policy == "lossless" for t in self.tensors),
                 "uniform": sum(t.policy == "uniform" for t in self.tensors),
                 "bytes_if_uniform": self.bytes_if_uniform,
@@ -190,9 +201,9 @@ class Report:
         rows = []
         for t in self.tensors:
             if t.policy == "sinr" and t.layout:
-                policy = f"sinr/{t.layout}"
-            elif t.policy == "uniform":
-                policy = f"uniform/{t.codec.get('bits')}b"
+                policy = f"sinr/{t.storage}/{t.layout}" if t.storage else f"sinr/{t.layout}"
+            elif t.policy in ("uniform", "global"):
+                policy = f"{t.policy}/{t.codec.get('bits')}b"
             else:
                 policy = f"{t.policy}/{t.codec.get('id')}" if t.codec.get("id") else t.policy
             rows.append([
@@ -202,10 +213,10 @@ class Report:
                 format_bytes(t.uniform_bytes) if t.uniform_bytes is not None else "-",
                 t.reason,
             ])
-        n_sinr = sum(t.policy == "sinr" for t in self.tensors)
+        lossy = sum(t.policy != "lossless" for t in self.tensors)
         compared = any(t.uniform_bytes is not None for t in self.tensors)
         total = [
-            f"total: {len(self.tensors)} tensors", "", "", f"{n_sinr} sinr", format_bytes(self.bytes_before),
+            f"total: {len(self.tensors)} tensors", "", "", f"{lossy} lossy", format_bytes(self.bytes_before),
             format_bytes(self.bytes_after), _fmt_ratio(self.ratio), "",
             format_bytes(self.bytes_if_uniform) if compared else "", "",
         ]
@@ -221,9 +232,11 @@ class Report:
         out = [line(head), rule, *map(line, rows), rule, line(total)]
         if self.store_bytes:
             out.append(f"store on disk, metadata included: {format_bytes(self.store_bytes)}")
+        if self.global_step is not None:
+            out.append(f"global step: {self.global_step:.6g}")
         if compared:
-            out.append("uniform: bytes a per-tensor uniform quantizer + Zstandard needs for the same rel.err "
-                       "(total: every SINR tensor so coded)")
+            out.append("uniform: bytes a per-tensor uniform quantizer + pcodec needs for the same rel.err, "
+                       "estimated (total: every SINR tensor so coded)")
         out.extend(f"note: {n}" for n in self.notes)
         return "\n".join(out)
 

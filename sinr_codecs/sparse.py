@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -21,23 +21,23 @@ import torch
 from . import bitstream, quantize
 from .dictionary import GENERATOR_ID, atoms, sensing_matrix
 from .errors import NonFiniteError
-from .layout import Layout, choose_layout
+from .layout import AUTO_BLOCK, AUTO_MAX_FLAT, Layout, choose_layout
 from .limits import get_limits
 from .omp import batch_omp
-from .options import MIN_VALUE_BITS
 from .threads import single_threaded_kernels
 
-__all__ = ["SparseCode", "decode_bytes", "resolve_device", "resolve_sparsity", "resolve_k2"]
+__all__ = ["SparseCode", "bound_layout", "decode_bytes", "resolve_device", "resolve_sparsity", "resolve_k2",
+           "SAMPLE_VECTORS", "BOUNDED_MAX_K1"]
 
 _RECON_ELEMENTS = 1 << 24  # gathered dictionary entries per reconstruction chunk (training path)
 _DECODE_CHUNK = 1 << 18  # output elements per decode block (2 MiB of float64 work)
 _TOL_MARGIN = 0.8  # OMP aims below the bound so that quantization has room
-_MAX_REFITS = 12
+_TOL_FLOOR = 0.9  # a vector OMP leaves above this fraction of the bound sends the tensor to dense mode
 BOUNDED_MAX_K1 = 64
-"""Longest vector of the ``"auto"`` layout in error-bounded mode (longer rows are cut into blocks): meeting a
-tight bound takes nearly k1 atoms, and OMP's work per weight grows as k1 squared."""
-_SAMPLE_VECTORS = 256
-"""Vectors an error-bounded fit codes first, to decide whether the dictionary pays on this tensor."""
+"""Longest vector OMP codes in error-bounded mode with ``layout="auto"`` (longer rows are coded as blocks that
+divide them): meeting a tight bound takes nearly k1 atoms, and OMP's work per weight grows as k1 squared."""
+SAMPLE_VECTORS = 256
+"""Vectors an error-bounded fit codes both ways first, to decide whether the dictionary pays on a tensor."""
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -101,6 +101,10 @@ class SparseCode:
         (n_vectors,) int64 atoms used per vector.
     dense : bool
         Dense mode: no dictionary, values are the vectors.
+    step_codes : numpy.ndarray, optional
+        (n_vectors,) int64 quantizer step codes (:func:`sinr_codecs.quantize.step_from_code`) chosen by an
+        error-bounded fit: each vector's largest step that keeps it within the bound. :meth:`to_bytes`
+        quantizes with them when given (and ``value_bits`` then plays no part).
     """
 
     layout: Layout
@@ -113,6 +117,7 @@ class SparseCode:
     generator: int = GENERATOR_ID
     order: str = "C"
     dense: bool = False
+    step_codes: np.ndarray | None = field(default=None, compare=False)
     stats: dict = field(default_factory=dict, compare=False)
 
     # ------------------------------------------------------------------------------ properties
@@ -168,12 +173,14 @@ class SparseCode:
         layout, block_size
             Vector layout, see :mod:`sinr_codecs.layout`.
         max_rel_error : float, optional
-            Error-bounded mode: every vector gets the fewest atoms such that
-            ``||w - w_hat|| <= max_rel_error * ||w||`` holds *after* ``value_bits`` quantization
-            (per-vector steps) and rounding to the tensor's dtype. Raises ValueError if no atom count
-            can meet it.
+            Error-bounded mode: every vector of the layout (``"auto"``: see :func:`bound_layout`) ends up
+            within ``||w - w_hat|| <= max_rel_error * ||w||`` *after* quantization with its own largest
+            step (:attr:`step_codes`) and rounding to the tensor's dtype. The tensor is stored densely
+            (quantized, no dictionary) unless the sparse code is smaller: decided on an evenly spaced
+            sample of :data:`SAMPLE_VECTORS` vectors for larger tensors.
         value_bits : int, default 16
-            Used by the error-bounded check only (the stream's bits are chosen in :meth:`to_bytes`).
+            Fixed-sparsity mode: not used here (:meth:`to_bytes` takes the bits); error-bounded mode: not
+            used (steps come from the bound).
         device : str, default "auto"
             Where OMP runs; "auto" = CUDA when available.
         memory_budget : int, optional
@@ -187,14 +194,19 @@ class SparseCode:
             Non-floating input.
         NonFiniteError
             NaN or infinite input values.
+        ValueError
+            A bad option, a dictionary over the limit, or a bound that no quantizer step can meet (only
+            where the dtype's own rounding is coarser than the bound).
         """
         arr, dtype, order = _as_tensor(tensor)
+        dev = resolve_device(device)
+        if max_rel_error is not None:
+            return cls._fit_bounded(arr, dtype, order, float(max_rel_error), layout=layout, block_size=block_size,
+                                    dictionary_ratio=dictionary_ratio, dictionary_size=dictionary_size, seed=seed,
+                                    device=dev, memory_budget=memory_budget, progress=progress)
         cap = get_limits().max_dictionary_entries
         max_k1 = max_k1_for(dictionary_size, dictionary_ratio, cap) if layout == "auto" else None
-        if max_k1 is not None and max_rel_error is not None:
-            max_k1 = min(max_k1, BOUNDED_MAX_K1)  # a bound needs many atoms: OMP's cost grows as k1**2
         lay = choose_layout(tuple(arr.shape), layout, block_size, max_k1=max_k1)
-        dev = resolve_device(device)
         work = torch.float64 if dtype == np.float64 else torch.float32
         vectors = lay.to_vectors(arr.to(work)).to(dev)
         n, k1 = vectors.shape
@@ -202,33 +214,25 @@ class SparseCode:
         if n == 0 or k1 < 2:
             return cls._dense(vectors, **base)
         k2 = resolve_k2(k1, dictionary_size, dictionary_ratio)
-        if k1 * k2 > cap:
-            raise ValueError(
-                f"a {k1}x{k2} dictionary ({k1 * k2} entries) exceeds max_dictionary_entries = {cap}: use shorter "
-                "vectors (layout='blocks' with a smaller block_size), a smaller dictionary, or raise the limit "
-                "(sinr_codecs.limits.set_limits); decoders need the same raised limit")
-        a = sensing_matrix(k1, k2, seed, device=dev, dtype=work)
+        a = _dictionary(k1, k2, seed, dev, work)
         base.update(k2=k2, seed=int(seed))
         # OMP on vectors scaled by a power of two (exact) so that squared norms neither overflow nor
         # underflow whatever the magnitudes; the coefficients are scaled back afterwards
         scale = _power_of_two_scale(vectors)
-        scaled = vectors * scale[:, None]
-        if max_rel_error is None:
-            s = resolve_sparsity(sparsity, k1)
-            r = batch_omp(scaled, a, sparsity=s, memory_budget=memory_budget, progress=progress)
-            code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
-            return code._unscaled(scale)
-        code = cls._fit_bounded(vectors, scaled, scale, a, float(max_rel_error), value_bits, base, memory_budget,
-                                progress)
-        return _dense_rows_if_smaller(code, arr.to(work), float(max_rel_error), value_bits)
+        s = resolve_sparsity(sparsity, k1)
+        r = batch_omp(vectors * scale[:, None], a, sparsity=s, memory_budget=memory_budget, progress=progress)
+        code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
+        return code._unscaled(scale)
 
     def _unscaled(self, scale: torch.Tensor) -> "SparseCode":
         """The code of the unscaled vectors: values divided by each vector's ``scale``.
 
         Values stay in their dtype unless that would overflow it (float32 weights near 3e38), then
-        float64.
+        float64; a coefficient beyond float64's range (vectors near 1.8e308) is saturated to it.
         """
         vals = self.values.to(torch.float64) / scale.to("cpu", torch.float64)[:, None]
+        top = float(np.finfo(np.float64).max)
+        vals = torch.nan_to_num(vals, nan=0.0, posinf=top, neginf=-top)
         if self.values.dtype != torch.float64 and bool(torch.isfinite(vals.to(self.values.dtype)).all()):
             vals = vals.to(self.values.dtype)
         return replace(self, values=vals)
@@ -240,92 +244,109 @@ class SparseCode:
                    counts=torch.full((n,), k1, dtype=torch.int64), dense=True, **base)
 
     @classmethod
-    def _fit_bounded(cls, vectors, scaled, scale, a, bound, bits, base, memory_budget, progress) -> "SparseCode":
+    def _fit_bounded(cls, arr: torch.Tensor, dtype: np.dtype, order: str, bound: float, *, layout: str,
+                     block_size: int | None, dictionary_ratio: float, dictionary_size: int | None, seed: int,
+                     device: torch.device, memory_budget: int | None,
+                     progress: Callable[[int, int], None] | None) -> "SparseCode":
         """Error-bounded fit that never writes a larger stream than dense mode (no dictionary) would.
 
-        A tensor of at most 2 x :data:`_SAMPLE_VECTORS` vectors is coded both ways and the smaller stream
-        kept. A larger one has an evenly spaced sample coded both ways first (``bits``-bit values, the
-        default back end); if the dense sample is no larger, the whole tensor is stored densely without
-        running OMP on it. This is the usual case for trained weights at a tight bound: OMP then needs
-        nearly k1 atoms, whose indices cost more than the values they replace.
+        The bound holds for the vectors of :func:`bound_layout`. The sparse candidate codes the same
+        vectors, or (``"auto"``, rows longer than :data:`BOUNDED_MAX_K1`) blocks that divide them: a bound
+        met by every block of a row is met by the row. A tensor of at most twice the sample is coded both ways
+        and the smaller stream kept; a larger one has an evenly spaced sample of bound vectors (holding about
+        :data:`SAMPLE_VECTORS` OMP vectors, at least 16 bound vectors) coded both ways first, and is stored densely without OMP when the dense sample is no larger (the
+        usual case for trained weights at a tight bound: OMP then needs nearly k1 atoms, whose indices cost
+        more than the values they replace).
         """
         if not 0.0 < bound < 1.0:
             raise ValueError(f"max_rel_error must lie in (0, 1), got {bound}")
-        n, k1 = vectors.shape
-        dense_base = {k: base[k] for k in ("layout", "dtype", "order")}
-        if n <= 2 * _SAMPLE_VECTORS:
-            code = cls._fit_bounded_sparse(vectors, scaled, scale, a, bound, bits, base, memory_budget, progress)
-            dense = cls._dense(vectors, **dense_base)
-            if code.dense or (_meets(dense, vectors, bits, bound) and _size(dense, bits) <= _size(code, bits)):
-                return _fewest_bits(dense, vectors, bits, bound)
-            return code
-        rows = torch.linspace(0, n - 1, _SAMPLE_VECTORS).round().to(torch.int64)
-        sub = {**base, "layout": choose_layout((_SAMPLE_VECTORS, k1), "rows")}
-        pick = rows.to(vectors.device)
-        sample = cls._fit_bounded_sparse(vectors[pick], scaled[pick], scale[pick], a, bound, bits, sub,
-                                         memory_budget, None)
-        sample_dense = cls._dense(vectors[pick], **{k: sub[k] for k in dense_base})
-        if sample.dense or _size(sample_dense, bits) <= _size(sample, bits):
-            dense = cls._dense(vectors, **dense_base)
-            if _meets(dense, vectors, bits, bound):
+        lay = bound_layout(tuple(arr.shape), layout, block_size)
+        ref = lay.to_vectors(arr.to("cpu", torch.float64)).numpy()
+        n, k = ref.shape
+        dense = cls._dense_bounded(ref, bound, lay, dtype, order)
+        omp = _omp_layout(lay, layout, dictionary_size, dictionary_ratio)
+        if omp is None or n == 0:
+            if progress is not None:
+                progress(n, n)
+            return dense
+        per = omp.n_vectors // n  # OMP vectors per bound vector
+        k2 = resolve_k2(omp.k1, dictionary_size, dictionary_ratio)
+        work = torch.float64 if dtype == np.float64 else torch.float32
+        a = _dictionary(omp.k1, k2, seed, device, work)
+        base = dict(dtype=dtype, order=order, k2=k2, seed=int(seed))
+        sample = max(SAMPLE_VECTORS // per, 16)  # bound vectors whose OMP vectors make up the sample
+        if n > 2 * sample:
+            rows = np.unique(np.linspace(0, n - 1, sample).round().astype(np.int64))
+            sub = ref[rows]
+            sample_lay = choose_layout((rows.size, k), "rows")
+            sample_dense = cls._dense_bounded(sub, bound, sample_lay, dtype, order)
+            sample_omp = choose_layout((rows.size * per, omp.k1), "rows")
+            sample = cls._sparse_bounded(sub.reshape(-1, omp.k1), bound, a, sample_omp, base, device, memory_budget,
+                                         None)
+            if sample is None or _size(sample_dense) <= _size(sample):
                 if progress is not None:
                     progress(n, n)
-                return _fewest_bits(dense, vectors, bits, bound)
-        return cls._fit_bounded_sparse(vectors, scaled, scale, a, bound, bits, base, memory_budget, progress)
+                return dense
+        code = cls._sparse_bounded(ref.reshape(-1, omp.k1), bound, a, omp, base, device, memory_budget, progress)
+        if code is None or _size(dense) <= _size(code):
+            return dense
+        return code
 
     @classmethod
-    def _fit_bounded_sparse(cls, vectors, scaled, scale, a, bound, bits, base, memory_budget, progress
-                            ) -> "SparseCode":
-        """Error-bounded OMP, refitting the vectors that miss the bound after quantization; dense mode when
-        fewer than k1 atoms cannot meet it."""
+    def _dense_bounded(cls, ref: np.ndarray, bound: float, lay: Layout, dtype: np.dtype, order: str) -> "SparseCode":
+        """Dense code of the (n, k) float64 vectors ``ref`` with each vector's largest step within ``bound``."""
+        codes, _ = quantize.bounded_dense(ref, bound, dtype)
+        code = cls._dense(torch.from_numpy(ref), layout=lay, dtype=dtype, order=order)
+        return replace(code, step_codes=codes)
+
+    @classmethod
+    def _sparse_bounded(cls, ref: np.ndarray, bound: float, a: torch.Tensor, lay: Layout, base: dict,
+                        device: torch.device, memory_budget: int | None,
+                        progress: Callable[[int, int], None] | None) -> "SparseCode | None":
+        """OMP to :data:`_TOL_MARGIN` of ``bound``, then each vector's largest step within ``bound``; None
+        when some vector needs all k1 atoms (the dense code is then the only one that meets the bound)."""
+        work = a.dtype
+        vectors = torch.from_numpy(ref).to(device=device, dtype=work)
         n, k1 = vectors.shape
-        cap = k1 - 1
-        r = batch_omp(scaled, a, tol=bound * _TOL_MARGIN, sparsity=cap, memory_budget=memory_budget,
-                      progress=progress)
-        code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
-        tol = bound * _TOL_MARGIN
-        for _ in range(_MAX_REFITS):
-            code = code._unscaled(scale)
-            bad = torch.from_numpy(code._vector_errors(vectors, bits, "vector") > bound)
-            if not bad.any():
-                return code
-            if bool((code.counts[bad] >= cap).all()):
-                break  # more atoms are not possible: quantization or rounding is the floor
-            tol *= 0.5
-            rows = bad.to(scaled.device)
-            sub = batch_omp(scaled[rows], a, tol=tol, sparsity=cap, memory_budget=memory_budget)
-            code = replace(code, values=code.values * scale.to("cpu", code.values.dtype)[:, None])  # back to scaled
-            code = code._replace_rows(bad, sub.indices.cpu(), sub.coefs.cpu(), sub.counts.cpu())
-        dense = cls._dense(vectors, **{k: base[k] for k in ("layout", "dtype", "order")})
-        worst = float(dense._vector_errors(vectors, bits, "vector").max())
-        if worst > bound:
-            raise ValueError(
-                f"max_rel_error={bound:g} cannot be met with value_bits={bits} and dtype {base['dtype']}: "
-                f"even uncompressed vectors quantized to {bits} bits reach a relative error of {worst:.3g}; "
-                "raise value_bits or loosen max_rel_error")
-        return dense
+        scale = _power_of_two_scale(vectors)
+        r = batch_omp(vectors * scale[:, None], a, tol=bound * _TOL_MARGIN, sparsity=k1 - 1,
+                      memory_budget=memory_budget, progress=progress)
+        code = cls(layout=lay, indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(),
+                   **base)._unscaled(scale)
+        exact = code._relative_errors(ref, code.values)
+        if np.any(exact > bound * _TOL_FLOOR):
+            return None
+        values = code.values.to(torch.float64).numpy()
+        live = np.flatnonzero(np.abs(values).max(axis=1, initial=0.0) > 0)
+        codes = np.zeros(n, dtype=np.int64)
+        if live.size:
+            amax = np.abs(values[live]).max(axis=1)
+            room = np.sqrt(np.maximum(bound**2 - exact[live] ** 2, (bound * 0.1) ** 2))
+            norms = quantize.norms(ref[live])
+            counts = np.maximum(code.counts.numpy()[live], 1)
+            guess = np.maximum(room * norms * np.sqrt(12.0 / counts), amax * 2.0**-40)
 
-    def _replace_rows(self, rows: torch.Tensor, idx: torch.Tensor, val: torch.Tensor,
-                      cnt: torch.Tensor) -> "SparseCode":
-        s = max(self.indices.shape[1], idx.shape[1])
-        indices = _pad(self.indices, s, -1)
-        values = _pad(self.values, s, 0)
-        indices[rows] = _pad(idx, s, -1)
-        values[rows] = _pad(val.to(values.dtype), s, 0)
-        counts = self.counts.clone()
-        counts[rows] = cnt
-        return replace(self, indices=indices, values=values, counts=counts)
+            def errors(c: np.ndarray, rows: np.ndarray) -> np.ndarray:
+                step = quantize.step_from_code(c)[:, None]
+                sub = live[rows]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    q = np.rint(values[sub] / step) * step
+                return code._relative_errors(ref[sub], torch.from_numpy(q), sub) / bound
 
-    def _vector_errors(self, vectors: torch.Tensor, bits: int, granularity: str) -> np.ndarray:
-        """Per-vector relative L2 error after quantization and rounding to the output dtype."""
-        rec = self.quantized(bits, granularity)._vectors(torch.float64, "cpu").numpy()
-        rec = _saturate(rec, self.dtype).astype(self.dtype.newbyteorder("=")).astype(np.float64)
-        ref = vectors.detach().to("cpu", torch.float64).numpy()
-        unit = np.max(np.abs(ref), axis=1, keepdims=True)  # norms of rescaled rows cannot overflow
-        unit = np.where(unit > 0, unit, 1.0)
-        err = np.linalg.norm((rec - ref) / unit, axis=1)
-        norm = np.linalg.norm(ref / unit, axis=1)
-        return np.where(norm > 0, err / np.where(norm > 0, norm, 1), np.where(err > 0, np.inf, 0.0))
+            codes[live] = quantize.largest_steps(errors, guess)
+        return replace(code, step_codes=codes)
+
+    def _relative_errors(self, ref: np.ndarray, values: torch.Tensor, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per-vector relative error against the (m, k1) float64 ``ref`` of the vectors ``rows`` (all when
+        None) reconstructed from ``values`` (their (m, s) coefficients) as a decoder does: in float64,
+        saturated and rounded to the dtype."""
+        idx = self.indices.numpy() if rows is None else self.indices.numpy()[rows]
+        crow, cols, vals = _csr_rows(idx, values.detach().to("cpu", torch.float64).numpy())
+        rec = _csr_times(crow, cols, vals, atoms(self.k1, self.k2, self.seed, generator=self.generator)).numpy()
+        rec = quantize.saturate(rec, self.dtype)
+        if np.dtype(self.dtype).newbyteorder("=") != np.float64:
+            rec = rec.astype(self.dtype.newbyteorder("=")).astype(np.float64)
+        return quantize.relative_errors(ref, rec)
 
     # ---------------------------------------------------------------------------- reconstruct
     def _vectors(self, dtype: torch.dtype, device: str | torch.device, values: torch.Tensor | None = None
@@ -371,41 +392,61 @@ class SparseCode:
         Computed in float64 on the CPU, so it is the same wherever the stream was encoded; values beyond
         the dtype's finite range are saturated to it (a finite input never decodes to inf or NaN).
         """
-        n = self.n_vectors
+        n, k1 = self.n_vectors, self.k1
         vals = self.values.detach().to("cpu", torch.float64).numpy()
+        step = max(1, _DECODE_CHUNK // max(1, k1))
         if self.dense:
-            return _reconstruct(self.layout, self.dtype, self.order, None,
-                                lambda i0, i1: (None, None, vals.reshape(n, self.k1)[i0:i1]))
+            blocks: Iterator[bitstream.Block] = (
+                (i, min(n, i + step), None, None, vals.reshape(n, k1)[i:min(n, i + step)]) for i in range(0, n, step))
+            return _reconstruct(self.layout, self.dtype, self.order, None, blocks)
         idx = self.indices.cpu().numpy()
-        return _reconstruct(self.layout, self.dtype, self.order, atoms(self.k1, self.k2, self.seed,
-                                                                      generator=self.generator),
-                            lambda i0, i1: _csr_rows(idx[i0:i1], vals[i0:i1]))
+        blocks = ((i, min(n, i + step), *_csr_rows(idx[i:i + step], vals[i:i + step])) for i in range(0, n, step))
+        return _reconstruct(self.layout, self.dtype, self.order,
+                            atoms(self.k1, self.k2, self.seed, generator=self.generator), blocks)
 
     # ------------------------------------------------------------------------------ quantize
     def _quantize(self, bits: int, granularity: str) -> tuple[np.ndarray, np.ndarray]:
+        if granularity == "codes":
+            if self.step_codes is None:
+                raise ValueError("granularity 'codes' needs the step codes of an error-bounded fit")
+            step = quantize.step_from_code(self.step_codes)[:, None]
+            with np.errstate(over="ignore", invalid="ignore"):
+                q = np.rint(self.values.detach().to("cpu", torch.float64).numpy() / step)
+            return q.astype(np.int64), self.step_codes
         return quantize.quantize(self.values, bits, granularity)
 
-    def quantized(self, value_bits: int, granularity: str = "tensor") -> "SparseCode":
-        """A copy whose values are replaced by their ``value_bits`` uniform-quantized reconstruction."""
-        q, steps = self._quantize(value_bits, granularity)
-        vals = torch.from_numpy(quantize.dequantize(q, steps)).to(self.values.dtype)
+    def quantized(self, value_bits: int = 16, granularity: str = "tensor") -> "SparseCode":
+        """A copy whose values are replaced by their quantized reconstruction: with the fit's
+        :attr:`step_codes` when it has them, else ``value_bits`` over each ``granularity`` scope."""
+        gran = "codes" if self.step_codes is not None else granularity
+        q, steps = self._quantize(value_bits, gran)
+        scale = quantize.step_from_code(steps) if gran == "codes" else steps
+        vals = torch.from_numpy(quantize.dequantize(q, scale)).to(self.values.dtype)
         return replace(self, values=vals)
 
     # ------------------------------------------------------------------------------- streams
-    def to_bytes(self, *, value_bits: int = 16, entropy: str = "brotli", index_coding: str = "delta",
+    def to_bytes(self, *, value_bits: int = 16, entropy: str = "pcodec", index_coding: str = "delta",
                  granularity: str = "tensor") -> bytes:
         """Quantize the values and write a version-1 stream (docs/format.md).
+
+        A code with :attr:`step_codes` (an error-bounded fit) is quantized with them, whatever
+        ``value_bits`` and ``granularity`` say: each vector with its own step, the integers as wide as
+        they need to be (granularity ``"codes"``).
 
         Parameters
         ----------
         value_bits : int, default 16
-            Uniform quantizer bits for the values (2..24).
-        entropy : {"brotli", "raw"}
+            Uniform quantizer bits for the values (2..24) of a code without step codes.
+        entropy : {"pcodec", "rans", "brotli", "raw"}
         index_coding : {"delta", "raw"}
         granularity : {"tensor", "vector"}
-            One quantizer step per tensor, or one per vector.
+            One quantizer step per tensor, or one per vector (codes without step codes).
         """
+        if self.step_codes is not None:
+            granularity = "codes"
         q, steps = self._quantize(value_bits, granularity)
+        if granularity == "codes":
+            value_bits = quantize.bits_for(int(np.abs(q).max()) if q.size else 0)
         c = bitstream.Content(
             dtype=self.dtype, order=self.order, layout=self.layout, mode="dense" if self.dense else "sparse",
             value_bits=value_bits, granularity=granularity, backend=entropy, q=q, steps=steps,
@@ -423,21 +464,24 @@ class SparseCode:
             If the stream is corrupt, truncated or of an unknown version.
         """
         c = bitstream.read(data).content()
-        values = torch.from_numpy(quantize.dequantize(c.q, c.steps))
+        step = c.step_values()
+        values = torch.from_numpy(bitstream._times(c.q, step if step.shape == (1,) else step[:, None]))
+        codes = np.asarray(c.steps, dtype=np.int64) if c.granularity == "codes" else None
         n = c.layout.n_vectors
         if c.mode == "dense":
             return cls(layout=c.layout, dtype=c.dtype, order=c.order, dense=True, values=values,
                        indices=torch.zeros((n, 0), dtype=torch.int64),
-                       counts=torch.full((n,), c.layout.k1, dtype=torch.int64))
+                       counts=torch.full((n,), c.layout.k1, dtype=torch.int64), step_codes=codes)
         return cls(layout=c.layout, dtype=c.dtype, order=c.order, k2=c.k2, seed=c.seed, generator=c.generator,
-                   indices=torch.from_numpy(c.indices), values=values, counts=torch.from_numpy(c.counts))
+                   indices=torch.from_numpy(c.indices), values=values, counts=torch.from_numpy(c.counts),
+                   step_codes=codes)
 
 
 def decode_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
-    """Decode a stream straight to an array, chunk by chunk (what :meth:`SINR.decode` runs).
+    """Decode a stream straight to an array, block by block (what :meth:`SINR.decode` runs).
 
-    Equal to ``SparseCode.from_bytes(data).decode()``, without expanding the whole stream: peak memory
-    is the output, the compact stream and one float64 dictionary, plus a bounded work chunk.
+    Equal to ``SparseCode.from_bytes(data).decode()``, without expanding the stream: peak memory is the
+    output, the coded stream and one float64 dictionary, plus a bounded work block.
 
     Raises
     ------
@@ -448,34 +492,30 @@ def decode_bytes(data: bytes | bytearray | memoryview | np.ndarray) -> np.ndarra
     at = None
     if st.mode == "sparse" and st.layout.n_vectors:
         at = atoms(st.layout.k1, st.k2, st.seed, generator=st.generator)  # (k2, k1), no transposed copy
-    return _reconstruct(st.layout, st.dtype, st.order, at, st.block)
-
-
-Block = Callable[[int, int], tuple["np.ndarray | None", "np.ndarray | None", np.ndarray]]
+    return _reconstruct(st.layout, st.dtype, st.order, at, st.blocks(max(1, _DECODE_CHUNK // max(1, st.layout.k1))))
 
 
 def _reconstruct(layout: Layout, dtype: np.dtype, order: str, at: torch.Tensor | None,
-                 block: Block) -> np.ndarray:
-    """Fill an array of ``layout.shape`` and ``dtype`` vector block by vector block.
+                 blocks: Iterable[bitstream.Block]) -> np.ndarray:
+    """Fill an array of ``layout.shape`` and ``dtype`` from consecutive vector blocks.
 
-    ``block(i0, i1)`` gives vectors ``[i0, i1)`` as a CSR matrix over the atoms (row pointers, ascending
-    column indices, float64 values), or ``(None, None, the (c, k1) vectors)`` in dense mode. Each block
-    is multiplied by ``at``, the (k2, k1) C-contiguous dictionary transpose (:func:`~sinr_codecs.dictionary.atoms`),
-    in float64, saturated to the dtype's finite range and written into the output.
+    Each block (:data:`sinr_codecs.bitstream.Block`) is a CSR matrix over the atoms (row pointers,
+    ascending column indices, float64 values), or the (c, k1) vectors themselves in dense mode. A sparse
+    block is multiplied by ``at``, the (k2, k1) C-contiguous dictionary transpose
+    (:func:`~sinr_codecs.dictionary.atoms`), in float64; every block is saturated to the dtype's finite
+    range and written into the output.
     """
     out = np.empty(layout.shape, dtype=dtype)
     flat = out.reshape(-1)
-    n, k1, size = layout.n_vectors, layout.k1, layout.size
-    step = max(1, _DECODE_CHUNK // max(1, k1))
+    k1, size = layout.k1, layout.size
     with single_threaded_kernels():  # parallelism comes from decoding chunks concurrently
-        for i0 in range(0, n, step):
-            i1 = min(n, i0 + step)
-            crow, cols, vals = block(i0, i1)
+        for i0, i1, crow, cols, vals in blocks:
             if crow is None:
                 rec = np.ascontiguousarray(vals, dtype=np.float64)
             else:
+                assert at is not None and cols is not None
                 rec = _csr_times(crow, cols, vals, at).numpy()
-            _saturate(rec, dtype)
+            quantize.saturate(rec, dtype)
             lo, hi = i0 * k1, min(i1 * k1, size)
             flat[lo:hi] = rec.reshape(-1)[: hi - lo]
     if order == "F":
@@ -540,14 +580,6 @@ def _csr_rows(idx: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return crow, idx[used], np.ascontiguousarray(vals[used], dtype=np.float64)
 
 
-def _saturate(rec: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Clip float64 ``rec`` in place to ``dtype``'s finite range (NaN, never produced from finite
-    input by a valid stream, becomes 0): a finite input never decodes to inf or NaN."""
-    fmax = float(np.finfo(dtype).max)
-    np.nan_to_num(rec, copy=False, nan=0.0, posinf=fmax, neginf=-fmax)
-    return np.clip(rec, -fmax, fmax, out=rec)
-
-
 def _power_of_two_scale(vectors: torch.Tensor) -> torch.Tensor:
     """(n,) powers of two that bring each vector's largest magnitude into [0.5, 1) (1 for zero vectors)."""
     amax = vectors.abs().amax(dim=1).to(torch.float64)
@@ -566,45 +598,73 @@ def max_k1_for(dictionary_size: int | None, dictionary_ratio: float, max_entries
     return k1
 
 
-def _size(code: SparseCode, bits: int) -> int:
-    """Bytes of ``code``'s stream with ``bits``-bit values, per-vector steps and the default back end."""
-    return len(code.to_bytes(value_bits=bits, granularity="vector"))
+def _size(code: SparseCode) -> int:
+    """Bytes of an error-bounded ``code``'s stream with the default back end."""
+    return len(code.to_bytes())
 
 
-def _dense_rows_if_smaller(code: SparseCode, arr: torch.Tensor, bound: float, bits: int) -> SparseCode:
-    """A dense ``code`` re-cut into the array's rows (its last axis) when that stream is smaller.
+def _dictionary_fits(k1: int, k2: int) -> None:
+    """ValueError when a (k1, k2) dictionary exceeds ``max_dictionary_entries``, saying what to change."""
+    cap = get_limits().max_dictionary_entries
+    if k1 * k2 > cap:
+        raise ValueError(
+            f"a {k1}x{k2} dictionary ({k1 * k2} entries) exceeds max_dictionary_entries = {cap}: use shorter "
+            "vectors (layout='blocks' with a smaller block_size), a smaller dictionary, or raise the limit "
+            "(sinr_codecs.limits.set_limits); decoders need the same raised limit")
 
-    Without a dictionary the vector length is free: longer vectors share one quantizer step among more
-    values, so whole rows usually need fewer value bits and fewer steps than the short blocks OMP needed.
-    Every row then meets ``bound``.
+
+def _dictionary(k1: int, k2: int, seed: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The (k1, k2) dictionary, after checking it against ``max_dictionary_entries``."""
+    _dictionary_fits(k1, k2)
+    return sensing_matrix(k1, k2, seed, device=device, dtype=dtype)
+
+
+def bound_layout(shape: tuple[int, ...], layout: str = "auto", block_size: int | None = None) -> Layout:
+    """The vectors an error bound holds for: the layout asked for, or for ``"auto"``: each row (the last
+    axis) of an array of 2 or more dimensions, whatever its length; a 1-D (or 0-d) array whole up to
+    :data:`~sinr_codecs.layout.AUTO_MAX_FLAT` values, else blocks of :data:`~sinr_codecs.layout.AUTO_BLOCK`.
+
+    Examples
+    --------
+    >>> bound_layout((256, 1152)).kind, bound_layout((64, 3)).k1, bound_layout((100,)).kind
+    ('rows', 3, 'flat')
     """
-    if not code.dense or arr.ndim < 2 or code.layout.kind == "rows" or arr.shape[-1] <= code.k1:
-        return code
-    lay = choose_layout(tuple(arr.shape), "rows")
-    rows = lay.to_vectors(arr)
-    dense = SparseCode._dense(rows, layout=lay, dtype=code.dtype, order=code.order)
-    if not _meets(dense, rows, bits, bound):
-        return code
-    dense = _fewest_bits(dense, rows, bits, bound)
-    mine = code.stats.get("value_bits", bits)
-    return dense if _size(dense, dense.stats["value_bits"]) < _size(code, mine) else code
+    shape = tuple(int(d) for d in shape)
+    if layout != "auto":
+        return choose_layout(shape, layout, block_size)
+    if len(shape) >= 2:
+        return choose_layout(shape, "rows")
+    if math.prod(shape) <= AUTO_MAX_FLAT:
+        return choose_layout(shape, "flat")
+    return choose_layout(shape, "blocks", AUTO_BLOCK)
 
 
-def _fewest_bits(dense: SparseCode, vectors: torch.Tensor, bits: int, bound: float) -> SparseCode:
-    """``dense`` (which meets ``bound`` with ``bits``-bit values) with ``stats["value_bits"]`` set to the
-    fewest bits (at least :data:`~sinr_codecs.options.MIN_VALUE_BITS`) that still meet it: values without a
-    dictionary need no more."""
-    best = bits
-    for b in range(bits - 1, MIN_VALUE_BITS - 1, -1):
-        if not _meets(dense, vectors, b, bound):
-            break
-        best = b
-    return replace(dense, stats={**dense.stats, "value_bits": best})
+def _omp_layout(lay: Layout, layout: str, dictionary_size: int | None, dictionary_ratio: float) -> Layout | None:
+    """The vectors OMP codes for the bound vectors ``lay``: the same ones, or with ``layout="auto"`` blocks
+    of at most :data:`BOUNDED_MAX_K1` that divide them (8 or more values); None when there are none (the
+    tensor is then stored densely).
 
-
-def _meets(code: SparseCode, vectors: torch.Tensor, bits: int, bound: float) -> bool:
-    """Whether every vector of ``code`` is within ``bound`` of ``vectors`` after ``bits``-bit quantization."""
-    return float(code._vector_errors(vectors, bits, "vector").max()) <= bound
+    Raises
+    ------
+    ValueError
+        An explicit ``dictionary_size`` whose dictionary exceeds ``max_dictionary_entries``.
+    """
+    k = lay.k1
+    if lay.size == 0:
+        return None
+    if layout == "auto" and k > BOUNDED_MAX_K1:
+        fits = [d for d in range(BOUNDED_MAX_K1, 7, -1) if k % d == 0]
+        if not fits:
+            return None
+        k = fits[0]
+    if k < 2:
+        return None
+    k2 = resolve_k2(k, dictionary_size, dictionary_ratio)
+    if k * k2 > get_limits().max_dictionary_entries:
+        if dictionary_size is None:
+            return None  # the dictionary a long vector would need: the dense code is the only candidate
+        _dictionary_fits(k, k2)  # an explicit dictionary_size that cannot be honoured: say so
+    return lay if k == lay.k1 else Layout("blocks", lay.shape, k)
 
 
 def _pad(t: torch.Tensor, s: int, fill: float) -> torch.Tensor:

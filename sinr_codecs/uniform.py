@@ -1,14 +1,16 @@
-"""Per-tensor uniform quantization at a target relative error: the plain alternative SINR is judged by.
+"""Per-tensor uniform quantization: the coding of whole-model tensors at one step per tensor.
 
-A tensor ``w`` is stored as the integers ``q = round(w / step)`` (int8, int16 or int32, whichever holds
-them) and Zstandard-compressed; decoding is ``q * step``. ``step`` is the largest one whose restored
-tensor, rounded to the tensor's own dtype, keeps ``||w - w_hat|| / ||w|| <= target``. In a Zarr store the
-integers and ``step`` are held by numcodecs' ``FixedScaleOffset`` filter (``scale = 1 / step``, offset 0:
-a zero weight stays exactly zero) and its ``Zstd`` compressor, so plain zarr reads the floats back with
-no help from this package.
+A tensor ``w`` is stored as the integers ``q = round(w / step)`` (int16 or int32, whichever holds them),
+entropy-coded by pcodec; decoding is ``q * step``. In a Zarr store the integers and ``step`` are held by
+numcodecs' ``FixedScaleOffset`` filter (``scale = 1 / step``, offset 0: a zero weight stays exactly zero)
+and its ``PCodec`` serializer, both standard numcodecs codecs: any Zarr reader with numcodecs and pcodec
+installed reads the floats back with no help from this package.
 
-:func:`fit` finds the step; :func:`zarr_codecs` gives the filter and compressor for a Zarr format 3
-array; :func:`compressed_bytes` counts what those chunks take.
+The step comes from one of three places: :func:`fit`, the largest step whose restored tensor, rounded to
+the tensor's own dtype, keeps ``||w - w_hat|| / ||w|| <= target``; :func:`fit_bits`, a fixed number of
+levels over the tensor's range; or :func:`fit_step`, a step chosen elsewhere (one step for the whole model,
+:mod:`sinr_codecs.allocation`). :func:`zarr_codecs` gives the filter and serializer for a Zarr format 3
+array; :func:`estimate_bytes` what its chunks take, from the integers' entropy.
 
 Examples
 --------
@@ -16,7 +18,7 @@ Examples
 >>> w = np.random.default_rng(0).standard_normal((64, 64)).astype("float32")
 >>> f = fit(w, 0.02)
 >>> f.rel_error <= 0.02, f.astype, f.bits
-(True, '<i1', 7)
+(True, '<i2', 7)
 """
 
 from __future__ import annotations
@@ -30,13 +32,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["UniformFit", "fit", "fit_bits", "zarr_codecs", "compressed_bytes", "ZSTD_LEVEL", "quiet_numcodecs"]
+__all__ = ["UniformFit", "fit", "fit_bits", "fit_step", "zarr_codecs", "estimate_bytes", "quiet_numcodecs",
+           "SAMPLE_VALUES"]
 
-ZSTD_LEVEL = 19
-"""Zstandard level for the quantized integers: within 1-4% of their empirical entropy on Gaussian weights
-at 2-26% error, where level 9 was up to 21% larger and Blosc's bit shuffle, LZMA and BZ2 were larger too
-(about 1 s per million values on one core)."""
-_INT_TYPES = (("<i1", 127), ("<i2", 32767), ("<i4", 2**31 - 1))
+_INT_TYPES = (("<i2", 32767), ("<i4", 2**31 - 1))  # pcodec codes 16-bit and wider integers
+SAMPLE_VALUES = 1 << 16
+"""Values :func:`estimate_bytes` (and the fits of :func:`fit` with ``sample=True``) look at in a larger tensor."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class UniformFit:
     step : float
         Quantizer step (the tensor's units); ``w_hat = q * step``.
     astype : str
-        Integer type of ``q`` (numpy ``dtype.str``: ``"<i1"``, ``"<i2"`` or ``"<i4"``).
+        Integer type of ``q`` (numpy ``dtype.str``: ``"<i2"`` or ``"<i4"``).
     bits : int
         ``ceil(log2(2 * max|q| + 1))``: the fixed-length bits per value the levels need (the stored size,
         after Zstandard, is usually smaller).
@@ -73,6 +74,11 @@ class UniformFit:
         """``q * step`` in float64 (as the filter's decoding, before the cast to the array's dtype)."""
         return q / (1.0 / self.step)
 
+    def restore_as_stored(self, values: np.ndarray) -> np.ndarray:
+        """``values`` quantized and decoded exactly as a Zarr reader decodes the stored chunks (the filter's
+        arithmetic, cast to ``values``' dtype): what a checksum of the stored tensor is taken over."""
+        return self.restore(self.quantize(values)).astype(values.dtype)
+
 
 def _quantize(values: np.ndarray, step: float) -> np.ndarray:
     # as numcodecs FixedScaleOffset: (x - offset) * scale, rounded, in the array's float type
@@ -84,7 +90,7 @@ def _levels(q: np.ndarray) -> int:
 
 
 def fit(values: np.ndarray, target: float, *, round_to: Callable[[np.ndarray], np.ndarray] | None = None,
-        max_iter: int = 60) -> UniformFit:
+        max_iter: int = 60, sample: bool = False) -> UniformFit:
     """The largest step that keeps the relative error within ``target``.
 
     Parameters
@@ -98,6 +104,9 @@ def fit(values: np.ndarray, target: float, *, round_to: Callable[[np.ndarray], n
         is the one a restored model file has; default: to ``values.dtype``.
     max_iter : int, default 60
         Evaluations of the error allowed (each one quantizes the whole tensor).
+    sample : bool, default False
+        Fit on an evenly spaced sample of :data:`SAMPLE_VALUES` values of a larger tensor (an estimate, for
+        reports; ``rel_error`` is then the sample's).
 
     Returns
     -------
@@ -113,13 +122,15 @@ def fit(values: np.ndarray, target: float, *, round_to: Callable[[np.ndarray], n
     values = np.asarray(values)
     if values.dtype not in (np.float32, np.float64):
         values = values.astype(np.float32)
+    if sample:
+        values = _sample(values)
     x = values.astype(np.float64).reshape(-1)
     if not np.isfinite(x).all():
         raise ValueError("uniform quantization needs finite values")
     norm = float(np.linalg.norm(x))
     peak = float(np.abs(x).max()) if x.size else 0.0
     if norm == 0.0:
-        return UniformFit(1.0, "<i1", 1, 0.0, float(target))
+        return UniformFit(1.0, "<i2", 1, 0.0, float(target))
     rnd = round_to or (lambda a: a.astype(values.dtype).astype(np.float64))
     min_step = peak / 2**30
 
@@ -157,9 +168,48 @@ def fit(values: np.ndarray, target: float, *, round_to: Callable[[np.ndarray], n
                 step, err = mid, e
             else:
                 hi = mid
+    return _fitted(values, step, err, float(target))
+
+
+def _fitted(values: np.ndarray, step: float, err: float, target: float) -> UniformFit:
     levels = _levels(_quantize(values, step))
-    astype = next(t for t, hi in _INT_TYPES if levels <= hi)
-    return UniformFit(float(step), astype, max(1, math.ceil(math.log2(2 * levels + 1))), err, float(target))
+    astype = next((t for t, hi in _INT_TYPES if levels <= hi), None)
+    if astype is None:
+        raise ValueError(f"a step of {step:.3g} needs integers of magnitude {levels}, beyond 32 bits")
+    return UniformFit(float(step), astype, max(1, math.ceil(math.log2(2 * levels + 1))), err, target)
+
+
+def _sample(values: np.ndarray) -> np.ndarray:
+    flat = values.reshape(-1)
+    if flat.size <= SAMPLE_VALUES:
+        return flat
+    return flat[np.linspace(0, flat.size - 1, SAMPLE_VALUES).astype(np.int64)]
+
+
+def fit_step(values: np.ndarray, step: float, *, round_to: Callable[[np.ndarray], np.ndarray] | None = None
+             ) -> UniformFit:
+    """The quantizer with a given ``step`` (> 0, finite): its integer type and the relative error it leaves.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        The tensor, finite.
+    step : float
+        The step.
+    round_to : callable, optional
+        As in :func:`fit`.
+    """
+    if not (math.isfinite(step) and step > 0):
+        raise ValueError(f"step must be a positive finite number, got {step!r}")
+    values = np.asarray(values)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float32)
+    x = values.astype(np.float64).reshape(-1)
+    norm = float(np.linalg.norm(x))
+    rnd = round_to or (lambda a: a.astype(values.dtype).astype(np.float64))
+    restored = rnd(_quantize(values, step).reshape(-1) * step)
+    err = float(np.linalg.norm(x - restored)) / norm if norm > 0 else 0.0
+    return _fitted(values, float(step), err, err)
 
 
 def fit_bits(values: np.ndarray, bits: int, *, round_to: Callable[[np.ndarray], np.ndarray] | None = None
@@ -186,14 +236,12 @@ def fit_bits(values: np.ndarray, bits: int, *, round_to: Callable[[np.ndarray], 
     if peak == 0.0 or not np.isfinite(peak):
         if not np.isfinite(peak):
             raise ValueError("uniform quantization needs finite values")
-        return UniformFit(1.0, "<i1", 1, 0.0, 0.0)
+        return UniformFit(1.0, "<i2", 1, 0.0, 0.0)
     step = peak / (2 ** (bits - 1) - 1)
     rnd = round_to or (lambda a: a.astype(values.dtype).astype(np.float64))
     q = _quantize(values, step)
     err = float(np.linalg.norm(x - rnd(q.reshape(-1) * step))) / norm
-    levels = _levels(q)
-    astype = next(t for t, hi in _INT_TYPES if levels <= hi)
-    return UniformFit(float(step), astype, max(1, math.ceil(math.log2(2 * levels + 1))), err, err)
+    return _fitted(values, step, err, err)
 
 
 @contextmanager
@@ -205,25 +253,25 @@ def quiet_numcodecs() -> Iterator[None]:
         yield
 
 
-def zarr_codecs(f: UniformFit, dtype: np.dtype) -> tuple[list[Any], list[Any]]:
-    """``(filters, compressors)`` for a Zarr format 3 array of ``dtype`` (float32/float64) holding the
-    tensor quantized by ``f``."""
-    from zarr.codecs import ZstdCodec
-    from zarr.codecs.numcodecs import FixedScaleOffset
+def zarr_codecs(f: UniformFit, dtype: np.dtype) -> tuple[list[Any], Any]:
+    """``(filters, serializer)`` for a Zarr format 3 array of ``dtype`` (float32/float64) holding the
+    tensor quantized by ``f``: numcodecs' ``FixedScaleOffset`` and ``PCodec``."""
+    from zarr.codecs.numcodecs import FixedScaleOffset, PCodec
 
     with quiet_numcodecs():
         flt = FixedScaleOffset(offset=0, scale=1.0 / f.step, dtype=np.dtype(dtype).str, astype=f.astype)
-    return [flt], [ZstdCodec(level=ZSTD_LEVEL)]
+        serializer = PCodec()
+    return [flt], serializer
 
 
-def compressed_bytes(values: np.ndarray, f: UniformFit, chunk_rows: int | None = None) -> int:
-    """Bytes of the Zstandard-compressed integers, chunk by chunk (``chunk_rows`` rows along axis 0 each;
-    default one chunk), as a Zarr array with :func:`zarr_codecs` stores them."""
-    import numcodecs
-
-    codec = numcodecs.Zstd(level=ZSTD_LEVEL)
-    q = f.quantize(np.asarray(values))
-    if q.ndim == 0 or not chunk_rows:
-        return len(codec.encode(np.ascontiguousarray(q)))
-    return sum(len(codec.encode(np.ascontiguousarray(q[s:s + chunk_rows])))
-               for s in range(0, max(1, q.shape[0]), chunk_rows))
+def estimate_bytes(values: np.ndarray, f: UniformFit) -> int:
+    """Bytes the integers of ``values`` quantized by ``f`` take under pcodec, estimated from their order-0
+    entropy on a sample of :data:`SAMPLE_VALUES` values (pcodec codes within about 1% of it on long arrays),
+    plus 64 bytes of headers."""
+    q = _quantize(_sample(np.asarray(values)), f.step)
+    if q.size == 0:
+        return 0
+    _, counts = np.unique(q, return_counts=True)
+    p = counts / q.size
+    bits = float(-(p * np.log2(p)).sum())
+    return int(math.ceil(bits * np.asarray(values).size / 8)) + 64

@@ -1,45 +1,43 @@
-"""Whole models: a model file  <->  a Zarr group with one array per tensor, SINR for weight matrices.
+"""Whole models: a model file  ->  a Zarr group with one array per tensor.
 
 The compressed form is a Zarr format 3 group, a directory or a ``.zip`` file. Each tensor is one array
 under a filesystem-safe name; the original name, dtype and shape are kept in the array's attributes and
-in the group's ``"sinr_codecs"`` attribute, which also records, per tensor, the policy, the codec
-configuration, the bytes before and after and the relative error measured when compressing (so
-:func:`inspect_store` and ``sinr info`` show them without decoding anything).
+in the group's ``"sinr_codecs"`` attribute, which also records, per tensor, the coding, its configuration,
+the bytes before and after and the relative error measured when compressing (so ``sinr info`` shows them
+without decoding anything). :mod:`sinr_codecs.store` reads stores back.
 
-This module holds the store and the three operations on it (:func:`compress_weights`,
-:func:`decompress_weights`, :func:`inspect_store`); the rest lives in modules of its own, whose public
-names are re-exported here:
+How tensors are coded (``lossy=``, ``sinr compress --lossy``):
 
-- :mod:`sinr_codecs.model_files`: reading and writing model files (``.pt``/``.pth``/``.bin``/``.ckpt``,
-  ``.safetensors``, ``.npz``) and the dtype conversions (bfloat16);
-- :mod:`sinr_codecs.policy`: which tensors SINR codes, in which layout (:func:`choose_policy`);
-- :mod:`sinr_codecs.report`: :class:`TensorRecord`, :class:`Report` and its table;
-- :mod:`sinr_codecs.errors`: :class:`WeightsError`.
+- ``"global"`` (the default): every floating-point tensor of 16 values or more is quantized with one step
+  for the whole model (:mod:`sinr_codecs.allocation`: the step that meets ``max_rel_error`` over all
+  those weights together, or ``step`` itself; finer for 1-D tensors; weighted by ``sensitivities`` when
+  given). Each is stored with numcodecs' ``FixedScaleOffset`` and ``PCodec``: any Zarr reader with
+  numcodecs and pcodec installed reads these tensors without sinr-codecs.
+- ``"sinr"``: the ``sinr`` codec on the weight matrices (:func:`sinr_codecs.policy.choose_policy`): each
+  row within ``max_rel_error``, as a sparse code where the dictionary pays, else densely with each row's
+  largest step; or fixed-rate with ``sparsity``.
+- ``"uniform"``: one step per tensor, each tensor within ``max_rel_error`` (:mod:`sinr_codecs.uniform`).
+- ``"best"``: ``"sinr"``, or ``"uniform"`` at the error SINR reached where that is smaller.
 
-A tensor stored losslessly uses Blosc with Zstandard and byte shuffle, or its raw bytes when Blosc would
-not make it smaller; it is bit-exact and SHA-256-checked on reading.
+Everything else (integer tensors, scalars, tensors with NaN/inf, and whatever the policy keeps exact) is
+stored losslessly with Blosc-Zstandard (or raw when Blosc does not help), bit-exact and SHA-256-checked.
 
-Outputs never cost the user what was there before (:mod:`sinr_codecs.outputs` holds the checks and the
-renames). A store is built in a hidden temporary folder next to
-its destination and appears there only when complete, by a rename (a ``.zip`` is zipped to a temporary
-sibling and renamed over the old one; a folder is swapped in: old renamed aside, new renamed in, old
-deleted). ``overwrite=True`` replaces only a store that sinr compress wrote (its group attributes say so
-and it holds no other file). An error or an interrupt (``KeyboardInterrupt``) leaves the previous output
-as it was and removes the temporary files. The OMP of each chunk runs in a worker thread that the caller
-waits for in short steps, so that ``KeyboardInterrupt`` stops the work within a fraction of a second even
-when one torch operation takes seconds (the abandoned worker finishes its chunk in the background).
+Tensors are read from the model file one at a time (:mod:`sinr_codecs.model_files`), and a tensor's values
+are held only while it is coded. Outputs never cost the user what was there before
+(:mod:`sinr_codecs.outputs`): a store is built in a hidden temporary folder next to its destination and
+appears there only when complete, by a rename; ``overwrite=True`` replaces only a store that sinr compress
+wrote; an error or an interrupt leaves the previous output as it was. Each chunk is encoded in a worker
+thread that the caller waits for in short steps, so that ``KeyboardInterrupt`` stops the work at once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import re
 import shutil
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,19 +45,20 @@ from typing import Any
 
 import numpy as np
 
+from sinr_codecs import allocation, uniform
 from sinr_codecs.errors import WeightsError
+from sinr_codecs.lossy import decide_mode, split_overrides
 from sinr_codecs.model_files import (
     MODEL_SUFFIXES,
-    _check_writable,
-    _format_of,
-    _is_numpy_dtype,
-    _load_tensors,
+    ModelSource,
+    _is_float,
     _Tensor,
     _to_numpy,
     _to_torch,
     _write_error,
-    _write_model,
+    open_model,
 )
+from sinr_codecs.outputs import _check_destination, _discard, _in_worker, _is_zip, _publish
 from sinr_codecs.policy import (
     FLAT_K1,
     FLAT_MAX_ELEMENTS,
@@ -69,16 +68,9 @@ from sinr_codecs.policy import (
     _parse_overrides,
     choose_policy,
 )
-from sinr_codecs.lossy import decide_mode, split_overrides
 from sinr_codecs.progress import bar
-from sinr_codecs.outputs import (
-    _check_destination,
-    _discard,
-    _in_worker,
-    _is_zip,
-    _publish,
-)
 from sinr_codecs.report import ATTR_KEY, FORMAT_NAME, FORMAT_VERSION, Report, TensorRecord, format_bytes
+from sinr_codecs.store import _dir_size, _sha256, decompress_weights, inspect_store
 from sinr_codecs.uniform import quiet_numcodecs
 
 __all__ = [
@@ -91,6 +83,7 @@ __all__ = [
     "decompress_weights",
     "inspect_store",
     "MIN_SINR_ELEMENTS",
+    "MIN_GLOBAL_ELEMENTS",
     "FLAT_K1",
     "FLAT_MAX_ELEMENTS",
     "MAX_K1",
@@ -102,6 +95,8 @@ CHUNK_BYTES = 4 << 20
 """Largest Zarr chunk before compression (bytes, as float32)."""
 CHUNK_WORK = 1 << 28
 """Bound on ``rows * k1**2`` per chunk, so that one chunk's OMP (and one progress step) stays short."""
+MIN_GLOBAL_ELEMENTS = 16
+"""Smallest floating-point tensor (values) the ``"global"`` coding quantizes; smaller ones stay exact."""
 _LOSSLESS = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
 
 
@@ -123,139 +118,45 @@ def _safe_names(names: list[str]) -> list[str]:
     return out
 
 
-def _dir_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _sha256(a: np.ndarray) -> str:
-    canon = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype)
-    return hashlib.sha256(canon.reshape(-1).view(np.uint8)).hexdigest()
-
-
-def _chunks_for(shape: tuple[int, ...], layout: str | None, itemsize: int,
-                block_size: int | None = None) -> tuple[int, ...]:
+def _chunks_for(shape: tuple[int, ...], layout: str | None, itemsize: int) -> tuple[int, ...]:
     """Chunk shape: whole rows, at most :data:`CHUNK_BYTES` (and for SINR :data:`CHUNK_WORK`) each; one
-    chunk for a flat layer; a whole number of blocks per chunk for the blocks layout."""
+    chunk for a flat layer."""
     if not shape:
         return ()
     if layout == "flat":
         return tuple(max(1, s) for s in shape)
     k1 = max(1, math.prod(shape[1:]))
     rows = CHUNK_BYTES // (k1 * (max(itemsize, 4) if layout else itemsize))
-    if layout == "rows":
-        rows = min(rows, max(16, CHUNK_WORK // (k1 * k1)))
-    if layout == "blocks" and block_size:
-        per = block_size // math.gcd(block_size, k1)  # rows per whole number of blocks
-        rows = max(per, rows // per * per)
+    if layout is not None:
+        rows = min(rows, max(16, CHUNK_WORK // (k1 * min(k1, 64))))
     rows = max(1, min(shape[0], rows))
     return (rows, *(max(1, s) for s in shape[1:]))
 
 
-def _block_size(shape: tuple[int, ...]) -> int:
-    """Vector length for the blocks layout: whole rows, at least :data:`FLAT_K1` values (64 for 1-D)."""
-    if len(shape) < 2:
-        return 64
-    k1 = max(1, math.prod(shape[1:]))
-    return k1 * math.ceil(FLAT_K1 / k1)
-
-
-@dataclass
-class _Store:
-    """An opened, validated store for reading."""
-
-    root: Any
-    meta: dict[str, Any]
-    records: list[TensorRecord]
-    closer: Callable[[], None]
-    size: int
-    keys: frozenset[str]  # every key in the store ("array/c/0/0", "array/zarr.json", ...)
-
-    def chunk_count(self, array: str) -> int:
-        """Number of chunk objects stored for ``array`` (listed directly: zarr's own count
-        mis-reads a zip store when one array's name is a prefix of another's)."""
-        prefix = f"{array}/c"
-        return sum(k == prefix or k.startswith(prefix + "/") for k in self.keys)
-
-
-def _open_store(path: Path) -> _Store:
-    import zarr
-
-    if not path.exists():
-        raise FileNotFoundError(f"no such file or directory: {path}")
-    store: Any
-    if path.is_dir():
-        store, size = zarr.storage.LocalStore(path, read_only=True), _dir_size(path)
-        keys = frozenset(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-    elif _is_zip(path):
-        try:  # reads the central directory only; each member's CRC is checked when zarr reads it
-            with zipfile.ZipFile(path) as zf:
-                keys = frozenset(zf.namelist())
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise WeightsError(f"{path} is not a valid zip file (truncated or corrupt?): {exc}") from None
-        store, size = zarr.storage.ZipStore(path, mode="r"), path.stat().st_size
-    else:
-        raise WeightsError(
-            f"{path} is not a compressed store: expected a directory or a .zip written by sinr compress")
-    try:
-        root = zarr.open_group(store=store, mode="r")
-        attrs = dict(root.attrs)
-    except Exception as exc:
-        store.close()
-        raise WeightsError(
-            f"{path} is not a Zarr group written by sinr compress ({type(exc).__name__}: {exc})") from None
-    meta = attrs.get(ATTR_KEY)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        store.close()
-        raise WeightsError(
-            f"{path} is a Zarr group without sinr-weights metadata: not written by sinr compress, or the "
-            "compression was interrupted before it finished (run it again)")
-    version = meta.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        store.close()
-        raise WeightsError(
-            f"{path} uses sinr-weights format version {version}; this sinr-codecs reads up to "
-            f"{FORMAT_VERSION}: upgrade it (pip install -U sinr-codecs)")
-    tensors = meta.get("tensors")
-    if not isinstance(tensors, list):
-        store.close()
-        raise WeightsError(f"{path}: the tensor list in the group attributes is damaged")
-    try:
-        records = [TensorRecord.from_dict(t) for t in tensors]
-    except (TypeError, WeightsError) as exc:
-        store.close()
-        raise WeightsError(f"{path}: the tensor records are damaged ({exc})") from None
-    return _Store(root, meta, records, store.close, size, keys)
-
-
-def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
-    """Read and check one tensor's stored values."""
-    where = f"tensor {rec.name!r} (array {rec.array!r}) in {path}"
-    try:
-        with quiet_numcodecs():
-            arr = st.root[rec.array]
-    except KeyError:
-        raise WeightsError(f"{where} is missing: the store is incomplete or damaged") from None
-    if list(arr.shape) != list(rec.stored_shape):
-        raise WeightsError(
-            f"{where} has shape {arr.shape}, expected {tuple(rec.stored_shape)}: the store is damaged")
-    stored = st.chunk_count(rec.array)
-    if stored != arr.nchunks:
-        raise WeightsError(
-            f"{where} has {stored} of its {arr.nchunks} chunks: the store is truncated or damaged")
-    try:
-        with quiet_numcodecs():
-            values = arr[...]
-    except Exception as exc:  # StreamError, blosc/zip errors, ...
-        raise WeightsError(f"{where} cannot be decoded: {type(exc).__name__}: {exc}") from None
-    values = np.asarray(values)
-    if rec.sha256 is not None and _sha256(values) != rec.sha256:
-        raise WeightsError(f"{where} does not match its checksum: the store is damaged")
-    return values
-
-
 # ----------------------------------------------------------------------------------------------------
-# the three operations
+# options
 # ----------------------------------------------------------------------------------------------------
+_GLOBAL_OPTIONS = ("max_rel_error", "device")
+
+
+def _base_config(codec_config: Mapping[str, Any] | None, device: str, lossy: str) -> dict[str, Any]:
+    from sinr_codecs.codec import SINR
+
+    config = dict(codec_config or {})
+    config.pop("id", None)
+    if "dtype" in config:
+        raise ValueError("codec_config must not set 'dtype' (each tensor's dtype is its own)")
+    if lossy == "global":
+        extra = sorted(set(config) - set(_GLOBAL_OPTIONS))
+        if extra:
+            raise ValueError(f"codec options {extra} apply to the SINR codec: use lossy='sinr' or 'best' "
+                             "(sinr compress --lossy sinr); the global coding takes max_rel_error or a step")
+    if device != "auto" or "device" not in config:
+        config["device"] = device
+    SINR(**config)  # validate now, before any work: raises ValueError/TypeError on a bad option
+    return config
+
+
 def _policy_options(decision: Decision, base: Mapping[str, Any]) -> dict[str, Any]:
     """The policy's options for one tensor, less those the caller's explicit options decide.
 
@@ -274,19 +175,28 @@ def _policy_options(decision: Decision, base: Mapping[str, Any]) -> dict[str, An
     return options
 
 
-def _base_config(codec_config: Mapping[str, Any] | None, device: str) -> dict[str, Any]:
-    from sinr_codecs.codec import SINR
-
-    config = dict(codec_config or {})
-    config.pop("id", None)
-    if "dtype" in config:
-        raise ValueError("codec_config must not set 'dtype' (each tensor's dtype is its own)")
-    if device != "auto" or "device" not in config:
-        config["device"] = device
-    SINR(**config)  # validate now, before any work: raises ValueError/TypeError on a bad option
-    return config
+def _check_step(step: float | None) -> float | None:
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, (int, float, np.floating)) or not (
+            math.isfinite(float(step)) and float(step) > 0):
+        raise ValueError(f"step must be a positive finite number, got {step!r}")
+    return float(step)
 
 
+def _check_sensitivities(sensitivities: Mapping[str, float] | None) -> dict[str, float]:
+    out = {}
+    for name, v in (sensitivities or {}).items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not (
+                math.isfinite(float(v)) and float(v) > 0):
+            raise ValueError(f"the sensitivity of {name!r} must be a positive finite number, got {v!r}")
+        out[str(name)] = float(v)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# compressing
+# ----------------------------------------------------------------------------------------------------
 def compress_weights(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -296,7 +206,9 @@ def compress_weights(
     device: str = "auto",
     progress: bool = True,
     overwrite: bool = False,
-    lossy: str = "sinr",
+    lossy: str = "global",
+    step: float | None = None,
+    sensitivities: Mapping[str, float] | None = None,
     scheduler: Any = None,
 ) -> Report:
     """Compress every tensor of a model file into a Zarr group.
@@ -304,74 +216,91 @@ def compress_weights(
     Parameters
     ----------
     src : path
-        ``.pt``/``.pth``/``.bin``/``.ckpt`` (PyTorch state_dict), ``.safetensors`` or ``.npz``.
+        ``.pt``/``.pth``/``.bin``/``.ckpt`` (PyTorch state_dict), ``.safetensors``, ``.npz``, or a sharded
+        checkpoint's index (``model.safetensors.index.json``, shards beside it).
     dst : path
         The store to create: a directory, or a ``.zip`` file.
     codec_config : mapping, optional
-        SINR options for all SINR-coded tensors (see :class:`sinr_codecs.codec.SINR`; e.g.
-        ``{"sparsity": 0.25, "value_bits": 12}``). ``layout`` left at ``"auto"`` lets the policy choose
-        rows or flat per tensor.
+        ``max_rel_error``: the relative error allowed (default 0.02): of all lossily coded weights together
+        (``lossy="global"``), of every row (``"sinr"``) or of every tensor (``"uniform"``). With ``"sinr"``
+        and ``"best"`` also any other option of :class:`sinr_codecs.codec.SINR` (e.g. ``{"sparsity":
+        0.25}`` for fixed-rate coding); ``layout`` left at ``"auto"`` lets the policy choose.
     policy_overrides : mapping, optional
-        ``{fnmatch pattern: POLICY | {"policy": POLICY, **options}}`` with POLICY one of ``"sinr"``
-        (options: SINR's), ``"lossless"``, ``"uniform"`` (options: ``max_rel_error`` or ``bits``) or
-        ``"best"`` (options: SINR's); all matching patterns apply in order (later ones win). See
+        ``{fnmatch pattern: POLICY | {"policy": POLICY, **options}}`` with POLICY one of ``"global"``,
+        ``"sinr"`` (options: SINR's), ``"lossless"``, ``"uniform"`` (options: ``max_rel_error`` or ``bits``)
+        or ``"best"`` (options: SINR's); all matching patterns apply in order (later ones win). See
         :mod:`sinr_codecs.lossy`.
     device : str, default "auto"
-        Where OMP runs: "auto", "cpu", "cuda", "cuda:N".
+        Where OMP runs (``"sinr"``/``"best"``): "auto", "cpu", "cuda", "cuda:N".
     progress : bool, default True
         Show progress bars (on standard error, and only on a terminal).
     overwrite : bool, default False
         Replace an existing store at ``dst``: only a store written by this function (its group attributes
         say so, and it holds no file of its own) or an empty folder; anything else is refused. The old
         store is replaced by a rename once the new one is complete, never removed before.
-    lossy : {"sinr", "uniform", "best"}, default "sinr"
-        The coder of the tensors the policy codes lossily, where no override names one: SINR, a
-        per-tensor uniform quantizer + Zstandard (at ``codec_config["max_rel_error"]``, else 2%), or the
-        smaller of the two at the relative error SINR reached.
+    lossy : {"global", "sinr", "uniform", "best"}, default "global"
+        How the tensors that are coded lossily are coded, where no override names one (module docstring).
+    step : float, optional
+        ``"global"``: the quantizer step of the whole model (in the weights' units) instead of a
+        ``max_rel_error`` target.
+    sensitivities : mapping, optional
+        ``"global"``: ``{tensor name: sensitivity}`` (:func:`sinr_codecs.sensitivity.estimate`): steps are
+        then finer where the outputs are more sensitive, and ``max_rel_error`` is the sensitivity-weighted
+        relative error. Tensors without one get the geometric mean of the others.
     scheduler : str or distributed.Client, optional
-        Encode the SINR chunks on a Dask cluster: a scheduler address (``"tcp://host:8786"``) or a
-        client. The workers need sinr-codecs installed; the store is written here. Default: in this
-        process.
+        Encode the SINR chunks on a Dask cluster: a scheduler address (``"tcp://host:8786"``) or a client.
+        The workers need sinr-codecs installed; the store is written here. Default: in this process.
 
     Returns
     -------
     Report
-        One record per tensor: policy, codec config, bytes before/after, measured relative error, and
-        for SINR tensors what a uniform quantizer would need for the same error.
+        One record per tensor: coding, configuration, bytes before/after and measured relative error, and
+        for SINR tensors an estimate of what a per-tensor uniform quantizer needs for the same error.
 
     Raises
     ------
     FileNotFoundError
         ``src`` does not exist.
     WeightsError
-        ``src`` cannot be read (unknown format, not a state_dict, refused pickle, ...); ``dst`` exists
-        (without ``overwrite``, or it is not ours); ``dst`` cannot be written (its folder is missing or
-        not writable, the disk is full: the message names ``dst``).
+        ``src`` cannot be read (unknown format, not a state_dict, refused pickle, damaged index, ...);
+        ``dst`` exists (without ``overwrite``, or it is not ours); ``dst`` cannot be written (its folder is
+        missing or not writable, the disk is full: the message names ``dst``).
     ValueError, TypeError
-        Bad codec options or overrides.
+        Bad options or overrides.
     KeyboardInterrupt
         Passed on at once; the temporary output is removed and ``dst`` is left as it was.
     """
-    import zarr
+    src, dst = Path(src), Path(dst)
+    _check_destination(dst, overwrite, store=True)
+    with open_model(src) as source:
+        return _compress(source, dst, codec_config=codec_config, policy_overrides=policy_overrides,
+                         device=device, progress=progress, overwrite=overwrite, lossy=lossy, step=step,
+                         sensitivities=sensitivities, scheduler=scheduler)
 
+
+def _compress(source: ModelSource, dst: Path, *, codec_config: Mapping[str, Any] | None,
+              policy_overrides: Mapping[str, Any] | None, device: str, progress: bool, overwrite: bool,
+              lossy: str, step: float | None, sensitivities: Mapping[str, float] | None,
+              scheduler: Any) -> Report:
+    """:func:`compress_weights` of an opened source (also what :func:`sinr_codecs.save_file` runs)."""
     from sinr_codecs.codec import SINR
 
     t0 = time.perf_counter()
-    src, dst = Path(src), Path(dst)
-    fmt = _format_of(src, what="model file")
-    base = _base_config(codec_config, device)
     overrides, modes = split_overrides(policy_overrides)
-    decide_mode("", "lossless", modes, lossy)  # validates lossy
+    decide_mode("", "lossless", modes, lossy, global_ok=False)  # validates lossy
+    base = _base_config(codec_config, device, lossy)
+    step = _check_step(step)
+    sens = _check_sensitivities(sensitivities)
     for _, _, options in _parse_overrides(overrides):
         if options:
             SINR(**{**base, **options})  # validate per-pattern options early
     _check_destination(dst, overwrite, store=True)
-    notes: list[str] = []
-    tensors, metadata = _load_tensors(src, fmt, notes)
+    tensors = source.tensors
     if not tensors:
-        raise WeightsError(f"{src} holds no tensors")
-    report = Report(str(src), str(dst), fmt, notes=notes)
+        raise WeightsError(f"{source.path} holds no tensors")
+    report = Report(str(source.path), str(dst), source.format, notes=list(source.notes))
     plans = [_plan(t, overrides, modes, lossy) for t in tensors]
+    steps = _global_steps(tensors, plans, base.get("max_rel_error"), step, sens, report)
     costs = [_cost(t, plan) for t, plan in zip(tensors, plans)]
 
     existed = os.path.lexists(dst)
@@ -381,6 +310,8 @@ def compress_weights(
         raise _write_error(dst, exc, kept=existed) from None
     client, close_client = _client_for(scheduler)
     try:
+        import zarr
+
         root = zarr.open_group(store=zarr.storage.LocalStore(work), mode="w", zarr_format=3)
         names = _safe_names([t.name for t in tensors])
         with bar(total=sum(costs), desc="compress", unit="", quiet=not progress, leave=True,
@@ -394,16 +325,20 @@ def compress_weights(
                     outer.update(cost * fraction - done[0])
                     done[0] = cost * fraction
 
-                rec = _write_tensor(root, tensor, safe, plan, base, fmt, progress, work, advance, client)
+                job = _Job(root, tensor, safe, plan, base, source.format, progress, work, advance, client)
+                rec = _write_tensor(job, steps.get(tensor.name))
                 report.tensors.append(rec)
                 advance(1.0)
         root.attrs.update({ATTR_KEY: {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
-            "source_format": fmt,
-            "source_name": src.name,
-            "safetensors_metadata": metadata,
-            "notes": notes,
+            "source_format": source.format,
+            "source_name": source.path.name,
+            "safetensors_metadata": source.metadata,
+            "shards": source.shards,
+            "index_metadata": source.index_metadata,
+            "global_step": report.global_step,
+            "notes": report.notes,
             "tensors": [asdict(r) for r in report.tensors],
         }})
         _publish(work, dst, overwrite)
@@ -420,51 +355,154 @@ def compress_weights(
 
 @dataclass(frozen=True)
 class _Plan:
-    """How one tensor is coded: the policy's decision and the coder (``"lossless"``, ``"sinr"``,
-    ``"uniform"`` or ``"best"``) with its uniform options."""
+    """How one tensor is coded: the policy's decision and the coder (``"lossless"``, ``"global"``,
+    ``"sinr"``, ``"uniform"`` or ``"best"``) with its uniform options."""
 
     decision: Decision
     mode: str
     uniform: Mapping[str, Any]
 
 
+def _global_ok(tensor: _Tensor) -> bool:
+    """Whether the global coding may quantize ``tensor`` (finiteness is checked when its values are read)."""
+    return _is_float(tensor.dtype) and len(tensor.shape) >= 1 and math.prod(tensor.shape) >= MIN_GLOBAL_ELEMENTS
+
+
 def _plan(tensor: _Tensor, overrides: Mapping[str, Any], modes: list[Any], lossy: str) -> _Plan:
-    decision = choose_policy(tensor.name, dtype=tensor.dtype, shape=tensor.shape,
-                             finite=tensor.finite(), overrides=overrides)
-    mode, uniform = decide_mode(tensor.name, decision.policy, modes, lossy)
-    return _Plan(decision, mode, uniform)
+    decision = choose_policy(tensor.name, dtype=tensor.dtype, shape=tensor.shape, overrides=overrides)
+    mode, options = decide_mode(tensor.name, decision.policy, modes, lossy, global_ok=_global_ok(tensor))
+    if mode == "global":
+        decision = Decision("global", "1-D: a finer step" if len(tensor.shape) == 1 else "one step for the model")
+    return _Plan(decision, mode, options)
 
 
 def _cost(tensor: _Tensor, plan: _Plan) -> float:
-    """Rough relative encoding time (for the overall bar's ETA): values x vector length under SINR (OMP
-    grows with k1 per value), the number of values otherwise."""
+    """Rough relative encoding time (for the overall bar's ETA): values x 64 under SINR (OMP's work per
+    value grows with the vector length, at most 64 in error-bounded mode), the number of values otherwise."""
     numel = max(1, math.prod(tensor.shape))
-    if plan.mode not in ("sinr", "best"):
-        return float(numel)
-    layout = plan.decision.layout
-    k1 = numel if layout == "flat" else int(plan.decision.options.get("block_size") or 0) or (
-        math.prod(tensor.shape[1:]) if len(tensor.shape) >= 2 and layout == "rows" else 64)
-    return float(numel) * max(1, k1)
+    return float(numel) * (64 if plan.mode in ("sinr", "best") else 1)
 
 
-def _client_for(scheduler: Any) -> tuple[Any, bool]:
-    """A ``distributed.Client`` for ``scheduler`` (an address, or a client), and whether to close it."""
-    if scheduler is None:
-        return None, False
-    try:
-        import distributed
-    except ImportError:
-        raise ImportError("a scheduler needs dask's distributed package: "
-                          "pip install 'sinr-codecs[dask]'") from None
-    if isinstance(scheduler, distributed.Client):
-        return scheduler, False
-    if not isinstance(scheduler, str) or not scheduler:
-        raise ValueError(f"scheduler must be an address such as 'tcp://host:8786' or a distributed.Client, "
-                         f"got {scheduler!r}")
-    try:
-        return distributed.Client(scheduler, timeout=30), True
-    except OSError as exc:
-        raise WeightsError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+def _global_steps(tensors: list[_Tensor], plans: list[_Plan], target: float | None, step: float | None,
+                  sens: Mapping[str, float], report: Report) -> dict[str, float]:
+    """Each ``"global"`` tensor's step: from ``step``, or solved for ``target`` (one pass over the tensors)."""
+    chosen = [t for t, p in zip(tensors, plans) if p.mode == "global"]
+    if not chosen:
+        return {}
+    known = [sens[t.name] for t in chosen if t.name in sens]
+    fill = math.exp(float(np.mean(np.log(known)))) if known else 1.0
+    stats, names = [], []
+    for t in chosen:
+        values, _ = t.for_sinr(t.value)
+        if not np.isfinite(values).all():  # NaN/inf: stored exactly, and out of the step's reckoning
+            i = next(i for i, u in enumerate(tensors) if u is t)
+            plans[i] = _Plan(Decision("lossless", "has NaN/inf"), "lossless", {})
+            continue
+        stats.append(allocation.tensor_stats(values, sensitivity=sens.get(t.name, fill)))
+        names.append(t.name)
+        del values
+    if not stats:
+        return {}
+    if step is None:
+        if not any(s.sumsq > 0 for s in stats):
+            step = 1.0
+        else:
+            step = allocation.solve_step(stats, target if target is not None else allocation.DEFAULT_REL_ERROR)
+    report.global_step = step
+    return dict(zip(names, allocation.steps(stats, step)))
+
+
+@dataclass
+class _Job:
+    """One tensor to code and where: the store's root group and folder, the tensor, its array name and plan,
+    the SINR options, the source format, and the progress and cluster context."""
+
+    root: Any
+    tensor: _Tensor
+    safe: str
+    plan: _Plan
+    base: dict[str, Any]
+    fmt: str
+    progress: bool
+    folder: Path
+    advance: Callable[[float], None]
+    client: Any
+
+    def record(self, values: np.ndarray, encoding: str, policy: str, reason: str, codec: dict[str, Any],
+               chunks: tuple[int, ...], **extra: Any) -> TensorRecord:
+        t = self.tensor
+        return TensorRecord(name=t.name, array=self.safe, dtype=t.dtype, shape=list(t.shape),
+                            stored_dtype=values.dtype.str, stored_shape=list(values.shape), encoding=encoding,
+                            policy=policy, reason=reason, codec=codec, chunks=list(chunks),
+                            bytes_before=t.nbytes, **extra)
+
+    def finish(self, rec: TensorRecord) -> TensorRecord:
+        folder = self.folder / rec.array
+        rec.bytes_after = _dir_size(folder) - (folder / "zarr.json").stat().st_size
+        return rec
+
+
+def _write_tensor(job: _Job, step: float | None) -> TensorRecord:
+    """Code one tensor as its plan says; its record, with the bytes written and the error measured."""
+    plan, tensor = job.plan, job.tensor
+    value = tensor.value
+    if plan.mode != "lossless" and not tensor.finite(value):
+        return _write_lossless(job, value, Decision("lossless", "has NaN/inf"))
+    if plan.mode == "lossless":
+        return _write_lossless(job, value, plan.decision)
+    if plan.mode in ("sinr", "best"):
+        native, native_encoding = tensor.for_sinr(value)
+        native = np.asarray(native)
+        rec = _write_sinr(job, native.reshape(native.shape[0], -1) if native.ndim >= 2 else native,
+                          native_encoding)
+        del native
+    values, encoding = _uniform_values(tensor, value)
+    del value
+    rnd = _round_to(tensor)
+    if plan.mode == "global":
+        assert step is not None
+        f = uniform.fit_step(values, step, round_to=rnd)
+        return _write_scaled(job, values, encoding, f, "global", plan.decision.reason)
+    if plan.mode == "uniform":
+        bits = plan.uniform.get("bits")
+        target = plan.uniform.get("max_rel_error") or job.base.get("max_rel_error") or DEFAULT_UNIFORM_ERROR
+        f = uniform.fit_bits(values, bits, round_to=rnd) if bits else uniform.fit(values, target, round_to=rnd)
+        return _write_scaled(job, values, encoding, f, "uniform", f"uniform ({plan.decision.reason})",
+                             target=None if bits else float(target))
+    rival = None
+    if 0.0 < rec.rel_error < 1.0:  # an estimate from a sample: costs a few per cent of SINR's time
+        fu = uniform.fit(values, rec.rel_error, round_to=rnd, sample=True)
+        rival = (uniform.estimate_bytes(values, fu), fu.bits)
+        rec.uniform_bytes, rec.uniform_bits = rival
+    if plan.mode == "best" and rival is not None and rival[0] < rec.bytes_after:
+        shutil.rmtree(job.folder / job.safe)
+        why = (f"best: uniform ~{format_bytes(rival[0])} < sinr {format_bytes(rec.bytes_after)} at "
+               f"rel.err {rec.rel_error:.2g}")
+        f = uniform.fit(values, rec.rel_error, round_to=rnd)
+        urec = _write_scaled(job, values, encoding, f, "uniform", why, target=rec.rel_error)
+        urec.uniform_bytes, urec.uniform_bits = rival
+        return urec
+    if plan.mode == "best":
+        rec.reason += "; best: sinr" + (" < uniform" if rival is not None else "")
+    return rec
+
+
+DEFAULT_UNIFORM_ERROR = 0.02
+"""Relative error of ``uniform`` tensors when neither the override nor the configuration sets one."""
+
+
+def _uniform_values(tensor: _Tensor, value: Any) -> tuple[np.ndarray, str]:
+    """Values for the lossy coders: float32 (float64 stays float64; float16 and bfloat16 are widened, encoding
+    ``"float32"``), native byte order, matrices as ``(shape[0], prod(shape[1:]))``; and their encoding."""
+    values, encoding = tensor.for_sinr(value)
+    values = np.asarray(values)
+    wide = np.float64 if values.dtype.itemsize == 8 else np.float32
+    if values.dtype != wide:
+        encoding = "float32" if values.dtype.itemsize < 4 else encoding
+        values = values.astype(wide)
+    if values.ndim >= 2:
+        values = values.reshape(values.shape[0], -1)
+    return values, encoding
 
 
 def _round_to(tensor: _Tensor) -> Callable[[np.ndarray], np.ndarray]:
@@ -475,56 +513,6 @@ def _round_to(tensor: _Tensor) -> Callable[[np.ndarray], np.ndarray]:
         return lambda a: torch.from_numpy(a).to(torch.bfloat16).to(torch.float64).numpy()
     dt = np.dtype(tensor.dtype)
     return lambda a: a.astype(dt).astype(np.float64)
-
-
-def _write_tensor(root: Any, tensor: _Tensor, safe: str, plan: _Plan, base: dict[str, Any], fmt: str,
-                  progress: bool, folder: Path, advance: Callable[[float], None], client: Any) -> TensorRecord:
-    """Code one tensor as its plan says, into the array ``safe`` of the store folder ``folder``; its
-    record, with the bytes written and the error measured on reading it back."""
-    if plan.mode == "lossless":
-        return _write_lossless(root, tensor, safe, plan.decision, folder)
-    if plan.mode == "uniform":
-        target = plan.uniform.get("max_rel_error") or base.get("max_rel_error") or DEFAULT_UNIFORM_ERROR
-        return _write_uniform(root, tensor, safe, plan.decision, fmt, folder, plan.uniform.get("bits"),
-                              target, f"uniform ({plan.decision.reason})")
-    rec = _write_sinr(root, tensor, safe, plan.decision, base, fmt, progress, folder, advance, client)
-    rival = _uniform_rival(tensor, rec)
-    if rival is not None:
-        rec.uniform_bytes, rec.uniform_bits = rival
-    if plan.mode == "best" and rival is not None and rival[0] < rec.bytes_after:
-        shutil.rmtree(folder / safe)
-        why = (f"best: uniform ~{format_bytes(rival[0])} < sinr {format_bytes(rec.bytes_after)} at "
-               f"rel.err {rec.rel_error:.2g}")
-        urec = _write_uniform(root, tensor, safe, plan.decision, fmt, folder, None, rec.rel_error, why)
-        urec.uniform_bytes, urec.uniform_bits = rival
-        return urec
-    if plan.mode == "best":
-        rec.reason += "; best: sinr" + (" < uniform" if rival is not None else "")
-    return rec
-
-
-DEFAULT_UNIFORM_ERROR = 0.02
-"""Relative error of ``uniform`` tensors when neither the override nor the SINR configuration sets one."""
-
-
-def _dense_note(array_folder: Path) -> str:
-    """``"; dense rows"`` (or ``"; dense rows in 2/5 chunks"``) when the SINR streams of an array's chunks
-    are in dense mode, as the error-bounded encoder writes them where the dictionary does not pay; else
-    ``""``. Read from the chunk files just written, so the report says what the store holds."""
-    from sinr_codecs import bitstream
-
-    chunks = [bitstream.read(p.read_bytes()) for p in sorted(array_folder.rglob("*"))
-              if p.is_file() and p.name != "zarr.json"]
-    dense = sorted({s.layout.kind for s in chunks if s.mode == "dense"})
-    n = sum(s.mode == "dense" for s in chunks)
-    if not n:
-        return ""
-    return f"; dense {'/'.join(dense)}" + ("" if n == len(chunks) else f" in {n}/{len(chunks)} chunks")
-
-
-def _finish(rec: TensorRecord, folder: Path) -> TensorRecord:
-    rec.bytes_after = _dir_size(folder / rec.array) - (folder / rec.array / "zarr.json").stat().st_size
-    return rec
 
 
 def _attrs(tensor: _Tensor, encoding: str, policy: str) -> dict[str, Any]:
@@ -538,101 +526,101 @@ def _failed(tensor: _Tensor, policy: str, exc: Exception) -> WeightsError:
         f"{policy} ({type(exc).__name__}: {exc}); choose other options for it with a policy override")
 
 
-def _write_sinr(root: Any, tensor: _Tensor, safe: str, decision: Decision, base: dict[str, Any], fmt: str,
-                progress: bool, folder: Path, advance: Callable[[float], None], client: Any) -> TensorRecord:
+def _restored_error(job: _Job, rec: TensorRecord, stored: np.ndarray, values: np.ndarray) -> float:
+    """Relative error of the tensor restored from ``stored`` (the decoded array) as the model file will hold
+    it, against ``values`` (the original, widened exactly where it was float16 or bfloat16)."""
     from sinr_codecs.codec import relative_error
+
+    restored = _to_numpy(rec, stored) if job.fmt == "npz" else _to_torch(rec, stored)
+    return float(relative_error(values, _as_f64(restored)))
+
+
+def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.UniformFit, policy: str, reason: str,
+                  *, target: float | None = None) -> TensorRecord:
+    """One step for the tensor (``global`` or ``uniform``): the integers through numcodecs' FixedScaleOffset
+    and PCodec, written chunk by chunk. The error is the fit's (measured on the whole tensor, rounded to
+    its dtype): the chunks hold exactly the integers the fit measured."""
+    from numcodecs.pcodec import PCodec
+
+    filters, serializer = uniform.zarr_codecs(f, values.dtype)
+    chunks = _chunks_for(values.shape, None, 4)
+    codec = PCodec()
+
+    def encode(block: np.ndarray) -> bytes:
+        return codec.encode(np.ascontiguousarray(f.quantize(block)))
+
+    try:
+        arr = job.root.create_array(name=job.safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
+                                    filters=filters, serializer=serializer, compressors=None, fill_value=0,
+                                    attributes=_attrs(job.tensor, encoding, policy),
+                                    config={"write_empty_chunks": True})
+        _write_chunks(arr, values, chunks, job.tensor.name, job.progress, encoder=encode,
+                      folder=job.folder / job.safe, advance=job.advance)
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise _failed(job.tensor, policy, exc) from exc
+    rec = job.record(values, encoding, policy, reason, {
+        "id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits, "target": target,
+        "filter": "fixedscaleoffset", "serializer": "pcodec"}, chunks, layout=None, rel_error=f.rel_error,
+        sha256=_sha256(f.restore_as_stored(values)))
+    return job.finish(rec)
+
+
+def _write_sinr(job: _Job, values: np.ndarray, encoding: str) -> TensorRecord:
+    from sinr_codecs import bitstream
     from sinr_codecs.zarr3 import SINRCodec
 
-    values, encoding = tensor.for_sinr()
-    if values.ndim >= 2:
-        values = values.reshape(values.shape[0], -1)
-    config = {**base, **_policy_options(decision, base)}
-    if config.get("layout", "auto") == "auto":
-        config["layout"] = decision.layout
-    if config["layout"] == "blocks" and config.get("block_size") is None:
-        config["block_size"] = _block_size(tuple(tensor.shape))
+    decision, base = job.plan.decision, job.base
+    if SINRCodec(**base).max_rel_error is not None and not decision.reason.startswith("override"):
+        config = dict(base)  # error-bounded: every row within the bound ("auto"), OMP on blocks of each row
+    else:
+        config = {**base, **_policy_options(decision, base)}
+        if config.get("layout", "auto") == "auto":
+            config["layout"] = decision.layout  # fixed sparsity: the policy's vectors
+    if config.get("layout") == "blocks" and config.get("block_size") is None:
+        config["block_size"] = _block_size(tuple(job.tensor.shape))
     codec = SINRCodec(**config)
     codec_record = {"id": "sinr", **codec.to_dict()["configuration"]}
-    values = np.asarray(values)
-    chunks = _chunks_for(values.shape, codec.layout, values.dtype.itemsize, codec_record.get("block_size"))
+    chunks = _chunks_for(values.shape, codec.layout, values.dtype.itemsize)
+    if codec.layout == "blocks" and codec.block_size:
+        per = codec.block_size // math.gcd(codec.block_size, max(1, math.prod(values.shape[1:])))
+        chunks = (max(per, chunks[0] // per * per), *chunks[1:]) if chunks else chunks
     try:
-        arr = root.create_array(name=safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
-                                serializer=codec, compressors=None, fill_value=0,
-                                attributes=_attrs(tensor, encoding, "sinr"), config={"write_empty_chunks": True})
-        _write_chunks(arr, values, chunks, tensor.name, progress, encoder=codec.core.encode,
-                      folder=folder / safe, advance=advance, client=client)
+        arr = job.root.create_array(name=job.safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
+                                    serializer=codec, compressors=None, fill_value=0,
+                                    attributes=_attrs(job.tensor, encoding, "sinr"),
+                                    config={"write_empty_chunks": True})
+        _write_chunks(arr, values, chunks, job.tensor.name, job.progress, encoder=codec.core.encode,
+                      folder=job.folder / job.safe, advance=job.advance, client=job.client)
         stored = np.asarray(arr[...])
     except (ValueError, TypeError, RuntimeError) as exc:  # e.g. a dictionary too large for a huge row
-        raise _failed(tensor, "sinr", exc) from exc
-    rec = TensorRecord(
-        name=tensor.name, array=safe, dtype=tensor.dtype, shape=list(tensor.shape),
-        stored_dtype=values.dtype.str, stored_shape=list(values.shape), encoding=encoding,
-        policy="sinr", layout=codec.layout, reason=decision.reason + _dense_note(folder / safe), codec=codec_record,
-        chunks=list(chunks), bytes_before=tensor.nbytes,
-    )
-    restored = _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)
-    rec.rel_error = float(relative_error(_as_f64(tensor.value), _as_f64(restored)))
-    return _finish(rec, folder)
+        raise _failed(job.tensor, "sinr", exc) from exc
+    streams = [bitstream.read((job.folder / job.safe / p).read_bytes()) for p in _chunk_files(job.folder / job.safe)]
+    modes = sorted({s.mode for s in streams})
+    layout = sorted({s.layout.kind for s in streams})
+    storage = modes[0] if len(modes) == 1 else f"dense in {sum(s.mode == 'dense' for s in streams)}/{len(streams)}"
+    rec = job.record(values, encoding, "sinr", decision.reason, codec_record, chunks, layout="/".join(layout),
+                     storage=storage, sha256=_sha256(stored))
+    rec.rel_error = _restored_error(job, rec, stored, values)
+    return job.finish(rec)
 
 
-def _uniform_values(tensor: _Tensor) -> tuple[np.ndarray, str]:
-    """Values for the uniform quantizer: float32 (float64 stays float64), native byte order; encoding."""
-    values, encoding = tensor.for_sinr()
-    values = np.asarray(values)
-    return values.astype(np.float64 if values.dtype.itemsize == 8 else np.float32), encoding
+def _chunk_files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != "zarr.json")
 
 
-def _uniform_rival(tensor: _Tensor, rec: TensorRecord) -> tuple[int, int] | None:
-    """(bytes, bits) a per-tensor uniform quantizer + Zstandard needs for SINR's relative error, chunked
-    as the SINR array; None when that error is 0 or >= 1."""
-    from sinr_codecs import uniform
-
-    if not 0.0 < rec.rel_error < 1.0:
-        return None
-    values, _ = _uniform_values(tensor)
-    f = uniform.fit(values, rec.rel_error, round_to=_round_to(tensor))
-    # Zstandard at level 19 over a whole chunk is one long C call: in a worker thread, so that a signal
-    # stops the command at once
-    size = _in_worker(uniform.compressed_bytes, values, f, rec.chunks[0] if rec.chunks else None)
-    return size, f.bits
+def _block_size(shape: tuple[int, ...]) -> int:
+    """Vector length for the blocks layout: whole rows, at least :data:`FLAT_K1` values (64 for 1-D)."""
+    if len(shape) < 2:
+        return 64
+    k1 = max(1, math.prod(shape[1:]))
+    return k1 * math.ceil(FLAT_K1 / k1)
 
 
-def _write_uniform(root: Any, tensor: _Tensor, safe: str, decision: Decision, fmt: str, folder: Path,
-                   bits: int | None, target: float, reason: str) -> TensorRecord:
-    from sinr_codecs import uniform
-    from sinr_codecs.codec import relative_error
-
-    values, encoding = _uniform_values(tensor)
-    rnd = _round_to(tensor)
-    try:
-        f = uniform.fit_bits(values, bits, round_to=rnd) if bits else uniform.fit(values, target, round_to=rnd)
-        filters, compressors = uniform.zarr_codecs(f, values.dtype)
-        chunks = _chunks_for(values.shape, None, max(4, np.dtype(f.astype).itemsize))
-        arr = root.create_array(name=safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
-                                filters=filters, compressors=compressors, fill_value=0, overwrite=True,
-                                attributes=_attrs(tensor, encoding, "uniform"),
-                                config={"write_empty_chunks": True})
-        arr[...] = values
-        stored = np.asarray(arr[...])
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise _failed(tensor, "uniform", exc) from exc
-    rec = TensorRecord(
-        name=tensor.name, array=safe, dtype=tensor.dtype, shape=list(tensor.shape),
-        stored_dtype=values.dtype.str, stored_shape=list(values.shape), encoding=encoding,
-        policy="uniform", layout=None, reason=reason,
-        codec={"id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits,
-               "target": None if bits else float(target), "compressor": {"id": "zstd", "level": uniform.ZSTD_LEVEL}},
-        chunks=list(chunks), bytes_before=tensor.nbytes,
-    )
-    restored = _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)
-    rec.rel_error = float(relative_error(_as_f64(tensor.value), _as_f64(restored)))
-    return _finish(rec, folder)
-
-
-def _write_lossless(root: Any, tensor: _Tensor, safe: str, decision: Decision, folder: Path) -> TensorRecord:
+def _write_lossless(job: _Job, value: Any, decision: Decision) -> TensorRecord:
     from zarr.codecs import BloscCodec
 
-    values, encoding = tensor.exact()
+    tensor = job.tensor
+    values, encoding = tensor.exact(value)
     values = np.asarray(values)
     if _blosc_helps(values):
         compressors: Any = BloscCodec(
@@ -642,7 +630,7 @@ def _write_lossless(root: Any, tensor: _Tensor, safe: str, decision: Decision, f
         compressors, codec_record = None, {"id": "raw"}
     chunks = _chunks_for(values.shape, None, values.dtype.itemsize)
     try:
-        arr = root.create_array(name=safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
+        arr = job.root.create_array(name=job.safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
                                 serializer="auto", compressors=compressors, fill_value=0,
                                 attributes=_attrs(tensor, encoding, "lossless"),
                                 config={"write_empty_chunks": True})
@@ -650,15 +638,11 @@ def _write_lossless(root: Any, tensor: _Tensor, safe: str, decision: Decision, f
         stored = np.asarray(arr[...])
     except (ValueError, TypeError, RuntimeError) as exc:
         raise _failed(tensor, "lossless", exc) from exc
-    rec = TensorRecord(
-        name=tensor.name, array=safe, dtype=tensor.dtype, shape=list(tensor.shape),
-        stored_dtype=values.dtype.str, stored_shape=list(values.shape), encoding=encoding,
-        policy="lossless", layout=None, reason=decision.reason, codec=codec_record,
-        chunks=list(chunks), bytes_before=tensor.nbytes, sha256=_sha256(values),
-    )
+    rec = job.record(values, encoding, "lossless", decision.reason, codec_record, chunks, layout=None,
+                     sha256=_sha256(values))
     if _sha256(stored) != rec.sha256:
         raise RuntimeError(f"lossless round trip of {tensor.name!r} failed (a bug: please report it)")
-    return _finish(rec, folder)
+    return job.finish(rec)
 
 
 def _blosc_helps(values: np.ndarray) -> bool:
@@ -743,90 +727,21 @@ def _encoded(encoder: Callable[[np.ndarray], bytes], blocks: Iterator[np.ndarray
         client.cancel([f for f in futures if not f.done()])
 
 
-def decompress_weights(
-    src: str | os.PathLike[str],
-    dst: str | os.PathLike[str],
-    *,
-    progress: bool = True,
-    overwrite: bool = False,
-) -> Report:
-    """Restore a model file from a store written by :func:`compress_weights`.
-
-    Parameters
-    ----------
-    src : path
-        The store: a directory or a ``.zip``.
-    dst : path
-        The model file to write; its suffix picks the format (``.pt``/``.pth``/``.bin``/``.ckpt``,
-        ``.safetensors``, ``.npz``), which need not be the original one (bfloat16 cannot go to .npz).
-    progress : bool, default True
-        Show a progress bar (standard error, terminals only).
-    overwrite : bool, default False
-        Replace an existing regular file at ``dst`` (never a folder); the new file is written next to it
-        and renamed over it when complete.
-
-    Returns
-    -------
-    Report
-        The records stored at compression time.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``src`` does not exist.
-    WeightsError
-        ``src`` is not a complete, intact store; or ``dst`` exists, cannot be written (the message names
-        it), or cannot hold a tensor's dtype.
-    KeyboardInterrupt
-        Passed on; ``dst`` is left as it was and no temporary file remains.
-    """
-    t0 = time.perf_counter()
-    src, dst = Path(src), Path(dst)
-    fmt = _format_of(dst, what="output")
-    _check_destination(dst, overwrite, store=False)
-    _check_writable(dst)
-    st = _open_store(src)
+def _client_for(scheduler: Any) -> tuple[Any, bool]:
+    """A ``distributed.Client`` for ``scheduler`` (an address, or a client), and whether to close it."""
+    if scheduler is None:
+        return None, False
     try:
-        if fmt == "npz":  # refuse before decoding anything
-            for rec in st.records:
-                if rec.encoding != "native" or not _is_numpy_dtype(rec.dtype):
-                    _to_numpy(rec, np.empty(0))
-        out: dict[str, Any] = {}
-        with bar(st.records, desc="decompress", unit="tensor", quiet=not progress, leave=True) as it:
-            for rec in it:
-                stored = _read_array(st, rec, src)
-                out[rec.name] = _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)
-    finally:
-        st.closer()
-    metadata = st.meta.get("safetensors_metadata") if fmt == "safetensors" else None
-    _write_model(dst, fmt, out, metadata if isinstance(metadata, dict) else None)
-    report = Report(str(src), str(dst), str(st.meta.get("source_format", "")), st.records,
-                    list(st.meta.get("notes") or []), time.perf_counter() - t0, st.size)
-    return report
-
-
-def inspect_store(path: str | os.PathLike[str]) -> Report:
-    """What a store holds, from its metadata alone (nothing is decoded).
-
-    Parameters
-    ----------
-    path : path
-        A store written by :func:`compress_weights` (directory or ``.zip``).
-
-    Returns
-    -------
-    Report
-        ``destination`` is empty; ``store_bytes`` is the store's size on disk.
-
-    Raises
-    ------
-    FileNotFoundError, WeightsError
-        As :func:`decompress_weights`.
-    """
-    t0 = time.perf_counter()
-    path = Path(path)
-    st = _open_store(path)
-    st.closer()
-    return Report(str(path), "", str(st.meta.get("source_format", "")), st.records,
-                  list(st.meta.get("notes") or []), time.perf_counter() - t0, st.size)
-
+        import distributed
+    except ImportError:
+        raise ImportError("a scheduler needs dask's distributed package: "
+                          "pip install 'sinr-codecs[dask]'") from None
+    if isinstance(scheduler, distributed.Client):
+        return scheduler, False
+    if not isinstance(scheduler, str) or not scheduler:
+        raise ValueError(f"scheduler must be an address such as 'tcp://host:8786' or a distributed.Client, "
+                         f"got {scheduler!r}")
+    try:
+        return distributed.Client(scheduler, timeout=30), True
+    except OSError as exc:
+        raise WeightsError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None

@@ -47,7 +47,7 @@ def test_compress_info_decompress(model, tmp_path, capsys):
     rc, out, err = run(capsys, "compress", str(model), "-o", str(store), "--sparsity", "16",
                        "--value-bits", "12", "--device", "cpu", "--policy", "net.1.weight=lossless")
     assert rc == 0, err
-    assert "net.0.weight" in out and "sinr/rows" in out and "total: 4 tensors" in out
+    assert "net.0.weight" in out and "sinr/sparse/rows" in out and "total: 4 tensors" in out
     # no bars (stderr is not a terminal here), only the one warning line: sparsity 16 of 64 is coarse
     assert [ln for ln in err.splitlines() if not ln.startswith("sinr: warning: 1 tensor(s)")] == []
 
@@ -264,14 +264,14 @@ def test_console_script(model, tmp_path):
     sinr = _script()
     env = {**os.environ, "PYTHONWARNINGS": "error"}
     store = tmp_path / "m.zip"
-    proc = subprocess.run([sinr, "compress", str(model), "-o", str(store), "--json", "--value-bits", "12"],
+    proc = subprocess.run([sinr, "compress", str(model), "-o", str(store), "--json", "--lossy", "sinr"],
                           capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["totals"]["tensors"] == 4
     assert only_the_error_warning(proc.stderr)  # not a terminal: no bars
 
     proc = subprocess.run([sinr, "info", str(store)], capture_output=True, text=True, timeout=120, env=env)
-    assert proc.returncode == 0 and "net.0.weight" in proc.stdout and "sinr/rows" in proc.stdout
+    assert proc.returncode == 0 and "net.0.weight" in proc.stdout and "sinr/dense/rows" in proc.stdout
 
     proc = subprocess.run([sinr, "info", str(tmp_path / "nope.zarr")], capture_output=True, text=True,
                           timeout=120, env=env)

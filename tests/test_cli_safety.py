@@ -39,7 +39,7 @@ def folder(tmp_path) -> Path:
     torch.save({"net.0.weight": smooth(48, 64), "net.0.bias": torch.linspace(-1, 1, 48)}, tmp_path / "a.pt")
     torch.save({"net.0.weight": smooth(96, 64, 1), "net.0.bias": torch.zeros(96)}, tmp_path / "b.pt")
     for name in ("old.zarr", "old.zip"):
-        compress_weights(tmp_path / "a.pt", tmp_path / name, codec_config=OPTS, progress=False)
+        compress_weights(tmp_path / "a.pt", tmp_path / name, codec_config=OPTS, lossy="sinr", progress=False)
     return tmp_path
 
 
@@ -82,20 +82,20 @@ def _plain_zarr(p: Path) -> None:
 
 def _our_dir_plus(rel: str):
     def make(p: Path) -> None:
-        compress_weights(p.parent / "a.pt", p, codec_config=OPTS, progress=False)
+        compress_weights(p.parent / "a.pt", p, codec_config=OPTS, lossy="sinr", progress=False)
         (p / rel).parent.mkdir(parents=True, exist_ok=True)
         (p / rel).write_text("mine")
     return make
 
 
 def _our_zip_plus(p: Path) -> None:
-    compress_weights(p.parent / "a.pt", p, codec_config=OPTS, progress=False)
+    compress_weights(p.parent / "a.pt", p, codec_config=OPTS, lossy="sinr", progress=False)
     with zipfile.ZipFile(p, "a") as zf:
         zf.writestr("notes.txt", "mine")
 
 
 def _our_dir_with_link(p: Path) -> None:
-    compress_weights(p.parent / "a.pt", p, codec_config=OPTS, progress=False)
+    compress_weights(p.parent / "a.pt", p, codec_config=OPTS, lossy="sinr", progress=False)
     (p / "net.0.weight" / "c" / "9").symlink_to(p.parent / "a.pt")
 
 
@@ -316,21 +316,26 @@ def test_worker_wait_is_interrupted_at_once():
     assert outputs._in_worker(sum, [1, 2]) == 3
 
 
-def test_long_c_calls_of_compress_run_in_worker_threads(folder, monkeypatch):
-    """The uniform rival's Zstandard pass (level 19 over a whole chunk: seconds in one C call on a large
-    tensor, during which the main thread could not run a signal handler) runs in a worker thread."""
-    from sinr_codecs import uniform
+def test_chunks_are_encoded_in_worker_threads(folder, monkeypatch):
+    """Every chunk's encoding (a long C call on a large tensor, during which the main thread could not run
+    a signal handler) runs in a worker thread, whatever the coding."""
+    from sinr_codecs import outputs, weights
 
     threads = []
-    real = uniform.compressed_bytes
+    real = outputs._in_worker
 
-    def spy(*args, **kwargs):
-        threads.append(threading.current_thread() is threading.main_thread())
-        return real(*args, **kwargs)
+    def spy(fn, *args):
+        def call(*a):
+            threads.append(threading.current_thread() is threading.main_thread())
+            return fn(*a)
+        return real(call, *args)
 
-    monkeypatch.setattr(uniform, "compressed_bytes", spy)
-    compress_weights(folder / "a.pt", folder / "rival.zarr", codec_config=OPTS, progress=False)
-    assert threads and not any(threads), threads
+    monkeypatch.setattr(weights, "_in_worker", spy)
+    for lossy, dst in (("global", "g.zarr"), ("sinr", "s.zarr"), ("uniform", "u.zarr")):
+        threads.clear()
+        compress_weights(folder / "a.pt", folder / dst, codec_config={} if lossy != "sinr" else OPTS, lossy=lossy,
+                         progress=False)
+        assert threads and not any(threads), (lossy, threads)
 
 
 def _signal_compress(tmp_path: Path, model: Path, sig: int, *, after: float = 0.5, budget: float = 2.0):
@@ -338,7 +343,7 @@ def _signal_compress(tmp_path: Path, model: Path, sig: int, *, after: float = 0.
     begun (its temporary folder exists) and ``after`` seconds more; return (exit status, seconds from
     the signal to the exit, stderr); check the old store and the folder are as before."""
     dst = tmp_path / "out.zip"
-    compress_weights(tmp_path / "a.pt", dst, codec_config=OPTS, progress=False)
+    compress_weights(tmp_path / "a.pt", dst, codec_config=OPTS, lossy="sinr", progress=False)
     before, names = fingerprint(dst), listing(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sinr_codecs.cli", "compress", str(model), "-o", str(dst),

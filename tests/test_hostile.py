@@ -113,7 +113,8 @@ def test_rans_run_and_zero_counts_and_brotli_bomb_cost_only_what_is_declared():
         refuses(craft((1 << 12, 1 << 12), backend=2, s_max=1, sections=(run,)), "max_output_bytes")
     # a Brotli zero bomb in a section is cut at the size the header promises
     bomb = brotli.compress(b"\x00" * (64 << 20), quality=1)
-    refuses(craft((4, 64), backend=1, s_max=2, sections=(bomb,)), "decodes to|promises")
+    steps, values = brotli.compress(np.ones(1, "<f8").tobytes()), brotli.compress(bytes(8))
+    refuses(craft((4, 64), backend=1, s_max=2, sections=(bomb, steps, values)), "more bytes than the header promises")
 
 
 def test_zero_counts_with_a_large_s_max_decode_in_bounded_memory():
@@ -195,21 +196,23 @@ def test_limits_are_validated():
 
 # ---- finite in, finite out --------------------------------------------------------------------------
 @pytest.mark.parametrize("magnitude,dtype", [(65504, "float16"), (60000, "float16"), (3e38, "float32"),
-                                             (1e-30, "float32"), (1e300, "float64")])
+                                             (1e-30, "float32"), (1e-40, "float32"), (1e300, "float64"),
+                                             (1e-300, "float64"), (1.7e308, "float64")])
 def test_finite_input_decodes_to_finite_values(magnitude, dtype):
     rng = np.random.default_rng(1)
     w = (rng.uniform(-1, 1, (16, 128)) * magnitude).astype(dtype)
     w[0, :4] = np.asarray(magnitude, dtype)
-    if magnitude > 1e39:  # beyond float32 per-vector steps: the error-bounded default says what to do
-        with pytest.raises(ValueError, match="fixed sparsity"):
-            SINR(**CPU).encode(w)
-        codec = SINR(sparsity=0.25, **CPU)
-    else:
-        codec = SINR(**CPU)
-    dec = codec.decode(codec.encode(w))
-    assert np.isfinite(dec).all()
-    rel = np.linalg.norm((dec.astype(np.float64) - w) / magnitude) / np.linalg.norm(w.astype(np.float64) / magnitude)
-    assert rel < 0.5
+    for codec in (SINR(**CPU), SINR(sparsity=0.25, **CPU)):
+        dec = codec.decode(codec.encode(w))
+        assert np.isfinite(dec).all()
+        ref = w.astype(np.float64) / magnitude
+        rel = np.linalg.norm(dec.astype(np.float64) / magnitude - ref, axis=1) / np.linalg.norm(ref, axis=1)
+        # the error-bounded default keeps every row within 2%, whatever the magnitude; fixed sparsity is
+        # at a quarter of the atoms (about 20-30% off for uniform data; its sums saturate at float64's end)
+        if codec.max_rel_error:
+            assert rel.max() <= 0.02
+        elif magnitude < 1e308:
+            assert rel.max() < 0.35
 
 
 # ---- stored configuration ---------------------------------------------------------------------------
@@ -276,21 +279,27 @@ def test_v2_store_with_a_chunk_of_another_dtype_is_refused(tmp_path):
         zarr.open_array(str(tmp_path / "t.zarr"), mode="r")[:]
 
 
-def test_cli_decompress_refuses_a_store_with_a_chunk_of_another_tensor(tmp_path, capsys):
+@pytest.mark.parametrize("lossy,says", [("sinr", r"shape \(128, 128\).*\(64, 256\)"), ("global", "checksum"),
+                                        ("uniform", "checksum")])
+def test_cli_decompress_refuses_a_store_with_a_chunk_of_another_tensor(tmp_path, capsys, lossy, says):
+    import re
+
     import torch
 
     from sinr_codecs.cli import main
 
     sd = {"a.weight": torch.from_numpy(gaussian((64, 256))), "b.weight": torch.from_numpy(gaussian((128, 128), seed=2))}
     torch.save(sd, tmp_path / "m.pt")
-    assert main(["compress", str(tmp_path / "m.pt"), "-o", str(tmp_path / "m.zarr"), "-q", "--device", "cpu"]) == 0
+    assert main(["compress", str(tmp_path / "m.pt"), "-o", str(tmp_path / "m.zarr"), "-q", "--device", "cpu",
+                 "--lossy", lossy]) == 0
     capsys.readouterr()
+    # the same number of values, another shape: a codec without shapes (PCodec) cannot tell, the checksum can
     (tmp_path / "m.zarr" / "a.weight" / "c" / "0" / "0").write_bytes(
         (tmp_path / "m.zarr" / "b.weight" / "c" / "0" / "0").read_bytes())
     rc = main(["decompress", str(tmp_path / "m.zarr"), "-o", str(tmp_path / "r.pt"), "-q"])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith("sinr: error:") and "Traceback" not in err
-    assert "shape (128, 128)" in err and "(64, 256)" in err
+    assert re.search(says, err) and "a.weight" in err
     assert not (tmp_path / "r.pt").exists()
 
 

@@ -39,7 +39,7 @@ def test_uniform_fit_meets_the_target_with_the_largest_step(target):
     got = relative_error(w, f.restore(f.quantize(w)).astype(np.float32))
     assert got <= target and got > 0.9 * target  # tight: a larger step would break the bound
     levels = int(np.abs(f.quantize(w)).max())
-    assert f.astype == ("<i1" if levels <= 127 else "<i2") and 2 <= f.bits <= 10
+    assert f.astype == ("<i2" if levels <= 127 else "<i2") and 2 <= f.bits <= 10
 
 
 def test_uniform_fit_bits_and_dtype_floor():
@@ -92,7 +92,7 @@ def test_uniform_and_best_policies_round_trip_and_read_with_plain_zarr(tmp_path)
 def test_every_sinr_tensor_records_what_uniform_needs(tmp_path):
     src = tmp_path / "m.pt"
     torch.save(state_dict(), src)
-    rep = compress_weights(src, tmp_path / "m.zarr", codec_config={"sparsity": 0.25, "value_bits": 8},
+    rep = compress_weights(src, tmp_path / "m.zarr", codec_config={"sparsity": 0.25, "value_bits": 8}, lossy="sinr",
                            device="cpu", progress=False)
     sinr = [t for t in rep.tensors if t.policy == "sinr"]
     assert sinr and all(t.uniform_bytes and t.uniform_bits for t in sinr)
@@ -171,7 +171,7 @@ def test_progress_shows_overall_eta_and_tensor_count(tmp_path, capsys, monkeypat
     monkeypatch.setattr(progress, "enabled", lambda quiet=False: not quiet)
     src = tmp_path / "m.pt"
     torch.save(state_dict(), src)
-    compress_weights(src, tmp_path / "m.zarr", codec_config={"sparsity": 8}, device="cpu", progress=True)
+    compress_weights(src, tmp_path / "m.zarr", codec_config={"sparsity": 8}, lossy="sinr", device="cpu", progress=True)
     err = capsys.readouterr().err
     assert "compress:" in err and "3/3 tensors" in err and "<00:00" in err and "100%" in err
 
@@ -190,7 +190,7 @@ def test_compress_on_a_local_cluster_of_worker_processes(tmp_path):
         weights.CHUNK_WORK = 64 * 64 * 64  # 64 rows a chunk: 8 tasks
         try:
             with distributed.get_task_stream(client) as stream:
-                rep = compress_weights(src, tmp_path / "d.zarr", codec_config={"max_rel_error": 0.05},
+                rep = compress_weights(src, tmp_path / "d.zarr", codec_config={"max_rel_error": 0.05}, lossy="sinr",
                                        device="cpu", progress=False, scheduler=cluster.scheduler_address)
         finally:
             weights.CHUNK_WORK = old

@@ -101,7 +101,7 @@ def test_round_trip(fmt, store, tmp_path):
     src = tmp_path / f"model{SUFFIX[fmt]}"
     save(original, src, fmt)
     dst = tmp_path / ("model.zarr" if store == "dir" else "model.zip")
-    report = compress_weights(src, dst, codec_config=OPTS, device="cpu", progress=False)
+    report = compress_weights(src, dst, codec_config=OPTS, lossy="sinr", device="cpu", progress=False)
     assert dst.exists() and not list(tmp_path.glob(".*partial*"))
     assert report.bytes_after < report.bytes_before
 
@@ -141,7 +141,7 @@ def test_info_reads_metadata_only(tmp_path):
     src = tmp_path / "m.pt"
     save(model_tensors("torch"), src, "torch")
     dst = tmp_path / "m.zarr"
-    written = compress_weights(src, dst, codec_config=OPTS, device="cpu", progress=False)
+    written = compress_weights(src, dst, codec_config=OPTS, lossy="sinr", device="cpu", progress=False)
     for chunk in dst.glob("*/c/**/*"):  # info must not need any chunk
         if chunk.is_file():
             chunk.write_bytes(b"garbage")
@@ -155,7 +155,7 @@ def test_info_reads_metadata_only(tmp_path):
     assert rec["codec"]["id"] == "sinr" and rec["codec"]["value_bits"] == 12
     assert rec["codec"]["layout"] == "rows"
     table = info.format_table()
-    assert "blk/attn.qkv.weight" in table and "sinr/flat" in table and "total: 11 tensors" in table
+    assert "blk/attn.qkv.weight" in table and "sinr/sparse/flat" in table and "total: 11 tensors" in table
 
 
 def test_group_attributes_record_everything(tmp_path):
@@ -163,7 +163,7 @@ def test_group_attributes_record_everything(tmp_path):
 
     src = tmp_path / "m.pt"
     save(model_tensors("torch"), src, "torch")
-    compress_weights(src, tmp_path / "m.zarr", codec_config=OPTS, device="cpu", progress=False)
+    compress_weights(src, tmp_path / "m.zarr", codec_config=OPTS, lossy="sinr", device="cpu", progress=False)
     group = zarr.open_group(tmp_path / "m.zarr", mode="r")
     meta = group.attrs["sinr_codecs"]
     assert meta["format"] == "sinr-weights" and meta["version"] == 1 and meta["source_format"] == "torch"
@@ -181,7 +181,7 @@ def test_restore_into_another_format(tmp_path):
     src = tmp_path / "m.pt"
     tensors = {k: v for k, v in model_tensors("torch").items() if not k.startswith("bf16")}
     save(tensors, src, "torch")
-    compress_weights(src, tmp_path / "m.zip", codec_config=OPTS, device="cpu", progress=False)
+    compress_weights(src, tmp_path / "m.zip", codec_config=OPTS, lossy="sinr", device="cpu", progress=False)
     decompress_weights(tmp_path / "m.zip", tmp_path / "m.npz", progress=False)
     back = load(tmp_path / "m.npz", "npz")
     assert {k: v.dtype for k, v in back.items()} == {k: v.numpy().dtype for k, v in tensors.items()}
@@ -198,7 +198,7 @@ def test_bfloat16_cannot_go_to_npz(tmp_path):
 def test_checkpoint_wrapper_is_unwrapped_with_a_note(tmp_path):
     sd = {"w": torch.from_numpy(smooth(64, 64))}
     torch.save({"state_dict": sd, "epoch": 3, "lr": 0.1}, tmp_path / "ckpt.ckpt")
-    report = compress_weights(tmp_path / "ckpt.ckpt", tmp_path / "c.zarr", codec_config=OPTS, progress=False)
+    report = compress_weights(tmp_path / "ckpt.ckpt", tmp_path / "c.zarr", codec_config=OPTS, lossy="sinr", progress=False)
     assert [t.name for t in report.tensors] == ["w"]
     assert any("state_dict" in n and "epoch" in n for n in report.notes)
     assert any("state_dict" in n for n in inspect_store(tmp_path / "c.zarr").notes)
@@ -209,7 +209,7 @@ def test_policy_overrides_with_options(tmp_path):
           "b.weight": torch.from_numpy(smooth(64, 64, 1)), "n": torch.arange(5)}
     torch.save(sd, tmp_path / "m.pt")
     overrides = {"a.*": {"policy": "sinr", "value_bits": 8}, "b.*": "lossless", "n": "sinr"}
-    report = compress_weights(tmp_path / "m.pt", tmp_path / "m.zarr", codec_config=OPTS,
+    report = compress_weights(tmp_path / "m.pt", tmp_path / "m.zarr", codec_config=OPTS, lossy="sinr",
                               policy_overrides=overrides, progress=False)
     rec = {t.name: t for t in report.tensors}
     assert rec["a.weight"].policy == "sinr" and rec["a.weight"].codec["value_bits"] == 8
@@ -370,8 +370,8 @@ def store_pair(tmp_path):
     """A model with one SINR and one lossless tensor, compressed to a directory and to a zip."""
     sd = {"w": torch.from_numpy(smooth(64, 64)), "b": torch.linspace(-1, 1, 64)}
     save(sd, tmp_path / "m.pt", "torch")
-    compress_weights(tmp_path / "m.pt", tmp_path / "m.zarr", codec_config=OPTS, progress=False)
-    compress_weights(tmp_path / "m.pt", tmp_path / "m.zip", codec_config=OPTS, progress=False)
+    compress_weights(tmp_path / "m.pt", tmp_path / "m.zarr", codec_config=OPTS, lossy="sinr", progress=False)
+    compress_weights(tmp_path / "m.pt", tmp_path / "m.zip", codec_config=OPTS, lossy="sinr", progress=False)
     return tmp_path
 
 
@@ -456,18 +456,21 @@ def test_report_pickles_and_is_json_safe(store_pair):
 def test_explicit_options_win_over_the_policy_layout(given, expect, tmp_path):
     src, dst = tmp_path / "m.pt", tmp_path / "m.zarr"
     torch.save({"fc.weight": torch.from_numpy(smooth(8, 256))}, src)
-    report = compress_weights(src, dst, codec_config={"sparsity": 4, **given}, device="cpu", progress=False)
+    report = compress_weights(src, dst, codec_config={"sparsity": 4, **given}, lossy="sinr", device="cpu", progress=False)
     codec = next(t for t in report.tensors if t.name == "fc.weight").codec
     assert {k: codec.get(k) for k in expect} == expect
 
 
-def test_the_report_says_when_the_error_bounded_default_stored_a_tensor_densely(tmp_path):
+def test_the_report_says_when_the_error_bounded_codec_stored_a_tensor_densely(tmp_path):
     rng = np.random.default_rng(3)
     torch.save({"fc.weight": torch.from_numpy((rng.standard_normal((96, 256)) * 0.02).astype(np.float32))},
                tmp_path / "m.pt")
-    bounded = compress_weights(tmp_path / "m.pt", tmp_path / "a.zarr", device="cpu", progress=False)
+    bounded = compress_weights(tmp_path / "m.pt", tmp_path / "a.zarr", lossy="sinr", device="cpu", progress=False)
     (rec,) = bounded.tensors
-    assert rec.reason.endswith("; dense rows") and rec.rel_error <= 0.02
-    fixed = compress_weights(tmp_path / "m.pt", tmp_path / "b.zarr", codec_config={"sparsity": 0.25},
+    assert rec.storage == "dense" and rec.layout == "rows" and rec.rel_error <= 0.02
+    assert "sinr/dense/rows" in bounded.format_table()
+    fixed = compress_weights(tmp_path / "m.pt", tmp_path / "b.zarr", codec_config={"sparsity": 0.25}, lossy="sinr",
                              device="cpu", progress=False)
-    assert "dense" not in fixed.tensors[0].reason and fixed.tensors[0].rel_error > 0.1
+    assert fixed.tensors[0].storage == "sparse" and fixed.tensors[0].rel_error > 0.1
+    default = compress_weights(tmp_path / "m.pt", tmp_path / "c.zarr", progress=False)
+    assert default.tensors[0].policy == "global" and "global/" in default.format_table()

@@ -1,0 +1,174 @@
+"""How whole-model compression spreads its error over the tensors: one quantizer step for all of them.
+
+A network's outputs move with the *absolute* noise added to its weights, not with each tensor's or each
+row's relative error: a bound per row spends bits on rows that matter little. The ``"global"`` coding of
+:func:`sinr_codecs.weights.compress_weights` therefore quantizes every lossily coded tensor with one step
+``s`` (MPEG's Neural Network Coding standard does the same), chosen so that the relative error of all
+those weights together,
+
+    E = sqrt( sum_t S_t ||w_t - w_hat_t||**2 / sum_t S_t ||w_t||**2 ),
+
+meets a target (``max_rel_error``); or set directly (``step``). ``S_t = 1`` unless per-tensor
+sensitivities are given (:mod:`sinr_codecs.sensitivity`: how much the outputs move per unit of noise in
+each tensor, from calibration inputs); a tensor then gets the step ``s * (S_t / S_mean) ** -1/4``
+(:data:`SENSITIVITY_EXPONENT`), ``S_mean`` the geometric mean over the tensors. Two guards keep one step
+from erasing a tensor whose values are much smaller than the rest: no tensor's step exceeds
+:data:`RELATIVE_CAP` times the step that would give it the target's relative error on its own (so no tensor
+ends up more than about 4 x ``max_rel_error`` off; on the benchmark's networks the guard never cost a
+byte); and 1-D tensors (biases, norm weights, running statistics), few and sensitive, get ``s / 8``, or the
+step that keeps them within a relative error of 1e-3 if that is finer.
+
+:func:`tensor_stats` summarises one tensor (its size, squared norm and an evenly spaced sample of its
+values); :func:`solve_step` finds ``s`` for a target from those summaries; :func:`steps` gives each
+tensor's step for a given ``s``.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> stats = [tensor_stats(rng.standard_normal((64, 64)) * 0.1), tensor_stats(rng.standard_normal(64) * 0.5)]
+>>> s = solve_step(stats, 0.02)
+>>> bool(0.005 < s < 0.01), steps(stats, s)[1] < s / 7
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DEFAULT_REL_ERROR", "SENSITIVITY_EXPONENT", "RELATIVE_CAP", "ONE_D_FRACTION", "ONE_D_REL_ERROR",
+           "TensorStats", "tensor_stats", "solve_step", "steps", "relative_error"]
+
+DEFAULT_REL_ERROR = 0.02
+"""The global relative error of ``sinr compress`` when none is given (docs/real-checkpoints.md measures
+what it does to real networks' outputs)."""
+SENSITIVITY_EXPONENT = 0.25
+"""How strongly sensitivities change a tensor's step: ``(S_t / S_mean) ** -SENSITIVITY_EXPONENT``. The
+high-rate optimum for the sensitivity-weighted error is 1/2; sensitivities estimated from a few calibration
+inputs are noisy, and 1/4 gave fewer bytes at equal task error on the benchmark's networks
+(benchmarks/weights_vs_nncodec.py)."""
+RELATIVE_CAP = 4.0
+"""A tensor's step is at most ``RELATIVE_CAP * s * rms_t / rms``, ``rms`` over all tensors of 2 or more
+dimensions: its relative error stays within about this multiple of the global one."""
+ONE_D_FRACTION = 1 / 8
+"""Step of a 1-D tensor relative to the global step (at most)."""
+ONE_D_REL_ERROR = 1e-3
+"""Relative error a 1-D tensor's step keeps it within (at most)."""
+SAMPLE_VALUES = 1 << 15
+"""Values per tensor the step search looks at."""
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """What the step search needs of one tensor.
+
+    Attributes
+    ----------
+    size : int
+        Number of values.
+    sumsq : float
+        ``||w||**2`` (float64).
+    sample : numpy.ndarray
+        Up to :data:`SAMPLE_VALUES` of its values, evenly spaced (float64).
+    one_d : bool
+        A 1-D tensor (its step is a fraction of the global one).
+    sensitivity : float
+        ``S_t`` (1 when none is known).
+    """
+
+    size: int
+    sumsq: float
+    sample: np.ndarray
+    one_d: bool = False
+    sensitivity: float = 1.0
+
+    @property
+    def rms(self) -> float:
+        return math.sqrt(self.sumsq / self.size) if self.size else 0.0
+
+
+def tensor_stats(values: np.ndarray, *, one_d: bool | None = None, sensitivity: float = 1.0) -> TensorStats:
+    """The :class:`TensorStats` of a finite float tensor (``one_d`` defaults to ``values.ndim <= 1``)."""
+    flat = np.asarray(values).reshape(-1)
+    x = flat.astype(np.float64) if flat.size <= SAMPLE_VALUES else flat[
+        np.linspace(0, flat.size - 1, SAMPLE_VALUES).astype(np.int64)].astype(np.float64)
+    sumsq = float(np.dot(flat.astype(np.float64), flat.astype(np.float64))) if flat.size <= 1 << 22 else float(
+        sum(np.dot(c, c) for c in (flat[i:i + (1 << 22)].astype(np.float64) for i in range(0, flat.size, 1 << 22))))
+    if not (math.isfinite(sensitivity) and sensitivity > 0):
+        raise ValueError(f"a sensitivity must be a positive finite number, got {sensitivity!r}")
+    return TensorStats(int(flat.size), sumsq, x, np.asarray(values).ndim <= 1 if one_d is None else one_d,
+                       float(sensitivity))
+
+
+def _factors(stats: Sequence[TensorStats]) -> np.ndarray:
+    """Each tensor's step as a multiple of the global step, before the 1-D rule's relative cap."""
+    sens = np.array([t.sensitivity for t in stats], dtype=np.float64)
+    if sens.size:  # a tensor the outputs barely see must not drag the mean down: floor at 1e-6 x median
+        sens = np.maximum(sens, 1e-6 * float(np.median(sens)))
+    mean = math.exp(float(np.mean(np.log(sens)))) if sens.size else 1.0
+    factors = (sens / mean) ** -SENSITIVITY_EXPONENT
+    return np.where([t.one_d for t in stats], factors * ONE_D_FRACTION, factors)
+
+
+def steps(stats: Sequence[TensorStats], step: float) -> list[float]:
+    """Each tensor's quantizer step when the global step is ``step``."""
+    wide = [t for t in stats if not t.one_d] or list(stats)
+    count = sum(t.size for t in wide)
+    rms = math.sqrt(sum(t.sumsq for t in wide) / count) if count else 0.0
+    out = []
+    for t, f in zip(stats, _factors(stats)):
+        s = step * float(f)
+        if t.one_d and t.rms > 0:
+            s = min(s, ONE_D_REL_ERROR * t.rms * math.sqrt(12.0))
+        elif rms > 0 and t.rms > 0:
+            s = min(s, RELATIVE_CAP * step * t.rms / rms)
+        out.append(s if s > 0 else step)
+    return out
+
+
+def relative_error(stats: Sequence[TensorStats], step: float) -> float:
+    """The (sensitivity-weighted) relative error of all tensors with global step ``step``, estimated on
+    each tensor's sample."""
+    num = den = 0.0
+    for t, s in zip(stats, steps(stats, step)):
+        if t.size == 0 or t.sumsq == 0:
+            continue
+        err = t.sample - np.rint(t.sample / s) * s
+        num += t.sensitivity * float(np.dot(err, err)) * t.size / t.sample.size
+        den += t.sensitivity * t.sumsq
+    return math.sqrt(num / den) if den > 0 else 0.0
+
+
+def solve_step(stats: Sequence[TensorStats], target: float) -> float:
+    """The global step whose (estimated) relative error is ``target``, within 0.5%.
+
+    Raises
+    ------
+    ValueError
+        ``target`` outside (0, 1), or no tensor with a nonzero value.
+    """
+    if not 0.0 < float(target) < 1.0:
+        raise ValueError(f"max_rel_error must lie in (0, 1), got {target!r}")
+    live = [t for t in stats if t.sumsq > 0]
+    if not live:
+        raise ValueError("no tensor to quantize has a nonzero value")
+    f = _factors(stats)
+    weight = sum(t.sensitivity * t.sumsq for t in stats)
+    noise = sum(t.sensitivity * t.size * float(fi) ** 2 / 12.0 for t, fi in zip(stats, f))
+    guess = target * math.sqrt(weight / noise) if noise > 0 else max(t.rms for t in live)
+    lo, hi = guess / 2, guess * 2
+    while relative_error(stats, lo) > target and lo > 1e-300:
+        lo /= 4
+    while relative_error(stats, hi) <= target and hi < 1e300:
+        hi *= 4
+    while hi / lo > 1.005:  # relative_error(lo) <= target < relative_error(hi)
+        mid = math.sqrt(lo * hi)
+        if relative_error(stats, mid) <= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo

@@ -1,0 +1,363 @@
+"""Reading a store that :func:`sinr_codecs.weights.compress_weights` wrote: one tensor, or all of them.
+
+A store is a Zarr format 3 group (a folder or a ``.zip``) with one array per tensor and a ``"sinr_codecs"``
+group attribute holding a :class:`~sinr_codecs.report.TensorRecord` per tensor. :func:`_open_store`
+validates a store before anything is decoded; :class:`StoreReader` gives lazy access to its tensors (one
+is decoded when asked for, the others are not touched); :func:`decompress_weights` restores a model file,
+tensor by tensor; :func:`inspect_store` reads the records alone.
+
+Every problem with a store (missing, truncated or damaged arrays, attributes that lie, a checksum that does
+not match) is a :class:`~sinr_codecs.errors.WeightsError` naming the store and the tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sinr_codecs.errors import WeightsError
+from sinr_codecs.model_files import (
+    INDEX_SUFFIX,
+    _check_writable,
+    _format_of,
+    _is_numpy_dtype,
+    _to_numpy,
+    _to_torch,
+    _torch_label,
+    _write_model,
+)
+from sinr_codecs.outputs import _check_destination, _is_zip
+from sinr_codecs.progress import bar
+from sinr_codecs.report import ATTR_KEY, FORMAT_NAME, FORMAT_VERSION, Report, TensorRecord
+from sinr_codecs.uniform import quiet_numcodecs
+
+__all__ = ["StoreReader", "decompress_weights", "inspect_store"]
+
+
+def _dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _sha256(a: np.ndarray) -> str:
+    canon = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype)
+    return hashlib.sha256(canon.reshape(-1).view(np.uint8)).hexdigest()
+
+
+@dataclass
+class _Store:
+    """An opened, validated store for reading."""
+
+    root: Any
+    meta: dict[str, Any]
+    records: list[TensorRecord]
+    closer: Callable[[], None]
+    size: int
+    keys: frozenset[str]  # every key in the store ("array/c/0/0", "array/zarr.json", ...)
+
+    def chunk_count(self, array: str) -> int:
+        """Number of chunk objects stored for ``array`` (listed directly: zarr's own count
+        mis-reads a zip store when one array's name is a prefix of another's)."""
+        prefix = f"{array}/c"
+        return sum(k == prefix or k.startswith(prefix + "/") for k in self.keys)
+
+
+def _open_store(path: Path) -> _Store:
+    import zarr
+
+    if not path.exists():
+        raise FileNotFoundError(f"no such file or directory: {path}")
+    store: Any
+    if path.is_dir():
+        store, size = zarr.storage.LocalStore(path, read_only=True), _dir_size(path)
+        keys = frozenset(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    elif _is_zip(path):
+        try:  # reads the central directory only; each member's CRC is checked when zarr reads it
+            with zipfile.ZipFile(path) as zf:
+                keys = frozenset(zf.namelist())
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise WeightsError(f"{path} is not a valid zip file (truncated or corrupt?): {exc}") from None
+        store, size = zarr.storage.ZipStore(path, mode="r"), path.stat().st_size
+    else:
+        raise WeightsError(
+            f"{path} is not a compressed store: expected a directory or a .zip written by sinr compress")
+    try:
+        root = zarr.open_group(store=store, mode="r")
+        attrs = dict(root.attrs)
+    except Exception as exc:
+        store.close()
+        raise WeightsError(
+            f"{path} is not a Zarr group written by sinr compress ({type(exc).__name__}: {exc})") from None
+    meta = attrs.get(ATTR_KEY)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        store.close()
+        raise WeightsError(
+            f"{path} is a Zarr group without sinr-weights metadata: not written by sinr compress, or the "
+            "compression was interrupted before it finished (run it again)")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        store.close()
+        raise WeightsError(
+            f"{path} uses sinr-weights format version {version}; this sinr-codecs reads up to "
+            f"{FORMAT_VERSION}: upgrade it (pip install -U sinr-codecs)")
+    tensors = meta.get("tensors")
+    if not isinstance(tensors, list):
+        store.close()
+        raise WeightsError(f"{path}: the tensor list in the group attributes is damaged")
+    try:
+        records = [TensorRecord.from_dict(t) for t in tensors]
+    except (TypeError, ValueError, WeightsError) as exc:
+        store.close()
+        raise WeightsError(f"{path}: the tensor records are damaged ({exc})") from None
+    names = [r.name for r in records]
+    if len(set(names)) != len(names):
+        store.close()
+        raise WeightsError(f"{path}: the tensor records name a tensor twice: the store is damaged")
+    return _Store(root, meta, records, store.close, size, keys)
+
+
+def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
+    """Read and check one tensor's stored values."""
+    where = f"tensor {rec.name!r} (array {rec.array!r}) in {path}"
+    try:
+        with quiet_numcodecs():
+            arr = st.root[rec.array]
+    except KeyError:
+        raise WeightsError(f"{where} is missing: the store is incomplete or damaged") from None
+    if list(arr.shape) != list(rec.stored_shape):
+        raise WeightsError(
+            f"{where} has shape {arr.shape}, expected {tuple(rec.stored_shape)}: the store is damaged")
+    stored = st.chunk_count(rec.array)
+    if stored != arr.nchunks:
+        raise WeightsError(
+            f"{where} has {stored} of its {arr.nchunks} chunks: the store is truncated or damaged")
+    try:
+        with quiet_numcodecs():
+            values = arr[...]
+    except Exception as exc:  # StreamError, pcodec/blosc/zip errors, ...
+        raise WeightsError(f"{where} cannot be decoded: {type(exc).__name__}: {exc}") from None
+    values = np.asarray(values)
+    if rec.sha256 is not None and _sha256(values) != rec.sha256:
+        raise WeightsError(f"{where} does not match its checksum: the store is damaged")
+    if not np.all(np.isfinite(values)) and rec.policy != "lossless":
+        raise WeightsError(f"{where} decodes to values that are not finite: the store is damaged")
+    return values
+
+
+class StoreReader:
+    """Lazy access to the tensors of a store, shaped like ``safetensors.safe_open``.
+
+    Parameters
+    ----------
+    path : path
+        A store written by :func:`sinr_codecs.weights.compress_weights` or :func:`sinr_codecs.save_file`.
+    framework : {"pt", "np"}, default "pt"
+        :meth:`get_tensor` returns torch tensors (original dtypes, bfloat16 included) or numpy arrays.
+    device : str, default "cpu"
+        Torch device for ``"pt"`` tensors.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from sinr_codecs import save_file, safe_open
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.zip")
+    >>> _ = save_file({"fc.weight": np.ones((64, 32), "f4"), "fc.bias": np.zeros(64, "f4")}, path)
+    >>> with safe_open(path, framework="np") as f:
+    ...     sorted(f.keys()), f.get_tensor("fc.bias").shape
+    (['fc.bias', 'fc.weight'], (64,))
+    """
+
+    def __init__(self, path: str | os.PathLike[str], framework: str = "pt", device: str = "cpu") -> None:
+        if framework not in ("pt", "np", "numpy"):
+            raise ValueError(f"framework must be 'pt' or 'np', got {framework!r}")
+        self.path = Path(path)
+        self.framework = "np" if framework == "numpy" else framework
+        self.device = device
+        self._st = _open_store(self.path)
+        self._by_name = {r.name: r for r in self._st.records}
+
+    def keys(self) -> list[str]:
+        """Tensor names, in the original file's order."""
+        return [r.name for r in self._st.records]
+
+    def metadata(self) -> dict[str, str] | None:
+        """The original safetensors header metadata (None when there was none)."""
+        meta = self._st.meta.get("safetensors_metadata")
+        return dict(meta) if isinstance(meta, dict) else None
+
+    def record(self, name: str) -> TensorRecord:
+        """What compression did to tensor ``name`` (policy, bytes, relative error, ...)."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"{self.path} has no tensor {name!r}") from None
+
+    def get_tensor(self, name: str) -> Any:
+        """Decode tensor ``name`` alone (a torch tensor or a numpy array, original shape and dtype)."""
+        rec = self.record(name)
+        stored = _read_array(self._st, rec, self.path)
+        if self.framework == "np":
+            return _to_numpy(rec, stored)
+        return _to_torch(rec, stored).to(self.device)
+
+    def close(self) -> None:
+        self._st.closer()
+
+    def __enter__(self) -> StoreReader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _output_format(dst: Path) -> str:
+    """``"index"`` for a sharded checkpoint's index, else the model file format of ``dst``."""
+    if dst.name.lower().endswith(INDEX_SUFFIX):
+        return "index"
+    return _format_of(dst, what="output")
+
+
+def decompress_weights(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Report:
+    """Restore a model file (or a sharded checkpoint) from a store written by
+    :func:`~sinr_codecs.weights.compress_weights`.
+
+    Parameters
+    ----------
+    src : path
+        The store: a directory or a ``.zip``.
+    dst : path
+        The model file to write; its suffix picks the format (``.pt``/``.pth``/``.bin``/``.ckpt``,
+        ``.safetensors``, ``.npz``), which need not be the original one (bfloat16 cannot go to .npz). A
+        name ending in ``.index.json`` (``model.safetensors.index.json``) writes a sharded checkpoint: the
+        store's shards (as compressed) beside the index; the store must come from a sharded checkpoint.
+    progress : bool, default True
+        Show a progress bar (standard error, terminals only).
+    overwrite : bool, default False
+        Replace existing regular files at ``dst`` (and its shards); never a folder. Each new file is written
+        next to its destination and renamed over it when complete.
+
+    Returns
+    -------
+    Report
+        The records stored at compression time.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``src`` does not exist.
+    WeightsError
+        ``src`` is not a complete, intact store; or ``dst`` exists, cannot be written (the message names
+        it), or cannot hold a tensor's dtype.
+    KeyboardInterrupt
+        Passed on; ``dst`` is left as it was and no temporary file remains.
+    """
+    t0 = time.perf_counter()
+    src, dst = Path(src), Path(dst)
+    fmt = _output_format(dst)
+    _check_destination(dst, overwrite, store=False)
+    _check_writable(dst)
+    st = _open_store(src)
+    try:
+        groups = _output_files(st, src, dst, fmt)
+        for path, _, _ in groups[1:]:
+            _check_destination(path, overwrite, store=False)
+        with bar(total=len(st.records), desc="decompress", unit="tensor", quiet=not progress, leave=True) as b:
+            for path, file_fmt, records in groups:
+                if file_fmt == "npz":  # refuse before decoding anything
+                    for rec in records:
+                        if rec.encoding != "native" or not _is_numpy_dtype(rec.dtype):
+                            _to_numpy(rec, np.empty(0))
+                entries = [(r.name, _torch_label(r.dtype) if file_fmt != "npz" else r.dtype, tuple(r.shape))
+                           for r in records]
+                metadata = st.meta.get("safetensors_metadata") if file_fmt == "safetensors" else None
+                _write_model(path, file_fmt, entries, _restored(st, src, records, file_fmt, b),
+                             metadata if isinstance(metadata, dict) else None)
+        if fmt == "index":
+            _write_index(st, dst, groups)
+    finally:
+        st.closer()
+    return _report(st, src, dst, t0)
+
+
+def _report(st: _Store, src: Path, dst: Path | str, t0: float) -> Report:
+    step = st.meta.get("global_step")
+    return Report(str(src), str(dst), str(st.meta.get("source_format", "")), st.records,
+                  list(st.meta.get("notes") or []), time.perf_counter() - t0, st.size,
+                  float(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None)
+
+
+def _restored(st: _Store, src: Path, records: list[TensorRecord], fmt: str, b: Any) -> Iterator[Any]:
+    """Each record's tensor, decoded as the writer asks for it (one in memory at a time)."""
+    for rec in records:
+        stored = _read_array(st, rec, src)
+        yield _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)
+        b.update()
+
+
+def _output_files(st: _Store, src: Path, dst: Path, fmt: str) -> list[tuple[Path, str, list[TensorRecord]]]:
+    """``(path, format, records)`` of every file to write: ``dst`` alone, or a sharded checkpoint's shards."""
+    if fmt != "index":
+        return [(dst, fmt, st.records)]
+    shards = st.meta.get("shards")
+    if not isinstance(shards, dict) or not shards:
+        raise WeightsError(f"{src} was not compressed from a sharded checkpoint: restore it to a single model "
+                           "file (.safetensors, .pt, .npz)")
+    out: dict[str, list[TensorRecord]] = {}
+    for rec in st.records:
+        name = shards.get(rec.name)
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise WeightsError(f"{src}: the shard of tensor {rec.name!r} is missing or not a file name: the "
+                               "store is damaged")
+        out.setdefault(name, []).append(rec)
+    return [(dst.parent / name, _format_of(Path(name), what="shard"), recs) for name, recs in out.items()]
+
+
+def _write_index(st: _Store, dst: Path, groups: list[tuple[Path, str, list[TensorRecord]]]) -> None:
+    from sinr_codecs.model_files import _itemsize, _public_mode
+
+    meta = dict(st.meta.get("index_metadata") or {})
+    meta["total_size"] = sum(int(np.prod(r.shape)) * _itemsize(_torch_label(r.dtype)) for r in st.records)
+    doc = {"metadata": meta, "weight_map": {r.name: path.name for path, _, recs in groups for r in recs}}
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.chmod(tmp, _public_mode(0o666))
+    os.replace(tmp, dst)
+
+
+def inspect_store(path: str | os.PathLike[str]) -> Report:
+    """What a store holds, from its metadata alone (nothing is decoded).
+
+    Parameters
+    ----------
+    path : path
+        A store written by :func:`~sinr_codecs.weights.compress_weights` (directory or ``.zip``).
+
+    Returns
+    -------
+    Report
+        ``destination`` is empty; ``store_bytes`` is the store's size on disk.
+
+    Raises
+    ------
+    FileNotFoundError, WeightsError
+        As :func:`decompress_weights`.
+    """
+    t0 = time.perf_counter()
+    path = Path(path)
+    st = _open_store(path)
+    st.closer()
+    return _report(st, path, "", t0)
