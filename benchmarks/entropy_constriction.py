@@ -100,8 +100,8 @@ def gaussian_sections(sizes: Sequence[int], k1: int = 128, ratio: float = 8.0, s
 
 def siren_sections(steps: int, width: int = 128, size: int = 64) -> list[dict]:
     """Sections of a COIN SIREN fitted to the bundled astronaut image (hidden matrices SINR-coded)."""
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
+    from sinr_adapters.methods.coin import COINAdapter
+    from sinr_adapters.framework.images import load_image
 
     adapter = COINAdapter(width=width, layers=3)
     signal = adapter.signal_from_image(load_image("astronaut", size), name="astronaut")

@@ -15,7 +15,7 @@ The curves of one method ``M`` (labels as ``sinr evaluate`` writes them):
 - ``bit search | rate-aware``: the fair baseline, the bit search and ``rate-aware`` pooled.
 
 Anchors are reduced to their upper convex hull in log-rate, tests to their Pareto front
-(:func:`sinr_adapters.rd.bd_rate`). Prints JSON: per signal the points of every curve and the BD-rates.
+(:func:`sinr_adapters.harness.rd.bd_rate`). Prints JSON: per signal the points of every curve and the BD-rates.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sinr_adapters import rd
+from sinr_adapters.harness import rd
 
 COMPARISONS = (
     ("rate-aware+SINR", "bit search | rate-aware"),

@@ -32,8 +32,8 @@ QUICK = {"size": 64, "tile": 32, "levels": 8, "base_resolution": 4, "log2_table_
 
 def mosaic(size: int, *, tile: int = 512) -> np.ndarray:
     """A ``size x size`` RGB mosaic of the bundled images, each a ``tile``-pixel square, row-major, cycling
-    through :data:`sinr_adapters.images.IMAGES` (float32 in [0, 1], 8-bit levels)."""
-    from sinr_adapters.images import IMAGES, load_image
+    through :data:`sinr_adapters.framework.images.IMAGES` (float32 in [0, 1], 8-bit levels)."""
+    from sinr_adapters.framework.images import IMAGES, load_image
 
     names = list(IMAGES)
     out = np.zeros((size, size, 3), dtype=np.float32)
@@ -81,10 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size is not None and args.batch_size <= 0:
         args.batch_size = None
     import torch
-    from sinr_adapters import nets
-    from sinr_adapters.base import SINROptions
-    from sinr_adapters.evaluate import environment
-    from sinr_adapters.shacira import SHACIRAAdapter
+    from sinr_adapters.framework import nets
+    from sinr_adapters.framework.sinr_options import SINROptions
+    from sinr_adapters.harness.evaluate import environment
+    from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
 
     if args.threads or args.quick:
         torch.set_num_threads(args.threads or 1)

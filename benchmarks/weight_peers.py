@@ -18,12 +18,12 @@ Coders (one rate knob each):
   on the whole state_dict, ``nncodec.nnc.compress`` / ``decompress``; knob: its quantization parameter
   ``qp`` (step 2**(qp/4)); 1-D tensors (biases) at its ``nonweight_qp`` (default -75, NNCodec's).
   Optional: NNCodec is never a dependency of sinr-codecs; install it in a separate venv (docs/peers.md).
-- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` (learned per-tensor steps, Laplace rate term,
+- ``rate-aware``: :func:`sinr_adapters.rate_coding.rate_aware.compress` (learned per-tensor steps, Laplace rate term,
   rANS; ``--rate-aware-steps`` Adam steps on the image, so unlike the coders above it fine-tunes the
   weights); knob: the rate weight ``lam`` (``--rate-aware-lams``). Every byte of its stream counts,
   the adapter header included.
 - ``rate-aware+seed``: the same on a second SIREN fitted from the seeded initialisation
-  (:func:`sinr_adapters.rate_aware.seeded_init`, seed ``--seed``), coding ``theta - theta0``. It is another
+  (:func:`sinr_adapters.rate_coding.rate_aware.seeded_init`, seed ``--seed``), coding ``theta - theta0``. It is another
   network, with its own float32 PSNR: the summary also gives its bits/weight within ``--tolerance`` of
   that (``rate-aware+seed (own float32)``); its ``rel_error`` is against its own float32 weights.
 
@@ -350,7 +350,7 @@ def _ints(s: str) -> list[int]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="weight_peers", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--image", default="astronaut", help="bundled image (sinr_adapters.images)")
+    p.add_argument("--image", default="astronaut", help="bundled image (sinr_adapters.framework.images)")
     p.add_argument("--size", type=int, default=128, help="image side in pixels")
     p.add_argument("--width", type=int, default=64, help="SIREN width")
     p.add_argument("--layers", type=int, default=3, help="sine layers (COIN's num_layers)")
@@ -434,8 +434,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown coders {sorted(unknown)}", file=sys.stderr)
         return 2
     import torch
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
+    from sinr_adapters.methods.coin import COINAdapter
+    from sinr_adapters.framework.images import load_image
 
     torch.set_num_threads(max(1, args.threads))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -522,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        lambda d: decode_nncodec(d, template))
 
         elif coder in ("rate-aware", "rate-aware+seed"):
-            from sinr_adapters import rate_aware as ra
+            from sinr_adapters.rate_coding import rate_aware as ra
 
             net, seed, stds, own_sd = model, None, None, None
             if coder == "rate-aware+seed":

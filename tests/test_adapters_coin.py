@@ -8,9 +8,11 @@ import math
 import pytest
 import torch
 
-from sinr_adapters.base import Adapter, SINROptions, StreamError
-from sinr_adapters.coin import COINAdapter, COINSiren, load_coin_checkpoint
-from sinr_adapters.images import load_image
+from sinr_adapters.framework.protocol import Adapter
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_codecs.errors import StreamError
+from sinr_adapters.methods.coin import COINAdapter, COINSiren, load_coin_checkpoint
+from sinr_adapters.framework.images import load_image
 
 from .conftest import assert_refuses_corruption
 
@@ -150,7 +152,7 @@ def test_corrupt_streams_raise(fitted):
         adapter.decompress(b"XXXX" + data[4:])
     with pytest.raises(TypeError):
         adapter.decompress("not bytes")
-    from sinr_adapters.inric import INRICAdapter
+    from sinr_adapters.methods.inric import INRICAdapter
 
     with pytest.raises(StreamError, match="coin"):
         INRICAdapter().decompress(data)
@@ -159,7 +161,7 @@ def test_corrupt_streams_raise(fitted):
 def test_oversized_stream_is_refused_before_allocation():
     import io
 
-    from sinr_adapters.base import write_varint
+    from sinr_adapters.framework.container import write_varint
 
     buf = io.BytesIO()
     big = COINAdapter(width=10**6, layers=3)

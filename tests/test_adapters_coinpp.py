@@ -10,8 +10,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.base import Adapter, SINROptions, StreamError
-from sinr_adapters.coinpp import (
+from sinr_adapters.framework.protocol import Adapter
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_codecs.errors import StreamError
+from sinr_adapters.methods.coinpp.adapter import (
     COINppAdapter,
     COINppModel,
     ModulatedSiren,
@@ -19,7 +21,7 @@ from sinr_adapters.coinpp import (
     patch_coordinates,
     patchify,
 )
-from sinr_adapters.images import load_image
+from sinr_adapters.framework.images import load_image
 
 from .conftest import assert_refuses_corruption
 
@@ -188,7 +190,7 @@ def test_streams_refuse_other_bases_and_corruption(meta, fitted):
 
 
 def test_rate_aware_latents_round_trip_and_bind_the_base(meta, fitted):
-    from sinr_adapters import rate_aware as ra
+    from sinr_adapters.rate_coding import rate_aware as ra
 
     adapter, signal, model, _ = fitted
     for sinr in (None, SINROptions(sparsity=4, value_bits=8, dictionary_ratio=2)):

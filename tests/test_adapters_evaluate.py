@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters import commands
-from sinr_adapters.base import Result
-from sinr_adapters.evaluate import EvalConfig, markdown_table, run, summary
+from sinr_adapters.harness import commands
+from sinr_adapters.framework.results import Result
+from sinr_adapters.harness.evaluate import EvalConfig, markdown_table, run, summary
 
 TINY = ["--images", "astronaut", "--size", "12", "--widths", "8", "--layers", "2", "--steps", "40",
         "--finetune-steps", "4", "--inric-ff-dims", "2", "--quiet", "--no-progress", "--threads", "1"]
@@ -49,9 +49,9 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
     assert (out / "results.md").read_text().count("\n| ") >= 4
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # bytes counted == bytes written, and the written streams decode to the reported PSNR
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
-    from sinr_adapters.nets import psnr_8bit
+    from sinr_adapters.methods.coin import COINAdapter
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.nets import psnr_8bit
 
     for i in range(4):
         stream = res["extra"][i]["stream"]
@@ -86,10 +86,10 @@ SMALL_SHACIRA = ["--shacira-levels", "3", "--shacira-base-resolution", "2", "--s
 def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
     """COIN++ (from a saved base network) and SHACIRA run through the same harness: their rate knobs
     are recorded, COIN++ fits by its inner loop, and the streams written decode to the PSNR reported."""
-    from sinr_adapters.coinpp import COINppAdapter
-    from sinr_adapters.images import load_image
-    from sinr_adapters.nets import psnr_8bit
-    from sinr_adapters.shacira import SHACIRAAdapter
+    from sinr_adapters.methods.coinpp.adapter import COINppAdapter
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.nets import psnr_8bit
+    from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
 
     base = COINppAdapter(width=8, layers=3, latent_dim=4, patch=8, inner_steps=2).meta_learn(
         [load_image("rocket", 16)], outer_steps=3, batch_size=2, device="cpu", progress=False)
@@ -135,7 +135,7 @@ def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
     lines: list[str] = []
     (r,) = run(cfg, progress=False, log=lines.append, streams_dir=tmp_path)
     assert r.config["meta_images"] == ["rocket"] and r.config["meta_steps"] == 2
-    from sinr_adapters.coinpp import COINppAdapter
+    from sinr_adapters.methods.coinpp.adapter import COINppAdapter
 
     base = COINppAdapter.from_base_file(r.config["shared_file"])   # the saved base decodes the saved stream
     assert base.decode(Path(r.extra["stream"]).read_bytes()).shape == (16, 16, 3)
@@ -179,7 +179,7 @@ def test_demo_runs(tmp_path, capsys):
 
 
 def test_comparisons_against_each_baseline_setting():
-    from sinr_adapters.evaluate import comparisons_at_equal_psnr
+    from sinr_adapters.harness.evaluate import comparisons_at_equal_psnr
 
     def row(label, point, bpp, psnr):
         return {"label": label, "point": point, "bpp": bpp, "psnr": psnr}
@@ -199,10 +199,10 @@ def test_comparisons_against_each_baseline_setting():
 def test_harness_on_cuda_matches_the_cpu_stream_contract(tmp_path):
     """Every method fits, compresses and decodes on the GPU; the streams decode on the CPU to the PSNR
     the GPU run reported (decoding is device-independent)."""
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
-    from sinr_adapters.nets import psnr_8bit
-    from sinr_adapters.shacira import SHACIRAAdapter
+    from sinr_adapters.methods.coin import COINAdapter
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.nets import psnr_8bit
+    from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
 
     out = tmp_path / "rd"
     status = commands.main_evaluate(["--method", "coin,shacira", *TINY, "--size", "16", *SMALL_SHACIRA,
@@ -219,7 +219,7 @@ def test_harness_on_cuda_matches_the_cpu_stream_contract(tmp_path):
 
 
 def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(tmp_path, capsys, monkeypatch):
-    from sinr_adapters import evaluate
+    from sinr_adapters.harness import evaluate
 
     out = tmp_path / "rd"
     argv = ["--method", "coin", *TINY, "--widths", "6,8", "--out", str(out)]
@@ -262,7 +262,7 @@ def test_run_pins_threads_and_shows_the_time_left(capsys):
                      steps=5, finetune_steps=1, with_sinr=False)
     seen = []
     cfg_threads = cfg.threads
-    from sinr_adapters import evaluate
+    from sinr_adapters.harness import evaluate
 
     results = evaluate.run(cfg, progress=True, log=lambda m: seen.append(torch.get_num_threads()))
     assert cfg_threads == 1 and seen == [1]            # one thread while running, as in the demo

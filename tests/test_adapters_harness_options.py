@@ -1,4 +1,4 @@
-"""The harness builds every method's options from the adapter's own description (sinr_adapters.spec)."""
+"""The harness builds every method's options from the adapter's own description (sinr_adapters.framework.spec)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sinr_adapters import commands, spec
-from sinr_adapters.evaluate import EvalConfig, method_spec
+from sinr_adapters.harness import commands
+from sinr_adapters.framework import spec
+from sinr_adapters.harness.evaluate import EvalConfig, method_spec
 
 
 def config_of(argv):
@@ -31,14 +32,14 @@ def test_the_harness_names_no_method():
     """No string in the harness's code (docstrings aside) is a method's name."""
     root = Path(__file__).resolve().parents[1] / "adapters"
     names = {"coin", "inric", "coinpp", "shacira"}
-    for module in ("evaluate.py", "spec.py", "tune.py", "rd.py"):
+    for module in ("harness/evaluate.py", "framework/spec.py", "harness/tune.py", "harness/rd.py"):
         tree = ast.parse((root / module).read_text())
         docs = {id(n.body[0].value) for n in ast.walk(tree)
                 if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(n) is not None}
         strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
                    and id(n) not in docs]
         found = [s for s in strings if s.lower() in names or re.match(r"(coin|inric|shacira)_", s)]
-        if module == "evaluate.py":   # EvalConfig's default method list, as `sinr evaluate` without --method
+        if module == "harness/evaluate.py":   # EvalConfig's default method list, as `sinr evaluate` without --method
             found.remove("coin")
         assert not found, module
 
@@ -46,7 +47,7 @@ def test_the_harness_names_no_method():
 def test_the_command_line_names_no_method_beyond_its_defaults_and_the_demo():
     """``sinr evaluate``'s flags and help come from the adapters' descriptions: method names appear only
     in the default of --method, one --set example and the demo's embedded configuration."""
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "adapters" / "commands.py").read_text())
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "adapters" / "harness" / "commands.py").read_text())
     demo = {id(n) for a in ast.walk(tree) if isinstance(a, (ast.Assign, ast.AnnAssign))
             and any(isinstance(t, ast.Name) and t.id in ("DEMO", "_DEMO_HELP", "_DEMO_DESC")
                     for t in getattr(a, "targets", [getattr(a, "target", None)]))

@@ -17,21 +17,21 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.base import (
+from sinr_adapters.framework.container import (
     MAGIC,
     MAX_STREAM_TENSORS,
-    INRAdapter,
     Reader,
-    SINROptions,
-    StreamError,
     read_quantizer,
     write_section,
     write_varint,
 )
-from sinr_adapters.coin import COINAdapter
-from sinr_adapters.coinpp import COINppAdapter
-from sinr_adapters.inric import INRICAdapter
-from sinr_adapters.shacira import SHACIRAAdapter
+from sinr_adapters.framework.inr import INRAdapter
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_codecs.errors import StreamError
+from sinr_adapters.methods.coin import COINAdapter
+from sinr_adapters.methods.coinpp.adapter import COINppAdapter
+from sinr_adapters.methods.inric import INRICAdapter
+from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
 
 from .conftest import assert_refuses_corruption
 

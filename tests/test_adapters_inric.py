@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters.base import SINROptions, StreamError
-from sinr_adapters.images import load_image
-from sinr_adapters.inric import INRICAdapter, INRICNet, load_inric_checkpoint
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_codecs.errors import StreamError
+from sinr_adapters.framework.images import load_image
+from sinr_adapters.methods.inric import INRICAdapter, INRICNet, load_inric_checkpoint
 
 SIZE = 16
 
@@ -174,7 +175,7 @@ def test_checkpoint_errors():
 
 # ---- the published pipeline: AdaRound, Meta-SGD, rANS ---------------------------------------------
 def test_adaround_lowers_the_quantized_mse(fitted):
-    from sinr_adapters.adaround import adaround
+    from sinr_adapters.rate_coding.adaround import adaround
 
     adapter, signal, model, _ = fitted
     names = ["net.net.1.0.weight", "net.net.2.0.weight"]

@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.audio import AudioAdapter, snr
-from sinr_adapters.base import SINROptions, StreamError
-from sinr_adapters.commands import main_evaluate
-from sinr_adapters.evaluate import EvalConfig, method_spec
-from sinr_adapters.nic import NICAdapter, rgb_to_yuv, y_psnr
-from sinr_adapters.occupancy import OccupancyAdapter, iou
-from sinr_adapters.pointclouds import HELD_OUT_CLOUDS, Cloud, load_cloud
-from sinr_adapters.shapes import SHAPES, load_shape
-from sinr_adapters.waveforms import WAVEFORMS, load_waveform
+from sinr_adapters.methods.audio.adapter import AudioAdapter, snr
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_codecs.errors import StreamError
+from sinr_adapters.harness.commands import main_evaluate
+from sinr_adapters.harness.evaluate import EvalConfig, method_spec
+from sinr_adapters.methods.nic.adapter import NICAdapter, rgb_to_yuv, y_psnr
+from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter, iou
+from sinr_adapters.methods.nic.pointclouds import HELD_OUT_CLOUDS, Cloud, load_cloud
+from sinr_adapters.methods.occupancy.shapes import SHAPES, load_shape
+from sinr_adapters.methods.audio.waveforms import WAVEFORMS, load_waveform
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,7 +48,7 @@ def test_procedural_signals_are_deterministic_and_in_range():
 def test_occupancy_grid_is_evaluated_in_chunks_at_any_size(monkeypatch):
     import tracemalloc
 
-    from sinr_adapters import shapes
+    from sinr_adapters.methods.occupancy import shapes
 
     for name in SHAPES:
         for size in (5, 17):   # odd sizes: the same cells as the points the network is rendered on
@@ -282,7 +283,7 @@ def test_mixed_kinds_in_one_run(tmp_path):
 
 
 def test_a_kind_other_than_images_needs_a_source():
-    from sinr_adapters.spec import AdapterSpec, SignalSource
+    from sinr_adapters.framework.spec import AdapterSpec, SignalSource
 
     with pytest.raises(ValueError, match="describes no signal source"):
         AdapterSpec(summary="volumes", signal="volume").signal_source()

@@ -13,13 +13,16 @@ import struct
 import numpy as np
 import pytest
 from sinr_codecs import rans
-from sinr_adapters.audio import AudioAdapter
-from sinr_adapters.base import INRAdapter, Reader, SINROptions, StreamError, write_section
-from sinr_adapters.nic import NICAdapter
-from sinr_adapters.occupancy import OccupancyAdapter
-from sinr_adapters.pointclouds import load_cloud
-from sinr_adapters.shapes import load_shape
-from sinr_adapters.waveforms import load_waveform
+from sinr_adapters.methods.audio.adapter import AudioAdapter
+from sinr_adapters.framework.inr import INRAdapter
+from sinr_adapters.framework.container import Reader, write_section
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_codecs.errors import StreamError
+from sinr_adapters.methods.nic.adapter import NICAdapter
+from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter
+from sinr_adapters.methods.nic.pointclouds import load_cloud
+from sinr_adapters.methods.occupancy.shapes import load_shape
+from sinr_adapters.methods.audio.waveforms import load_waveform
 
 from .conftest import assert_refuses_corruption
 from .test_adapters_hostile import BAD_VALUES, outcome, refix, refused, restream, set_key

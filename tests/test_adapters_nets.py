@@ -1,4 +1,4 @@
-"""sinr_adapters.nets and sinr_adapters.images: building blocks, the fitting loop, PSNR, bundled images."""
+"""sinr_adapters.framework.nets and sinr_adapters.framework.images: building blocks, the fitting loop, PSNR, bundled images."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters import nets
-from sinr_adapters.images import IMAGES, load_image
+from sinr_adapters.framework import nets
+from sinr_adapters.framework.images import IMAGES, load_image
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

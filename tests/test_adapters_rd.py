@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinr_adapters import rd
+from sinr_adapters.harness import rd
 
 
 def curve(scale: float, qualities) -> list[tuple[float, float]]:

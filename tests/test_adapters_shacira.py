@@ -9,12 +9,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.base import Adapter, Reader, SINROptions, StreamError
-from sinr_adapters.hashgrid import PRIMES, HashGrid, grid_resolutions
-from sinr_adapters.images import load_image
+from sinr_adapters.framework.protocol import Adapter
+from sinr_adapters.framework.container import Reader
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_codecs.errors import StreamError
+from sinr_adapters.methods.shacira.hashgrid import PRIMES, HashGrid, grid_resolutions
+from sinr_adapters.framework.images import load_image
 
 from .conftest import assert_refuses_corruption, benchmark_script
-from sinr_adapters.shacira import SHACIRAAdapter, rans_decode, rans_encode, ste_round
+from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter, rans_decode, rans_encode, ste_round
 
 SIZE = 16
 
@@ -193,7 +196,7 @@ def test_corrupt_streams_raise(fitted):
     adapter, signal, model, _ = fitted
     data = adapter.compress(copy.deepcopy(model), signal, progress=False)
     assert_refuses_corruption(adapter.decompress, data, (0, 3, 8, len(data) // 3, len(data) - 1))
-    from sinr_adapters.coin import COINAdapter
+    from sinr_adapters.methods.coin import COINAdapter
 
     with pytest.raises(StreamError, match="shacira"):
         COINAdapter().decompress(data)

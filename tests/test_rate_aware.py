@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters import rate_aware as ra
-from sinr_adapters.coin import COINAdapter
-from sinr_adapters.images import load_image
-from sinr_adapters.rate import actual_bits, laplace_bits, ste_round
-from sinr_adapters.sensitivity import diagonal_fisher, high_rate_steps
-from sinr_adapters.sinr_options import SINROptions
+from sinr_adapters.rate_coding import rate_aware as ra
+from sinr_adapters.methods.coin import COINAdapter
+from sinr_adapters.framework.images import load_image
+from sinr_adapters.rate_coding.rate import actual_bits, laplace_bits, ste_round
+from sinr_adapters.rate_coding.sensitivity import diagonal_fisher, high_rate_steps
+from sinr_adapters.framework.sinr_options import SINROptions
 from sinr_codecs.errors import StreamError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -84,7 +84,7 @@ def test_stream_reads_as_docs_format_adapters_specifies_it(tiny, sinr):
     import struct
     import zlib
 
-    from sinr_adapters.container import Reader
+    from sinr_adapters.framework.container import Reader
 
     adapter, signal, model = tiny
     data, _ = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=2), sinr=sinr)
@@ -170,7 +170,7 @@ def test_support_refinement_round_trip(tiny, accept):
 
 
 def test_value_sections_take_the_parametric_model_when_it_is_smaller():
-    from sinr_adapters.rate import LaplaceModel, laplace_freqs
+    from sinr_adapters.rate_coding.rate import LaplaceModel, laplace_freqs
 
     rng = np.random.default_rng(1)
     q = np.round(rng.laplace(0.0, 3.0, size=300)).astype(np.int64)

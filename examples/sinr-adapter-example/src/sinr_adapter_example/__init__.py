@@ -4,7 +4,7 @@ The network maps a pixel's coordinates in [-1, 1]² through a fixed positional e
 cosines at ``frequencies`` octaves) and ``layers`` ReLU layers of width ``width`` to RGB in [0, 1].
 Without SINR every tensor is stored as per-tensor uniform ``bits``-bit integers (Brotli-coded by the
 container); with SINR the hidden-to-hidden matrices are SINR-coded. Everything else (fitting,
-fine-tuning, the stream, decoding) is :class:`sinr_adapters.base.INRAdapter`'s.
+fine-tuning, the stream, decoding) is :class:`sinr_adapters.framework.inr.INRAdapter`'s.
 
 Examples
 --------
@@ -20,9 +20,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sinr_adapters import nets
-from sinr_adapters.base import INRAdapter, Signal, image_array
-from sinr_adapters.spec import AdapterSpec, Option
+from sinr_adapters.framework import nets
+from sinr_adapters.framework.inr import INRAdapter
+from sinr_adapters.framework.signals import Signal, image_array
+from sinr_adapters.framework.spec import AdapterSpec, Option
 from torch import nn
 
 __all__ = ["FourierMLP", "FourierMLPAdapter"]

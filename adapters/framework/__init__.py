@@ -1,0 +1,1 @@
+"""The framework an adapter is built from (filled in below)."""

@@ -1,0 +1,2 @@
+"""Audio: :mod:`~sinr_adapters.methods.audio.adapter` (the adapter) and
+:mod:`~sinr_adapters.methods.audio.waveforms` (synthesized waveforms, its signals)."""

@@ -1,0 +1,2 @@
+"""Point-cloud attributes (NIC): :mod:`~sinr_adapters.methods.nic.adapter` (the adapter) and
+:mod:`~sinr_adapters.methods.nic.pointclouds` (coloured point clouds, its signals)."""

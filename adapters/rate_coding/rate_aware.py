@@ -1,0 +1,649 @@
+"""Rate-aware compression of a fitted coordinate network: train the stored values while coding them.
+
+Any :class:`~sinr_adapters.framework.inr.INRAdapter` (with or without SINR) is compressed by minimising
+
+    loss = MSE(decoded signal, signal) + lam * (estimated bits) / (pixels)
+
+over the stored values (the dense tensors, or SINR's sparse values with the support fixed), one
+quantizer step per tensor (log-parametrised) and one rate-model scale per tensor
+(:func:`sinr_adapters.rate_coding.rate.laplace_bits`), with straight-through rounding. The stream then holds exactly
+what the decoder needs: per tensor its step and its integers, entropy-coded with the core's rANS
+(:func:`sinr_codecs.rans.encode`), plus the support of the SINR-coded ones. ``lam`` sweeps the rate.
+
+*Seeded residuals* (``seed`` given to :func:`seeded_init` and :func:`compress`): the network is fitted
+from an initialisation ``theta0`` drawn from the library's own counter-based Gaussian generator
+(:func:`sinr_codecs.dictionary.gaussian_stream`, one float16 standard deviation per tensor in the stream),
+and the stream codes ``theta - theta0``; the decoder regenerates ``theta0``.
+
+Stream layout (every byte counted; varint = unsigned LEB128)::
+
+    b"SRA1" | u8 flags (1: SINR, 2: seeded, 4: joint dense section, 8: coded value sections) |
+    (flags & 2: varint seed) | adapter header (SIA1 ..., see sinr_adapters.framework.container.write_header) |
+    per stored tensor, in state_dict order:
+        (flags & 2: f16 std of theta0)
+        dense:  u8 0 | f32 step | (not flags & 4: section(values))
+        sparse: u8 1 | u8 layout id | varint k1 | varint k2 | varint dictionary seed | varint s_max |
+                u8 fixed | (not fixed: section(rANS counts)) | section(rANS delta-coded indices) |
+                f32 step | section(values)
+    | (flags & 4: section(values of every dense tensor, in order)) | u32 CRC-32 of everything before
+
+Every byte is specified in docs/format-adapters.md ("Rate-aware streams").
+
+``values``: with flag 8 (every stream written now), ``u8 0 | rANS stream`` (its own table) or
+``u8 1 | varint zigzag(lo) | varint hi - lo | varint centre - lo | u16 ratio | rANS lanes`` coded with the
+exact frequency table of that two-sided geometric model (:func:`sinr_adapters.rate_coding.rate.laplace_freqs`, total
+``2**MODEL_SCALE``; no table is stored), whichever is smaller; without flag 8, a rANS stream.
+The joint section is written when it is smaller than one section per dense tensor.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sinr_codecs import entropy, rans
+from sinr_codecs.dictionary import gaussian_stream
+from sinr_codecs.errors import StreamError
+from sinr_codecs.layout import LAYOUTS, Layout
+from sinr_codecs.options import MAX_SEED
+from sinr_codecs.sparse import SparseCode, resolve_device
+from torch import nn
+
+from sinr_adapters.framework import container, nets
+from sinr_adapters.framework.container import Reader, write_section, write_varint
+from sinr_adapters.framework.finetune import replace_code
+from sinr_adapters.framework.inr import INRAdapter
+from sinr_adapters.framework.protocol import Decoded
+from .rate import MAX_MODEL_ALPHABET, MODEL_SCALE, LaplaceModel, laplace_bits, laplace_freqs, ste_round
+from .sensitivity import diagonal_fisher, high_rate_steps
+from sinr_adapters.framework.signals import Signal
+from sinr_adapters.framework.sinr_options import SINROptions
+
+__all__ = ["MAGIC", "RateAwareOptions", "compress", "decompress", "decode", "seeded_init"]
+
+MAGIC = b"SRA1"
+STEP_INITS = ("max", "fisher", "fisher-relative")
+_MAX_K2 = 1 << 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateAwareOptions:
+    """How :func:`compress` trains.
+
+    Attributes
+    ----------
+    lam : float
+        Rate weight: bits per pixel against the mean squared error of the values (the adapter's value
+        units). Larger: smaller streams.
+    steps : int, default 300
+        Adam steps.
+    lr : float, default 1e-4
+        Learning rate of the stored values (dense tensors); SINR's sparse values use ``sinr_lr``.
+    sinr_lr : float, default 1e-3
+    step_lr : float, default 1e-2
+        Learning rate of the log quantizer steps and log rate-model scales.
+    init_bits : int, default 8
+        Initial step ``max|v| / (2**(init_bits-1) - 1)`` per tensor (``step_init="max"``, and the level
+        ``"fisher-relative"`` keeps).
+    step_init : {"max", "fisher", "fisher-relative"}, default "fisher-relative"
+        How the steps start. ``"fisher"``: the high-rate optimal steps for ``lam``
+        (:func:`sinr_adapters.rate_coding.sensitivity.high_rate_steps` of each tensor's mean diagonal Fisher), so
+        ``step**2 * Fisher`` is equal across tensors; ``"fisher-relative"``: the same ratios between tensors
+        at the overall level of ``init_bits`` (measured 0.0-1.2% fewer bits than ``"max"`` at equal PSNR on
+        64-px COIN SIRENs; ``"fisher"`` was +-1%). Steps stay within ``[max|v| / 2**15, 2 max|v|]``.
+    fisher_probes : int, default 16
+        Probes of the Fisher estimate (:func:`sinr_adapters.rate_coding.sensitivity.diagonal_fisher`).
+    refine_every : int, default 0
+        SINR support refinement: dense shadow weights of each SINR-coded tensor are trained with the
+        gradient its sparse reconstruction receives (straight-through, learning rate ``lr``), and every
+        ``refine_every`` steps OMP re-fits the support to them; the new support and values are kept when
+        the loss (with the current steps) drops. 0: the support stays the one OMP found first.
+    refine_accept : {"better", "always"}, default "better"
+        ``"always"``: take every re-fitted support (projected training; the step with the lowest loss is
+        still the one kept).
+    """
+
+    lam: float
+    steps: int = 300
+    lr: float = 1e-4
+    sinr_lr: float = 1e-3
+    step_lr: float = 1e-2
+    init_bits: int = 8
+    step_init: str = "fisher-relative"
+    fisher_probes: int = 16
+    refine_every: int = 0
+    refine_accept: str = "better"
+
+    def __post_init__(self) -> None:
+        if not (self.lam >= 0 and math.isfinite(self.lam)):
+            raise ValueError(f"lam must be a finite number >= 0, got {self.lam}")
+        if self.steps < 0 or not 2 <= self.init_bits <= 16:
+            raise ValueError("steps must be >= 0 and init_bits in 2..16")
+        if self.step_init not in STEP_INITS:
+            raise ValueError(f"step_init must be one of {STEP_INITS}, got {self.step_init!r}")
+        if self.refine_accept not in ("better", "always"):
+            raise ValueError(f"refine_accept must be 'better' or 'always', got {self.refine_accept!r}")
+        if self.refine_every < 0:
+            raise ValueError(f"refine_every must be >= 0, got {self.refine_every}")
+        if self.fisher_probes < 1:
+            raise ValueError(f"fisher_probes must be >= 1, got {self.fisher_probes}")
+
+
+# ---- seeded initialisation ---------------------------------------------------------------------
+def _seeded_tensor(seed: int, index: int, std: float, shape: tuple[int, ...]) -> torch.Tensor:
+    n = math.prod(shape)
+    g = gaussian_stream((int(seed) * 4099 + index) % (1 << 64), 0, n)
+    return torch.from_numpy((g * np.float32(std)).astype(np.float32)).reshape(shape)
+
+
+def seeded_init(adapter: INRAdapter, seed: int) -> tuple[nn.Module, dict[str, float]]:
+    """A fresh network of ``adapter`` whose stored tensors are regenerable from ``seed``.
+
+    Each stored tensor (the ``i``-th in stream order) is ``std_i * gaussian_stream(seed * 4099 + i)``
+    where ``std_i`` is the float16-rounded standard deviation of the adapter's own initialisation of it
+    (``torch.manual_seed(seed)``; written to the stream).
+
+    Returns
+    -------
+    (model, stds)
+        The network to fit from, and ``{name: std}``.
+    """
+    torch.manual_seed(seed)
+    model = adapter.build_model()
+    names = adapter.tensor_names(model)
+    sd = model.state_dict()
+    if any(k not in sd for k in names):
+        raise ValueError(f"seeded residuals apply to methods that store their network's own weights; {adapter.name} "
+                         f"stores {sorted(set(names) - set(sd))}, which its network does not initialise")
+    stds: dict[str, float] = {}
+    new = {}
+    for i, k in enumerate(names):
+        t = sd[k].float()
+        std = float(np.float16(t.std().item() if t.numel() > 1 else t.abs().mean().item()))
+        stds[k] = std
+        new[k] = _seeded_tensor(seed, i, std, tuple(t.shape))
+    model.load_state_dict({**sd, **new}, strict=True)
+    return model, stds
+
+
+# ---- training -----------------------------------------------------------------------------------
+class _Coded:
+    """The trainable state of one stored tensor: values, log step, log rate scale (and its code)."""
+
+    def __init__(self, values: torch.Tensor, code: Any, init_bits: int) -> None:
+        self.values = values
+        self.code = code
+        self.mask = None if code is None else (code.indices >= 0).to(values.device, values.dtype)
+        self.amax = float(values.detach().abs().max()) if values.numel() else 0.0
+        self.log_step = torch.tensor(0.0, device=values.device, requires_grad=True)
+        self.log_scale = torch.tensor(0.0, device=values.device, requires_grad=True)
+        self.set_step(self.amax / (2 ** (init_bits - 1) - 1) if self.amax > 0 else 1e-3)
+
+    def set_step(self, step: float) -> None:
+        """Start from quantizer step ``step`` (clamped to ``[max|v| / 2**15, 2 max|v|]``) and the rate-model
+        scale of the values at that step."""
+        if self.amax > 0:
+            step = min(max(step, self.amax / 2 ** 15), 2 * self.amax)
+        with torch.no_grad():
+            self.log_step.fill_(math.log(step))
+            v = self.values.detach().abs() / step
+            used = v if self.mask is None else v[self.mask > 0]
+            self.log_scale.fill_(math.log(float(used.mean()) + 0.5 if used.numel() else 1.0))
+
+    def set_code(self, code: Any, values: torch.Tensor) -> None:
+        """Take another support (``code``) and its values (same shape)."""
+        self.code = code
+        if code is not None:
+            self.mask = (code.indices >= 0).to(self.values.device, self.values.dtype)
+        with torch.no_grad():
+            self.values.copy_(values)
+
+    def n_values(self) -> int:
+        return self.values.numel() if self.mask is None else int(self.mask.sum())
+
+    def step(self) -> torch.Tensor:
+        # the decoder uses the float32 step: the forward pass sees it
+        s = torch.exp(self.log_step)
+        return s + (s.detach().float() - s).detach()
+
+    def integers(self) -> torch.Tensor:
+        q = ste_round(self.values / self.step())
+        return q if self.mask is None else q * self.mask
+
+    def bits(self, q: torch.Tensor) -> torch.Tensor:
+        b = laplace_bits(q, self.log_scale)
+        return b.sum() if self.mask is None else (b * self.mask).sum()
+
+    def tensor(self, q: torch.Tensor) -> torch.Tensor:
+        v = q * self.step()
+        return v if self.code is None else self.code.reconstruct(v)
+
+
+def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: RateAwareOptions, *,
+             sinr: SINROptions | None = None, seed: int | None = None, stds: dict[str, float] | None = None,
+             progress: bool | None = None) -> tuple[bytes, dict[str, Any]]:
+    """Rate-aware fine-tuning of ``model`` and its stream (layout: module docstring).
+
+    Parameters
+    ----------
+    adapter : INRAdapter
+        The method (its :meth:`~INRAdapter.reference`, if any, is subtracted as usual).
+    model : nn.Module
+        The fitted network (not modified).
+    signal : Signal
+        The signal it was fitted to.
+    options : RateAwareOptions
+    sinr : SINROptions or None
+        SINR-code the adapter's :meth:`~INRAdapter.sinr_tensor_names` (their sparse values are trained,
+        the support stays fixed); ``None``: every tensor dense.
+    seed, stds : int and dict, or None
+        Code ``theta - theta0`` with ``theta0`` of :func:`seeded_init` (``model`` should have been fitted
+        from it); ``stds`` is what :func:`seeded_init` returned.
+
+    Returns
+    -------
+    (bytes, dict)
+        The stream, and what happened: ``estimated_bits`` (rate model, final integers),
+        ``actual_bits`` (the rANS sections of values), ``psnr_finetuned``, ``seconds``, byte split.
+    """
+    if (seed is None) != (stds is None):
+        raise ValueError("give both seed and stds (from seeded_init), or neither")
+    if seed is not None and adapter.reference() is not None:
+        raise ValueError(f"{adapter.name} already stores values relative to its reference weights; "
+                         "seeded residuals apply to adapters without one")
+    t0 = time.perf_counter()
+    dev = next(model.parameters()).device
+    names = adapter.tensor_names(model)
+    theta0: dict[str, torch.Tensor] = {}
+    work = model
+    if seed is not None:
+        sd = model.state_dict()
+        theta0 = {k: _seeded_tensor(seed, i, stds[k], tuple(sd[k].shape)).to(dev) for i, k in enumerate(names)}
+        work = copy.deepcopy(model)
+        work.load_state_dict({**sd, **{k: sd[k] - theta0[k] for k in names}}, strict=True)
+    setup = adapter.prepare_compression(work, sinr)
+    ref = setup.reference
+    coded = {k: _Coded(setup.trainable[k], setup.codes.get(k), options.init_bits) for k in names}
+
+    def forward(x: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        full = {}
+        for k in names:
+            t = tensors[k]
+            if ref is not None:
+                t = t + ref[k]
+            if k in theta0:
+                t = t + theta0[k]
+            full[k] = t
+        return torch.func.functional_call(model, full, (x,))
+
+    sig = signal.to(dev)
+    pixels = int(np.prod(signal.shape[:-1]))
+    mean_fisher: dict[str, float] = {}
+    if options.step_init != "max":
+        mean_fisher = _init_steps(coded, options, pixels,
+                                  lambda vs: forward(sig.coords, {k: v if c.code is None else c.code.reconstruct(v)
+                                                                  for (k, c), v in zip(coded.items(), vs)}))
+    groups = [{"params": [c.values for k, c in coded.items() if k not in setup.codes], "lr": options.lr},
+              {"params": [c.values for k, c in coded.items() if k in setup.codes], "lr": options.sinr_lr},
+              {"params": [p for c in coded.values() for p in (c.log_step, c.log_scale)], "lr": options.step_lr}]
+    refine = options.refine_every > 0 and bool(setup.codes)
+    shadow: dict[str, torch.Tensor] = {}
+    if refine:  # dense weights trained through the sparse projection (straight-through), re-projected by OMP
+        for k in setup.codes:
+            dense = setup.state[k] - ref[k] if ref is not None else setup.state[k]
+            shadow[k] = dense.detach().clone().requires_grad_(True)
+        groups.append({"params": list(shadow.values()), "lr": options.lr})
+    opt = torch.optim.Adam([g for g in groups if g["params"]])
+    best: tuple[float, dict] | None = None
+    refined = {"tried": 0, "accepted": 0}
+
+    def snapshot() -> dict:
+        return {k: (c.values.detach().clone(), c.log_step.detach().clone(), c.code) for k, c in coded.items()}
+
+    def objective() -> torch.Tensor:
+        qs = {k: c.integers() for k, c in coded.items()}
+        tensors = {k: c.tensor(qs[k]) for k, c in coded.items()}
+        for k in shadow:
+            if tensors[k].requires_grad:
+                tensors[k].retain_grad()
+        out = forward(sig.coords, tensors)
+        mse = torch.mean((out - sig.values) ** 2)
+        bits = sum(c.bits(qs[k]) for k, c in coded.items())
+        return mse + options.lam * bits / pixels, tensors
+
+    for it in range(options.steps + 1):
+        loss, tensors = objective()
+        if refine and it and it % options.refine_every == 0:
+            loss = _refine(adapter, coded, shadow, setup.sinr, objective, loss, opt, refined,
+                           always=options.refine_accept == "always")
+            loss, tensors = objective()
+        if best is None or float(loss.detach()) < best[0]:  # the forward pass is the decoder's: keep the best step
+            best = (float(loss.detach()), snapshot())
+        if it == options.steps:
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for k, sh in shadow.items():
+            sh.grad = tensors[k].grad
+        opt.step()
+    with torch.no_grad():
+        for k, (v, ls, code) in best[1].items():
+            coded[k].set_code(code, v)
+            coded[k].log_step.copy_(ls)
+        # refit the rate-model scales to the final integers is not needed: the coder uses its own table
+        qs = {k: c.integers().detach() for k, c in coded.items()}
+        steps = {k: float(np.float32(c.step().item())) for k, c in coded.items()}
+        est_bits = float(sum(c.bits(qs[k]) for k, c in coded.items()))
+        tensors = {k: c.tensor(qs[k]) for k, c in coded.items()}
+        out = adapter.values_to_unit(forward(sig.coords, tensors))
+        psnr_ft = nets.psnr_8bit(out, adapter.values_to_unit(sig.values))
+
+    data, split = _write(adapter, setup, coded, qs, steps, signal.shape, seed=seed, stds=stds)
+    info = {"estimated_bits": est_bits, "actual_bits": split["value_bits_actual"], "psnr_finetuned": psnr_ft,
+            "seconds": time.perf_counter() - t0, "omp_seconds": setup.omp_seconds, "lam": options.lam,
+            "steps": {k: steps[k] for k in names}, "mean_fisher": mean_fisher, "support_refinements": refined, **split}
+    return data, info
+
+
+def _refine(adapter: INRAdapter, coded: dict[str, _Coded], shadow: dict[str, torch.Tensor], sinr: SINROptions,
+            objective: Any, loss: torch.Tensor, opt: torch.optim.Optimizer, counts: dict[str, int], *,
+            always: bool = False) -> torch.Tensor:
+    """Support refinement: per SINR-coded tensor, OMP on its dense shadow weights; keep the new support and
+    values when the loss (distortion + rate, current steps) drops. Returns the loss after."""
+    current = float(loss.detach())
+    for k, sh in shadow.items():
+        c = coded[k]
+        layout, block_size = adapter.sinr_layout(k, sinr)
+        with torch.no_grad():
+            new = SparseCode.fit(sh.detach(), sparsity=sinr.sparsity, dictionary_ratio=sinr.dictionary_ratio,
+                                 seed=c.code.seed, layout=layout, block_size=block_size, device=sinr.device)
+        if tuple(new.values.shape) != tuple(c.values.shape) or new.k2 != c.code.k2:
+            continue
+        counts["tried"] += 1
+        old_code, old_values = c.code, c.values.detach().clone()
+        dev = c.values.device
+        c.set_code(replace_code(new, indices=new.indices.to(dev), values=new.values.to(dev)), new.values.to(dev))
+        with torch.no_grad():
+            trial = float(objective()[0].detach())
+        if trial < current or always:
+            counts["accepted"] += 1
+            current = trial
+            state = opt.state.get(c.values)
+            if state:  # the moments belonged to the old support
+                state["exp_avg"].zero_()
+                state["exp_avg_sq"].zero_()
+        else:
+            c.set_code(old_code, old_values)
+    return loss
+
+
+def _init_steps(coded: dict[str, _Coded], options: RateAwareOptions, pixels: int, output: Any) -> dict[str, float]:
+    """Set the steps from the mean diagonal Fisher of each tensor's values (``options.step_init``)."""
+    fisher = diagonal_fisher(output, [c.values for c in coded.values()], probes=options.fisher_probes)
+    mean = {}
+    for (k, c), f in zip(coded.items(), fisher):
+        n = c.n_values()
+        mean[k] = float((f if c.mask is None else f * c.mask).sum()) / max(n, 1)
+    floor = max([m for m in mean.values() if m > 0], default=1.0) * 1e-12
+    fbar = [max(m, floor) for m in mean.values()]
+    if options.step_init == "fisher" and options.lam > 0:
+        steps = high_rate_steps(fbar, options.lam, pixels)
+    else:  # the ratios of the high-rate allocation at the level of init_bits (geometric mean, value-weighted)
+        cs = list(coded.values())
+        n = [max(c.n_values(), 1) for c in cs]
+        level = sum(ni * float(c.log_step.detach()) for ni, c in zip(n, cs)) / sum(n)
+        rel = [-0.5 * math.log(f) for f in fbar]
+        shift = level - sum(ni * r for ni, r in zip(n, rel)) / sum(n)
+        steps = [math.exp(r + shift) for r in rel]
+    for c, st in zip(coded.values(), steps):
+        c.set_step(st)
+    return mean
+
+
+# ---- stream -------------------------------------------------------------------------------------
+def _ints(q: torch.Tensor) -> np.ndarray:
+    return q.detach().cpu().round().to(torch.int64).numpy().reshape(-1)
+
+
+def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, shape: tuple, *,
+           seed: int | None, stds: dict | None) -> tuple[bytes, dict]:
+    buf = io.BytesIO()
+    dense = [k for k in setup.names if k not in setup.codes]
+    # one rANS table for all dense tensors when that is smaller than one per tensor (small tensors)
+    joint_blob = _code_values(np.concatenate([_ints(qs[k]) for k in dense])) if dense else b""
+    joint = bool(dense) and len(joint_blob) < sum(len(_code_values(_ints(qs[k]))) for k in dense)
+    flags = (1 if setup.codes else 0) | (2 if seed is not None else 0) | (4 if joint else 0) | 8
+    buf.write(MAGIC)
+    buf.write(bytes([flags]))
+    if seed is not None:
+        write_varint(buf, int(seed))
+    hbuf = io.BytesIO()
+    container.write_header(hbuf, adapter.name, adapter.config(), shape, sinr=bool(setup.codes),
+                           ref=adapter.shared_fingerprint())
+    buf.write(hbuf.getvalue())
+    value_bits = index_bits = 0
+    for k in setup.names:
+        if stds is not None:
+            buf.write(np.float16(stds[k]).astype("<f2").tobytes())
+        code = coded[k].code
+        if code is None:
+            buf.write(b"\x00")
+            buf.write(struct.pack("<f", steps[k]))
+            if not joint:
+                value_bits += 8 * write_section(buf, _code_values(_ints(qs[k])))
+            continue
+        ind = code.indices.cpu().numpy()
+        counts = code.counts.cpu().numpy().astype(np.int64)
+        s_max = ind.shape[1]
+        buf.write(bytes([1, LAYOUTS[code.layout.kind]]))
+        for n in (code.layout.k1, code.k2, code.seed, s_max):
+            write_varint(buf, int(n))
+        fixed = bool(np.all(counts == s_max))
+        buf.write(bytes([1 if fixed else 0]))
+        if not fixed:
+            index_bits += 8 * write_section(buf, rans.encode(counts))
+        symbols, order = entropy.encode_indices(ind, counts, entropy.INDEX_CODINGS["delta"])
+        index_bits += 8 * write_section(buf, rans.encode(symbols.astype(np.int64)))
+        q = np.take_along_axis(qs[k].cpu().round().to(torch.int64).numpy(), order, axis=1)
+        used = np.arange(s_max)[None, :] < counts[:, None]
+        buf.write(struct.pack("<f", steps[k]))
+        value_bits += 8 * write_section(buf, _code_values(q[used]))
+    if joint:
+        value_bits += 8 * write_section(buf, joint_blob)
+    body = buf.getvalue()
+    data = body + struct.pack("<I", zlib.crc32(body))
+    return data, {"value_bits_actual": value_bits, "index_bits": index_bits, "bytes": len(data)}
+
+
+def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Decoded:
+    """Rebuild the network a :func:`compress` stream describes (``adapter``: the method that wrote it,
+    with its reference weights if any).
+
+    Raises
+    ------
+    StreamError
+        If the stream is corrupt, truncated, of another method, or describes a network beyond the limits.
+    """
+    data = bytes(data)
+    if len(data) < 10 or data[:4] != MAGIC:
+        raise StreamError("not a rate-aware adapter stream (bad magic bytes)")
+    body = data[:-4]
+    if struct.unpack("<I", data[-4:])[0] != zlib.crc32(body):
+        raise StreamError("rate-aware stream checksum mismatch: the data is corrupt")
+    r = Reader(body, 4)
+    flags = r.u8("the flags")
+    if flags & ~15:
+        raise StreamError(f"unknown rate-aware flags {flags:#x}")
+    values = _decode_values if flags & 8 else _rans
+    seed = r.varint("the seed", limit=(1 << 63) - 1) if flags & 2 else None
+    # the adapter header: checked as the adapter's own streams are (method, configuration, shape)
+    inner = body[r.pos:]
+    header, hlen = adapter.read_header(inner)
+    header, _, _, config = adapter.open_stream(inner[:hlen] + struct.pack("<I", zlib.crc32(inner[:hlen])))
+    if header["sinr"] != bool(flags & 1):
+        raise StreamError("rate-aware stream flags disagree with its header")
+    r.pos += hlen
+    dec_adapter = adapter.stream_adapter(config)
+    ref = dec_adapter.reference()
+    shared = dec_adapter.shared_fingerprint()
+    if (header["ref"] is None) != (shared is None) or (shared is not None and header["ref"] != shared[:8]):
+        raise StreamError("the stream's reference weights (or shared base network) differ from this adapter's")
+    shape = tuple(int(s) for s in header["shape"])
+    with torch.device("meta"):  # the stored tensors' shapes, nothing allocated
+        probe = type(dec_adapter)(**config).stored_model(shape)
+    names = dec_adapter.tensor_names(probe)
+    shapes = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+    tensors: dict[str, torch.Tensor] = {}
+    pending: list[tuple[str, float, float | None, int]] = []
+    for i, k in enumerate(names):
+        numel = math.prod(shapes[k])
+        std = None
+        if seed is not None:
+            std = float(np.frombuffer(r.take(2, f"the seed scale of {k!r}"), "<f2")[0])
+            if not math.isfinite(std):
+                raise StreamError(f"non-finite seed scale for {k!r}")
+        kind = r.u8(f"the record kind of {k!r}")
+        if kind == 0:
+            step = _step(r, k)
+            if flags & 4:  # integers in the joint section at the end
+                pending.append((k, step, std, i))
+                continue
+            q = values(r.section(what=f"the integers of {k!r}"), numel, k)
+            t = torch.from_numpy(q.astype(np.float32) * np.float32(step)).reshape(shapes[k])
+        elif kind == 1:
+            t = _sparse(r, k, shapes[k], values)
+        else:
+            raise StreamError(f"unknown record kind {kind} for {k!r}")
+        if std is not None:
+            t = t + _seeded_tensor(seed, i, std, shapes[k])
+        tensors[k] = t
+    if pending:
+        total = sum(math.prod(shapes[k]) for k, *_ in pending)
+        q = values(r.section(what="the joint integer section"), total, "the dense tensors")
+        off = 0
+        for k, step, std, i in pending:
+            n = math.prod(shapes[k])
+            t = torch.from_numpy(q[off:off + n].astype(np.float32) * np.float32(step)).reshape(shapes[k])
+            off += n
+            tensors[k] = t if std is None else t + _seeded_tensor(seed, i, std, shapes[k])
+    elif flags & 4:
+        raise StreamError("joint integer section flagged but no dense tensor")
+    if r.pos != len(body):
+        raise StreamError(f"{len(body) - r.pos} trailing bytes after the stream")
+    tensors = {k: tensors[k] for k in names}
+    if ref is not None:
+        tensors = {k: tensors[k] + ref[k].cpu().float() for k in names}
+    model = dec_adapter.stored_model(shape)
+    model.load_state_dict({**model.state_dict(), **tensors}, strict=True)
+    return Decoded(model=model.to(resolve_device(device)), shape=shape, header={**header, "adapter": dec_adapter})
+
+
+def decode(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> np.ndarray:
+    """Stream -> signal in [0, 1] (:func:`decompress` + the stream's adapter's render)."""
+    dec = decompress(adapter, data, device=device)
+    return dec.header["adapter"].render(dec.model, dec.shape)
+
+
+def _step(r: Reader, k: str) -> float:
+    step = float(np.frombuffer(r.take(4, f"the step of {k!r}"), "<f4")[0])
+    if not math.isfinite(step):
+        raise StreamError(f"non-finite quantizer step for {k!r}")
+    return step
+
+
+def _rans(blob: bytes, count: int, k: str) -> np.ndarray:
+    if count == 0:
+        if blob:
+            raise StreamError(f"unexpected integers for the empty tensor {k!r}")
+        return np.zeros(0, np.int64)
+    return rans.decode(blob, count)
+
+
+def _code_values(ints: np.ndarray) -> bytes:
+    """A value section: ``u8 0 | rANS stream`` (its own table), or ``u8 1 | varint zigzag(lo) |
+    varint hi - lo | varint center - lo | u16 ratio | lanes`` coded with the two-sided geometric model
+    those parameters define (:class:`~sinr_adapters.rate_coding.rate.LaplaceModel`, no table), whichever is smaller."""
+    table = b"\x00" + rans.encode(ints)
+    model = LaplaceModel.fit(ints) if ints.size else None
+    if model is None:
+        return table
+    head = io.BytesIO()
+    head.write(b"\x01")
+    for v in (rans.zigzag(model.lo), model.hi - model.lo, model.center - model.lo):
+        write_varint(head, int(v))
+    head.write(struct.pack("<H", model.ratio))
+    coded = head.getvalue() + rans.encode_with_model(ints - model.lo, model.freqs(), MODEL_SCALE)
+    return coded if len(coded) < len(table) else table
+
+
+def _decode_values(blob: bytes, count: int, k: str) -> np.ndarray:
+    """Inverse of :func:`_code_values` (``count`` integers); every parameter is checked first."""
+    if count == 0:
+        return _rans(blob, count, k)
+    r = Reader(blob, 0)
+    coder = r.u8(f"the value coder of {k!r}")
+    if coder == 0:
+        return _rans(blob[1:], count, k)
+    if coder != 1:
+        raise StreamError(f"unknown value coder {coder} for {k!r}")
+    lo = int(rans.unzigzag(r.varint("the model's minimum", limit=(1 << 64) - 1)))
+    span = r.varint("the model's range", limit=MAX_MODEL_ALPHABET - 1)
+    center = r.varint("the model's centre", limit=span)
+    ratio = int(np.frombuffer(r.take(2, "the model's ratio"), "<u2")[0])
+    try:
+        freqs = laplace_freqs(lo, lo + span, lo + center, ratio, MODEL_SCALE)
+    except ValueError as exc:
+        raise StreamError(f"the value model of {k!r}: {exc}") from None
+    return rans.decode_with_model(blob[r.pos:], count, freqs, MODEL_SCALE) + lo
+
+
+def _sparse(r: Reader, k: str, shape: tuple[int, ...], values=None) -> torch.Tensor:
+    lid = r.u8(f"the layout of {k!r}")
+    kinds = {v: n for n, v in LAYOUTS.items()}
+    if lid not in kinds:
+        raise StreamError(f"unknown layout id {lid} for {k!r}")
+    size = math.prod(shape)
+    k1 = r.varint("k1", limit=max(size, 1))
+    k2 = r.varint("k2", limit=_MAX_K2)
+    dseed = r.varint("the dictionary seed", limit=MAX_SEED)   # every seed SINROptions accepts
+    s_max = r.varint("s_max", limit=k1)
+    layout = Layout(kind=kinds[lid], shape=tuple(shape), k1=k1)
+    try:
+        layout.check()
+    except ValueError as exc:
+        raise StreamError(f"bad layout for {k!r}: {exc}") from exc
+    if k2 < k1 or k1 * k2 > (1 << 25):
+        raise StreamError(f"bad dictionary size {k1}x{k2} for {k!r}")
+    n = layout.n_vectors
+    fixed = r.u8("the fixed-count flag")
+    if fixed not in (0, 1):
+        raise StreamError("bad fixed-count flag")
+    if fixed:
+        counts = np.full(n, s_max, np.int64)
+    else:
+        counts = _rans(r.section(what=f"the counts of {k!r}"), n, k)
+        if counts.size and (counts.min() < 0 or counts.max() > s_max):
+            raise StreamError(f"atom counts out of range for {k!r}")
+    total = int(counts.sum())
+    symbols = _rans(r.section(what=f"the indices of {k!r}"), total, k)
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= k2):
+        raise StreamError(f"index symbols out of range for {k!r}")
+    idx, _ = entropy.decode_indices(symbols, counts, k2, entropy.INDEX_CODINGS["delta"])
+    step = _step(r, k)
+    vals = (values or _rans)(r.section(what=f"the values of {k!r}"), total, k).astype(np.float32) * np.float32(step)
+    used = np.arange(s_max)[None, :] < counts[:, None]
+    indices = np.full((n, s_max), -1, np.int64)
+    values = np.zeros((n, s_max), np.float32)
+    indices[used] = idx
+    values[used] = vals
+    code = SparseCode(layout=layout, dtype=np.dtype(np.float32), indices=torch.from_numpy(indices),
+                      values=torch.from_numpy(values), counts=torch.from_numpy(counts), k2=k2, seed=dseed)
+    return code.reconstruct().float()
