@@ -18,3 +18,5 @@ and entropy coding (docs/adapters.md). The package has four rooms:
 Adapters, ours and any other distribution's, are declared in the entry-point group
 ``sinr_codecs.adapters``, where :mod:`sinr_codecs.registry` finds them.
 """
+
+__all__: list[str] = []

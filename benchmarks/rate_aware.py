@@ -50,7 +50,7 @@ import torch
 
 
 def _psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
-    from sinr_adapters.harness.evaluate import method_spec
+    from sinr_adapters.harness.plugins import method_spec
 
     return float(method_spec("coin")[1].metric(decoded, reference))
 

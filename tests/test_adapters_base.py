@@ -11,13 +11,15 @@ import pytest
 import torch
 
 from sinr_adapters.framework.finetune import CompressionSetup
-from sinr_adapters.framework.container import Reader, sparse_tensor_from_bytes, write_section, write_varint
+from sinr_adapters.framework.container import Reader, write_section, write_varint
+from sinr_adapters.framework.records import sparse_tensor_from_bytes
 from sinr_adapters.framework.sinr_options import SINROptions
 from sinr_codecs.errors import StreamError
 from sinr_adapters.methods.coin import COINAdapter
 from sinr_adapters.methods.coinpp.adapter import COINppAdapter
 from sinr_adapters.methods.inric import INRICAdapter
 from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
+from sinr_adapters.framework import container
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -139,11 +141,11 @@ def test_finetune_learning_rate():
 def test_header_and_checksum_round_trip():
     adapter = COINAdapter(width=8, layers=2)
     buf = io.BytesIO()
-    n = adapter.write_header(buf, (4, 5, 3), sinr=True, ref="0123456789abcdef")
+    n = container.write_header(buf, adapter, (4, 5, 3), sinr=True, ref="0123456789abcdef")
     assert n == buf.tell()
     write_section(buf, b"")
-    data = adapter.finish_stream(buf)
-    header, pos, body, config = adapter.open_stream(data)
+    data = container.finish_stream(buf)
+    header, pos, body, config = container.open_stream(adapter, data)
     assert header == {"method": "coin", "config": [v for _, v in sorted(adapter.config().items())],
                       "shape": (4, 5, 3), "sinr": True, "ref": "01234567"}
     assert pos == n and body == data[:-4] and config == adapter.config()
@@ -192,10 +194,6 @@ def test_sinr_values_of_24_bits_round_trip_through_an_adapter_stream():
 
 
 def test_adapters_resolve_devices_as_the_core_does():
-    from sinr_adapters.framework import nets
-    from sinr_codecs.sparse import resolve_device
-
-    assert nets.resolve_device is resolve_device
     adapter = COINAdapter(width=8, layers=2)
     signal = adapter.signal_from_image(torch.rand(4, 4, 3).numpy())
     if torch.cuda.is_available():

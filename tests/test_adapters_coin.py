@@ -13,6 +13,7 @@ from sinr_adapters.framework.sinr_options import SINROptions
 from sinr_codecs.errors import StreamError
 from sinr_adapters.methods.coin import COINAdapter, COINSiren, load_coin_checkpoint
 from sinr_adapters.framework.images import load_image
+from sinr_adapters.framework import container
 
 from .conftest import assert_refuses_corruption
 
@@ -165,9 +166,9 @@ def test_oversized_stream_is_refused_before_allocation():
 
     buf = io.BytesIO()
     big = COINAdapter(width=10**6, layers=3)
-    big.write_header(buf, (8, 8, 3), sinr=False, ref=None)
+    container.write_header(buf, big, (8, 8, 3), sinr=False, ref=None)
     write_varint(buf, 0)
-    data = big.finish_stream(buf)
+    data = container.finish_stream(buf)
     with pytest.raises(StreamError, match="safety limit"):
         COINAdapter(width=8).decompress(data)
 

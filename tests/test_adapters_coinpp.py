@@ -13,14 +13,8 @@ import torch
 from sinr_adapters.framework.protocol import Adapter
 from sinr_adapters.framework.sinr_options import SINROptions
 from sinr_codecs.errors import StreamError
-from sinr_adapters.methods.coinpp.adapter import (
-    COINppAdapter,
-    COINppModel,
-    ModulatedSiren,
-    load_coinpp_checkpoint,
-    patch_coordinates,
-    patchify,
-)
+from sinr_adapters.methods.coinpp.adapter import COINppAdapter, load_coinpp_checkpoint
+from sinr_adapters.methods.coinpp.model import COINppModel, ModulatedSiren, patch_coordinates, patchify
 from sinr_adapters.framework.images import load_image
 
 from .conftest import assert_refuses_corruption

@@ -17,14 +17,8 @@ import zlib
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.framework.container import (
-    MAGIC,
-    MAX_STREAM_TENSORS,
-    Reader,
-    read_quantizer,
-    write_section,
-    write_varint,
-)
+from sinr_adapters.framework.container import MAGIC, MAX_STREAM_TENSORS, Reader, write_section, write_varint
+from sinr_adapters.framework.records import read_quantizer
 from sinr_adapters.framework.inr import INRAdapter
 from sinr_adapters.framework.sinr_options import SINROptions
 from sinr_codecs.errors import StreamError
@@ -32,6 +26,7 @@ from sinr_adapters.methods.coin import COINAdapter
 from sinr_adapters.methods.coinpp.adapter import COINppAdapter
 from sinr_adapters.methods.inric import INRICAdapter
 from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
+from sinr_adapters.framework import container
 
 from .conftest import assert_refuses_corruption
 
@@ -50,7 +45,7 @@ def refix(body: bytes) -> bytes:
 def restream(data: bytes, *, edit=None, shape=None, method=None, raw_config: bytes | None = None) -> bytes:
     """``data`` with its header rewritten (configuration list edited by ``edit``, another signal shape or
     method, or raw configuration bytes) and the checksum re-fixed; the records are kept."""
-    header, pos = INRAdapter.read_header(data)
+    header, pos = container.read_header(data)
     config = list(header["config"])
     if edit is not None:
         config = edit(config)
@@ -154,7 +149,7 @@ def valid(request):
 def test_cut_streams_are_refused(valid):
     adapter, data = valid
     body = data[:-4]
-    header_end = INRAdapter.read_header(data)[1]
+    header_end = container.read_header(data)[1]
     cuts = sorted(set(range(0, header_end + 2)) | set(np.linspace(header_end, len(body) - 1, 25).astype(int)))
     for cut in cuts:
         refused(adapter.decompress, refix(body[:cut]))
@@ -193,7 +188,7 @@ def test_header_fields_set_to_hostile_values(valid):
 
 def test_signal_shapes_the_network_cannot_render(valid):
     adapter, data = valid
-    h, w, c = INRAdapter.read_header(data)[0]["shape"]
+    h, w, c = container.read_header(data)[0]["shape"]
     for shape in ((h, w, c + 1), (h, w, c - 1), (h, w), (h, w, c, 1), (h, 0, c), (1 << 24, 1 << 24, c)):
         refused(adapter.decode, restream(data, shape=shape))
 
@@ -203,9 +198,9 @@ def _coin_stream(**config) -> bytes:
     """A COIN stream header of ``config`` followed by an empty integer section (no tensor records)."""
     a = COINAdapter(**config)
     buf = io.BytesIO()
-    a.write_header(buf, (SIZE, SIZE, a.dim_out), sinr=False, ref=None)
+    container.write_header(buf, a, (SIZE, SIZE, a.dim_out), sinr=False, ref=None)
     write_varint(buf, 0)
-    return a.finish_stream(buf)
+    return container.finish_stream(buf)
 
 
 def test_coin_declaring_many_layers_is_refused_at_once():

@@ -14,7 +14,8 @@ from sinr_adapters.methods.audio.adapter import AudioAdapter, snr
 from sinr_adapters.framework.sinr_options import SINROptions
 from sinr_codecs.errors import StreamError
 from sinr_adapters.harness.commands import main_evaluate
-from sinr_adapters.harness.evaluate import EvalConfig, method_spec
+from sinr_adapters.harness.config import EvalConfig
+from sinr_adapters.harness.plugins import method_spec
 from sinr_adapters.methods.nic.adapter import NICAdapter, rgb_to_yuv, y_psnr
 from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter, iou
 from sinr_adapters.methods.nic.pointclouds import HELD_OUT_CLOUDS, Cloud, load_cloud
@@ -235,9 +236,9 @@ def test_evaluate_audio_snr_vs_bits_per_sample(tmp_path):
     out, doc = _evaluate(tmp_path, ["--method", "audio", "--signals", "chord,arpeggio", "--size", "200",
                                     "--set", "audio.widths=8"])
     rows = _rows(doc)
-    assert {r["image"] for r in rows} == {"chord", "arpeggio"} and {r["with_sinr"] for r in rows} == {True, False}
+    assert {r["signal"] for r in rows} == {"chord", "arpeggio"} and {r["with_sinr"] for r in rows} == {True, False}
     for r in rows:
-        assert r["pixels"] == 200 and r["bpp"] == pytest.approx(8 * r["bytes"] / 200)
+        assert r["elements"] == 200 and r["bpp"] == pytest.approx(8 * r["bytes"] / 200)
         assert r["extra"]["metric"] == "SNR" and r["extra"]["rate_unit"] == "bits/sample"
     assert "bits/sample" in (out / "results.md").read_text() and "Mean over signals" in (out / "results.md").read_text()
 
@@ -247,7 +248,7 @@ def test_evaluate_nic_with_meta_learned_init(tmp_path):
                                     "--set", "nic.widths=8", "--nic-meta-steps", "2", "--nic-inner-steps", "1",
                                     "--sinr-entropy", "rans"])
     rows = _rows(doc)
-    assert doc["config"]["meta_images"] == list(method_spec("nic")[1].signal_source().held_out)
+    assert doc["config"]["held_out"] == list(method_spec("nic")[1].signal_source().held_out)
     cloud = load_cloud("sphere_coffee", 120)
     for r in rows:
         assert r["extra"]["metric"] == "Y-PSNR" and r["bpp"] == pytest.approx(8 * r["bytes"] / 120)
@@ -259,17 +260,17 @@ def test_evaluate_nic_with_meta_learned_init(tmp_path):
 
 def test_signals_are_checked_per_method_and_kinds_mix():
     with pytest.raises(ValueError, match="unknown signal"):
-        EvalConfig(methods=["audio"], images=["astronaut"])
+        EvalConfig(methods=["audio"], signals=["astronaut"])
     with pytest.raises(ValueError, match="unknown image"):
-        EvalConfig(methods=["coin"], images=["chord"])
+        EvalConfig(methods=["coin"], signals=["chord"])
     with pytest.raises(ValueError, match="none of the signals"):
-        EvalConfig(methods=["coin", "audio"], images=["chord"])
+        EvalConfig(methods=["coin", "audio"], signals=["chord"])
     cfg = EvalConfig(methods=["coin", "audio", "occupancy"])
-    assert cfg.images == ["astronaut", "chord", "statue"] and cfg.size is None
+    assert cfg.signals == ["astronaut", "chord", "statue"] and cfg.size is None
     assert [cfg.signals_for(m) for m in cfg.methods] == [["astronaut"], ["chord"], ["statue"]]
     assert [cfg.method_size(m) for m in cfg.methods] == [64, 16000, 32]
-    assert EvalConfig(methods=["coin"]).to_dict()["images"] == ["astronaut"]   # as before: resumable
-    assert EvalConfig(methods=["nic"]).held_out_images("nic") == list(method_spec("nic")[1].signal_source().held_out)
+    assert EvalConfig(methods=["coin"]).to_dict()["signals"] == ["astronaut"]   # as before: resumable
+    assert EvalConfig(methods=["nic"]).held_out_signals("nic") == list(method_spec("nic")[1].signal_source().held_out)
 
 
 def test_mixed_kinds_in_one_run(tmp_path):
@@ -277,7 +278,7 @@ def test_mixed_kinds_in_one_run(tmp_path):
                                     "--set", "coin.widths=4", "--set", "coin.layers=2", "--set", "audio.widths=4",
                                     "--no-sinr"])
     rows = _rows(doc)
-    assert sorted((r["method"], r["image"]) for r in rows) == [("audio", "bass"), ("coin", "astronaut")]
+    assert sorted((r["method"], r["signal"]) for r in rows) == [("audio", "bass"), ("coin", "astronaut")]
     md = (out / "results.md").read_text()
     assert "| signal |" in md and "| rate |" in md
 

@@ -23,6 +23,7 @@ from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter
 from sinr_adapters.methods.nic.pointclouds import load_cloud
 from sinr_adapters.methods.occupancy.shapes import load_shape
 from sinr_adapters.methods.audio.waveforms import load_waveform
+from sinr_adapters.framework import container
 
 from .conftest import assert_refuses_corruption
 from .test_adapters_hostile import BAD_VALUES, outcome, refix, refused, restream, set_key
@@ -60,7 +61,7 @@ def valid(request):
 def test_cut_streams_are_refused(valid):
     adapter, data = valid
     body = data[:-4]
-    header_end = INRAdapter.read_header(data)[1]
+    header_end = container.read_header(data)[1]
     cuts = sorted(set(range(0, header_end + 2)) | set(np.linspace(header_end, len(body) - 1, 25).astype(int)))
     for cut in cuts:
         refused(adapter.decompress, refix(body[:cut]))
@@ -94,7 +95,7 @@ def test_header_fields_set_to_hostile_values(valid):
 
 def test_signal_shapes_the_network_cannot_render(valid):
     adapter, data = valid
-    shape = INRAdapter.read_header(data)[0]["shape"]
+    shape = container.read_header(data)[0]["shape"]
     bad = {4: [(6, 6, 5, 1), (6, 6, 6, 2), (6, 6, 6)], 2: [(64, 2), (64,), (64, 1, 1)]}[len(shape)]
     if shape[-1] == 3:   # NIC: (N, 3) colours
         bad = [(64, 1), (64, 4), (64, 3, 1), (1 << 24, 1 << 24)]
@@ -105,7 +106,7 @@ def test_signal_shapes_the_network_cannot_render(valid):
 # ------------------------------------------------------------------------------------ NIC's own records
 def _nic_parts(adapter: NICAdapter, data: bytes) -> tuple[bytes, list[bytes], bytes]:
     """``(header, quantizer records, rANS section)`` of a NIC stream without SINR."""
-    header, pos = INRAdapter.read_header(data)
+    header, pos = container.read_header(data)
     r = Reader(data[:-4], pos)
     n = 2 * (adapter.layers + 1)
     records = [r.take(5) for _ in range(n)]
@@ -128,10 +129,11 @@ def test_nic_rans_section_and_quantizers_are_checked():
     assert _nic_stream(header, records, payload) == data
     count = sum(p.numel() for p in model.parameters())
     assert rans.decode(payload, count).size == count
-    # too few and too many symbols, values beyond the 4-bit range, a corrupt rANS section
+    # too few and too many symbols, values beyond the 4-bit range (0..14 offset), a corrupt rANS section
     refused(a.decompress, _nic_stream(header, records, rans.encode(np.zeros(count - 1, np.int64))))
     refused(a.decompress, _nic_stream(header, records, rans.encode(np.zeros(count + 1, np.int64))))
-    refused(a.decompress, _nic_stream(header, records, rans.encode(np.full(count, 8, np.int64))))
+    refused(a.decompress, _nic_stream(header, records, rans.encode(np.full(count, 15, np.int64))))
+    refused(a.decompress, _nic_stream(header, records, rans.encode(np.full(count, -1, np.int64))))
     refused(a.decompress, _nic_stream(header, records, rans.encode(np.arange(count, dtype=np.int64) % 1000)))
     refused(a.decompress, _nic_stream(header, records, payload[:-3] + b"\xff\xff\xff"))
     refused(a.decompress, _nic_stream(header, records, b""))

@@ -17,7 +17,9 @@ from sinr_adapters.methods.shacira.hashgrid import PRIMES, HashGrid, grid_resolu
 from sinr_adapters.framework.images import load_image
 
 from .conftest import assert_refuses_corruption, benchmark_script
-from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter, rans_decode, rans_encode, ste_round
+from sinr_adapters.framework.quantizers import ste_round
+from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
+from sinr_adapters.methods.shacira.coding import rans_decode, rans_encode
 
 SIZE = 16
 

@@ -1,25 +1,22 @@
-"""The adapter stream container: header, sections, checksum, and the bounds-checked reader.
+"""The adapter stream container (``SIA1``): header, sections, checksum, the bounds-checked reader, and
+the checks a stream's header meets against the adapter that reads it.
 
-Every adapter stream is written and read with these helpers (:class:`~sinr_adapters.framework.inr.INRAdapter`
-writes the whole stream; COIN++ and SHACIRA write their own records between its header and checksum).
+Every adapter stream starts and ends the same way; what lies between is the method's (the shared
+records of :mod:`sinr_adapters.framework.records`, or a method's own, as COIN++'s and SHACIRA's)::
 
-Stream layout (``MAGIC`` = ``b"SIA1"``; varint = unsigned LEB128; every byte is counted in ``bpp``)::
-
-    magic[4] | varint n, method name[n] | varint n, config[n] | varint ndim, ndim varints: signal shape
-    | u8 flags | (flags & 2: reference fingerprint[4]) | per tensor, in state_dict order: record
-    | varint m, brotli(integers)[m] | u32 CRC-32 of everything before it
+    magic[4] "SIA1" | varint n, method name[n] | varint n, config[n] | varint ndim, ndim varints: shape
+    | u8 flags | (flags & 2: reference fingerprint[4]) | body | u32 CRC-32 of everything before it
 
 ``config`` is the compact JSON list of the adapter's configuration values in sorted-key order (the
-architecture; the decoder knows the keys). Flag 1: SINR was used, so the tensors the adapter marks for
-SINR are ``s`` records; the others use the adapter's storage: ``h`` float16 or ``f`` float32 (raw,
-little-endian), ``q`` u8 bits + f32 step (the integers, offset to unsigned, go to the shared Brotli
-section at the end; :func:`stored_uniform`), ``s`` varint length + a SparseCode stream (docs/format.md;
-:func:`sparse_tensor_from_bytes`). Flag 2: stored values are relative to reference weights (INRIC's
-meta-learned initialisation), identified by the first 4 bytes of their SHA-256 fingerprint
-(:func:`fingerprint`).
+decoder knows the keys). Flag 1: SINR coded the tensors the adapter marks for it; flag 2: stored values
+are relative to reference weights (INRIC's meta-learned initialisation), identified by the first 4 bytes
+of their SHA-256 fingerprint (:func:`fingerprint`). Every byte is specified in docs/format-adapters.md.
 
-An adapter stream that is truncated, corrupt, or written for another method / reference raises the
-core's :class:`~sinr_codecs.errors.StreamError` (a ``ValueError``), like a bad SINR stream does.
+Writing: :func:`write_header`, :func:`write_varint`, :func:`write_section`, :func:`finish_stream`.
+Reading: :func:`open_stream` (magic, checksum, header, the configuration's types, ranges and network
+size, the signal's shape, all checked against the adapter before anything is built), :class:`Reader`,
+:func:`inflate`, :func:`stream_adapter`. An adapter stream that is truncated, corrupt, or written for
+another method or reference raises the core's :class:`~sinr_codecs.errors.StreamError` (a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -31,34 +28,37 @@ import math
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 import brotli
 import numpy as np
 import torch
 from sinr_codecs.cursor import Cursor, varint
 from sinr_codecs.errors import StreamError
-from sinr_codecs.sparse import SparseCode
 
-from .quantizers import uniform_dequantize, uniform_quantize
+if TYPE_CHECKING:
+    from .inr import INRAdapter
 
 __all__ = [
     "MAGIC",
     "MAX_FREQUENCY",
     "MAX_STREAM_PARAMETERS",
     "MAX_STREAM_TENSORS",
+    "Header",
+    "OpenStream",
     "Reader",
-    "StreamError",
+    "check_config",
     "check_config_value",
+    "check_header",
+    "check_reference",
     "config_number",
     "finish_stream",
     "fingerprint",
-    "from_stored_uniform",
     "inflate",
+    "meta_model_size",
+    "open_stream",
     "read_header",
-    "read_quantizer",
-    "sparse_tensor_from_bytes",
-    "stored_uniform",
+    "stream_adapter",
     "strip_checksum",
     "write_header",
     "write_section",
@@ -200,80 +200,6 @@ def inflate(blob: bytes, expected: int, what: str) -> bytes:
     return raw
 
 
-# --------------------------------------------------------------------------------------------------
-# tensor records: uniform integers ("q") and SINR sections ("s")
-# --------------------------------------------------------------------------------------------------
-
-def stored_uniform(t: torch.Tensor, bits: int) -> tuple[bytes, np.ndarray]:
-    """How a ``("q", bits)`` tensor is stored: the quantizer record ``<Bf`` (bits, step; 5 bytes) and the
-    integers offset to unsigned (``q + 2**(bits-1) - 1``, uint8 up to 8 bits, else little-endian uint16),
-    flattened."""
-    q, step = uniform_quantize(t, bits)
-    ints = (q.numpy() + 2 ** (bits - 1) - 1).astype("<u1" if bits <= 8 else "<u2").reshape(-1)
-    return struct.pack("<Bf", bits, step), ints
-
-
-def read_quantizer(record: bytes, name: str) -> tuple[int, float]:
-    """Inverse of :func:`stored_uniform`'s 5-byte record: ``(bits, step)``.
-
-    Raises :class:`StreamError` unless ``2 <= bits <= 16`` and ``step`` is positive with every
-    dequantized value ``+-step * (2**(bits-1) - 1)`` finite in float32.
-    """
-    if len(record) != 5:
-        raise StreamError(f"truncated quantizer record for {name!r}")
-    bits, step = struct.unpack("<Bf", record)
-    if not 2 <= bits <= 16 or not 0.0 < step < math.inf or step * (2 ** (bits - 1) - 1) > _FLOAT32_MAX:
-        raise StreamError(f"bad quantizer parameters for {name!r}: bits={bits}, step={step}")
-    return bits, step
-
-
-def from_stored_uniform(ints: np.ndarray, bits: int, step: float) -> torch.Tensor:
-    """Inverse of :func:`stored_uniform`'s integers: the dequantized float32 tensor (flat).
-
-    Raises :class:`StreamError` if an integer lies beyond ``2**bits - 2`` (outside the quantizer's range).
-    """
-    qmax = 2 ** (bits - 1) - 1
-    if ints.size and int(ints.max()) > 2 * qmax:
-        raise StreamError(f"a stored {bits}-bit integer lies outside the quantizer's range 0..{2 * qmax}")
-    return uniform_dequantize(torch.from_numpy(ints.astype(np.int64) - qmax), step)
-
-
-def sparse_tensor_from_bytes(blob: bytes, shape: Sequence[int], *, name: str | None = None) -> torch.Tensor:
-    """Decode one SINR section: a :class:`sinr_codecs.sparse.SparseCode` stream -> the tensor it codes.
-
-    Parameters
-    ----------
-    blob : bytes
-        The SparseCode stream (docs/format.md), as written by
-        :meth:`~sinr_adapters.framework.finetune.CompressionSetup.code_bytes`.
-    shape : sequence of int
-        The shape the tensor must have (the model's tensor it replaces).
-    name : str or None
-        The tensor's name, for error messages.
-
-    Returns
-    -------
-    torch.Tensor
-        The reconstruction, float32 on the CPU, of shape ``shape``.
-
-    Raises
-    ------
-    StreamError
-        If the section is corrupt or codes a tensor of another shape.
-    """
-    what = "SINR section" if name is None else f"SINR section for {name!r}"
-    try:
-        code = SparseCode.from_bytes(blob)
-    except StreamError:
-        raise
-    except ValueError as exc:
-        raise StreamError(f"bad {what}: {exc}") from exc
-    t = code.reconstruct().detach().float()
-    if tuple(t.shape) != tuple(shape):
-        raise StreamError(f"{what} has shape {tuple(t.shape)}, expected {tuple(shape)}")
-    return t.cpu()
-
-
 def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
     """16 hex digits of SHA-256 over names and float32 little-endian bytes, in the mapping's order.
 
@@ -299,18 +225,26 @@ def _refuse_constant(name: str) -> None:
     raise StreamError(f"corrupt stream header: non-finite number {name} in the configuration")
 
 
-def write_header(buf: io.BytesIO, method: str, config: Mapping[str, Any], shape: Sequence[int], *, sinr: bool,
-                 ref: str | None) -> int:
-    """Write the stream header (module docstring) and return its length in bytes.
+class Header(TypedDict):
+    """A parsed stream header (:func:`read_header`)."""
+
+    method: str
+    config: list[Any]
+    shape: tuple[int, ...]
+    sinr: bool
+    ref: str | None
+
+
+def write_header(buf: io.BytesIO, adapter: INRAdapter, shape: Sequence[int], *, sinr: bool, ref: str | None) -> int:
+    """Write ``adapter``'s stream header (module docstring) and return its length in bytes.
 
     Parameters
     ----------
     buf : io.BytesIO
         An empty buffer: the stream being written.
-    method : str
-        The adapter's ``name`` (ASCII, at most 64 bytes).
-    config : mapping
-        The adapter's JSON-safe configuration; its values are written in sorted-key order.
+    adapter : INRAdapter
+        Its ``name`` (ASCII, at most 64 bytes) and :meth:`~sinr_adapters.framework.inr.INRAdapter.config`
+        (JSON-safe; the values are written in sorted-key order) go into the header.
     shape : sequence of int
         The signal's shape (grid shape followed by channels).
     sinr : bool
@@ -321,7 +255,7 @@ def write_header(buf: io.BytesIO, method: str, config: Mapping[str, Any], shape:
     """
     n0 = buf.tell()
     buf.write(MAGIC)
-    for blob in (method.encode("ascii"), _json_dumps([v for _, v in sorted(config.items())])):
+    for blob in (adapter.name.encode("ascii"), _json_dumps([v for _, v in sorted(adapter.config().items())])):
         write_section(buf, blob)
     write_varint(buf, len(shape))
     for d in shape:
@@ -332,21 +266,21 @@ def write_header(buf: io.BytesIO, method: str, config: Mapping[str, Any], shape:
     return buf.tell() - n0
 
 
-def read_header(data: bytes) -> tuple[dict[str, Any], int]:
-    """Parse the stream header: ``({"method", "config" (list), "shape", "sinr", "ref"}, offset)``.
+def read_header(data: bytes | bytearray | memoryview) -> tuple[Header, int]:
+    """Parse the stream header: ``(header, offset just past it)``.
 
     ``data`` is the stream without its checksum (:func:`strip_checksum`); nothing is checked against an
-    adapter here (:meth:`~sinr_adapters.framework.inr.INRAdapter.open_stream` does that).
+    adapter here (:func:`open_stream` does that).
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(data).__name__}")
     r = Reader(data)
     if len(data) < 4 or r.take(4) != MAGIC:
         raise StreamError("not an INR adapter stream (bad magic bytes)")
-    method = r.take(r.varint("the method name's length", 64), "the method name")
+    raw_method = r.take(r.varint("the method name's length", 64), "the method name")
     blob = r.take(r.varint("the configuration's length", _MAX_HEADER), "the configuration")
     try:
-        method = method.decode("ascii")
+        method = raw_method.decode("ascii")
         config = json.loads(blob, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         if isinstance(exc, StreamError):
@@ -360,7 +294,7 @@ def read_header(data: bytes) -> tuple[dict[str, Any], int]:
     if flags & ~3:
         raise StreamError(f"unknown header flags {flags:#x}")
     ref = r.take(4).hex() if flags & 2 else None
-    header = {"method": method, "config": config, "shape": shape, "sinr": bool(flags & 1), "ref": ref}
+    header: Header = {"method": method, "config": config, "shape": shape, "sinr": bool(flags & 1), "ref": ref}
     return header, r.pos
 
 
@@ -400,8 +334,7 @@ def strip_checksum(data: bytes | bytearray | memoryview) -> bytes:
 def config_number(config: Mapping[str, Any], key: str, *, lo: float | None = None, hi: float | None = None,
                   above: bool = False) -> Any:
     """``config[key]`` if it is a finite number in ``[lo, hi]`` (``(lo, hi]`` with ``above``), else
-    :class:`StreamError` naming the field (for the range checks of
-    :meth:`~sinr_adapters.framework.inr.INRAdapter.stream_model_size`).
+    :class:`StreamError` naming the field (for the range checks of an adapter's ``stream_model_size``).
 
     Examples
     --------
@@ -446,3 +379,141 @@ def check_config_value(key: str, value: Any, like: Any) -> None:
     if not ok:
         kind = "an integer" if isinstance(like, int) and not isinstance(like, bool) else type(like).__name__
         raise StreamError(f"stream configuration: {key}={value!r:.80} is not {kind} (or is out of range)")
+
+
+# --------------------------------------------------------------------------------------------------
+# a stream's header, checked against the adapter that reads it
+# --------------------------------------------------------------------------------------------------
+
+class OpenStream(NamedTuple):
+    """What :func:`open_stream` returns."""
+
+    header: Header
+    """The parsed header."""
+    pos: int
+    """Offset of the body (just past the header) in :attr:`body`."""
+    body: bytes
+    """The stream without its trailing CRC-32."""
+    config: dict[str, Any]
+    """The stream's configuration, keyed like the adapter's ``config()``."""
+
+
+def check_header(adapter: INRAdapter, header: Header) -> dict[str, Any]:
+    """The configuration of a stream's ``header``, checked against ``adapter`` before anything is built:
+    the method's name, as many values as ``adapter.config()`` has keys (or fewer by exactly the keys of
+    ``adapter.stream_config_defaults``, which then take their defaults), each of the JSON type of the
+    adapter's own value (:func:`check_config`), the network's size, and the signal's shape (non-empty, at
+    most :data:`MAX_STREAM_PARAMETERS` values, then the adapter's ``check_stream_shape``).
+
+    Raises
+    ------
+    StreamError
+        For anything the adapter cannot decode.
+    """
+    if header["method"] != adapter.name:
+        raise StreamError(f"stream was written by adapter {header['method']!r}, not {adapter.name!r}")
+    own = adapter.config()
+    keys = sorted(own)
+    values = header["config"]
+    defaults = adapter.stream_config_defaults
+    older = sorted(k for k in own if k not in defaults)
+    if len(values) == len(keys):
+        config = dict(zip(keys, values, strict=True))
+    elif defaults and len(values) == len(older):  # written before the keys existed
+        config = {**dict(zip(older, values, strict=True)), **defaults}
+    else:
+        raise StreamError(f"stream configuration has {len(values)} entries, {adapter.name!r} "
+                          f"expects {len(keys)}: written by another version of the adapter?")
+    check_config(adapter, config)
+    shape = header["shape"]
+    if len(shape) < 2 or min(shape) < 1 or math.prod(shape) > MAX_STREAM_PARAMETERS:
+        raise StreamError(f"signal shape {shape} is empty or exceeds the safety limit of "
+                          f"{MAX_STREAM_PARAMETERS} values")
+    adapter.check_stream_shape(shape, config)
+    return config
+
+
+def open_stream(adapter: INRAdapter, data: bytes | bytearray | memoryview) -> OpenStream:
+    """Check a stream's magic bytes and checksum (:func:`strip_checksum`), then its header against
+    ``adapter`` (:func:`check_header`). Nothing is built.
+
+    Raises
+    ------
+    TypeError
+        If ``data`` is not bytes-like.
+    StreamError
+        For a corrupt or truncated stream, or one that ``adapter`` cannot decode.
+    """
+    body = strip_checksum(data)
+    header, pos = read_header(body)  # the checksum first: a corrupt header says so
+    return OpenStream(header, pos, body, check_header(adapter, header))
+
+
+def check_config(adapter: INRAdapter, config: Mapping[str, Any]) -> None:
+    """Refuse a stream's configuration before anything is built from it.
+
+    Every value must have the JSON type of the adapter's own ``config()`` value
+    (:func:`check_config_value`), then the adapter's ``stream_model_size(config)`` checks its ranges and
+    sizes the network: at most :data:`MAX_STREAM_TENSORS` stored tensors and
+    :data:`MAX_STREAM_PARAMETERS` parameters.
+
+    Raises
+    ------
+    StreamError
+        If a value is of the wrong type, out of range, or describes a network beyond the limits.
+    """
+    own = adapter.config()
+    for key, value in config.items():
+        check_config_value(key, value, own[key])
+    tensors, params = adapter.stream_model_size(config)
+    if tensors > MAX_STREAM_TENSORS or params > MAX_STREAM_PARAMETERS:
+        raise StreamError(f"the stream's network ({tensors} tensors, {params} parameters) exceeds the safety "
+                          f"limit of {MAX_STREAM_TENSORS} tensors and {MAX_STREAM_PARAMETERS} parameters")
+
+
+def stream_adapter(adapter: INRAdapter, config: Mapping[str, Any]) -> INRAdapter:
+    """``adapter.with_config(config)`` for a configuration read from a stream (checked by
+    :func:`open_stream`): the adapter that decodes it, with ``adapter``'s shared state. A constructor's
+    refusal becomes a :class:`StreamError`."""
+    try:
+        return adapter.with_config(config)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, StreamError):
+            raise
+        raise StreamError(f"bad configuration in stream: {exc}") from exc
+
+
+def check_reference(adapter: INRAdapter, header: Header) -> None:
+    """Refuse a stream whose reference fingerprint (flag 2) is not that of ``adapter``'s shared state
+    (``adapter.shared_fingerprint()``: its reference weights, or COIN++'s base network), or that has one
+    when the adapter has none, or none when it has one.
+
+    Raises
+    ------
+    StreamError
+        Naming what to decode with instead.
+    """
+    shared = adapter.shared_fingerprint()
+    if (header["ref"] is None) != (shared is None) or (shared is not None and header["ref"] != shared[:8]):
+        raise StreamError("the stream's shared state (the reference weights or base network it was written "
+                          "with) differs from this adapter's: decode with the adapter, and the file of shared "
+                          "state, that wrote it")
+
+
+def meta_model_size(adapter: INRAdapter, config: Mapping[str, Any]) -> tuple[int, int]:
+    """``(stored tensors, parameters)`` of ``adapter``'s network for a stream's ``config``, built on the meta
+    device (no memory, but time proportional to its number of modules).
+
+    Raises
+    ------
+    StreamError
+        If no network of the adapter has that configuration.
+    """
+    try:
+        with torch.device("meta"):
+            probe = type(adapter)(**config).build_model()
+    except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
+        if isinstance(exc, StreamError):
+            raise
+        raise StreamError(f"bad configuration in stream: {exc}") from exc
+    return len(adapter.tensor_names(probe)), sum(p.numel() for p in probe.parameters())

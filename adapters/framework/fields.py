@@ -1,148 +1,100 @@
-"""Shared parts of the adapters for signals other than images: a signal that carries its own reference,
-fitting with a method's own loss, and the per-tensor stream records of :class:`~sinr_adapters.framework.inr.INRAdapter`.
+"""The skeleton of adapters for signals other than images: :class:`FieldAdapter`.
 
-:class:`FieldSignal` is a :class:`~sinr_adapters.framework.signals.Signal` with two more fields the harness reads:
-``reference`` (the array its metric compares a rendering with, e.g. a dense occupancy grid while the
-network is trained on sampled points) and ``elements`` (what the rate divides by: samples, points).
-
-:class:`FieldAdapter` is an :class:`~sinr_adapters.framework.inr.INRAdapter` whose fitting and fine-tuning minimise
-its :meth:`FieldAdapter.loss` (binary cross-entropy for occupancy, a weighted YUV error for point-cloud
-colours) instead of the mean squared error; its streams are the ``INRAdapter`` container (module docstring
-of :mod:`sinr_adapters.framework`), so :meth:`~sinr_adapters.framework.inr.INRAdapter.decompress` reads them unchanged.
+Occupancy fields, audio and point-cloud attributes share it: a coordinate network of ``layers`` layers of
+width ``width`` (the rate knob) whose hidden-to-hidden weight matrices ``net.{1..layers-1}.linear.weight``
+SINR codes, stored without SINR as per-tensor uniform ``bits``-bit integers (the storage-bits knob of the
+fair baseline), everything else in float16 unless a method says otherwise. Fitting and fine-tuning
+minimise the method's :meth:`~sinr_adapters.framework.inr.INRAdapter.loss`; streams are the shared
+records (:mod:`sinr_adapters.framework.records`). A method fills in ``name``, ``dim_in``, ``dim_out``,
+:meth:`build_model`, :meth:`signal_from`, :meth:`coordinates`, :meth:`check_stream_shape` and
+``describe()`` (through :meth:`FieldAdapter.field_spec`), and the hooks it needs beyond these.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import nets
+from .container import MAX_FREQUENCY, config_number
 from .inr import INRAdapter
+from .nets import siren_parameters
 from .signals import Signal
-from .sinr_options import SINROptions
-from .finetune import CompressionSetup
+from .spec import AdapterSpec, Metric, Option, SignalSource
 
-__all__ = ["FieldAdapter", "FieldSignal", "Siren", "siren_parameters", "train"]
-
-
-@dataclass(frozen=True)
-class FieldSignal(Signal):
-    """A :class:`~sinr_adapters.framework.signals.Signal` with its own reference and element count.
-
-    Attributes
-    ----------
-    reference : numpy.ndarray or None
-        What the metric compares a rendering with (shape of what the adapter renders); None: the values
-        in [0, 1] of ``shape``.
-    elements : int or None
-        What the rate divides by (samples, points); None: ``prod(shape[:-1])``.
-    """
-
-    reference: np.ndarray | None = None
-    elements: int | None = None
-
-    def to(self, device: torch.device | str) -> FieldSignal:
-        return dataclasses.replace(self, coords=self.coords.to(device), values=self.values.to(device))
-
-
-def train(forward: Callable[[torch.Tensor], torch.Tensor], parameters: Sequence[torch.Tensor], coords: torch.Tensor,
-          target: torch.Tensor, *, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], steps: int,
-          lr: float, batch_size: int | None = None, schedule: str = "constant", keep_best: bool = True,
-          progress: bool | None = None, desc: str = "fit", generator: torch.Generator | None = None
-          ) -> nets.FitLog:
-    """Adam on ``loss(forward(coords), target)``: :func:`sinr_adapters.framework.nets.fit` with another loss.
-
-    Parameters
-    ----------
-    forward : callable
-        ``forward(coords_batch) -> prediction`` ``(n, c)``.
-    parameters : sequence of torch.Tensor
-        Leaf tensors trained.
-    coords, target : torch.Tensor
-        ``(N, d)`` inputs and ``(N, c)`` targets.
-    loss : callable
-        ``loss(prediction, target) -> scalar``.
-    steps : int
-        Optimizer steps (0 returns at once).
-    lr : float
-        Adam learning rate.
-    batch_size : int or None
-        None or ``>= N``: full batch (the best step is restored with ``keep_best``); else random
-        mini-batches, a fresh permutation per epoch.
-    schedule : {"constant", "cosine"}
-    generator : torch.Generator or None
-        Source of the mini-batch permutations.
-
-    Returns
-    -------
-    FitLog
-        Its ``psnr`` list holds ``-10 log10(loss)`` per step (a loss in dB, for progress only).
-    """
-    if steps < 0:
-        raise ValueError("steps must be >= 0")
-    params = list(parameters)
-    log = nets.FitLog()
-    if steps == 0 or not params:
-        return log
-    n = coords.shape[0]
-    full = batch_size is None or batch_size >= n
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if schedule == "cosine" else None
-    best: list[torch.Tensor] | None = None
-    track = keep_best and full
-    t0 = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=steps, desc=desc, file=sys.stderr, leave=False, disable=not nets.progress_enabled(progress),
-               dynamic_ncols=True)
-    try:
-        for xb, yb in nets.minibatches(coords, target, steps, batch_size, generator):
-            opt.zero_grad(set_to_none=True)
-            value_t = loss(forward(xb), yb)
-            value = float(value_t.detach())
-            if track and value < log.best_loss:
-                best = [p.detach().clone() for p in params]
-            if value < log.best_loss:
-                log.best_loss, log.best_step = value, log.steps
-            value_t.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            log.loss.append(value)
-            log.psnr.append(-10.0 * math.log10(max(value, 1e-30)))
-            log.steps += 1
-            bar.update(1)
-        if track:
-            with torch.no_grad():
-                value = float(loss(forward(coords), target))
-            nets.restore_best(log, params, best, value, steps)
-    finally:
-        bar.close()
-    nets.synchronize(coords.device)
-    log.seconds = time.perf_counter() - t0
-    return log
+__all__ = ["FieldAdapter"]
 
 
 class FieldAdapter(INRAdapter):
-    """An :class:`~sinr_adapters.framework.inr.INRAdapter` fitted and fine-tuned with its own :meth:`loss`.
+    """The shared part of the field adapters (module docstring).
 
-    Subclasses fill the ``INRAdapter`` hooks, ``signal_from(raw, name=)`` (the harness's signal
-    constructor for non-image kinds) and, when the loss is not the mean squared error, :meth:`loss`.
-    Streams are the ``INRAdapter`` container with ``h``, ``f``, ``q`` and ``s`` records.
+    Parameters
+    ----------
+    width : int
+        Hidden width (the rate knob).
+    layers : int
+        Layers; ``layers - 1`` hidden-to-hidden matrices, which SINR codes.
+    bits : int
+        Storage bits of the hidden-to-hidden matrices without SINR (2..16).
     """
 
-    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The training loss (default: mean squared error)."""
-        return torch.mean((prediction - target) ** 2)
+    dim_in: ClassVar[int] = 1
+    """Coordinate dimension."""
+    dim_out: ClassVar[int] = 1
+    """Channels."""
+    frequency_keys: ClassVar[tuple[str, ...]] = ()
+    """Configuration keys of frequencies or scales, each within ``[1 / MAX_FREQUENCY, MAX_FREQUENCY]``."""
+
+    def __init__(self, *, width: int, layers: int, bits: int) -> None:
+        if int(width) < 1 or int(layers) < 2:
+            raise ValueError(f"width must be >= 1 and layers >= 2, got width={width}, layers={layers}")
+        if not 2 <= int(bits) <= 16:
+            raise ValueError(f"bits must be in 2..16, got {bits}")
+        self.width, self.layers, self.bits = int(width), int(layers), int(bits)
+
+    @staticmethod
+    def check_frequency(key: str, value: float) -> float:
+        """``value`` as a float if it lies in ``[1 / MAX_FREQUENCY, MAX_FREQUENCY]``, else ``ValueError``."""
+        if not 1 / MAX_FREQUENCY <= float(value) <= MAX_FREQUENCY:
+            raise ValueError(f"{key} must be in [{1 / MAX_FREQUENCY:g}, {MAX_FREQUENCY:g}], got {value}")
+        return float(value)
+
+    @classmethod
+    def field_spec(cls, *, summary: str, source: SignalSource, metric: Metric, layers_help: str,
+                   bits_help: str, default_bits: int = 16, options: Sequence[Option] = (),
+                   harness_only: Sequence[str] = (), **hooks: Any) -> AdapterSpec:
+        """The harness's description of a field adapter: the options ``widths`` (the rate points, 32 and
+        64 by default), ``layers``, ``bits`` and ``options``; each rate point is
+        ``cls(width=w, **options)`` without the ``harness_only`` ones (those its ``prepare`` reads).
+
+        Parameters
+        ----------
+        summary, source, metric
+            As :class:`~sinr_adapters.framework.spec.AdapterSpec` takes them.
+        layers_help, bits_help : str
+            The help of ``layers`` and ``bits``.
+        default_bits : int, default 16
+            The default of ``bits``.
+        **hooks
+            Further :class:`~sinr_adapters.framework.spec.AdapterSpec` fields (``prepare``, ``render``, ...).
+        """
+        skip = {"widths", *harness_only}
+
+        def build(cls: type[FieldAdapter], o: Mapping[str, Any], width: int, ctx: Any) -> FieldAdapter:
+            return cls(width=width, **{k: v for k, v in o.items() if k not in skip})
+
+        return AdapterSpec(
+            summary=summary, rate="widths", rate_key="width", bits="bits", source=source, metric=metric, build=build,
+            options=(Option("widths", int, [32, 64], "hidden widths (the rate points)", multiple=True, minimum=1),
+                     Option("layers", int, 3, layers_help, minimum=2), *options,
+                     Option("bits", int, default_bits, bits_help, minimum=2, maximum=16)),
+            **hooks)
+
+    def config(self) -> dict[str, Any]:
+        return {"width": self.width, "layers": self.layers, "bits": self.bits}
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
         raise TypeError(f"{self.name} does not encode images; the harness builds its signals with signal_from()")
@@ -151,96 +103,18 @@ class FieldAdapter(INRAdapter):
         """The signal of one raw signal of the adapter's source (e.g. a waveform, a shape)."""
         raise NotImplementedError
 
-    def fit(self, signal: Signal, *, steps: int, lr: float | None = None, batch_size: int | None = None,
-            device: str = "auto", progress: bool | None = None, seed: int = 0,
-            model: nn.Module | None = None) -> tuple[nn.Module, nets.FitLog]:
-        """Fit a fresh network (seeded by ``seed``) or continue fitting ``model`` on :meth:`loss`."""
-        dev = nets.resolve_device(device)
-        if model is None:
-            torch.manual_seed(seed)
-            model = self.build_model()
-        model = model.to(dev)
-        sig = signal.to(dev)
-        gen = torch.Generator().manual_seed(seed)
-        log = train(model, list(model.parameters()), sig.coords, sig.values, loss=self.loss, steps=steps,
-                    lr=self.default_lr if lr is None else lr, batch_size=batch_size, progress=progress,
-                    desc=f"{self.name} fit", generator=gen)
-        return model, log
+    def sinr_tensor_names(self, model: nn.Module | None) -> list[str]:
+        return [f"net.{i}.linear.weight" for i in range(1, self.layers)]
 
-    def compress_with_info(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = None,
-                           finetune_steps: int = 0, finetune_lr: float | None = None,
-                           sinr_lr: float | None = None, schedule: str = "cosine",
-                           batch_size: int | None = None, progress: bool | None = None
-                           ) -> tuple[bytes, dict[str, Any]]:
-        """:meth:`~sinr_adapters.framework.inr.INRAdapter.compress_with_info`, fine-tuned on :meth:`loss`."""
-        info: dict[str, Any] = {}
-        setup = self.prepare_compression(model, sinr)
-        info["omp_seconds"] = setup.omp_seconds
-        forward, sig, log = self.finetune(model, setup, signal, info, steps=finetune_steps, finetune_lr=finetune_lr,
-                                          sinr_lr=sinr_lr, schedule=schedule, batch_size=batch_size,
-                                          progress=progress)
-        with torch.no_grad():
-            info["loss_finetuned"] = float(self.loss(forward(sig.coords), sig.values))
-        return self.write_stream(setup, signal.shape, log, info), info
+    def storage(self, name: str, tensor: torch.Tensor | None) -> tuple[Any, ...]:
+        """The hidden-to-hidden matrices as ``bits``-bit integers, everything else float16."""
+        return ("q", self.bits) if name in self.sinr_tensor_names(None) else ("h",)
 
-    def finetune(self, model: nn.Module, setup: CompressionSetup, signal: Signal, info: dict[str, Any], *,
-                 steps: int, finetune_lr: float | None, sinr_lr: float | None, schedule: str,
-                 batch_size: int | None, progress: bool | None
-                 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Signal, nets.FitLog]:
-        """Fine-tune ``setup``'s tensors on :meth:`loss` before they are written (:func:`train`, mini-batch
-        permutations from a generator seeded 0); adds ``finetune_seconds`` to ``info``.
-
-        Returns
-        -------
-        forward : callable
-            ``forward(coords) -> prediction`` through ``setup``'s tensors (quantizers and SINR codes).
-        signal : Signal
-            ``signal`` on ``setup.device``.
-        log : FitLog
-        """
-        names, codes = setup.names, setup.codes
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return torch.func.functional_call(model, {k: setup.tensor(k) for k in names}, (x,))
-
-        sig = signal.to(setup.device)
-        t1 = time.perf_counter()
-        lr = self.finetune_learning_rate(with_sinr=bool(codes), finetune_lr=finetune_lr, sinr_lr=sinr_lr)
-        log = train(forward, list(setup.trainable.values()), sig.coords, sig.values, loss=self.loss,
-                    steps=steps, lr=lr, batch_size=batch_size, schedule=schedule, progress=progress,
-                    desc=f"{self.name}{'+sinr' if codes else ''} fine-tune",
-                    generator=torch.Generator().manual_seed(0))
-        info["finetune_seconds"] = time.perf_counter() - t1
-        return forward, sig, log
-
-
-class Siren(nn.Module):
-    """A SIREN: ``layers`` sine layers of width ``width`` and a linear output.
-
-    State_dict keys ``net.{i}.linear.weight`` / ``.bias`` and ``last.linear.weight`` / ``.bias``.
-
-    Parameters
-    ----------
-    dim_in, dim_out : int
-        Coordinate dimension and channels.
-    width, layers : int
-        Hidden width and number of sine layers.
-    w0, w0_initial : float
-        Sine frequency of the hidden layers and of the first layer (SIREN: 30; 3000 for audio's first).
-    """
-
-    def __init__(self, *, dim_in: int, dim_out: int, width: int, layers: int, w0: float = 30.0,
-                 w0_initial: float = 30.0) -> None:
-        super().__init__()
-        self.net = nn.Sequential(*[
-            nets.SineLayer(dim_in if i == 0 else width, width, w0=w0_initial if i == 0 else w0, is_first=i == 0)
-            for i in range(layers)])
-        self.last = nets.SineLayer(width, dim_out, w0=w0, activation=nn.Identity())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.last(self.net(x))
-
-
-def siren_parameters(dim_in: int, dim_out: int, width: int, layers: int) -> int:
-    """Parameters of :class:`Siren` (counted without building it)."""
-    return (dim_in + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * dim_out
+    def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
+        """``(2 * (layers + 1), parameters)`` from the configuration alone (``width >= 1``, ``layers >= 2``,
+        ``2 <= bits <= 16``, each of :attr:`frequency_keys` within ``[1 / MAX_FREQUENCY, MAX_FREQUENCY]``)."""
+        width, layers = config_number(config, "width", lo=1), config_number(config, "layers", lo=2)
+        for k in self.frequency_keys:
+            config_number(config, k, lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
+        config_number(config, "bits", lo=2, hi=16)
+        return 2 * (layers + 1), siren_parameters(self.dim_in, self.dim_out, width, layers)

@@ -1,8 +1,8 @@
 """Coordinate grids: where a coordinate network is evaluated, one row per sample, row-major.
 
-Each INR method has its own convention, and reproducing its numbers depends on it:
+Each INR method has its own convention, and reproducing its numbers depends on it (a method with a
+convention of its own keeps it, e.g. :func:`sinr_adapters.methods.coin.coin_grid`):
 
-- :func:`coin_grid`: COIN, ``(row, col) / (H - 1) * 2 - 1`` (both axes divided by ``H - 1``);
 - :func:`linspace_grid`: INRIC and SIREN, ``linspace(-1, 1, n)`` per axis;
 - :func:`unit_grid`: SHACIRA (and COIN++ within a patch), ``linspace(0, 1, n)`` per axis;
 - :func:`pixel_grid`: COIN++, integer pixel positions (the model finds each pixel's patch).
@@ -12,18 +12,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["coin_grid", "linspace_grid", "pixel_grid", "unit_grid"]
-
-
-def coin_grid(height: int, width: int) -> torch.Tensor:
-    """COIN's pixel coordinates: ``(row, col) / (H - 1) * 2 - 1`` (both axes divided by ``H - 1``, as
-    COIN does), row-major, shape ``(H*W, 2)``."""
-    if height < 2:
-        raise ValueError("COIN coordinates need height >= 2")
-    rows, cols = torch.meshgrid(torch.arange(height, dtype=torch.float32),
-                                torch.arange(width, dtype=torch.float32), indexing="ij")
-    grid = torch.stack((rows, cols), dim=-1).reshape(-1, 2)
-    return (grid / (height - 1) - 0.5) * 2.0
+__all__ = ["linspace_grid", "pixel_grid", "unit_grid"]
 
 
 def linspace_grid(*sizes: int) -> torch.Tensor:

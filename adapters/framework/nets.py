@@ -1,60 +1,28 @@
-"""Shared INR building blocks: sine layers, positional encoding, a fitting loop, PSNR, devices.
+"""Network building blocks for coordinate networks: sine layers, SIREN, positional encoding.
 
-Everything here is method-neutral; :mod:`sinr_adapters.methods.coin` and :mod:`sinr_adapters.methods.inric` assemble
-their networks from these pieces with the state_dict key names of the methods' public code.
+Everything here is method-neutral; the methods assemble their networks from these pieces with the
+state_dict key names of their public code.
 
 - :class:`Sine`, :class:`SineLayer`, :func:`siren_uniform_`: ``sin(w0 * (W x + b))`` with the SIREN
   initialisation (Sitzmann et al. 2020): first layer ``U(-1/n, 1/n)``, others ``U(-sqrt(c/n)/w0,
   sqrt(c/n)/w0)``, ``n`` the fan-in, ``c = 6``.
+- :class:`Siren` and :func:`siren_parameters`: ``layers`` sine layers and a linear output.
 - :class:`PositionalEncoding`: INRIC's NeRF-style encoding, the input followed by
   ``sin(sigma**i * pi * x_j), cos(sigma**i * pi * x_j)`` for ``i < L`` and every coordinate ``j``, in
   that order (``d + 2 d L`` features).
-- :func:`resolve_device` (the core's: ``"auto"`` -> CUDA when torch sees one, else CPU; ``"cuda"``
-  without one is a ``ValueError``), :func:`synchronize`; ``coin_grid`` and ``linspace_grid`` are
-  :mod:`sinr_adapters.framework.grids`'s, re-exported.
-- :func:`fit`: Adam on MSE (+ an optional regulariser), full batch or mini-batch, CPU or GPU, a tqdm
-  progress bar on stderr that is off when stderr is not a terminal, and the best full-batch state kept.
+
+The fitting loop is :func:`sinr_adapters.framework.training.fit`; coordinate grids are in
+:mod:`sinr_adapters.framework.grids`.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 
 import torch
-from sinr_codecs.sparse import resolve_device
 from torch import nn
 
-from .grids import coin_grid, linspace_grid
-
-__all__ = [
-    "FitLog",
-    "PositionalEncoding",
-    "Sine",
-    "SineLayer",
-    "coin_grid",
-    "fit",
-    "linspace_grid",
-    "minibatches",
-    "mse_to_psnr",
-    "progress_enabled",
-    "psnr",
-    "psnr_8bit",
-    "resolve_device",
-    "restore_best",
-    "siren_uniform_",
-    "synchronize",
-]
-
-
-def synchronize(device: torch.device | str | None = None) -> None:
-    """Wait for queued GPU work (call before reading a clock); a no-op on CPU."""
-    dev = resolve_device(device) if device is not None else None
-    if (dev is None or dev.type == "cuda") and torch.cuda.is_available():
-        torch.cuda.synchronize(dev)
+__all__ = ["PositionalEncoding", "Sine", "SineLayer", "Siren", "siren_parameters", "siren_uniform_"]
 
 
 class Sine(nn.Module):
@@ -153,196 +121,39 @@ class PositionalEncoding(nn.Module):
         return f"in_features={self.in_features}, num_frequencies={self.num_frequencies}, scale={self.scale}"
 
 
-def mse_to_psnr(mse: float | torch.Tensor, peak: float = 1.0) -> float:
-    """``10 log10(peak^2 / mse)``; ``inf`` for ``mse == 0``."""
-    mse = float(mse)
-    if mse <= 0.0:
-        return math.inf
-    return 10.0 * math.log10(peak * peak / mse)
+class Siren(nn.Module):
+    """A SIREN: ``layers`` sine layers of width ``width`` and a linear output.
 
-
-def psnr(a: torch.Tensor, b: torch.Tensor, peak: float = 1.0) -> float:
-    """PSNR in dB between two tensors of the same shape."""
-    return mse_to_psnr(torch.mean((a.detach().float() - b.detach().float()) ** 2), peak)
-
-
-def psnr_8bit(reconstruction: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR of a reconstruction in [0, 1] after clamping and rounding to 8-bit levels (what a decoder
-    that writes an 8-bit image delivers; COIN's ``get_clamped_psnr``), against a target in [0, 1]."""
-    rec = torch.round(torch.clamp(reconstruction.detach().float(), 0.0, 1.0) * 255.0) / 255.0
-    return psnr(rec, target)
-
-
-@dataclass
-class FitLog:
-    """What :func:`fit` did: per-step loss (data term) and PSNR of the prediction it trained on."""
-
-    steps: int = 0
-    loss: list[float] = field(default_factory=list)
-    psnr: list[float] = field(default_factory=list)
-    best_loss: float = math.inf
-    best_step: int = -1
-    seconds: float = 0.0
-
-    @property
-    def final_psnr(self) -> float:
-        return self.psnr[-1] if self.psnr else math.nan
-
-    def to_dict(self) -> dict:
-        return {"steps": self.steps, "best_loss": self.best_loss, "best_step": self.best_step,
-                "seconds": self.seconds, "final_psnr": self.final_psnr}
-
-
-def progress_enabled(progress: bool | None) -> bool:
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
-
-
-def minibatches(coords: torch.Tensor, target: torch.Tensor, steps: int, batch_size: int | None,
-                generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """The ``(coords, target)`` batch of each of ``steps`` optimizer steps.
-
-    ``batch_size`` None or ``>= N``: the full ``(N, d)`` and ``(N, c)`` tensors every step. Otherwise
-    ``batch_size`` rows without replacement from a permutation drawn (from ``generator``, on the CPU)
-    when the current one has fewer than ``batch_size`` rows left.
-    """
-    n = coords.shape[0]
-    if batch_size is None or batch_size >= n:
-        for _ in range(steps):
-            yield coords, target
-        return
-    perm = None
-    pos = n
-    for _ in range(steps):
-        if pos + batch_size > n:
-            perm = torch.randperm(n, generator=generator).to(coords.device)
-            pos = 0
-        idx = perm[pos:pos + batch_size]
-        pos += batch_size
-        yield coords[idx], target[idx]
-
-
-def restore_best(log: FitLog, params: Sequence[torch.Tensor], best: Sequence[torch.Tensor] | None,
-                 final_loss: float, steps: int) -> None:
-    """End of a full-batch fit that kept its best step: record ``final_loss`` (that of the parameters after
-    the last step) as step ``steps`` if it is the lowest, else copy ``best`` back into ``params``."""
-    if final_loss < log.best_loss:
-        log.best_loss, log.best_step = final_loss, steps
-    elif best is not None:
-        with torch.no_grad():
-            for p, b in zip(params, best):
-                p.copy_(b)
-
-
-def fit(
-    forward: Callable[[torch.Tensor], torch.Tensor],
-    parameters: Sequence[torch.Tensor],
-    coords: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    steps: int,
-    lr: float = 1e-3,
-    batch_size: int | None = None,
-    regularizer: Callable[[], torch.Tensor] | None = None,
-    keep_best: bool = True,
-    schedule: str = "constant",
-    value_peak: float = 1.0,
-    progress: bool | None = None,
-    desc: str = "fit",
-    generator: torch.Generator | None = None,
-) -> FitLog:
-    """Fit ``forward(coords) ~ target`` by Adam on the mean squared error.
+    State_dict keys ``net.{i}.linear.weight`` / ``.bias`` and ``last.linear.weight`` / ``.bias``.
 
     Parameters
     ----------
-    forward : callable
-        ``forward(coords_batch) -> prediction`` of shape ``(n, channels)``; may use the tensors of
-        ``parameters`` in any way (e.g. straight-through fake quantization, sparse reconstruction).
-    parameters : sequence of torch.Tensor, or of dict
-        Leaf tensors with ``requires_grad=True``, on the same device as ``coords`` and ``target``; or
-        torch optimizer parameter groups (``{"params": [...], "lr": ...}``) for per-group learning rates.
-    coords, target : torch.Tensor
-        ``(N, d)`` inputs and ``(N, channels)`` values.
-    steps : int
-        Optimizer steps (0 returns at once).
-    lr : float, default 1e-3
-        Adam learning rate.
-    batch_size : int or None, default None
-        ``None`` or ``>= N``: full batch. Otherwise random mini-batches (a fresh permutation per epoch).
-    regularizer : callable or None
-        Extra loss term ``regularizer() -> scalar`` added to the MSE (e.g. INRIC's L1 on ``theta - theta0``).
-    schedule : {"constant", "cosine"}, default "constant"
-        Learning-rate schedule (``"cosine"``: cosine decay to 0 over ``steps``).
-    keep_best : bool, default True
-        In full-batch mode, restore at the end the parameters of the step with the lowest data loss
-        (the loss is that of the parameters *before* the step, so the restored state is the one that
-        produced it).
-    value_peak : float, default 1
-        Peak of the value range for the logged PSNR (2 for values in [-1, 1]).
-    progress : bool or None
-        tqdm bar on stderr; ``None``: only when stderr is a terminal.
-    desc : str
-        Label of the progress bar.
-    generator : torch.Generator or None
-        Source of the mini-batch permutations (on the CPU).
+    dim_in, dim_out : int
+        Coordinate dimension and channels.
+    width, layers : int
+        Hidden width and number of sine layers.
+    w0, w0_initial : float
+        Sine frequency of the hidden layers and of the first layer (SIREN: 30; 3000 for audio's first).
 
-    Returns
-    -------
-    FitLog
+    Examples
+    --------
+    >>> net = Siren(dim_in=1, dim_out=1, width=8, layers=2)
+    >>> sum(p.numel() for p in net.parameters()) == siren_parameters(1, 1, 8, 2)
+    True
     """
-    if steps < 0:
-        raise ValueError("steps must be >= 0")
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
-    groups = list(parameters)
-    if groups and isinstance(groups[0], dict):
-        groups = [g for g in groups if len(list(g["params"]))]
-        params = [p for g in groups for p in g["params"]]
-    else:
-        params = groups
-    log = FitLog()
-    if steps == 0 or not params:
-        return log
-    n = coords.shape[0]
-    full = batch_size is None or batch_size >= n
-    optimizer = torch.optim.Adam(groups, lr=lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps) if schedule == "cosine" else None
-    best: list[torch.Tensor] | None = None
-    track = keep_best and full
-    t0 = time.perf_counter()
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=steps, desc=desc, file=sys.stderr, leave=False, disable=not progress_enabled(progress),
-               dynamic_ncols=True)
-    try:
-        for step, (xb, yb) in enumerate(minibatches(coords, target, steps, batch_size, generator)):
-            optimizer.zero_grad(set_to_none=True)
-            pred = forward(xb)
-            data_loss = torch.mean((pred - yb) ** 2)
-            loss = data_loss if regularizer is None else data_loss + regularizer()
-            value = float(data_loss.detach())
-            if track and value < log.best_loss:
-                best = [p.detach().clone() for p in params]
-            if value < log.best_loss:
-                log.best_loss, log.best_step = value, step
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            log.loss.append(value)
-            log.psnr.append(mse_to_psnr(value, value_peak))
-            log.steps += 1
-            bar.update(1)
-            if step % 25 == 0 or step == steps - 1:
-                bar.set_postfix(psnr=f"{log.psnr[-1]:.2f}", refresh=False)
-        if track:
-            # one more evaluation: the state after the last step may be the best
-            with torch.no_grad():
-                value = float(torch.mean((forward(coords) - target) ** 2))
-            restore_best(log, params, best, value, steps)
-    finally:
-        bar.close()
-    synchronize(coords.device)
-    log.seconds = time.perf_counter() - t0
-    return log
+    def __init__(self, *, dim_in: int, dim_out: int, width: int, layers: int, w0: float = 30.0,
+                 w0_initial: float = 30.0) -> None:
+        super().__init__()
+        self.net = nn.Sequential(*[
+            SineLayer(dim_in if i == 0 else width, width, w0=w0_initial if i == 0 else w0, is_first=i == 0)
+            for i in range(layers)])
+        self.last = SineLayer(width, dim_out, w0=w0, activation=nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last(self.net(x))
+
+
+def siren_parameters(dim_in: int, dim_out: int, width: int, layers: int) -> int:
+    """Parameters of :class:`Siren` (counted without building it)."""
+    return (dim_in + 1) * width + (layers - 1) * (width + 1) * width + (width + 1) * dim_out

@@ -14,18 +14,21 @@ __all__ = ["Result"]
 class Result:
     """One rate point: one method, with or without SINR, on one signal.
 
-    ``bytes`` is ``len()`` of the stream written; ``bpp = 8 * bytes / pixels``; ``psnr`` is measured on
-    the decoded signal (clamped to [0, 1], rounded to 8 bits) against the original 8-bit signal;
-    ``psnr_fitted`` the same for the uncompressed fitted model.
+    ``bytes`` is ``len()`` of the stream written; ``elements`` what the rate divides by (pixels, samples,
+    points); ``bpp`` the rate in the method's rate unit (``8 * bytes / elements`` bits per pixel for images;
+    ``extra["rate_unit"]`` names another); ``psnr`` the quality of the decoded signal in the method's metric
+    (for images the PSNR of the decoded signal clamped to [0, 1] and rounded to 8 bits against the original
+    8-bit signal; ``extra["metric"]`` names another), ``psnr_fitted`` the same for the uncompressed fitted
+    model.
     """
 
     method: str
     with_sinr: bool
-    image: str
+    signal: str
     config: dict[str, Any]
     sinr: dict[str, Any] | None
     bytes: int
-    pixels: int
+    elements: int
     bpp: float
     psnr: float
     psnr_fitted: float

@@ -1,11 +1,15 @@
 """Signals in a method's conventions: :class:`Signal`, and images turned into one.
 
-:func:`image_signal` is every image adapter's ``signal_from_image``: the methods differ only in their
-coordinate grid (:mod:`sinr_adapters.framework.grids`), channel count and value range.
+A signal is samples of any kind (pixels, audio samples, points) with their coordinates. One that is not
+an image may carry what the harness compares a rendering with (``reference``) and what its rate divides
+by (``elements``). :func:`image_signal` is every image adapter's ``signal_from_image``: the methods
+differ only in their coordinate grid (:mod:`sinr_adapters.framework.grids`), channel count and value
+range.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,9 +34,16 @@ class Signal:
     value_range : tuple of float
         ``(lo, hi)`` of the method's value range (``(0, 1)`` for COIN, ``(-1, 1)`` for INRIC).
     kind : str
-        ``"image"`` (others, e.g. ``"audio"`` or ``"volume"``, follow the same layout).
+        ``"image"``, or any other kind (``"audio"``, ``"occupancy"``, ``"point-cloud"``, ...) in the same
+        layout.
     name : str
         Label for result tables.
+    reference : numpy.ndarray or None
+        What the harness's metric compares a rendering with (the shape of what the adapter renders, e.g.
+        a dense occupancy grid while the network is trained on sampled points); None: the values in
+        [0, 1] of ``shape`` (:meth:`unit_values`).
+    elements : int or None
+        What the rate divides by (pixels, samples, points); None: ``prod(shape[:-1])``.
     """
 
     coords: torch.Tensor
@@ -41,18 +52,31 @@ class Signal:
     value_range: tuple[float, float] = (0.0, 1.0)
     kind: str = "image"
     name: str = ""
+    reference: np.ndarray | None = None
+    elements: int | None = None
 
     @property
     def num_points(self) -> int:
+        """Samples the network is trained on (rows of ``coords``)."""
         return int(self.coords.shape[0])
 
     @property
     def peak(self) -> float:
+        """Width of the value range (the PSNR peak in the method's units)."""
         return float(self.value_range[1] - self.value_range[0])
 
+    @property
+    def rate_elements(self) -> int:
+        """What the rate divides by: :attr:`elements`, or the product of the grid shape."""
+        return int(np.prod(self.shape[:-1])) if self.elements is None else int(self.elements)
+
+    def target(self) -> np.ndarray:
+        """What a rendering is measured against: :attr:`reference`, or :meth:`unit_values` as numpy."""
+        return self.unit_values().cpu().numpy() if self.reference is None else np.asarray(self.reference)
+
     def to(self, device: torch.device | str) -> Signal:
-        return Signal(self.coords.to(device), self.values.to(device), self.shape, self.value_range,
-                      self.kind, self.name)
+        """The same signal with ``coords`` and ``values`` on ``device``."""
+        return dataclasses.replace(self, coords=self.coords.to(device), values=self.values.to(device))
 
     def unit_values(self) -> torch.Tensor:
         """Values mapped to [0, 1], shape ``self.shape``."""

@@ -89,10 +89,31 @@ class Option:
     aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.name.isidentifier():
-            raise ValueError(f"option name {self.name!r} is not a Python identifier")
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise OptionError(f"option name {self.name!r} is not a Python identifier")
         if self.type not in _TYPES:
-            raise ValueError(f"option {self.name!r}: type must be int, float, str or bool, not {self.type!r}")
+            raise OptionError(f"option {self.name!r}: type must be int, float, str or bool, not {self.type!r}")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise OptionError(f"option {self.name!r}: minimum {self.minimum!r} is above maximum {self.maximum!r}")
+        try:
+            self.check(self.default, method="")
+        except OptionError as exc:
+            kind = f"a non-empty list of {self.type.__name__}" if self.multiple else self.type.__name__
+            raise OptionError(f"option {self.name!r}: its default {self.default!r} does not fit the option ({exc}); "
+                              f"give a default that is {kind}{self._range_text()}") from None
+
+    def _range_text(self) -> str:
+        parts = []
+        if self.minimum is not None:
+            parts.append(f">= {self.minimum!r}")
+        if self.maximum is not None:
+            parts.append(f"<= {self.maximum!r}")
+        if self.choices is not None:
+            parts.append(f"one of {list(self.choices)}")
+        return (", each " if self.multiple else ", ") + " and ".join(parts) if parts else ""
+
+    def _where(self, method: str) -> str:
+        return f"{method}.{self.name}" if method else self.name
 
     def flag(self, method: str) -> str:
         """The per-method command-line flag, ``--METHOD-NAME``."""
@@ -100,7 +121,7 @@ class Option:
 
     def parse(self, text: str, *, method: str) -> Any:
         """The value written ``text`` (a comma-separated list when ``multiple``), checked."""
-        where = f"{method}.{self.name}"
+        where = self._where(method)
         text = text.strip()
         if self.optional and text.lower() == "none":
             return None
@@ -125,7 +146,7 @@ class Option:
 
     def check(self, value: Any, *, method: str) -> Any:
         """``value`` type- and range-checked, normalised (a list for ``multiple``, float for float)."""
-        where = f"{method}.{self.name}"
+        where = self._where(method)
         if value is None:
             if self.optional:
                 return None
@@ -172,7 +193,7 @@ class Metric:
         ``measure(decoded, reference) -> float``: the rendering against the signal's reference (by default
         both in [0, 1] of the signal's shape; a signal with its own ``reference``, e.g. a waveform in
         [-1, 1] or a dense occupancy grid, sets what is compared); ``None``: PSNR of the decoded signal
-        clamped and rounded to 8 bits (:func:`sinr_adapters.framework.nets.psnr_8bit`).
+        clamped and rounded to 8 bits (:func:`sinr_adapters.framework.metrics.psnr_8bit`).
     """
 
     name: str = "PSNR"
@@ -185,7 +206,7 @@ class Metric:
             return float(self.measure(decoded, reference))
         import torch
 
-        from .nets import psnr_8bit
+        from .metrics import psnr_8bit
 
         return psnr_8bit(torch.as_tensor(np.asarray(decoded)), torch.as_tensor(np.asarray(reference)))
 
@@ -296,7 +317,8 @@ class Context:
     Attributes
     ----------
     size : int
-        Side of the square test images in pixels.
+        The signals' size in the source's unit (side of the square images in pixels, samples of a
+        waveform, side of an occupancy grid, points of a cloud).
     steps : int
         Fitting steps (``--steps``).
     lr : float or None
@@ -309,9 +331,12 @@ class Context:
         Progress bars (None: only on a terminal).
     held_out : tuple of str
         Signals of the method's source that are not evaluated, for learning shared state
-        (:meth:`held_out_signals`; bundled images for image adapters, :meth:`held_out_images`).
+        (:meth:`held_out_signals`).
     source : SignalSource or None
         The method's signal source (None: the bundled images).
+    with_sinr, without_sinr : bool
+        Whether the paths with SINR and without it run (a ``validate`` hook can refuse options that only
+        make sense with one of them).
     """
 
     size: int
@@ -322,21 +347,16 @@ class Context:
     progress: bool | None = None
     held_out: tuple[str, ...] = ()
     source: SignalSource | None = None
+    with_sinr: bool = True
+    without_sinr: bool = True
 
     def held_out_signals(self) -> list[Any]:
-        """The held-out signals at :attr:`size`, as the source's ``load`` returns them."""
+        """The held-out signals at :attr:`size`, as the source's ``load`` returns them (for images: float32
+        ``(size, size, 3)`` arrays in [0, 1])."""
         src = self.source or image_source()
         if not self.held_out:
             raise ValueError(f"no held-out {src.kind} signals: every one named for preparation is also evaluated")
         return [src.load(n, self.size) for n in self.held_out]
-
-    def held_out_images(self) -> list[np.ndarray]:
-        """The held-out images at :attr:`size`, float32 ``(size, size, 3)`` in [0, 1]."""
-        from .images import load_image
-
-        if not self.held_out:
-            raise ValueError("no held-out images: every bundled image in meta_images is also evaluated")
-        return [load_image(n, self.size) for n in self.held_out]
 
 
 @dataclass
@@ -411,12 +431,13 @@ class AdapterSpec:
         ``fit_schedule(adapter, steps, lr) -> (steps, lr)``: the arguments of ``adapter.fit`` (default:
         the harness's ``--steps`` and ``--lr``).
     validate : callable or None
-        ``validate(options, ctx)`` raises ValueError for combinations the option ranges cannot express.
+        ``validate(options, ctx)`` raises ValueError for combinations the option ranges cannot express
+        (``ctx`` says, among others, which paths run: :attr:`Context.with_sinr`).
     prepare : callable or None
         ``prepare(adapter, options, ctx) -> Prepared``: called once per rate point before its images;
-        learns shared state on ``ctx.held_out_images()`` only (never an evaluated image).
+        learns shared state on ``ctx.held_out_signals()`` only (never an evaluated signal).
     uses_held_out : callable or None
-        ``uses_held_out(options) -> bool``: ``prepare`` will train on held-out images with these options.
+        ``uses_held_out(options) -> bool``: ``prepare`` will train on held-out signals with these options.
     shared_tag : str
         File-name tag of the shared state ``Prepared.save`` writes (``base``, ``init``).
     rate_aware : bool, default True
@@ -443,6 +464,8 @@ class AdapterSpec:
     rate_aware: bool = True
 
     def __post_init__(self) -> None:
+        if not all(isinstance(o, Option) for o in self.options):
+            raise ValueError("options must be a tuple of sinr_adapters.framework.Option")
         names = [o.name for o in self.options]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate option names in {names}")
@@ -511,22 +534,28 @@ class AdapterSpec:
 
 
 def describe(cls: type, name: str | None = None) -> AdapterSpec:
-    """The :class:`AdapterSpec` of an adapter class (its ``describe()`` classmethod).
+    """The :class:`AdapterSpec` of an adapter class (its ``describe()`` classmethod), checked: every
+    option's default fits the option (:class:`Option`), the rate knob names a list option.
 
     Raises
     ------
     ValueError
-        The class does not describe itself, or its description is not an :class:`AdapterSpec`.
+        The class does not describe itself, its ``describe()`` raises, or returns something other than an
+        :class:`AdapterSpec`; the message names the adapter and what to fix.
     """
     name = name or getattr(cls, "name", cls.__name__)
+    where = f"adapter {name!r} ({cls.__module__}.{cls.__qualname__})"
     fn = getattr(cls, "describe", None)
     if not callable(fn):
-        raise ValueError(f"adapter {name!r} ({cls.__module__}.{cls.__qualname__}) does not describe itself to "
-                         "the harness: give the class a classmethod describe() returning a "
-                         "sinr_adapters.framework.spec.AdapterSpec (docs/writing-an-adapter.md)")
-    spec = fn()
+        raise ValueError(f"{where} does not describe itself to the harness: give the class a classmethod "
+                         "describe() returning a sinr_adapters.framework.AdapterSpec (docs/writing-an-adapter.md)")
+    try:
+        spec = fn()
+    except Exception as exc:  # a plugin's bug, named as such
+        raise ValueError(f"{where}: describe() failed: {type(exc).__name__}: {exc}; fix the adapter's describe() "
+                         "(docs/writing-an-adapter.md)") from exc
     if not isinstance(spec, AdapterSpec):
-        raise ValueError(f"adapter {name!r}: describe() returned a {type(spec).__name__}, not an AdapterSpec")
+        raise ValueError(f"{where}: describe() returned a {type(spec).__name__}, not an AdapterSpec")
     return spec
 
 

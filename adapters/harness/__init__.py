@@ -6,3 +6,5 @@
 - :mod:`~sinr_adapters.harness.rd`: operating points, savings at equal quality, BD-rate;
 - :mod:`~sinr_adapters.harness.tune`: the smallest stream that reaches a target quality.
 """
+
+__all__: list[str] = []

@@ -1,18 +1,21 @@
-"""``sinr evaluate`` and ``sinr demo``: the rate–distortion harness on the command line.
+"""``sinr evaluate``, ``sinr demo`` and ``sinr decode``: the harness on the command line.
 
-Both are added to the ``sinr`` command through the entry-point group ``sinr_codecs.commands``
-(:func:`add_evaluate`, :func:`add_demo`); :func:`main_evaluate` and :func:`main_demo` run them
-stand-alone (``argv`` in, exit status out) for scripts and tests. Tables go to standard output,
-progress and per-point lines to standard error.
+Each is added to the ``sinr`` command through the entry-point group ``sinr_codecs.commands``
+(:func:`add_evaluate`, :func:`add_demo`, :func:`add_decode`); :func:`main_evaluate`, :func:`main_demo` and
+:func:`main_decode` run them stand-alone (``argv`` in, exit status out) for scripts and tests. Tables go to
+standard output, progress, per-point lines and warnings to standard error. An installed adapter plugin
+that breaks the protocol is named in a warning and left out; every other method still runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from sinr_codecs.entropy import BACKENDS, INDEX_CODINGS
 from sinr_codecs.options import BY_NAME as _SINR
@@ -20,12 +23,21 @@ from sinr_codecs.options import MAX_VALUE_BITS, MIN_VALUE_BITS, PRESETS
 from sinr_codecs.options import parse as _parse_sinr
 
 from sinr_adapters.framework.images import META_IMAGES
+from sinr_adapters.framework.results import Result
+from sinr_adapters.framework.spec import Option, OptionError, parse_assignment
 
-__all__ = ["DEMO", "add_demo", "add_evaluate", "main_demo", "main_evaluate"]
+from .config import EvalConfig
+from .decode import decode_file, write_signal
+from .evaluate import run
+from .plugins import installed, method_spec
+from .reporting import markdown_table, write_outputs
+from .resume import load_previous, result_key
+
+__all__ = ["DEMO", "add_decode", "add_demo", "add_evaluate", "main_decode", "main_demo", "main_evaluate"]
 
 DEMO: dict[str, Any] = {
     "methods": ["coin"],
-    "images": ["astronaut"],
+    "signals": ["astronaut"],
     "size": 64,
     "options": {"coin": {"widths": [16, 24, 32], "layers": 3}},
     "steps": 1000,
@@ -132,26 +144,18 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def _installed() -> dict[str, Any]:
-    """Every installed adapter that describes itself, by name (a broken plugin is left out here and
-    reported when it is asked for)."""
-    from sinr_codecs.registry import available_adapters
-
-    from .evaluate import method_spec
-
-    out = {}
-    for name in available_adapters():
-        try:
-            out[name] = method_spec(name)[1]
-        except (ValueError, ImportError):
-            continue
-    return out
+def _installed(*, warn: bool = False) -> dict[str, Any]:
+    """Every installed adapter that passes the plugin checks, by name; with ``warn``, each one that does not
+    is named on standard error with what to fix (it is left out, the others run)."""
+    ok, broken = installed()
+    if warn:
+        for name, error in broken.items():
+            print(f"sinr: warning: skipping adapter plugin {name!r}: {error}", file=sys.stderr)
+    return ok
 
 
-def _option_type(opt, method: str):
-    from sinr_adapters.framework.spec import OptionError
-
-    def parse(text: str):
+def _option_type(opt: Option, method: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         try:
             return opt.parse(text, method=method)
         except OptionError as exc:
@@ -164,7 +168,7 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     """One group per installed adapter: ``--METHOD-OPTION`` for each option it describes, plus the shared
     aliases (``--widths``) that set an option of every method declaring it."""
     aliases: dict[str, list[tuple[str, Any]]] = {}
-    specs = _installed()
+    specs = _installed(warn=True)
     shared = p.add_argument_group("options shared by several methods (each also has its own flag below)")
     for method, spec in specs.items():
         g = p.add_argument_group(f"{method}: {spec.summary} (--method {method})")
@@ -228,11 +232,9 @@ def _bits_help() -> str:
 
 
 def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
-    from sinr_codecs.registry import available_adapters
-
     p.add_argument("--method", type=_list(str), default=["coin"], metavar="M[,M]",
-                   help="installed adapters (`sinr adapters`): " + ", ".join(available_adapters()))
-    p.add_argument("--signals", "--images", dest="images", type=_list(str), metavar="NAME[,NAME]",
+                   help="installed adapters (`sinr adapters`): " + ", ".join(_installed()))
+    p.add_argument("--signals", "--images", dest="signals", type=_list(str), metavar="NAME[,NAME]",
                    help="the signals evaluated, by name in each method's signal source: bundled scikit-image "
                         "images for image methods (astronaut, coffee, chelsea, rocket, ...); "
                         + _sources_help() + " (default: each method's default signals; astronaut for images)")
@@ -277,7 +279,7 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--no-sinr", action="store_true", help="only the methods as published")
     g.add_argument("--sinr-only", action="store_true", help="only the methods with SINR")
-    p.add_argument("--meta-images", "--meta-signals", dest="meta_images", type=_list(str), metavar="NAME[,NAME]",
+    p.add_argument("--meta-signals", "--meta-images", dest="held_out", type=_list(str), metavar="NAME[,NAME]",
                    help="held-out signals for a method's preparation (meta-learning; never an evaluated one); "
                         "default: each source's held-out signals (" + ",".join(META_IMAGES) + " for images)")
     _add_common(p)
@@ -288,9 +290,6 @@ def _method_options(args: argparse.Namespace, methods: Sequence[str],
                     base: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Per-method options from the aliases, the ``--METHOD-OPTION`` flags and ``--set`` (in that order of
     precedence, lowest first); flags of methods not selected are ignored, ``--set`` for them is refused."""
-    from .evaluate import method_spec
-    from sinr_adapters.framework.spec import OptionError, parse_assignment
-
     options: dict[str, dict[str, Any]] = {m: dict((base or {}).get(m, {})) for m in methods}
     for alias, targets in getattr(args, "_aliases", {}).items():
         text = getattr(args, f"alias__{alias.lstrip('-').replace('-', '_')}", None)
@@ -321,37 +320,38 @@ def _threads(n: int) -> int | None:
     return n or None
 
 
-def _config_from_args(args: argparse.Namespace):
-    from .evaluate import EvalConfig
-
+def _config_from_args(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(
-        methods=args.method, images=args.images, size=args.size, steps=args.steps, lr=args.lr,
+        methods=args.method, signals=args.signals, size=args.size, steps=args.steps, lr=args.lr,
         batch_size=args.batch_size, finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
         sinr_lr=args.sinr_lr, sparsity=args.sparsity, value_bits=args.value_bits,
         dictionary_ratio=args.dictionary_ratio, sinr_entropy=args.sinr_entropy, index_coding=args.index_coding,
         with_sinr=not args.no_sinr, without_sinr=not args.sinr_only,
         baseline_bits=args.baseline_bits, rate_aware=args.rate_aware,
         rate_aware_seed=args.rate_aware_seed, target_psnr=args.target_psnr,
-        **({"meta_images": args.meta_images} if args.meta_images else {}),
+        **({"held_out": args.held_out} if args.held_out else {}),
         options=_method_options(args, args.method), device=args.device, seed=args.seed,
         threads=_threads(args.threads))
 
 
-def _run(cfg, args: argparse.Namespace, *, name: str, default_out: str) -> int:
-    from .evaluate import load_previous, markdown_table, run, write_outputs
+def _quiet(msg: str) -> None:
+    """A log that drops every line (``--quiet``)."""
 
-    log = (lambda msg: None) if args.quiet else None
+
+def _run(cfg: EvalConfig, args: argparse.Namespace, *, name: str, default_out: str) -> int:
     out = Path(args.out or default_out)
     done = [] if args.fresh else load_previous(out, cfg)
     if done:
         print(f"{name}: resuming from {out / 'results.json'}: {len(done)} point(s) already measured",
               file=sys.stderr)
 
-    def checkpoint(results) -> None:  # every finished point reaches the disk at once
+    def checkpoint(results: list[Result]) -> None:  # every finished point reaches the disk at once
         write_outputs(results, out, config=cfg, name=name, complete=False)
 
-    results = run(cfg, progress=args.progress, log=log, streams_dir=out / "streams" if args.save_streams else None,
-                  done=done, on_result=checkpoint)
+    results = run(cfg, progress=args.progress, log=_quiet if args.quiet else None,
+                  streams_dir=out / "streams" if args.save_streams else None, done=done, on_result=checkpoint)
+    planned = {result_key(r) for r in results}
+    results += [r for r in done if result_key(r) not in planned]  # points of an earlier plan are kept
     paths = write_outputs(results, out, config=cfg, name=name)
     if args.json:
         sys.stdout.write(paths["json"].read_text())
@@ -367,8 +367,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .evaluate import EvalConfig
-
     demo = {k: v for k, v in DEMO.items() if k != "options"}
     cfg = EvalConfig(**demo, options=_method_options(args, DEMO["methods"], DEMO["options"]), device=args.device,
                      seed=args.seed, threads=_threads(args.threads))
@@ -385,7 +383,7 @@ _EVAL_DESC = ("Fit each method's network to each signal once, compress it the me
               "set with --set METHOD.OPTION=VALUE or --METHOD-OPTION. Each finished point is written at "
               "once, and a rerun with the same --out resumes.")
 _DEMO_HELP = "COIN vs COIN+SINR on one bundled image (about a minute on 2 CPU cores)"
-_DEMO_DESC = (f"The harness on an embedded default ({DEMO['images'][0]}, {DEMO['size']}x{DEMO['size']} px, "
+_DEMO_DESC = (f"The harness on an embedded default ({DEMO['signals'][0]}, {DEMO['size']}x{DEMO['size']} px, "
               f"COIN widths {DEMO['options']['coin']['widths']}, {DEMO['options']['coin']['layers']} layers, {DEMO['steps']} fitting + "
               f"{DEMO['finetune_steps']} fine-tuning steps, SINR sparsity {DEMO['sparsity']} at "
               f"{DEMO['value_bits'][0]} bits; COIN itself at float16 as published and, as a fair baseline, with "
@@ -409,7 +407,49 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_demo)
 
 
-def _standalone(add, argv: Sequence[str] | None, prog: str) -> int:
+def _side(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip().isidentifier() or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=FILE.npy, got {text!r}")
+    return name.strip(), path
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} exists; pass -f to overwrite it")
+    side = {name: np.load(path, allow_pickle=False) for name, path in args.side}
+    decoded = decode_file(args.src, shared=args.shared, device=args.device, **side)
+    write_signal(decoded.values, out, sample_rate=args.sample_rate)
+    shape = "x".join(str(d) for d in decoded.values.shape)
+    print(f"decoded a {decoded.method} stream ({decoded.kind}, {shape}) to {out}", file=sys.stderr)
+    return 0
+
+
+_DECODE_HELP = "decode an INR adapter stream (.sia) of any installed method to an image, waveform or array"
+_DECODE_DESC = ("Decode a stream written by an INR adapter (sinr evaluate --save-streams writes them): the "
+                "stream names its method, whose adapter renders the signal. The output's extension chooses the "
+                "format: .png (images, 8-bit), .wav (waveforms, 16-bit PCM) or .npy (any signal, as decoded). "
+                "A stream written relative to shared state (a meta-learned initialisation or base network) "
+                "needs that file (--shared, the .npz saved beside the streams).")
+
+
+def add_decode(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``sinr decode`` (entry point of the group ``sinr_codecs.commands``)."""
+    p = subparsers.add_parser("decode", help=_DECODE_HELP, description=_DECODE_DESC, formatter_class=_Formatter)
+    p.add_argument("src", metavar="STREAM", help="the stream file (.sia)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the decoded signal: .png, .wav or .npy")
+    p.add_argument("--shared", metavar="FILE", help="the shared state the stream was written with (.npz)")
+    p.add_argument("--side", action="append", type=_side, default=[], metavar="NAME=FILE.npy",
+                   help="side information the method needs to render (e.g. positions=cloud.npy for point-cloud "
+                        "attributes); repeatable")
+    p.add_argument("--sample-rate", type=int, default=16000, metavar="HZ", help="sample rate of a .wav output")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite the output if it exists")
+    p.set_defaults(func=_cmd_decode)
+
+
+def _standalone(add: Callable[[Any], None], argv: Sequence[str] | None, prog: str) -> int:
     parser = argparse.ArgumentParser(prog=prog.split()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     add(sub)
@@ -433,3 +473,8 @@ def main_evaluate(argv: Sequence[str] | None = None) -> int:
 def main_demo(argv: Sequence[str] | None = None) -> int:
     """``sinr demo`` without the ``sinr`` front end; returns the exit status."""
     return _standalone(add_demo, argv, "sinr demo")
+
+
+def main_decode(argv: Sequence[str] | None = None) -> int:
+    """``sinr decode`` without the ``sinr`` front end; returns the exit status."""
+    return _standalone(add_decode, argv, "sinr decode")

@@ -20,21 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from sinr_codecs.sparse import resolve_device
 
-from sinr_adapters.framework import nets
 from . import rd
 from sinr_adapters.framework.results import Result
 from sinr_adapters.framework.spec import BPP
 
 if TYPE_CHECKING:
-    from .evaluate import EvalConfig
+    from .config import EvalConfig
 
 __all__ = ["comparisons_at_equal_psnr", "environment", "markdown_table", "plot_rd", "summary", "write_outputs"]
 
 
 def environment(device: str = "auto", threads: int | None = None) -> dict[str, Any]:
     """The machine a run was measured on (stored with the results); ``threads``: the torch threads used."""
-    dev = nets.resolve_device(device)
+    dev = resolve_device(device)
     env = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
            "cpu_count": os.cpu_count(), "torch_threads": threads or torch.get_num_threads(), "device": str(dev)}
     if dev.type == "cuda":
@@ -50,7 +50,7 @@ def _point_key(r: Result) -> tuple:
 
 
 def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
-    """Mean bpp and quality over images per rate point (method ± SINR, point, sparsity, value bits).
+    """Mean rate and quality over signals per rate point (method ± SINR, point, sparsity, value bits).
 
     The quality column is ``psnr`` (the adapter's metric: PSNR unless it describes another; then
     ``higher_is_better`` says its orientation)."""
@@ -59,7 +59,7 @@ def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
         groups.setdefault(_point_key(r), []).append(r)
     rows = []
     for (label, point, s, bits), rs in groups.items():
-        rows.append({"label": label, "point": point, "sparsity": s, "value_bits": bits, "images": len(rs),
+        rows.append({"label": label, "point": point, "sparsity": s, "value_bits": bits, "signals": len(rs),
                      "bytes": float(np.mean([r.bytes for r in rs])), "bpp": float(np.mean([r.bpp for r in rs])),
                      "psnr": float(np.mean([r.psnr for r in rs])),
                      "psnr_fitted": float(np.mean([r.psnr_fitted for r in rs])),
@@ -136,16 +136,16 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
             "| fit s | encode s | decode s |\n|---|---|---|---|---|---|" + ("" if rate == "bytes" else "---|")
             + "---|---|---|---|---|\n")
     lines = []
-    for r in sorted(results, key=lambda r: (r.label, r.image, r.bpp)):
+    for r in sorted(results, key=lambda r: (r.label, r.signal, r.bpp)):
         s = r.sinr or {}
         rate_val = "" if rate == "bytes" else f" {r.bpp:.3f} |"
-        lines.append(f"| {r.label} | {r.image} | {r.rate_point} | {_fmt(s.get('sparsity'))} | "
+        lines.append(f"| {r.label} | {r.signal} | {r.rate_point} | {_fmt(s.get('sparsity'))} | "
                      f"{_fmt(s.get('value_bits'))} | {r.bytes} |{rate_val} {_fmt(r.psnr, nd)} | "
                      f"{_fmt(r.psnr_fitted, nd)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
                      f"{r.decode_seconds:.2f} |")
     out = head + "\n".join(lines) + "\n"
     rows = summary(results)
-    if len({r.image for r in results}) > 1:
+    if len({r.signal for r in results}) > 1:
         out += (f"\nMean over {word}s:\n\n| method | rate point | sparsity | value bits | {rate} | {q} |\n"
                 "|---|---|---|---|---|---|\n")
         out += "\n".join(f"| {d['label']} | {d['point']} | {_fmt(d['sparsity'])} | {_fmt(d['value_bits'])} | "
@@ -174,12 +174,12 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
     if target_psnr is not None:
         from .tune import smallest_meeting
 
-        out += (f"\nSmallest stream reaching {target_psnr:g} dB (among the paths run):\n\n| method | image | bytes "
+        out += (f"\nSmallest stream reaching {target_psnr:g} dB (among the paths run):\n\n| method | signal | bytes "
                 "without SINR | its point | bytes with SINR | its point | saving |\n"
                 "|---|---|---|---|---|---|---|\n")
         for t in smallest_meeting(results, target_psnr):
             sav = "–" if t["saving"] is None else f"{100 * t['saving']:+.1f}%"
-            out += (f"| {t['method']} | {t['image']} | {_fmt(t['plain_bytes'])} | {_fmt(t['plain_point'])} | "
+            out += (f"| {t['method']} | {t['signal']} | {_fmt(t['plain_bytes'])} | {_fmt(t['plain_point'])} | "
                     f"{_fmt(t['sinr_bytes'])} | {_fmt(t['sinr_point'])} | {sav} |\n")
     return out
 
@@ -189,7 +189,7 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | 
     for occupancy...), mean over signals: one curve per method through its operating
     points (the upper convex hull in log-bpp, :func:`sinr_adapters.harness.rd.operating_points`) and per method +
     SINR through its Pareto front (the comparison's rule, :mod:`sinr_adapters.harness.rd`); the other points
-    hollow, faint points per image. Uses matplotlib's Agg backend (no display needed)."""
+    hollow, faint points per signal. Uses matplotlib's Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -212,7 +212,7 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | 
         if rest:
             ax.scatter([b for b, _ in rest], [q for _, q in rest], facecolors="none", edgecolors=c)
         per = [r for r in results if r.label == label]
-        if len({r.image for r in per}) > 1:
+        if len({r.signal for r in per}) > 1:
             ax.scatter([r.bpp for r in per], [r.psnr for r in per], color=c, alpha=0.25, s=12)
     ax.set_xlabel(_rate_label(results))
     if _rate_name(results) == "bytes":
@@ -238,7 +238,7 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, config: EvalConfig | None = None,
+def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike[str], *, config: EvalConfig | None = None,
                   name: str = "sinr-evaluate", description: str | None = None,
                   complete: bool = True) -> dict[str, Path]:
     """Write ``results.json``, ``results.csv``, ``results.md`` and (when ``complete``) ``rd.png`` into ``out_dir``.
@@ -291,6 +291,6 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike, *, conf
             size = "" if config.size is None else (f"{config.size}px, " if _signal_word(results) == "image"
                                                    else f"size {config.size}, ")
             title = (f"{size}{config.steps} fit + {config.finetune_steps} fine-tune steps, "
-                     f"{', '.join(config.images or ())}")
+                     f"{', '.join(config.signals or ())}")
         paths["png"] = plot_rd(results, out / "rd.png", title=title)
     return paths

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from sinr_adapters.framework import nets
+from sinr_adapters.framework import metrics
 from sinr_adapters.framework.inr import INRAdapter
 from sinr_adapters.framework.results import Result
 from sinr_adapters.framework.signals import Signal
@@ -53,7 +53,7 @@ class TuneResult:
 
 def _measure(adapter: INRAdapter, data: bytes, signal: Signal) -> float:
     decoded = adapter.decode(data)
-    return nets.psnr_8bit(torch.from_numpy(decoded), signal.unit_values().cpu())
+    return metrics.psnr_8bit(torch.from_numpy(decoded), signal.unit_values().cpu())
 
 
 def compress_to_target(adapter: INRAdapter, model: torch.nn.Module, signal: Signal, *, target_psnr: float,
@@ -134,14 +134,14 @@ def _describe(r: Result) -> str:
 
 
 def smallest_meeting(results: Sequence[Result], target_psnr: float) -> list[dict[str, Any]]:
-    """Per method and image: the smallest measured stream reaching ``target_psnr``, with and without SINR,
+    """Per method and signal: the smallest measured stream reaching ``target_psnr``, with and without SINR,
     and the saving ``1 - bytes_with / bytes_without`` where both exist."""
     out = []
-    keys = sorted({(r.method, r.image) for r in results})
-    for method, image in keys:
-        row: dict[str, Any] = {"method": method, "image": image, "target_psnr": target_psnr}
+    keys = sorted({(r.method, r.signal) for r in results})
+    for method, name in keys:
+        row: dict[str, Any] = {"method": method, "signal": name, "target_psnr": target_psnr}
         for with_sinr in (False, True):
-            ok = [r for r in results if r.method == method and r.image == image and r.with_sinr == with_sinr
+            ok = [r for r in results if r.method == method and r.signal == name and r.with_sinr == with_sinr
                   and r.psnr >= target_psnr]
             best = min(ok, key=lambda r: r.bytes) if ok else None
             tag = "sinr" if with_sinr else "plain"

@@ -9,5 +9,7 @@
 - :mod:`~sinr_adapters.methods.audio`: a 1-D SIREN on synthesized waveforms (SNR against bits per sample);
 - :mod:`~sinr_adapters.methods.nic`: NIC, point-cloud colours (Y-PSNR against bits per point).
 
-Each is built on :mod:`sinr_adapters.framework` only, as a third-party adapter would be.
+Each is built on :mod:`sinr_adapters.framework` and registered like any third-party adapter.
 """
+
+__all__: list[str] = []

@@ -34,11 +34,21 @@ from sinr_codecs.errors import StreamError
 from sinr_adapters.framework import nets
 from sinr_adapters.framework.checkpoints import LoadReport, map_state_dict, read_state_dict
 from sinr_adapters.framework.container import MAX_FREQUENCY, config_number
-from sinr_adapters.framework.grids import coin_grid
 from sinr_adapters.framework.inr import INRAdapter
 from sinr_adapters.framework.signals import Signal, image_signal
 
-__all__ = ["COINAdapter", "COINSiren", "LoadReport", "load_coin_checkpoint"]
+__all__ = ["COINAdapter", "COINSiren", "coin_grid", "load_coin_checkpoint"]
+
+
+def coin_grid(height: int, width: int) -> torch.Tensor:
+    """COIN's pixel coordinates: ``(row, col) / (H - 1) * 2 - 1`` (both axes divided by ``H - 1``, as
+    COIN does), row-major, shape ``(H*W, 2)``."""
+    if height < 2:
+        raise ValueError("COIN coordinates need height >= 2")
+    rows, cols = torch.meshgrid(torch.arange(height, dtype=torch.float32),
+                                torch.arange(width, dtype=torch.float32), indexing="ij")
+    grid = torch.stack((rows, cols), dim=-1).reshape(-1, 2)
+    return (grid / (height - 1) - 0.5) * 2.0
 
 
 class COINSiren(nn.Module):
@@ -167,7 +177,7 @@ class COINAdapter(INRAdapter):
         return sum(p.numel() for p in self.build_model().parameters())
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
-        """The image on COIN's grid (:func:`~sinr_adapters.framework.grids.coin_grid`), values in [0, 1]."""
+        """The image on COIN's grid (:func:`coin_grid`), values in [0, 1]."""
         return image_signal(image, channels=self.dim_out, grid=coin_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:

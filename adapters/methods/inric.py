@@ -53,18 +53,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sinr_codecs.sparse import resolve_device
 from torch import nn
 
-from sinr_codecs import rans
 from sinr_codecs.errors import StreamError
 
 from sinr_adapters.rate_coding import meta_init
-from sinr_adapters.framework import nets
+from sinr_adapters.framework import nets, records, training
 from sinr_adapters.rate_coding.adaround import adaround
 from sinr_adapters.framework.checkpoints import LoadReport, check_state_dict, map_state_dict, read_state_dict
 from sinr_adapters.framework.container import MAX_FREQUENCY, config_number
-from sinr_adapters.framework.grids import linspace_grid
 from sinr_adapters.framework.finetune import CompressionSetup
+from sinr_adapters.framework.grids import linspace_grid
 from sinr_adapters.framework.inr import INRAdapter
 from sinr_adapters.framework.signals import Signal, image_signal
 
@@ -337,7 +337,7 @@ class INRICAdapter(INRAdapter):
 
     def fit(self, signal: Signal, *, steps: int, lr: float | None = None, batch_size: int | None = None,
             device: str = "auto", progress: bool | None = None, seed: int = 0,
-            model: nn.Module | None = None) -> tuple[nn.Module, nets.FitLog]:
+            model: nn.Module | None = None) -> tuple[nn.Module, training.FitLog]:
         """Fit a network to ``signal`` (see :meth:`INRAdapter.fit`).
 
         With Meta-SGD's learning rates (:attr:`inner_lrs`) a fresh network starts at ``theta0`` and first
@@ -345,7 +345,7 @@ class INRICAdapter(INRAdapter):
         then ``steps`` Adam steps with the L1 penalty on ``theta - theta0``, as INRIC's public code does.
         """
         if model is None and self._lrs is not None:
-            dev = nets.resolve_device(device)
+            dev = resolve_device(device)
             torch.manual_seed(seed)
             model = self.build_model().to(dev)
             sig = signal.to(dev)
@@ -398,27 +398,16 @@ class INRICAdapter(INRAdapter):
                         hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
                         ff_dims=self.ff_dims, encoding_scale=self.encoding_scale, w0=self.w0).to(setup.device)
 
-    def code_integers(self, ints) -> bytes:
-        """The integer section: rANS (:func:`sinr_codecs.rans.encode`) over every stored integer,
-        tensor after tensor, or Brotli as in :meth:`INRAdapter.code_integers` (``entropy``)."""
-        if self.entropy == "brotli":
-            return super().code_integers(ints)
-        return rans.encode(np.concatenate([np.asarray(a, dtype=np.int64).reshape(-1) for a in ints]))
+    def code_integers(self, ints: Sequence[np.ndarray]) -> bytes:
+        """The integer section: one rANS stream over every stored integer, tensor after tensor
+        (:func:`~sinr_adapters.framework.records.rans_integers`), or Brotli (``entropy``)."""
+        return records.rans_integers(ints) if self.entropy == "rans" else records.brotli_integers(ints)
 
-    def decode_integers(self, payload: bytes, tensors) -> bytes:
-        """Inverse of :meth:`code_integers`; every integer is checked to lie in its tensor's range
-        ``0 .. 2**bits - 2`` (:class:`StreamError` otherwise, or on a corrupt rANS stream)."""
-        if self.entropy == "brotli":
-            return super().decode_integers(payload, tensors)
-        values = rans.decode(payload, sum(n for n, _ in tensors), max_alphabet=1 << 16)
-        out, off = [], 0
-        for n, b in tensors:
-            v = values[off:off + n]
-            off += n
-            if v.size and (int(v.min()) < 0 or int(v.max()) > 2 ** b - 2):
-                raise StreamError(f"a stored {b}-bit integer lies outside the quantizer's range 0..{2 ** b - 2}")
-            out.append(v.astype("<u1" if b <= 8 else "<u2").tobytes())
-        return b"".join(out)
+    def decode_integers(self, payload: bytes, tensors: Sequence[tuple[int, int]]) -> bytes:
+        """Inverse of :meth:`code_integers`; rANS integers are checked to lie in their tensor's range."""
+        if self.entropy == "rans":
+            return records.unrans_integers(payload, tensors)
+        return records.unbrotli_integers(payload, tensors)
 
     # ---- meta-learned initialisation ---------------------------------------------------------------
     @property
@@ -496,7 +485,7 @@ class INRICAdapter(INRAdapter):
             raise ValueError("meta_learn needs at least one image")
         if method not in META_METHODS:
             raise ValueError(f"method must be one of {META_METHODS}, got {method!r}")
-        dev = nets.resolve_device(device)
+        dev = resolve_device(device)
         signals = [self.signal_from_image(img).to(dev) for img in images]
         if len({s.shape for s in signals}) != 1:
             raise ValueError("meta_learn needs images of one size")

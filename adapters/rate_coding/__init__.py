@@ -7,3 +7,5 @@
 - :mod:`~sinr_adapters.rate_coding.adaround`: AdaRound learned rounding;
 - :mod:`~sinr_adapters.rate_coding.meta_init`: meta-learned initialisations (Reptile, Meta-SGD) and their files.
 """
+
+__all__: list[str] = []

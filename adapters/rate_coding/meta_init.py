@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sinr_adapters.framework import nets
+from sinr_adapters.framework import training
 
 __all__ = ["inner_loop", "meta_sgd", "read_init", "read_init_config", "read_lrs", "reptile", "save_init"]
 
@@ -85,11 +85,8 @@ def reptile(make_model: Callable[[], nn.Module], signals: Sequence[Any],
     torch.manual_seed(seed)
     meta = make_model().to(device)
     work = make_model().to(device)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(outer_steps), desc=desc, leave=False, file=sys.stderr,
-               disable=not nets.progress_enabled(progress))
-    for step in bar:
+    bar = training.progress_bar(outer_steps, desc, progress)
+    for step in range(outer_steps):
         sig = signals[step % len(signals)]
         work.load_state_dict(meta.state_dict())
         opt = torch.optim.Adam(work.parameters(), lr=inner_lr)
@@ -98,8 +95,9 @@ def reptile(make_model: Callable[[], nn.Module], signals: Sequence[Any],
             loss(work(sig.coords), sig.values).backward()
             opt.step()
         with torch.no_grad():
-            for p_meta, p_work in zip(meta.parameters(), work.parameters()):
+            for p_meta, p_work in zip(meta.parameters(), work.parameters(), strict=True):
                 p_meta.add_(outer_lr * (p_work - p_meta))
+        bar.update(1)
     bar.close()
     return {k: v.detach().cpu() for k, v in meta.state_dict().items()}
 
@@ -172,17 +170,15 @@ def meta_sgd(make_model: Callable[[], nn.Module], signals: Sequence[Any],
     lrs = {k: torch.full((inner_steps, *p.shape), float(init_lr), device=device, requires_grad=True)
            for k, p in theta.items()}
     opt = torch.optim.Adam([*theta.values(), *lrs.values()], lr=outer_lr)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(outer_steps), desc=desc, leave=False, file=sys.stderr,
-               disable=not nets.progress_enabled(progress))
-    for step in bar:
+    bar = training.progress_bar(outer_steps, desc, progress)
+    for step in range(outer_steps):
         sig = signals[step % len(signals)]
         fast = inner_loop(model, theta, lrs, sig.coords, sig.values, loss, create_graph=not first_order)
         outer = loss(torch.func.functional_call(model, fast, (sig.coords,)), sig.values)
         opt.zero_grad(set_to_none=True)
         outer.backward()
         opt.step()
+        bar.update(1)
     bar.close()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state.update({k: v.detach().cpu() for k, v in theta.items()})

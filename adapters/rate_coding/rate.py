@@ -2,7 +2,7 @@
 
 A tensor is stored as integers ``q = round(v / step)`` entropy-coded with the core's static rANS
 (:func:`sinr_codecs.rans.encode`). During training ``q`` is the straight-through rounding
-:func:`ste_round` of ``v / step`` (forward: the integers the stream will hold; backward: identity), and
+:func:`~sinr_adapters.framework.quantizers.ste_round` of ``v / step`` (forward: the integers the stream will hold; backward: identity), and
 its cost in bits is estimated by a zero-mean discretized Laplace model with a learned scale ``b``
 (integer units, log-parametrised)::
 
@@ -27,15 +27,10 @@ import numpy as np
 import torch
 from sinr_codecs import rans
 
-__all__ = ["actual_bits", "laplace_bits", "laplace_freqs", "LaplaceModel", "noisy_round", "ste_round"]
+__all__ = ["LaplaceModel", "actual_bits", "laplace_bits", "laplace_freqs", "noisy_round"]
 
 _LOG2 = math.log(2.0)
 _MIN_P = 2.0 ** -30  # probability floor: at most 30 bits per symbol, never an infinite gradient
-
-
-def ste_round(x: torch.Tensor) -> torch.Tensor:
-    """Round to the nearest integer in the forward pass, identity gradient (straight-through)."""
-    return x + (torch.round(x) - x).detach()
 
 
 def noisy_round(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -6,72 +6,48 @@ Any :class:`~sinr_adapters.framework.inr.INRAdapter` (with or without SINR) is c
 
 over the stored values (the dense tensors, or SINR's sparse values with the support fixed), one
 quantizer step per tensor (log-parametrised) and one rate-model scale per tensor
-(:func:`sinr_adapters.rate_coding.rate.laplace_bits`), with straight-through rounding. The stream then holds exactly
-what the decoder needs: per tensor its step and its integers, entropy-coded with the core's rANS
-(:func:`sinr_codecs.rans.encode`), plus the support of the SINR-coded ones. ``lam`` sweeps the rate.
+(:func:`sinr_adapters.rate_coding.rate.laplace_bits`), with straight-through rounding. ``lam`` sweeps the rate.
 
 *Seeded residuals* (``seed`` given to :func:`seeded_init` and :func:`compress`): the network is fitted
 from an initialisation ``theta0`` drawn from the library's own counter-based Gaussian generator
 (:func:`sinr_codecs.dictionary.gaussian_stream`, one float16 standard deviation per tensor in the stream),
 and the stream codes ``theta - theta0``; the decoder regenerates ``theta0``.
 
-Stream layout (every byte counted; varint = unsigned LEB128)::
-
-    b"SRA1" | u8 flags (1: SINR, 2: seeded, 4: joint dense section, 8: coded value sections) |
-    (flags & 2: varint seed) | adapter header (SIA1 ..., see sinr_adapters.framework.container.write_header) |
-    per stored tensor, in state_dict order:
-        (flags & 2: f16 std of theta0)
-        dense:  u8 0 | f32 step | (not flags & 4: section(values))
-        sparse: u8 1 | u8 layout id | varint k1 | varint k2 | varint dictionary seed | varint s_max |
-                u8 fixed | (not fixed: section(rANS counts)) | section(rANS delta-coded indices) |
-                f32 step | section(values)
-    | (flags & 4: section(values of every dense tensor, in order)) | u32 CRC-32 of everything before
-
-Every byte is specified in docs/format-adapters.md ("Rate-aware streams").
-
-``values``: with flag 8 (every stream written now), ``u8 0 | rANS stream`` (its own table) or
-``u8 1 | varint zigzag(lo) | varint hi - lo | varint centre - lo | u16 ratio | rANS lanes`` coded with the
-exact frequency table of that two-sided geometric model (:func:`sinr_adapters.rate_coding.rate.laplace_freqs`, total
-``2**MODEL_SCALE``; no table is stored), whichever is smaller; without flag 8, a rANS stream.
-The joint section is written when it is smaller than one section per dense tensor.
+The stream holds, per stored tensor, its step and its integers (dense tensors: rANS with the rate
+model's own table when that is smaller, :func:`sinr_adapters.rate_coding.stream.code_values`) or a SINR
+stream written by the core (support, integers and step); :mod:`sinr_adapters.rate_coding.stream` writes
+and reads it (docs/format-adapters.md, "Rate-aware streams").
 """
 
 from __future__ import annotations
 
 import copy
-import io
 import math
-import struct
 import time
-import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from sinr_codecs import entropy, rans
-from sinr_codecs.dictionary import gaussian_stream
-from sinr_codecs.errors import StreamError
-from sinr_codecs.layout import LAYOUTS, Layout
-from sinr_codecs.options import MAX_SEED
-from sinr_codecs.sparse import SparseCode, resolve_device
+from sinr_codecs.sparse import SparseCode
 from torch import nn
 
-from sinr_adapters.framework import container, nets
-from sinr_adapters.framework.container import Reader, write_section, write_varint
+from sinr_adapters.framework import metrics
 from sinr_adapters.framework.finetune import replace_code
 from sinr_adapters.framework.inr import INRAdapter
-from sinr_adapters.framework.protocol import Decoded
-from .rate import MAX_MODEL_ALPHABET, MODEL_SCALE, LaplaceModel, laplace_bits, laplace_freqs, ste_round
-from .sensitivity import diagonal_fisher, high_rate_steps
+from sinr_adapters.framework.quantizers import ste_round
 from sinr_adapters.framework.signals import Signal
 from sinr_adapters.framework.sinr_options import SINROptions
 
-__all__ = ["MAGIC", "RateAwareOptions", "compress", "decompress", "decode", "seeded_init"]
+from .rate import laplace_bits
+from .sensitivity import diagonal_fisher, high_rate_steps
+from .stream import TensorRecord, decode, decompress, seeded_tensor, write
 
-MAGIC = b"SRA1"
+__all__ = ["STEP_INITS", "RateAwareOptions", "compress", "decode", "decompress", "seeded_init"]
+
 STEP_INITS = ("max", "fisher", "fisher-relative")
-_MAX_K2 = 1 << 20
+"""How :class:`RateAwareOptions` may start the steps."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,12 +114,6 @@ class RateAwareOptions:
 
 
 # ---- seeded initialisation ---------------------------------------------------------------------
-def _seeded_tensor(seed: int, index: int, std: float, shape: tuple[int, ...]) -> torch.Tensor:
-    n = math.prod(shape)
-    g = gaussian_stream((int(seed) * 4099 + index) % (1 << 64), 0, n)
-    return torch.from_numpy((g * np.float32(std)).astype(np.float32)).reshape(shape)
-
-
 def seeded_init(adapter: INRAdapter, seed: int) -> tuple[nn.Module, dict[str, float]]:
     """A fresh network of ``adapter`` whose stored tensors are regenerable from ``seed``.
 
@@ -169,7 +139,7 @@ def seeded_init(adapter: INRAdapter, seed: int) -> tuple[nn.Module, dict[str, fl
         t = sd[k].float()
         std = float(np.float16(t.std().item() if t.numel() > 1 else t.abs().mean().item()))
         stds[k] = std
-        new[k] = _seeded_tensor(seed, i, std, tuple(t.shape))
+        new[k] = seeded_tensor(seed, i, std, tuple(t.shape))
     model.load_state_dict({**sd, **new}, strict=True)
     return model, stds
 
@@ -252,7 +222,8 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
     -------
     (bytes, dict)
         The stream, and what happened: ``estimated_bits`` (rate model, final integers),
-        ``actual_bits`` (the rANS sections of values), ``psnr_finetuned``, ``seconds``, byte split.
+        ``actual_bits`` (the dense tensors' values sections), ``sinr_bits`` (the SINR records: support,
+        values and steps), ``psnr_finetuned``, ``seconds``, byte split.
     """
     if (seed is None) != (stds is None):
         raise ValueError("give both seed and stds (from seeded_init), or neither")
@@ -266,7 +237,7 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
     work = model
     if seed is not None:
         sd = model.state_dict()
-        theta0 = {k: _seeded_tensor(seed, i, stds[k], tuple(sd[k].shape)).to(dev) for i, k in enumerate(names)}
+        theta0 = {k: seeded_tensor(seed, i, stds[k], tuple(sd[k].shape)).to(dev) for i, k in enumerate(names)}
         work = copy.deepcopy(model)
         work.load_state_dict({**sd, **{k: sd[k] - theta0[k] for k in names}}, strict=True)
     setup = adapter.prepare_compression(work, sinr)
@@ -344,9 +315,11 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
         est_bits = float(sum(c.bits(qs[k]) for k, c in coded.items()))
         tensors = {k: c.tensor(qs[k]) for k, c in coded.items()}
         out = adapter.values_to_unit(forward(sig.coords, tensors))
-        psnr_ft = nets.psnr_8bit(out, adapter.values_to_unit(sig.values))
+        psnr_ft = metrics.psnr_8bit(out, adapter.values_to_unit(sig.values))
 
-    data, split = _write(adapter, setup, coded, qs, steps, signal.shape, seed=seed, stds=stds)
+    records = {k: TensorRecord(q=qs[k].cpu().round().to(torch.int64).numpy(), step=steps[k], code=coded[k].code)
+               for k in names}
+    data, split = write(adapter, signal.shape, records, seed=seed, stds=stds)
     info = {"estimated_bits": est_bits, "actual_bits": split["value_bits_actual"], "psnr_finetuned": psnr_ft,
             "seconds": time.perf_counter() - t0, "omp_seconds": setup.omp_seconds, "lam": options.lam,
             "steps": {k: steps[k] for k in names}, "mean_fisher": mean_fisher, "support_refinements": refined, **split}
@@ -406,244 +379,3 @@ def _init_steps(coded: dict[str, _Coded], options: RateAwareOptions, pixels: int
     for c, st in zip(coded.values(), steps):
         c.set_step(st)
     return mean
-
-
-# ---- stream -------------------------------------------------------------------------------------
-def _ints(q: torch.Tensor) -> np.ndarray:
-    return q.detach().cpu().round().to(torch.int64).numpy().reshape(-1)
-
-
-def _write(adapter: INRAdapter, setup: Any, coded: dict, qs: dict, steps: dict, shape: tuple, *,
-           seed: int | None, stds: dict | None) -> tuple[bytes, dict]:
-    buf = io.BytesIO()
-    dense = [k for k in setup.names if k not in setup.codes]
-    # one rANS table for all dense tensors when that is smaller than one per tensor (small tensors)
-    joint_blob = _code_values(np.concatenate([_ints(qs[k]) for k in dense])) if dense else b""
-    joint = bool(dense) and len(joint_blob) < sum(len(_code_values(_ints(qs[k]))) for k in dense)
-    flags = (1 if setup.codes else 0) | (2 if seed is not None else 0) | (4 if joint else 0) | 8
-    buf.write(MAGIC)
-    buf.write(bytes([flags]))
-    if seed is not None:
-        write_varint(buf, int(seed))
-    hbuf = io.BytesIO()
-    container.write_header(hbuf, adapter.name, adapter.config(), shape, sinr=bool(setup.codes),
-                           ref=adapter.shared_fingerprint())
-    buf.write(hbuf.getvalue())
-    value_bits = index_bits = 0
-    for k in setup.names:
-        if stds is not None:
-            buf.write(np.float16(stds[k]).astype("<f2").tobytes())
-        code = coded[k].code
-        if code is None:
-            buf.write(b"\x00")
-            buf.write(struct.pack("<f", steps[k]))
-            if not joint:
-                value_bits += 8 * write_section(buf, _code_values(_ints(qs[k])))
-            continue
-        ind = code.indices.cpu().numpy()
-        counts = code.counts.cpu().numpy().astype(np.int64)
-        s_max = ind.shape[1]
-        buf.write(bytes([1, LAYOUTS[code.layout.kind]]))
-        for n in (code.layout.k1, code.k2, code.seed, s_max):
-            write_varint(buf, int(n))
-        fixed = bool(np.all(counts == s_max))
-        buf.write(bytes([1 if fixed else 0]))
-        if not fixed:
-            index_bits += 8 * write_section(buf, rans.encode(counts))
-        symbols, order = entropy.encode_indices(ind, counts, entropy.INDEX_CODINGS["delta"])
-        index_bits += 8 * write_section(buf, rans.encode(symbols.astype(np.int64)))
-        q = np.take_along_axis(qs[k].cpu().round().to(torch.int64).numpy(), order, axis=1)
-        used = np.arange(s_max)[None, :] < counts[:, None]
-        buf.write(struct.pack("<f", steps[k]))
-        value_bits += 8 * write_section(buf, _code_values(q[used]))
-    if joint:
-        value_bits += 8 * write_section(buf, joint_blob)
-    body = buf.getvalue()
-    data = body + struct.pack("<I", zlib.crc32(body))
-    return data, {"value_bits_actual": value_bits, "index_bits": index_bits, "bytes": len(data)}
-
-
-def decompress(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> Decoded:
-    """Rebuild the network a :func:`compress` stream describes (``adapter``: the method that wrote it,
-    with its reference weights if any).
-
-    Raises
-    ------
-    StreamError
-        If the stream is corrupt, truncated, of another method, or describes a network beyond the limits.
-    """
-    data = bytes(data)
-    if len(data) < 10 or data[:4] != MAGIC:
-        raise StreamError("not a rate-aware adapter stream (bad magic bytes)")
-    body = data[:-4]
-    if struct.unpack("<I", data[-4:])[0] != zlib.crc32(body):
-        raise StreamError("rate-aware stream checksum mismatch: the data is corrupt")
-    r = Reader(body, 4)
-    flags = r.u8("the flags")
-    if flags & ~15:
-        raise StreamError(f"unknown rate-aware flags {flags:#x}")
-    values = _decode_values if flags & 8 else _rans
-    seed = r.varint("the seed", limit=(1 << 63) - 1) if flags & 2 else None
-    # the adapter header: checked as the adapter's own streams are (method, configuration, shape)
-    inner = body[r.pos:]
-    header, hlen = adapter.read_header(inner)
-    header, _, _, config = adapter.open_stream(inner[:hlen] + struct.pack("<I", zlib.crc32(inner[:hlen])))
-    if header["sinr"] != bool(flags & 1):
-        raise StreamError("rate-aware stream flags disagree with its header")
-    r.pos += hlen
-    dec_adapter = adapter.stream_adapter(config)
-    ref = dec_adapter.reference()
-    shared = dec_adapter.shared_fingerprint()
-    if (header["ref"] is None) != (shared is None) or (shared is not None and header["ref"] != shared[:8]):
-        raise StreamError("the stream's reference weights (or shared base network) differ from this adapter's")
-    shape = tuple(int(s) for s in header["shape"])
-    with torch.device("meta"):  # the stored tensors' shapes, nothing allocated
-        probe = type(dec_adapter)(**config).stored_model(shape)
-    names = dec_adapter.tensor_names(probe)
-    shapes = {k: tuple(v.shape) for k, v in probe.state_dict().items()}
-    tensors: dict[str, torch.Tensor] = {}
-    pending: list[tuple[str, float, float | None, int]] = []
-    for i, k in enumerate(names):
-        numel = math.prod(shapes[k])
-        std = None
-        if seed is not None:
-            std = float(np.frombuffer(r.take(2, f"the seed scale of {k!r}"), "<f2")[0])
-            if not math.isfinite(std):
-                raise StreamError(f"non-finite seed scale for {k!r}")
-        kind = r.u8(f"the record kind of {k!r}")
-        if kind == 0:
-            step = _step(r, k)
-            if flags & 4:  # integers in the joint section at the end
-                pending.append((k, step, std, i))
-                continue
-            q = values(r.section(what=f"the integers of {k!r}"), numel, k)
-            t = torch.from_numpy(q.astype(np.float32) * np.float32(step)).reshape(shapes[k])
-        elif kind == 1:
-            t = _sparse(r, k, shapes[k], values)
-        else:
-            raise StreamError(f"unknown record kind {kind} for {k!r}")
-        if std is not None:
-            t = t + _seeded_tensor(seed, i, std, shapes[k])
-        tensors[k] = t
-    if pending:
-        total = sum(math.prod(shapes[k]) for k, *_ in pending)
-        q = values(r.section(what="the joint integer section"), total, "the dense tensors")
-        off = 0
-        for k, step, std, i in pending:
-            n = math.prod(shapes[k])
-            t = torch.from_numpy(q[off:off + n].astype(np.float32) * np.float32(step)).reshape(shapes[k])
-            off += n
-            tensors[k] = t if std is None else t + _seeded_tensor(seed, i, std, shapes[k])
-    elif flags & 4:
-        raise StreamError("joint integer section flagged but no dense tensor")
-    if r.pos != len(body):
-        raise StreamError(f"{len(body) - r.pos} trailing bytes after the stream")
-    tensors = {k: tensors[k] for k in names}
-    if ref is not None:
-        tensors = {k: tensors[k] + ref[k].cpu().float() for k in names}
-    model = dec_adapter.stored_model(shape)
-    model.load_state_dict({**model.state_dict(), **tensors}, strict=True)
-    return Decoded(model=model.to(resolve_device(device)), shape=shape, header={**header, "adapter": dec_adapter})
-
-
-def decode(adapter: INRAdapter, data: bytes, *, device: str = "cpu") -> np.ndarray:
-    """Stream -> signal in [0, 1] (:func:`decompress` + the stream's adapter's render)."""
-    dec = decompress(adapter, data, device=device)
-    return dec.header["adapter"].render(dec.model, dec.shape)
-
-
-def _step(r: Reader, k: str) -> float:
-    step = float(np.frombuffer(r.take(4, f"the step of {k!r}"), "<f4")[0])
-    if not math.isfinite(step):
-        raise StreamError(f"non-finite quantizer step for {k!r}")
-    return step
-
-
-def _rans(blob: bytes, count: int, k: str) -> np.ndarray:
-    if count == 0:
-        if blob:
-            raise StreamError(f"unexpected integers for the empty tensor {k!r}")
-        return np.zeros(0, np.int64)
-    return rans.decode(blob, count)
-
-
-def _code_values(ints: np.ndarray) -> bytes:
-    """A value section: ``u8 0 | rANS stream`` (its own table), or ``u8 1 | varint zigzag(lo) |
-    varint hi - lo | varint center - lo | u16 ratio | lanes`` coded with the two-sided geometric model
-    those parameters define (:class:`~sinr_adapters.rate_coding.rate.LaplaceModel`, no table), whichever is smaller."""
-    table = b"\x00" + rans.encode(ints)
-    model = LaplaceModel.fit(ints) if ints.size else None
-    if model is None:
-        return table
-    head = io.BytesIO()
-    head.write(b"\x01")
-    for v in (rans.zigzag(model.lo), model.hi - model.lo, model.center - model.lo):
-        write_varint(head, int(v))
-    head.write(struct.pack("<H", model.ratio))
-    coded = head.getvalue() + rans.encode_with_model(ints - model.lo, model.freqs(), MODEL_SCALE)
-    return coded if len(coded) < len(table) else table
-
-
-def _decode_values(blob: bytes, count: int, k: str) -> np.ndarray:
-    """Inverse of :func:`_code_values` (``count`` integers); every parameter is checked first."""
-    if count == 0:
-        return _rans(blob, count, k)
-    r = Reader(blob, 0)
-    coder = r.u8(f"the value coder of {k!r}")
-    if coder == 0:
-        return _rans(blob[1:], count, k)
-    if coder != 1:
-        raise StreamError(f"unknown value coder {coder} for {k!r}")
-    lo = int(rans.unzigzag(r.varint("the model's minimum", limit=(1 << 64) - 1)))
-    span = r.varint("the model's range", limit=MAX_MODEL_ALPHABET - 1)
-    center = r.varint("the model's centre", limit=span)
-    ratio = int(np.frombuffer(r.take(2, "the model's ratio"), "<u2")[0])
-    try:
-        freqs = laplace_freqs(lo, lo + span, lo + center, ratio, MODEL_SCALE)
-    except ValueError as exc:
-        raise StreamError(f"the value model of {k!r}: {exc}") from None
-    return rans.decode_with_model(blob[r.pos:], count, freqs, MODEL_SCALE) + lo
-
-
-def _sparse(r: Reader, k: str, shape: tuple[int, ...], values=None) -> torch.Tensor:
-    lid = r.u8(f"the layout of {k!r}")
-    kinds = {v: n for n, v in LAYOUTS.items()}
-    if lid not in kinds:
-        raise StreamError(f"unknown layout id {lid} for {k!r}")
-    size = math.prod(shape)
-    k1 = r.varint("k1", limit=max(size, 1))
-    k2 = r.varint("k2", limit=_MAX_K2)
-    dseed = r.varint("the dictionary seed", limit=MAX_SEED)   # every seed SINROptions accepts
-    s_max = r.varint("s_max", limit=k1)
-    layout = Layout(kind=kinds[lid], shape=tuple(shape), k1=k1)
-    try:
-        layout.check()
-    except ValueError as exc:
-        raise StreamError(f"bad layout for {k!r}: {exc}") from exc
-    if k2 < k1 or k1 * k2 > (1 << 25):
-        raise StreamError(f"bad dictionary size {k1}x{k2} for {k!r}")
-    n = layout.n_vectors
-    fixed = r.u8("the fixed-count flag")
-    if fixed not in (0, 1):
-        raise StreamError("bad fixed-count flag")
-    if fixed:
-        counts = np.full(n, s_max, np.int64)
-    else:
-        counts = _rans(r.section(what=f"the counts of {k!r}"), n, k)
-        if counts.size and (counts.min() < 0 or counts.max() > s_max):
-            raise StreamError(f"atom counts out of range for {k!r}")
-    total = int(counts.sum())
-    symbols = _rans(r.section(what=f"the indices of {k!r}"), total, k)
-    if symbols.size and (symbols.min() < 0 or symbols.max() >= k2):
-        raise StreamError(f"index symbols out of range for {k!r}")
-    idx, _ = entropy.decode_indices(symbols, counts, k2, entropy.INDEX_CODINGS["delta"])
-    step = _step(r, k)
-    vals = (values or _rans)(r.section(what=f"the values of {k!r}"), total, k).astype(np.float32) * np.float32(step)
-    used = np.arange(s_max)[None, :] < counts[:, None]
-    indices = np.full((n, s_max), -1, np.int64)
-    values = np.zeros((n, s_max), np.float32)
-    indices[used] = idx
-    values[used] = vals
-    code = SparseCode(layout=layout, dtype=np.dtype(np.float32), indices=torch.from_numpy(indices),
-                      values=torch.from_numpy(values), counts=torch.from_numpy(counts), k2=k2, seed=dseed)
-    return code.reconstruct().float()

@@ -15,7 +15,8 @@ With SINR the hidden-to-hidden matrices are SINR-coded (rows = neurons).
 Signals are synthesized (:mod:`sinr_adapters.methods.audio.waveforms`): ``--size`` is the number of samples at 16 kHz
 (16000, one second, by default).
 
-Stream: the :mod:`sinr_adapters.framework` container; the signal shape in the header is ``(T, 1)``.
+Stream: the shared records (:mod:`sinr_adapters.framework.records`); the signal shape in the header is
+``(T, 1)``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ import torch
 from sinr_codecs.errors import StreamError
 from torch import nn
 
-from sinr_adapters.framework import nets
-from sinr_adapters.framework.container import MAX_FREQUENCY, config_number
-from sinr_adapters.framework.fields import FieldAdapter, FieldSignal, Siren, siren_parameters
+from sinr_adapters.framework.container import MAX_FREQUENCY
+from sinr_adapters.framework.fields import FieldAdapter
+from sinr_adapters.framework.grids import linspace_grid
+from sinr_adapters.framework.nets import Siren
+from sinr_adapters.framework.signals import Signal
+from sinr_adapters.framework.spec import AdapterSpec, Metric, Option, RateUnit, SignalSource
+
 from .waveforms import RATE, WAVEFORMS, load_waveform
 
 __all__ = ["AudioAdapter", "snr"]
@@ -94,48 +99,34 @@ class AudioAdapter(FieldAdapter):
     default_lr: ClassVar[float] = 1e-4
     default_finetune_lr: ClassVar[float] = 1e-5
     default_sinr_lr: ClassVar[float] = 1e-4
+    frequency_keys: ClassVar[tuple[str, ...]] = ("w0", "w0_initial")
 
     @classmethod
-    def describe(cls):
+    def describe(cls) -> AdapterSpec:
         """How the harness runs audio: synthesized waveforms, SNR vs bits per sample, widths as rate points."""
-        from sinr_adapters.framework.spec import AdapterSpec, Metric, Option, RateUnit, SignalSource
-
-        source = SignalSource("audio", tuple(WAVEFORMS), load_waveform, ("chord",), (), RATE,
-                              f"samples at {RATE} Hz", RateUnit("bits/sample", "bits per sample (bytes written × 8 / "
-                                                                "samples)", "sample"), 16)
-        return AdapterSpec(
-            summary="a 1-D SIREN on a synthesized waveform (SNR vs bits per sample)", rate="widths", rate_key="width",
-            bits="bits", source=source, metric=Metric("SNR", "dB", True, snr),
-            options=(Option("widths", int, [32, 64], "hidden widths (the rate points)", multiple=True, minimum=1),
-                     Option("layers", int, 3, "sine layers", minimum=2),
-                     Option("w0_initial", float, 3000.0, "first-layer SIREN frequency (SIREN's audio: 3000)",
-                            minimum=1e-3, maximum=MAX_FREQUENCY),
-                     Option("bits", int, 16, "storage bits of the hidden matrices without SINR", minimum=2,
-                            maximum=16)),
-            build=lambda cls, o, width, ctx: cls(width=width, layers=o["layers"], w0_initial=o["w0_initial"],
-                                                 bits=o["bits"]))
+        unit = RateUnit("bits/sample", "bits per sample (bytes written × 8 / samples)", "sample")
+        return cls.field_spec(
+            summary="a 1-D SIREN on a synthesized waveform (SNR vs bits per sample)",
+            source=SignalSource("audio", tuple(WAVEFORMS), load_waveform, ("chord",), (), RATE,
+                                f"samples at {RATE} Hz", unit, 16),
+            metric=Metric("SNR", "dB", True, snr), layers_help="sine layers",
+            bits_help="storage bits of the hidden matrices without SINR",
+            options=(Option("w0_initial", float, 3000.0, "first-layer SIREN frequency (SIREN's audio: 3000)",
+                            minimum=1e-3, maximum=MAX_FREQUENCY),))
 
     def __init__(self, *, width: int = 64, layers: int = 3, w0: float = 30.0, w0_initial: float = 3000.0,
                  bits: int = 16) -> None:
-        if int(width) < 1 or int(layers) < 2:
-            raise ValueError("width must be >= 1 and layers >= 2")
-        if not 2 <= int(bits) <= 16:
-            raise ValueError(f"bits must be in 2..16, got {bits}")
-        for k, v in (("w0", w0), ("w0_initial", w0_initial)):
-            if not 1 / MAX_FREQUENCY <= float(v) <= MAX_FREQUENCY:
-                raise ValueError(f"{k} must be in [{1 / MAX_FREQUENCY:g}, {MAX_FREQUENCY:g}], got {v}")
-        self.width, self.layers, self.bits = int(width), int(layers), int(bits)
-        self.w0, self.w0_initial = float(w0), float(w0_initial)
+        super().__init__(width=width, layers=layers, bits=bits)
+        self.w0, self.w0_initial = self.check_frequency("w0", w0), self.check_frequency("w0_initial", w0_initial)
 
     def config(self) -> dict[str, Any]:
-        return {"width": self.width, "layers": self.layers, "w0": self.w0, "w0_initial": self.w0_initial,
-                "bits": self.bits}
+        return {**super().config(), "w0": self.w0, "w0_initial": self.w0_initial}
 
     def build_model(self) -> Siren:
         return Siren(dim_in=1, dim_out=1, width=self.width, layers=self.layers, w0=self.w0,
                      w0_initial=self.w0_initial)
 
-    def signal_from(self, raw: np.ndarray, *, name: str = "") -> FieldSignal:
+    def signal_from(self, raw: Any, *, name: str = "") -> Signal:
         """A mono waveform -> a signal of ``T`` samples.
 
         Parameters
@@ -152,13 +143,13 @@ class AudioAdapter(FieldAdapter):
         """
         w = _waveform_array(raw)
         values = torch.from_numpy(w[:, None].copy())
-        return FieldSignal(nets.linspace_grid(w.size), values, (w.size, 1), (-1.0, 1.0), "audio", name,
-                           reference=values.numpy().copy())
+        return Signal(linspace_grid(w.size), values, (w.size, 1), (-1.0, 1.0), "audio", name,
+                      reference=values.numpy().copy())
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
         if len(shape) != 1:
             raise ValueError(f"audio renders 1-D signals, got grid shape {tuple(shape)}")
-        return nets.linspace_grid(int(shape[0]))
+        return linspace_grid(int(shape[0]))
 
     def values_to_unit(self, values: torch.Tensor) -> torch.Tensor:
         return values / 2.0 + 0.5
@@ -168,23 +159,10 @@ class AudioAdapter(FieldAdapter):
         shape = tuple(int(s) for s in shape)
         return self.predict(model, self.coordinates(shape[:-1])).reshape(shape).cpu().numpy()
 
-    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
-        return [f"net.{i}.linear.weight" for i in range(1, self.layers)]
-
-    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
-        if name.startswith("net.0."):   # multiplied by w0_initial = 3000: float16 would shift phases by ~1 rad
-            return ("f",)
-        return ("q", self.bits) if name in self.sinr_tensor_names(None) else ("h",)
-
-    # ---- stream checks (decoding) ------------------------------------------------------------------
-    def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
-        """``(2 * (layers + 1), parameters)`` from the configuration alone (frequencies within
-        ``[1 / MAX_FREQUENCY, MAX_FREQUENCY]``, ``2 <= bits <= 16``)."""
-        width, layers = config_number(config, "width", lo=1), config_number(config, "layers", lo=2)
-        for k in ("w0", "w0_initial"):
-            config_number(config, k, lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
-        config_number(config, "bits", lo=2, hi=16)
-        return 2 * (layers + 1), siren_parameters(1, 1, width, layers)
+    def storage(self, name: str, tensor: torch.Tensor | None) -> tuple[Any, ...]:
+        """The first layer in float32 (its weights are multiplied by ``w0_initial = 3000``: float16 would
+        shift phases by up to about a radian), the hidden matrices as integers, the rest float16."""
+        return ("f",) if name.startswith("net.0.") else super().storage(name, tensor)
 
     def check_stream_shape(self, shape: tuple[int, ...], config: Mapping[str, Any]) -> None:
         """An audio stream holds ``(T >= 2, 1)``."""

@@ -39,9 +39,9 @@ statistics, meta-learning record) as JSON bytes under ``__config__``. Official C
 (``model.pt = {"args": argparse.Namespace, "state_dict": ...}``) load with ``weights_only=True``, only
 ``argparse.Namespace`` allowed (:func:`load_coinpp_checkpoint`).
 
-This module holds the adapter; the networks and patches are in :mod:`sinr_adapters.methods.coinpp.model`, the
-inner loop, meta-learning and calibration in :mod:`sinr_adapters.methods.coinpp.meta`, the files in
-:mod:`sinr_adapters.methods.coinpp.files` (their public names are importable from here too).
+This module holds the adapter and the loader of official checkpoints; the networks and patches are in
+:mod:`sinr_adapters.methods.coinpp.model`, the inner loop, meta-learning and calibration in
+:mod:`sinr_adapters.methods.coinpp.meta`, the files in :mod:`sinr_adapters.methods.coinpp.files`.
 """
 
 from __future__ import annotations
@@ -57,36 +57,26 @@ import brotli
 import numpy as np
 import torch
 from sinr_codecs.errors import StreamError
+from sinr_codecs.sparse import resolve_device
 from torch import nn
 
-from sinr_adapters.framework import nets
-from sinr_adapters.framework.checkpoints import map_state_dict
-from .files import BASE_FORMAT, load_coinpp_checkpoint, read_base_file, write_base_file
-from .meta import calibrate_quantizer, inner_fit, meta_learn
-from .model import COINppModel, ModulatedSiren, patch_coordinates, patch_grid, patchify
-from sinr_adapters.framework.container import (
-    MAX_FREQUENCY,
-    Reader,
-    config_number,
-    fingerprint,
-    inflate,
-    sparse_tensor_from_bytes,
-    write_section,
-)
+from sinr_adapters.framework import container
+from sinr_adapters.framework.checkpoints import LoadReport, map_state_dict
+from sinr_adapters.framework.container import MAX_FREQUENCY, Reader, config_number, fingerprint, inflate, write_section
 from sinr_adapters.framework.grids import pixel_grid
 from sinr_adapters.framework.inr import INRAdapter
 from sinr_adapters.framework.protocol import Decoded
+from sinr_adapters.framework.records import sparse_tensor_from_bytes
 from sinr_adapters.framework.signals import Signal, image_signal
 from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.framework.spec import AdapterSpec, Context, Option, Prepared
+from sinr_adapters.framework.training import FitLog
 
-__all__ = [
-    "COINppAdapter",
-    "COINppModel",
-    "ModulatedSiren",
-    "load_coinpp_checkpoint",
-    "patch_coordinates",
-    "patchify",
-]
+from .files import BASE_FORMAT, read_base_file, read_checkpoint, write_base_file
+from .meta import calibrate_quantizer, inner_fit, meta_learn
+from .model import COINppModel, ModulatedSiren, patch_coordinates, patch_grid, patchify
+
+__all__ = ["COINppAdapter", "load_coinpp_checkpoint"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -148,30 +138,28 @@ class COINppAdapter(INRAdapter):
     default_sinr_lr: ClassVar[float] = 3e-3
 
     @classmethod
-    def describe(cls):
-        """How the rate–distortion harness runs COIN++ (:mod:`sinr_adapters.framework.spec`): latent lengths are the
-        rate points, each with a base network meta-learned on held-out images (or one read from ``base``);
-        an image is fitted by the inner loop, not by ``--steps``."""
-        from sinr_adapters.framework.spec import AdapterSpec, Option, Prepared
-
-        def points(cls, o, ctx):
+    def describe(cls) -> AdapterSpec:
+        """How the rate–distortion harness runs COIN++ (:mod:`sinr_adapters.framework.spec`): latent lengths
+        are the rate points, each with a base network meta-learned on held-out images (or one read from
+        ``base``); an image is fitted by the inner loop, not by ``--steps``."""
+        def points(cls: type[COINppAdapter], o: Mapping[str, Any], ctx: Context) -> list[tuple[int, COINppAdapter]]:
             if o["base"] is not None:
                 a = cls.from_base_file(o["base"])
                 return [(a.latent_dim, a)]
             return [(d, cls(width=o["width"], layers=o["layers"], latent_dim=d, patch=o["patch"], bits=o["bits"],
                             inner_steps=o["inner_steps"])) for d in o["latent_dims"]]
 
-        def prepare(adapter, o, ctx):
+        def prepare(adapter: COINppAdapter, o: Mapping[str, Any], ctx: Context) -> Prepared:
             if o["base"] is not None:
                 return Prepared(adapter, {"base_file": o["base"], "base_fingerprint": adapter.base_fingerprint()})
-            meta = adapter.meta_learn(ctx.held_out_images(), outer_steps=o["meta_steps"], batch_size=o["meta_batch"],
+            meta = adapter.meta_learn(ctx.held_out_signals(), outer_steps=o["meta_steps"], batch_size=o["meta_batch"],
                                       outer_lr=o["meta_lr"], device=ctx.device, seed=ctx.seed, progress=ctx.progress)
             return Prepared(meta, {"meta_images": list(ctx.held_out), "meta_steps": o["meta_steps"],
                                    "base_fingerprint": meta.base_fingerprint()}, save=meta.save_base,
                             message=f"meta-learned the base network on {list(ctx.held_out)} (crop PSNR after the "
                                     f"inner loop {meta.meta_info.get('final_psnr', float('nan')):.2f} dB)")
 
-        def validate(o, ctx):
+        def validate(o: Mapping[str, Any], ctx: Context) -> None:
             if o["base"] is None and o["meta_steps"] < 1:
                 raise ValueError("COIN++ needs a base network: set coinpp.meta_steps >= 1 (meta-learn one) "
                                  "or coinpp.base (a file written by COINppAdapter.save_base)")
@@ -198,7 +186,7 @@ class COINppAdapter(INRAdapter):
 
     def __init__(self, *, width: int = 32, layers: int = 5, latent_dim: int = 32, w0: float = 30.0,
                  w0_initial: float = 30.0, dim_out: int = 3, patch: int | Sequence[int] = 32, bits: int = 5,
-                 std_range: float = 3.0, base: Mapping[str, torch.Tensor] | str | os.PathLike | None = None,
+                 std_range: float = 3.0, base: Mapping[str, torch.Tensor] | str | os.PathLike[str] | None = None,
                  inner_steps: int = 3, inner_lr: float = 1e-2,
                  quantizer: Sequence[float] | None = None) -> None:
         if int(width) < 1 or int(layers) < 2 or int(latent_dim) < 1 or int(dim_out) < 1:
@@ -326,7 +314,7 @@ class COINppAdapter(INRAdapter):
         return ("this COIN++ adapter has no base network: meta-learn one (adapter.meta_learn(images)), load "
                 "one (COINppAdapter.from_base_file(path)) or an official checkpoint (load_coinpp_checkpoint)")
 
-    def save_base(self, path: str | os.PathLike) -> None:
+    def save_base(self, path: str | os.PathLike[str]) -> None:
         """Write the base network, configuration and settings to an ``.npz`` (no pickle)."""
         if self._base is None:
             raise ValueError(self._no_base())
@@ -334,7 +322,12 @@ class COINppAdapter(INRAdapter):
         write_base_file(path, self._base, meta)
 
     @classmethod
-    def from_base_file(cls, path: str | os.PathLike) -> COINppAdapter:
+    def from_shared_file(cls, path: str | os.PathLike[str]) -> COINppAdapter:
+        """:meth:`from_base_file` (the file the harness's preparation saves)."""
+        return cls.from_base_file(path)
+
+    @classmethod
+    def from_base_file(cls, path: str | os.PathLike[str]) -> COINppAdapter:
         """The adapter (configuration, settings and base network) saved by :meth:`save_base`."""
         state, meta = read_base_file(path)
         if meta is None or meta.get("format") != BASE_FORMAT:
@@ -347,7 +340,7 @@ class COINppAdapter(INRAdapter):
     # ---- fitting (the inner loop) ---------------------------------------------------------------
     def fit(self, signal: Signal, *, steps: int | None = None, lr: float | None = None,
             batch_size: int | None = None, device: str = "auto", progress: bool | None = None, seed: int = 0,
-            model: COINppModel | None = None) -> tuple[COINppModel, nets.FitLog]:
+            model: COINppModel | None = None) -> tuple[COINppModel, FitLog]:
         """Fit one latent per patch by ``steps`` SGD steps from zero (COIN++'s inner loop).
 
         Parameters
@@ -367,7 +360,7 @@ class COINppAdapter(INRAdapter):
             raise ValueError(self._no_base())
         steps = self.inner_steps if steps is None else int(steps)
         lr = self.inner_lr if lr is None else float(lr)
-        dev = nets.resolve_device(device)
+        dev = resolve_device(device)
         h, w, c = signal.shape
         base = self.build_model().to(dev)
         patches = patchify(signal.values.to(dev).reshape(h, w, c), self.patch)
@@ -404,8 +397,12 @@ class COINppAdapter(INRAdapter):
         """Straight-through: forward the quantized latents, identity gradient."""
         return latents + (self.quantize_latents(latents)[1].to(latents) - latents).detach()
 
+    def fake_storage(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The latents through COIN++'s quantizer, straight-through (:meth:`fake_quantize`)."""
+        return self.fake_quantize(tensor)
+
     # ---- compress ----------------------------------------------------------------------------------
-    def compress_with_info(self, model: COINppModel, signal: Signal, *, sinr: SINROptions | None = None,
+    def compress_with_info(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = None,
                            finetune_steps: int = 0, finetune_lr: float | None = None,
                            sinr_lr: float | None = None, schedule: str = "cosine",
                            batch_size: int | None = None, progress: bool | None = None
@@ -421,48 +418,24 @@ class COINppAdapter(INRAdapter):
             raise ValueError(self._no_base())
         if sinr is None:
             self._check_quantizer()
-        info: dict[str, Any] = {}
         setup = self.prepare_compression(model, sinr)
-        info["omp_seconds"] = setup.omp_seconds
-        trainable = setup.trainable["latents"]
-        sig = signal.to(setup.device)
-
-        def materialize() -> torch.Tensor:
-            return setup.tensor("latents") if sinr is not None else self.fake_quantize(trainable)
-
-        def forward(x: torch.Tensor) -> torch.Tensor:
-            return model(x, latents=materialize())
-
-        t1 = time.perf_counter()
-        lr = self.finetune_learning_rate(with_sinr=sinr is not None, finetune_lr=finetune_lr, sinr_lr=sinr_lr)
-        log = nets.fit(forward, [trainable], sig.coords, sig.values, steps=finetune_steps, lr=lr, schedule=schedule,
-                       batch_size=batch_size, value_peak=signal.peak, progress=progress,
-                       desc=f"{self.name}{'+sinr' if sinr else ''} fine-tune")
-        info["finetune_seconds"] = time.perf_counter() - t1
-        with torch.no_grad():
-            info["psnr_finetuned"] = nets.psnr_8bit(self.predict_with(model, sig.coords, materialize()), sig.values)
-
+        info: dict[str, Any] = {"omp_seconds": setup.omp_seconds}
+        log = self.finetune(model, setup, signal, info, steps=finetune_steps, finetune_lr=finetune_lr,
+                            sinr_lr=sinr_lr, schedule=schedule, batch_size=batch_size, progress=progress)
         buf = io.BytesIO()
-        hlen = self.write_header(buf, signal.shape, sinr=sinr is not None, ref=self.base_fingerprint())
+        hlen = container.write_header(buf, self, signal.shape, sinr=sinr is not None, ref=self.base_fingerprint())
         with torch.no_grad():
             if sinr is not None:
                 blob = setup.code_bytes("latents")
             else:
-                q, _ = self.quantize_latents(trainable.detach().cpu())
+                q, _ = self.quantize_latents(setup.trainable["latents"].detach().cpu())
                 blob = brotli.compress(q.numpy().astype(np.uint8).tobytes(), quality=11)
         body = write_section(buf, blob)
-        data = self.finish_stream(buf)
         info.update(header_bytes=hlen, sinr_bytes=0, int_bytes=0, checksum_bytes=4,
                     num_patches=int(setup.state["latents"].shape[0]), finetune_log=log.to_dict(),
                     sinr_tensors=sorted(setup.codes))
         info["sinr_bytes" if sinr is not None else "int_bytes"] = body
-        return data, info
-
-    @torch.no_grad()
-    def predict_with(self, model: COINppModel, coords: torch.Tensor, latents: torch.Tensor, *,
-                     chunk: int = 1 << 16) -> torch.Tensor:
-        outs = [model(coords[i:i + chunk], latents=latents) for i in range(0, coords.shape[0], chunk)]
-        return torch.cat(outs).float()
+        return container.finish_stream(buf), info
 
     # ---- decompress --------------------------------------------------------------------------------
     def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
@@ -497,11 +470,11 @@ class COINppAdapter(INRAdapter):
         """Rebuild the image's model from a stream (needs the base network that wrote it)."""
         if self._base is None:
             raise ValueError(self._no_base())
-        header, pos, data, config = self.open_stream(data)
-        adapter = self.stream_adapter(config)
-        if header["ref"] is None or header["ref"] != adapter.base_fingerprint()[:8]:
-            raise StreamError("the stream's base network (or quantizer statistics) differ from this adapter's: "
-                              "decode with the base network that wrote it")
+        header, pos, data, config = container.open_stream(self, data)
+        adapter = container.stream_adapter(self, config)
+        if not isinstance(adapter, COINppAdapter):  # with_config keeps the class
+            raise TypeError(f"{type(self).__name__}.with_config returned a {type(adapter).__name__}")
+        container.check_reference(adapter, header)
         shape = tuple(int(s) for s in header["shape"])
         nr, nc = patch_grid(shape[0], shape[1], adapter.patch)
         count = nr * nc
@@ -520,7 +493,7 @@ class COINppAdapter(INRAdapter):
                 raise StreamError("latent section holds an integer beyond the quantizer's range")
             latents = adapter.dequantize_latents(q)
         model = COINppModel(adapter.build_model(), latents, shape[:2], adapter.patch)
-        return Decoded(model=model.to(nets.resolve_device(device)), shape=shape, header=header)
+        return Decoded(model=model.to(resolve_device(device)), shape=shape, header=dict(header))
 
     # ---- meta-learning -----------------------------------------------------------------------------
     def meta_learn(self, images: Sequence[np.ndarray], *, outer_steps: int = 500, batch_size: int = 16,
@@ -539,3 +512,67 @@ class COINppAdapter(INRAdapter):
         (:func:`sinr_adapters.methods.coinpp.meta.calibrate_quantizer`). Returns a new adapter (same base network)."""
         return calibrate_quantizer(self, images, device=device)
 
+
+def load_coinpp_checkpoint(source: str | os.PathLike[str] | Mapping[str, Any], *, patch: int | Sequence[int] | None = None,
+                           bits: int = 5, std_range: float = 3.0, quantizer: Sequence[float] | None = None,
+                           strict: bool = True) -> tuple[COINppAdapter, LoadReport]:
+    """Load an official COIN++ checkpoint: ``model.pt = {"args": argparse.Namespace, "state_dict": ...}``.
+
+    The file is read with ``torch.load(weights_only=True)``, allowing ``argparse.Namespace`` only (no code
+    is unpickled). Width, layers, ``w0``, latent size, patch shape and the inner loop come from ``args``
+    (``w0_initial = w0`` as COIN++ builds its model); input and output dims from the tensor shapes.
+    Only what COIN++ uses for its results is supported: shift modulations (``modulate_scale=0``,
+    ``modulate_shift=1``) from a latent by a linear map (``use_latent=1``, ``modulation_net_num_layers=1``).
+    COIN++ does not store the quantizer's statistics: pass ``quantizer=(mean, std)`` or call
+    ``adapter.calibrate(images)`` before compressing.
+
+    Parameters
+    ----------
+    source : path or mapping
+        The ``model.pt`` file, or the dict it holds (``args`` may be a Namespace or a dict).
+    patch : int, pair or None
+        Patch size when ``args.patch_shape`` is ``[-1]`` (no patching) or missing.
+    strict : bool, default True
+        Raise when a key is missing or unexpected (else see the report).
+
+    Returns
+    -------
+    (COINppAdapter, LoadReport)
+    """
+    args, sd = read_checkpoint(source)
+    for key, want in (("modulate_scale", 0), ("modulate_shift", 1), ("use_latent", 1), ("modulation_net_num_layers", 1)):
+        if key in args and int(args[key]) != want:
+            raise ValueError(f"unsupported COIN++ model: {key}={args[key]} (this adapter implements {key}={want}: "
+                             "shift modulations from a latent by one linear map, COIN++'s published setting)")
+    if "net.0.linear.weight" not in sd or "modulation_net.net.weight" not in sd or "last_layer.linear.weight" not in sd:
+        raise ValueError("not a COIN++ ModulatedSiren state_dict: expected keys 'net.0.linear.weight', "
+                         "'last_layer.linear.weight' and 'modulation_net.net.weight'")
+    width, dim_in = sd["net.0.linear.weight"].shape
+    if dim_in != 2:
+        raise ValueError(f"this adapter handles images (2-D coordinates); the checkpoint takes {dim_in}-D inputs")
+    n_sine = 0
+    while f"net.{n_sine}.linear.weight" in sd:
+        n_sine += 1
+    latent_dim = sd["modulation_net.net.weight"].shape[1]
+    dim_out = sd["last_layer.linear.weight"].shape[0]
+    layers = int(args.get("num_layers", n_sine + 1))
+    if layers != n_sine + 1 or int(args.get("dim_hidden", width)) != width or int(args.get("latent_dim", latent_dim)) != latent_dim:
+        raise ValueError(f"the checkpoint's args (num_layers={args.get('num_layers')}, dim_hidden={args.get('dim_hidden')}, "
+                         f"latent_dim={args.get('latent_dim')}) disagree with its tensors ({n_sine + 1} layers, width "
+                         f"{width}, latent {latent_dim})")
+    shape = list(args.get("patch_shape") or [-1])
+    if patch is None:
+        if shape == [-1] or len(shape) != 2:
+            raise ValueError("the checkpoint was trained without 2-D patches (patch_shape=[-1]): pass patch=")
+        patch = shape
+    w0 = float(args.get("w0", 30.0))
+    inner = args.get("inner_steps", 3)
+    adapter = COINppAdapter(width=width, layers=layers, latent_dim=latent_dim, w0=w0, w0_initial=w0, dim_out=dim_out,
+                            patch=patch, bits=bits, std_range=std_range, inner_steps=int(inner),
+                            inner_lr=float(args.get("inner_lr", 1e-2)), quantizer=quantizer)
+    net = adapter._fresh_base()
+    report = map_state_dict(net, sd, strict=strict, what="COIN++")
+    adapter._base = {k: v.detach().to("cpu", torch.float32).clone() for k, v in net.state_dict().items()}
+    adapter.meta_info = {"source": "official COIN++ checkpoint", "args": {k: v for k, v in args.items()
+                                                                        if isinstance(v, (int, float, str, bool, list))}}
+    return adapter, report

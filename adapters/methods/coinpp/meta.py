@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from sinr_codecs.sparse import resolve_device
 
-from sinr_adapters.framework import nets
+from sinr_adapters.framework import metrics, training
 from .model import ModulatedSiren, patch_coordinates, patchify
 from sinr_adapters.framework.signals import image_array
 
@@ -35,15 +36,13 @@ __all__ = ["calibrate_quantizer", "inner_fit", "meta_learn"]
 
 def inner_fit(base: ModulatedSiren, latents: torch.Tensor, local: torch.Tensor, patches: torch.Tensor, *,
                steps: int, lr: float, chunk: int | None = None, progress: bool | None = None,
-               desc: str = "coinpp fit") -> nets.FitLog:
+               desc: str = "coinpp fit") -> training.FitLog:
     """SGD on ``latents`` ``(P, D)`` in place (per-patch MSE summed over patches, as COIN++)."""
-    log = nets.FitLog()
+    log = training.FitLog()
     p = patches.shape[0]
     chunk = p if not chunk or chunk >= p else int(chunk)
     t0 = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=steps, desc=desc, file=sys.stderr, leave=False, disable=not nets.progress_enabled(progress))
+    bar = training.progress_bar(steps, desc, progress)
     for step in range(steps + 1):
         total = 0.0
         for i in range(0, p, chunk):
@@ -58,13 +57,13 @@ def inner_fit(base: ModulatedSiren, latents: torch.Tensor, local: torch.Tensor, 
         mse = total / p
         if step < steps:
             log.loss.append(mse)
-            log.psnr.append(nets.mse_to_psnr(mse))
+            log.psnr.append(metrics.mse_to_psnr(mse))
             log.steps += 1
             bar.update(1)
         if mse < log.best_loss:
             log.best_loss, log.best_step = mse, step
     bar.close()
-    nets.synchronize(latents.device)
+    training.synchronize(latents.device)
     log.seconds = time.perf_counter() - t0
     return log
 
@@ -87,7 +86,7 @@ def meta_learn(adapter: COINppAdapter, images: Sequence[np.ndarray], *, outer_st
         raise ValueError("meta_learn needs at least one image")
     inner_steps = adapter.inner_steps if inner_steps is None else int(inner_steps)
     inner_lr = adapter.inner_lr if inner_lr is None else float(inner_lr)
-    dev = nets.resolve_device(device)
+    dev = resolve_device(device)
     imgs = [torch.from_numpy(image_array(im, adapter.dim_out)) for im in images]
     ph, pw = adapter.patch
     if any(im.shape[0] < ph or im.shape[1] < pw for im in imgs):
@@ -99,13 +98,10 @@ def meta_learn(adapter: COINppAdapter, images: Sequence[np.ndarray], *, outer_st
     opt = torch.optim.Adam(net.parameters(), lr=outer_lr)
     gen = torch.Generator().manual_seed(seed)
     local = patch_coordinates(adapter.patch).to(dev)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(range(outer_steps), desc=f"{adapter.name} meta-learn", leave=False, file=sys.stderr,
-               disable=not nets.progress_enabled(progress), dynamic_ncols=True)
+    bar = training.progress_bar(outer_steps, f"{adapter.name} meta-learn", progress)
     psnrs: list[float] = []
     t0 = time.perf_counter()
-    for step in bar:
+    for step in range(outer_steps):
         which = torch.randint(len(imgs), (batch_size,), generator=gen).tolist()
         crops = []
         for i in which:
@@ -126,10 +122,11 @@ def meta_learn(adapter: COINppAdapter, images: Sequence[np.ndarray], *, outer_st
         outer.backward()
         opt.step()
         psnrs.append(float(torch.mean(-10 * torch.log10(per.detach().clamp_min(1e-12)))))
+        bar.update(1)
         if step % 25 == 0 or step == outer_steps - 1:
             bar.set_postfix(psnr=f"{psnrs[-1]:.2f}", refresh=False)
     bar.close()
-    nets.synchronize(dev)
+    training.synchronize(dev)
     out = type(adapter)(**adapter.config(), base={k: v.detach().cpu() for k, v in net.state_dict().items()},
                         inner_steps=inner_steps, inner_lr=inner_lr)
     tail = psnrs[-max(1, len(psnrs) // 10):] if psnrs else [math.nan]
@@ -150,7 +147,7 @@ def calibrate_quantizer(adapter: COINppAdapter, images: Sequence[np.ndarray], *,
     """
     if adapter._base is None:
         raise ValueError(adapter._no_base())
-    dev = nets.resolve_device(device)
+    dev = resolve_device(device)
     base = adapter.build_model().to(dev)
     local = patch_coordinates(adapter.patch).to(dev)
     fitted = []

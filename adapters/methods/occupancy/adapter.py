@@ -17,13 +17,12 @@ The paper's network is 3 hidden layers of 128; the default here is 3 x 32 (64 fo
 so that a point runs in seconds on a CPU; ``--set occupancy.widths=128`` restores it. Shapes are
 procedural signed distance functions (:mod:`sinr_adapters.methods.occupancy.shapes`), never downloaded scans.
 
-Stream: the :mod:`sinr_adapters.framework` container (``h``, ``q`` and ``s`` records); the signal shape in the
-header is the evaluation grid ``(size, size, size, 1)``.
+Stream: the shared records (:mod:`sinr_adapters.framework.records`: ``h``, ``q`` and ``s``); the signal
+shape in the header is the evaluation grid ``(size, size, size, 1)``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -32,8 +31,10 @@ import torch
 from sinr_codecs.errors import StreamError
 from torch import nn
 
-from sinr_adapters.framework.container import MAX_FREQUENCY, config_number
-from sinr_adapters.framework.fields import FieldAdapter, FieldSignal
+from sinr_adapters.framework.fields import FieldAdapter
+from sinr_adapters.framework.signals import Signal
+from sinr_adapters.framework.spec import BYTES, AdapterSpec, Metric, Option, SignalSource
+
 from .shapes import SHAPES, Shape, grid_points, load_shape
 
 __all__ = ["GaussianMLP", "OccupancyAdapter", "iou"]
@@ -105,44 +106,32 @@ class OccupancyAdapter(FieldAdapter):
     default_lr: ClassVar[float] = 5e-3
     default_finetune_lr: ClassVar[float] = 1e-4
     default_sinr_lr: ClassVar[float] = 1e-3
+    dim_in: ClassVar[int] = 3
+    frequency_keys: ClassVar[tuple[str, ...]] = ("scale",)
 
     @classmethod
-    def describe(cls):
+    def describe(cls) -> AdapterSpec:
         """How the harness runs occupancy fields: shapes by name, IoU vs bytes, widths as rate points."""
-        from sinr_adapters.framework.spec import BYTES, AdapterSpec, Metric, Option, SignalSource
-
-        source = SignalSource("occupancy", tuple(SHAPES), load_shape, ("statue",), (), 32,
-                              "side of the occupancy grid the IoU is measured on", BYTES, 4)
-        return AdapterSpec(
+        return cls.field_spec(
             summary="an occupancy field: Gaussian-activation MLP, BCE on sampled points (IoU on a grid vs bytes)",
-            rate="widths", rate_key="width", bits="bits", source=source, rate_aware=False,
-            metric=Metric("IoU", "", True, iou),
-            options=(Option("widths", int, [32, 64], "hidden widths (the rate points; the paper: 128)",
-                            multiple=True, minimum=1),
-                     Option("layers", int, 3, "Gaussian layers (the paper: 3)", minimum=2),
-                     Option("scale", float, 5.0, "s of exp(-(s x)^2)", minimum=1e-3, maximum=1e3),
-                     Option("bits", int, 16, "storage bits of the hidden matrices without SINR", minimum=2,
-                            maximum=16),
+            source=SignalSource("occupancy", tuple(SHAPES), load_shape, ("statue",), (), 32,
+                                "side of the occupancy grid the IoU is measured on", BYTES, 4),
+            metric=Metric("IoU", "", True, iou), rate_aware=False, layers_help="Gaussian layers (the paper: 3)",
+            bits_help="storage bits of the hidden matrices without SINR",
+            options=(Option("scale", float, 5.0, "s of exp(-(s x)^2)", minimum=1e-3, maximum=1e3),
                      Option("samples", int, 16384, "training points per shape (half near the surface)",
-                            minimum=16, maximum=1 << 22)),
-            build=lambda cls, o, width, ctx: cls(width=width, layers=o["layers"], scale=o["scale"], bits=o["bits"],
-                                                 samples=o["samples"]))
+                            minimum=16, maximum=1 << 22)))
 
     def __init__(self, *, width: int = 32, layers: int = 3, scale: float = 5.0, bits: int = 16,
                  samples: int = 16384) -> None:
-        if int(width) < 1 or int(layers) < 2:
-            raise ValueError("width must be >= 1 and layers >= 2")
-        if not 2 <= int(bits) <= 16:
-            raise ValueError(f"bits must be in 2..16, got {bits}")
-        if not (math.isfinite(float(scale)) and float(scale) > 0):
-            raise ValueError(f"scale must be a positive number, got {scale}")
+        super().__init__(width=width, layers=layers, bits=bits)
         if int(samples) < 16:
-            raise ValueError("samples must be >= 16")
-        self.width, self.layers, self.scale, self.bits = int(width), int(layers), float(scale), int(bits)
+            raise ValueError(f"samples must be >= 16, got {samples}")
+        self.scale = self.check_frequency("scale", scale)
         self.samples = int(samples)
 
     def config(self) -> dict[str, Any]:
-        return {"width": self.width, "layers": self.layers, "scale": self.scale, "bits": self.bits}
+        return {**super().config(), "scale": self.scale}
 
     def with_config(self, config: Mapping[str, Any]) -> OccupancyAdapter:
         return OccupancyAdapter(**config, samples=self.samples)
@@ -154,17 +143,16 @@ class OccupancyAdapter(FieldAdapter):
         """Binary cross-entropy of the logits against the occupancy in {0, 1}."""
         return nn.functional.binary_cross_entropy_with_logits(prediction, target)
 
-    def signal_from(self, raw: Shape, *, name: str = "") -> FieldSignal:
-        """``samples`` training points of a :class:`~sinr_adapters.methods.occupancy.shapes.Shape` (seeded by its name) and
-        its occupancy grid as the reference."""
+    def signal_from(self, raw: Any, *, name: str = "") -> Signal:
+        """``samples`` training points of a :class:`~sinr_adapters.methods.occupancy.shapes.Shape` (seeded by
+        its name) and its occupancy grid as the reference."""
         if not isinstance(raw, Shape):
             raise TypeError(f"expected a sinr_adapters.methods.occupancy.shapes.Shape, got {type(raw).__name__}")
         seed = sum(ord(c) for c in raw.name)
         pts, occ = raw.sample(self.samples, seed=seed)
         g = raw.size
-        return FieldSignal(torch.from_numpy(pts), torch.from_numpy(occ[:, None]), (g, g, g, 1), (0.0, 1.0),
-                           "occupancy", name or raw.name,
-                           reference=raw.occupancy_grid().astype(np.float32)[..., None])
+        return Signal(torch.from_numpy(pts), torch.from_numpy(occ[:, None]), (g, g, g, 1), (0.0, 1.0),
+                      "occupancy", name or raw.name, reference=raw.occupancy_grid().astype(np.float32)[..., None])
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
         if len(shape) != 3 or len(set(shape)) != 1:
@@ -174,21 +162,6 @@ class OccupancyAdapter(FieldAdapter):
     def values_to_unit(self, values: torch.Tensor) -> torch.Tensor:
         """Logits -> occupancy probabilities."""
         return torch.sigmoid(values)
-
-    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
-        return [f"net.{i}.linear.weight" for i in range(1, self.layers)]
-
-    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
-        return ("q", self.bits) if name in self.sinr_tensor_names(None) else ("h",)
-
-    # ---- stream checks (decoding) ------------------------------------------------------------------
-    def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
-        """``(2 * (layers + 1), parameters)`` from the configuration alone (``1 <= width``, ``2 <= layers``,
-        ``1 / MAX_FREQUENCY <= scale <= MAX_FREQUENCY``, ``2 <= bits <= 16``)."""
-        width, layers = config_number(config, "width", lo=1), config_number(config, "layers", lo=2)
-        config_number(config, "scale", lo=1 / MAX_FREQUENCY, hi=MAX_FREQUENCY)
-        config_number(config, "bits", lo=2, hi=16)
-        return 2 * (layers + 1), 4 * width + (layers - 1) * (width + 1) * width + width + 1
 
     def check_stream_shape(self, shape: tuple[int, ...], config: Mapping[str, Any]) -> None:
         """An occupancy stream holds a cubic grid ``(G, G, G, 1)``."""

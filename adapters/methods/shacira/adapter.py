@@ -28,7 +28,7 @@ state_dict keys are ours (``grid.latents``, ``decoder.weight``/``bias``, ``mlp.{
 ``prior.log_scale``).
 
 This module holds the adapter; the network is in :mod:`sinr_adapters.methods.shacira.model`, the latents'
-entropy coders in :mod:`sinr_adapters.methods.shacira.coding` (their public names are importable from here too).
+entropy coders in :mod:`sinr_adapters.methods.shacira.coding`.
 """
 
 from __future__ import annotations
@@ -47,36 +47,28 @@ from sinr_codecs.errors import StreamError
 from sinr_codecs.sparse import resolve_device
 from torch import nn
 
-from sinr_adapters.framework import nets
-from sinr_adapters.framework.container import (
-    Reader,
-    config_number,
+from sinr_adapters.framework import container, metrics, training
+from sinr_adapters.framework.container import Reader, config_number, inflate, write_section
+from sinr_adapters.framework.grids import unit_grid
+from sinr_adapters.framework.inr import INRAdapter
+from sinr_adapters.framework.protocol import Decoded
+from sinr_adapters.framework.quantizers import ste_round
+from sinr_adapters.framework.records import (
     from_stored_uniform,
-    inflate,
     read_quantizer,
     sparse_tensor_from_bytes,
     stored_uniform,
-    write_section,
+    write_records,
 )
-from sinr_adapters.framework.grids import unit_grid
-from .hashgrid import HashGrid, grid_resolutions
-from sinr_adapters.framework.inr import INRAdapter
-from sinr_adapters.framework.protocol import Decoded
-from .coding import CODERS, MAX_LATENT, brotli_decode, brotli_encode, rans_decode, rans_encode
-from .model import LatentDecoder, LatentPrior, SHACIRANet, ste_round
 from sinr_adapters.framework.signals import Signal, image_signal
 from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.framework.spec import AdapterSpec, Option
 
-__all__ = [
-    "LatentDecoder",
-    "LatentPrior",
-    "SHACIRAAdapter",
-    "SHACIRANet",
-    "rans_decode",
-    "rans_encode",
-    "ste_round",
-    "unit_grid",
-]
+from .coding import CODERS, MAX_LATENT, brotli_decode, brotli_encode, rans_decode, rans_encode
+from .hashgrid import HashGrid, grid_resolutions
+from .model import SHACIRANet
+
+__all__ = ["MAX_LEVELS", "MAX_RESOLUTION", "SHACIRAAdapter"]
 
 MAX_LEVELS = 1024
 """Most hash-grid levels a stream's configuration may declare."""
@@ -130,11 +122,9 @@ class SHACIRAAdapter(INRAdapter):
     default_sinr_lr: ClassVar[float] = 1e-2
 
     @classmethod
-    def describe(cls):
-        """How the rate–distortion harness runs SHACIRA (:mod:`sinr_adapters.framework.spec`): table sizes are the rate
-        points; the finest grid resolution is the image side."""
-        from sinr_adapters.framework.spec import AdapterSpec, Option
-
+    def describe(cls) -> AdapterSpec:
+        """How the rate–distortion harness runs SHACIRA (:mod:`sinr_adapters.framework.spec`): table sizes are
+        the rate points; the finest grid resolution is the image side."""
         return AdapterSpec(
             summary="SHACIRA: hash-grid latents, entropy-coded, and a small MLP", rate="table_sizes",
             rate_key="log2_table_size", bits="mlp_bits",
@@ -235,7 +225,7 @@ class SHACIRAAdapter(INRAdapter):
     # ---- fit -------------------------------------------------------------------------------------
     def fit(self, signal: Signal, *, steps: int, lr: float | None = None, batch_size: int | None = None,
             device: str = "auto", progress: bool | None = None, seed: int = 0, latent_lr: float | None = None,
-            model: SHACIRANet | None = None) -> tuple[SHACIRANet, nets.FitLog]:
+            model: SHACIRANet | None = None) -> tuple[SHACIRANet, training.FitLog]:
         """Train the grid, decoder, MLP and prior: Adam on MSE + ``rate_weight`` * estimated bits / pixel.
 
         ``lr`` (default 1e-2) drives the decoder, MLP and prior; ``latent_lr`` (default 5e-2) the
@@ -253,7 +243,7 @@ class SHACIRAAdapter(INRAdapter):
         groups = [{"params": [lat], "lr": self.latent_lr if latent_lr is None else float(latent_lr)},
                   {"params": rest, "lr": self.default_lr if lr is None else float(lr)}]
         gen = torch.Generator().manual_seed(seed)
-        log = nets.fit(model, groups, sig.coords, sig.values, steps=steps, batch_size=batch_size,
+        log = training.fit(model, groups, sig.coords, sig.values, steps=steps, batch_size=batch_size,
                        regularizer=self.rate_regularizer(model, signal.num_points), value_peak=signal.peak,
                        progress=progress, desc=f"{self.name} fit", generator=gen)
         return model, log
@@ -295,39 +285,35 @@ class SHACIRAAdapter(INRAdapter):
         sig = signal.to(dev)
         t1 = time.perf_counter()
         try:
-            log = nets.fit(forward, groups, sig.coords, sig.values, steps=finetune_steps, lr=lr, schedule=schedule,
+            log = training.fit(forward, groups, sig.coords, sig.values, steps=finetune_steps, lr=lr, schedule=schedule,
                            batch_size=batch_size, regularizer=reg, value_peak=signal.peak, progress=progress,
                            desc=f"{self.name}{'+sinr' if codes else ''} fine-tune")
             info["finetune_seconds"] = time.perf_counter() - t1
             with torch.no_grad():
-                info["psnr_finetuned"] = nets.psnr_8bit(self._predict(forward, sig.coords), sig.values)
+                info["psnr_finetuned"] = metrics.psnr_8bit(self._predict(forward, sig.coords), sig.values)
         finally:
             model.round_latents = was_rounding
 
-        buf = io.BytesIO()
-        hlen = self.write_header(buf, signal.shape, sinr=bool(codes), ref=None)
         split = {"sinr_bytes": 0, "latent_bytes": 0, "float_bytes": 0}
-        with torch.no_grad():
-            for k in names:
-                n0 = buf.tell()
-                if k in codes:
-                    split["sinr_bytes"] += write_section(buf, setup.code_bytes(k))
-                elif k == "grid.latents":
-                    q = torch.round(trainable[k].detach()).cpu().numpy().astype(np.int64)
-                    blob = self._code_latents(q, model.grid)
-                    info["latent_coder"] = "rans" if blob[0] == CODERS["rans"] else "brotli"
-                    buf.write(blob)
-                    split["latent_bytes"] += buf.tell() - n0
-                elif specs[k][0] == "q":  # per-tensor uniform integers: bits, step, Brotli section
-                    record, ints = stored_uniform(trainable[k].detach().cpu(), int(specs[k][1]))
-                    buf.write(record)
-                    write_section(buf, brotli.compress(ints.tobytes(), quality=11))
-                    split["float_bytes"] += buf.tell() - n0
-                else:
-                    dtype = "<f4" if specs[k][0] == "f" else "<f2"
-                    buf.write(trainable[k].detach().cpu().numpy().astype(dtype).tobytes())
-                    split["float_bytes"] += buf.tell() - n0
-        data = self.finish_stream(buf)
+
+        def store(buf: io.BytesIO, k: str, t: torch.Tensor) -> None:
+            n0 = buf.tell()
+            if k == "grid.latents":
+                blob = self._code_latents(torch.round(t).numpy().astype(np.int64), model.grid)
+                info["latent_coder"] = "rans" if blob[0] == CODERS["rans"] else "brotli"
+                buf.write(blob)
+                split["latent_bytes"] += buf.tell() - n0
+                return
+            if specs[k][0] == "q":  # per-tensor uniform integers: bits, step, Brotli section
+                record, ints = stored_uniform(t, int(specs[k][1]))
+                buf.write(record)
+                write_section(buf, brotli.compress(ints.tobytes(), quality=11))
+            else:
+                buf.write(t.numpy().astype("<f4" if specs[k][0] == "f" else "<f2").tobytes())
+            split["float_bytes"] += buf.tell() - n0
+
+        buf, hlen, split["sinr_bytes"] = write_records(self, setup, signal.shape, store)
+        data = container.finish_stream(buf)
         info.update(header_bytes=hlen, **split, checksum_bytes=4, finetune_log=log.to_dict(), sinr_tensors=sorted(codes),
                     num_latents=int(setup.state["grid.latents"].numel()))
         return data, info
@@ -380,10 +366,9 @@ class SHACIRAAdapter(INRAdapter):
         Every record is located and its length checked against the network's tensor shapes (found on
         the meta device) before the network is built or any tensor allocated.
         """
-        header, pos, data, config = self.open_stream(data)
-        adapter = self.stream_adapter(config)
-        if header["ref"] is not None:
-            raise StreamError("SHACIRA streams have no reference weights")
+        header, pos, data, config = container.open_stream(self, data)
+        adapter = container.stream_adapter(self, config)
+        container.check_reference(adapter, header)
         n_tensors, _ = adapter.stream_model_size(config)
         if n_tensors > len(data) - pos:  # every record takes a byte at least
             raise StreamError(f"stream truncated: its network stores {n_tensors} tensors, only {len(data) - pos} "
@@ -454,4 +439,4 @@ class SHACIRAAdapter(INRAdapter):
         model.load_state_dict({**own, **tensors}, strict=True)
         model.round_latents = "grid.latents" not in sinr_names
         shape = tuple(int(s) for s in header["shape"])
-        return Decoded(model=model.to(resolve_device(device)), shape=shape, header=header)
+        return Decoded(model=model.to(resolve_device(device)), shape=shape, header=dict(header))

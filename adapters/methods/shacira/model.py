@@ -13,14 +13,11 @@ import math
 import torch
 from torch import nn
 
+from sinr_adapters.framework.quantizers import ste_round
+
 from .hashgrid import HashGrid
 
-__all__ = ["LatentDecoder", "LatentPrior", "SHACIRANet", "ste_round"]
-
-
-def ste_round(t: torch.Tensor) -> torch.Tensor:
-    """Round to integers in the forward pass, identity gradient (straight-through estimator)."""
-    return t + (torch.round(t) - t).detach()
+__all__ = ["LatentDecoder", "LatentPrior", "SHACIRANet"]
 
 
 class LatentDecoder(nn.Module):

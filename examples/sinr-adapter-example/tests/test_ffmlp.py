@@ -1,0 +1,15 @@
+"""The example adapter keeps the protocol: the shared checkers of sinr_adapters.framework.testing.
+
+Run with the distribution installed (``pip install -e .``): decoding by header finds ``ffmlp`` through its
+entry point.
+"""
+
+from __future__ import annotations
+
+from sinr_adapters.framework import check_adapter
+
+from sinr_adapter_example import FourierMLPAdapter
+
+
+def test_ffmlp_keeps_the_adapter_protocol():
+    check_adapter(FourierMLPAdapter(width=8, layers=2, frequencies=2))
