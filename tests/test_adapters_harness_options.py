@@ -165,3 +165,11 @@ def test_sinr_flags_offer_what_the_codec_accepts():
     assert acts["sparsity"].default == [options.BY_NAME["sparsity"].default]
     cfg = config_of(["--value-bits", "2,24", "--sinr-entropy", "rans", "--seed", str(2 ** 64 - 1)])
     assert cfg.value_bits == [2, 24] and cfg.sinr_entropy == "rans" and cfg.seed == 2 ** 64 - 1
+
+
+def test_hooks_see_which_paths_run():
+    """``validate(options, ctx)`` can refuse options that only make sense with or without SINR."""
+    both = EvalConfig(methods=["coin"]).context(method="coin")
+    assert both.with_sinr and both.without_sinr
+    plain = EvalConfig(methods=["coin"], with_sinr=False).context(method="coin")
+    assert not plain.with_sinr and plain.without_sinr

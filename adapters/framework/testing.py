@@ -4,7 +4,8 @@
 :func:`check_adapter` runs every check on one adapter and a small signal; each check is also a function of
 its own, and each raises ``AssertionError`` with a message that names the adapter and what to fix:
 
-- :func:`check_config_round_trip`: ``config()`` is JSON-safe and rebuilds the adapter (``with_config``, and
+- :func:`check_config_round_trip`: the adapter implements the protocol, ``config()`` is JSON-safe and
+  rebuilds the adapter (``with_config``, and
   the class itself from its configuration): what a decoder does with the configuration a stream holds;
 - :func:`check_round_trip` (without SINR) and again with SINR: fit, compress, decompress; the stream is the
   same bytes when written twice, its model renders the signal's shape;
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 from sinr_codecs.errors import StreamError
 
-from .protocol import ContractError, check_rendering
+from .protocol import Adapter, ContractError, check_rendering
 from .signals import Signal
 from .sinr_options import SINROptions
 from .spec import describe
@@ -76,8 +77,13 @@ def sample_signal(adapter: Any, size: int | None = None) -> Signal:
 
 
 def check_config_round_trip(adapter: Any) -> None:
-    """``config()`` is a JSON-safe dict that rebuilds the adapter: ``with_config(config())`` and (when the
-    adapter keeps no shared state) ``type(adapter)(**config())`` have the same configuration."""
+    """The adapter implements the :class:`~sinr_adapters.framework.protocol.Adapter` protocol, and its
+    ``config()`` is a JSON-safe dict that rebuilds it: ``with_config(config())`` and (when the adapter keeps
+    no shared state) ``type(adapter)(**config())`` have the same configuration."""
+    if not isinstance(adapter, Adapter):
+        missing = [n for n in ("name", "config", "signal_from_image", "fit", "compress", "decompress", "render")
+                   if not hasattr(adapter, n)]
+        raise _fail(adapter, f"does not implement the Adapter protocol (missing {missing})")
     config = adapter.config()
     if not isinstance(config, dict):
         raise _fail(adapter, f"config() returned a {type(config).__name__}, not a dict")

@@ -36,6 +36,7 @@ from sinr_adapters.framework.checkpoints import LoadReport, map_state_dict, read
 from sinr_adapters.framework.container import MAX_FREQUENCY, config_number
 from sinr_adapters.framework.inr import INRAdapter
 from sinr_adapters.framework.signals import Signal, image_signal
+from sinr_adapters.framework.spec import AdapterSpec, Option
 
 __all__ = ["COINAdapter", "COINSiren", "coin_grid", "load_coin_checkpoint"]
 
@@ -122,10 +123,8 @@ class COINAdapter(INRAdapter):
     default_sinr_lr: ClassVar[float] = 1e-3
 
     @classmethod
-    def describe(cls):
+    def describe(cls) -> AdapterSpec:
         """How the rate–distortion harness runs COIN (:mod:`sinr_adapters.framework.spec`): widths are the rate points."""
-        from sinr_adapters.framework.spec import AdapterSpec, Option
-
         return AdapterSpec(
             summary="COIN: a SIREN per image, stored in float16", rate="widths", rate_key="width", bits="bits",
             options=(Option("widths", int, [16, 32], "hidden widths (the rate points)", multiple=True, minimum=1,

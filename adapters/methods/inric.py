@@ -67,6 +67,7 @@ from sinr_adapters.framework.finetune import CompressionSetup
 from sinr_adapters.framework.grids import linspace_grid
 from sinr_adapters.framework.inr import INRAdapter
 from sinr_adapters.framework.signals import Signal, image_signal
+from sinr_adapters.framework.spec import AdapterSpec, Context, Option, Prepared
 
 __all__ = ["ENTROPY_CODERS", "META_METHODS", "INRICAdapter", "INRICNet", "load_inric_checkpoint"]
 
@@ -165,17 +166,15 @@ class INRICAdapter(INRAdapter):
     stream_config_defaults: ClassVar[dict[str, Any]] = {"entropy": "brotli"}  # streams before rANS
 
     @classmethod
-    def describe(cls):
+    def describe(cls) -> AdapterSpec:
         """How the rate–distortion harness runs INRIC (:mod:`sinr_adapters.framework.spec`): widths are the rate
         points; with ``meta_steps > 0`` θ0 is meta-learned per width on held-out images first. The
         defaults are the paper's pipeline; ``adaround=false``, ``entropy=brotli`` and ``meta=reptile``
         switch its steps off one by one (``--finetune-steps 0``: no quantization-aware retraining)."""
-        from sinr_adapters.framework.spec import AdapterSpec, Option, Prepared
-
-        def prepare(adapter, o, ctx):
+        def prepare(adapter: INRICAdapter, o: Mapping[str, Any], ctx: Context) -> Prepared:
             if o["meta_steps"] < 1:
                 return Prepared(adapter)
-            meta = adapter.meta_learn(ctx.held_out_images(), outer_steps=o["meta_steps"], method=o["meta"],
+            meta = adapter.meta_learn(ctx.held_out_signals(), outer_steps=o["meta_steps"], method=o["meta"],
                                       inner_steps=o["meta_inner_steps"], device=ctx.device, seed=ctx.seed,
                                       progress=ctx.progress)
             return Prepared(meta, {"meta_images": list(ctx.held_out), "meta_steps": o["meta_steps"],
@@ -450,9 +449,14 @@ class INRICAdapter(INRAdapter):
         meta_init.save_init(path, self._init, self.config(), self._lrs)
 
     @classmethod
-    def from_init_file(cls, path: str | os.PathLike) -> INRICAdapter:
+    def from_init_file(cls, path: str | os.PathLike[str]) -> INRICAdapter:
         """The adapter (configuration and ``theta0``) saved by :meth:`save_init`."""
         return cls(**meta_init.read_init_config(path, "INRICAdapter.save_init"), init=path)
+
+    @classmethod
+    def from_shared_file(cls, path: str | os.PathLike[str]) -> INRICAdapter:
+        """:meth:`from_init_file` (the file the harness's preparation saves)."""
+        return cls.from_init_file(path)
 
     def meta_learn(self, images: Sequence[np.ndarray], *, outer_steps: int = 200, method: str = "meta-sgd",
                    inner_steps: int | None = None, inner_lr: float | None = None, outer_lr: float | None = None,
