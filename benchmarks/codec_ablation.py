@@ -45,8 +45,8 @@ BASE = {"value_bits": 8, "dictionary_ratio": 8.0, "index_coding": "delta", "entr
 
 def siren_weights(image: str, size: int, width: int, layers: int, steps: int, seed: int) -> list[np.ndarray]:
     """Hidden-to-hidden weight matrices ``(width, width)`` of a COIN SIREN fitted to a bundled image."""
-    from sinr_adapters.methods.coin import COINAdapter
     from sinr_adapters.framework.images import load_image
+    from sinr_adapters.methods.coin import COINAdapter
 
     adapter = COINAdapter(width=width, layers=layers)
     signal = adapter.signal_from_image(load_image(image, size), name=image)

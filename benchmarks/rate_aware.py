@@ -32,8 +32,8 @@ Pareto front (``sinr_adapters.harness.rd``: the rule can favour the anchor, neve
     python benchmarks/rate_aware.py --images astronaut,camera,coffee --widths 16,32,48,64 > rate_aware.json
 
 ``--merge A.json B.json ...`` measures nothing: it pools the points of earlier runs (same images) and
-prints them with their BD-rates. ``--out FILE`` also rewrites FILE with the points measured so far after every point (a long run that
-stops early keeps them; BD-rates are added at the end).
+prints them with their BD-rates. ``--out FILE`` also rewrites FILE with the points measured so far after
+every point (a long run that stops early keeps them; BD-rates are added at the end).
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def fisher_allocation(adapter, model: torch.nn.Module, signal, lams: Sequence[fl
     fitted weights ``w``; ``Q_b``: the per-tensor symmetric quantizer the stream uses) and
     ``R_k(b)`` bits: its integers Brotli-coded alone as the stream stores them (one byte each up to 8 bits,
     two above), plus the 5-byte record; float16: 16 bits a value. (An empirical entropy would favour wide
-    integers in small tensors: it cannot exceed ``log2(numel)``.) Since both add up over tensors, minimising ``sum_k D_k + lam * R_k / pixels`` (the rate-aware
-    objective) is one choice per tensor: ``argmin_b D_k(b) + lam R_k(b) / pixels``.
+    integers in small tensors: it cannot exceed ``log2(numel)``.) Since both add up over tensors, minimising
+    ``sum_k D_k + lam * R_k / pixels`` (the rate-aware objective) is one choice per tensor:
+    ``argmin_b D_k(b) + lam R_k(b) / pixels``.
 
     Returns
     -------
@@ -74,17 +75,18 @@ def fisher_allocation(adapter, model: torch.nn.Module, signal, lams: Sequence[fl
         The distinct allocations (``bits`` in ``adapter.stored_names()`` order), in the order of ``lams``.
     """
     import brotli
+
     from sinr_adapters.framework.quantizers import uniform_quantize
     from sinr_adapters.rate_coding.sensitivity import diagonal_fisher
 
     names = adapter.stored_names()
     sd = {k: v.detach().float() for k, v in model.state_dict().items()}
     coords = signal.coords.to(next(model.parameters()).device)
-    fisher = diagonal_fisher(lambda ps: torch.func.functional_call(model, dict(zip(names, ps)), (coords,)),
+    fisher = diagonal_fisher(lambda ps: torch.func.functional_call(model, dict(zip(names, ps, strict=True)), (coords,)),
                              [sd[k] for k in names], probes=probes)
     pixels = int(np.prod(signal.shape[:-1]))
     table = []
-    for k, f in zip(names, fisher):
+    for k, f in zip(names, fisher, strict=True):
         w = sd[k]
         opts = []
         for b in candidates:
@@ -148,10 +150,11 @@ def bd_rates(points: Sequence[dict], images: Sequence[str]) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from sinr_adapters.rate_coding import rate_aware as ra
-    from sinr_adapters.methods.coin import COINAdapter
     from sinr_adapters.framework.images import load_image
     from sinr_adapters.framework.sinr_options import SINROptions
+    from sinr_adapters.methods.coin import COINAdapter
+    from sinr_adapters.rate_coding import rate_aware as ra
+    from sinr_adapters.rate_coding import stream as rate_stream
 
     torch.set_num_threads(1)
     points: list[dict] = []
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace) -> dict:
                     t0 = time.perf_counter()
                     opts = ra.RateAwareOptions(lam=lam, steps=args.finetune_steps, **extra)
                     data, info = ra.compress(adapter, m, signal, opts, sinr=sinr, seed=seed, stds=stds)
-                    q = _psnr(ra.decode(adapter, data), ref)
+                    q = _psnr(rate_stream.decode(adapter, data), ref)
                     add(path, image, width, len(data), q, pixels, lam=lam,
                         sparsity=None if sinr is None else sinr.sparsity,
                         dictionary_ratio=None if sinr is None else sinr.dictionary_ratio,

@@ -81,16 +81,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size is not None and args.batch_size <= 0:
         args.batch_size = None
     import torch
+
     from sinr_adapters.framework import metrics, training
-    from sinr_codecs.sparse import resolve_device
     from sinr_adapters.framework.sinr_options import SINROptions
     from sinr_adapters.harness.reporting import environment
     from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
+    from sinr_codecs.sparse import resolve_device
 
     if args.threads or args.quick:
         torch.set_num_threads(args.threads or 1)
     dev = resolve_device(args.device)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     image = mosaic(args.size, tile=args.tile)
     pixels = args.size * args.size
     adapter = SHACIRAAdapter(levels=args.levels, base_resolution=args.base_resolution, finest_resolution=args.size,

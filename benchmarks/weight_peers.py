@@ -173,7 +173,7 @@ def decode_uniform(data: bytes, template: Template) -> dict[str, np.ndarray]:
         planes = np.frombuffer(raw, dtype=np.uint8, count=2 * total).reshape(2, total)
         allq = planes[0].astype(np.int64) | (planes[1].astype(np.int64) << 8)
     out, pos = {}, 0
-    for (k, shape), step in zip(template.items(), steps):
+    for (k, shape), step in zip(template.items(), steps, strict=True):
         n = _numel(shape)
         out[k] = ((allq[pos:pos + n] - qmax).astype(np.float32) * np.float32(step)).reshape(shape)
         pos += n
@@ -364,7 +364,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", default=DEFAULT_SPARSITY, help="SINR: atoms per vector (fractions of k1)")
     p.add_argument("--value-bits", default=DEFAULT_VALUE_BITS, help="SINR: bits per sparse value")
     p.add_argument("--dictionary-ratio", type=float, default=8.0, help="SINR: k2 / k1")
-    p.add_argument("--qp", default=DEFAULT_QP, help="NNCodec: quantization parameters to sweep (write --qp=-40,-32: they are negative)")
+    p.add_argument("--qp", default=DEFAULT_QP,
+                   help="NNCodec: quantization parameters to sweep (write --qp=-40,-32: they are negative)")
     p.add_argument("--nnc-nonweight-qp", type=int, default=-75, help="NNCodec: qp of 1-D tensors (biases)")
     p.add_argument("--rate-aware-lams", default="3e-6,1e-5,3e-5,1e-4,3e-4,1e-3",
                    help="rate-aware: rate weights to sweep (bits per pixel against MSE)")
@@ -434,8 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown coders {sorted(unknown)}", file=sys.stderr)
         return 2
     import torch
-    from sinr_adapters.methods.coin import COINAdapter
+
     from sinr_adapters.framework.images import load_image
+    from sinr_adapters.methods.coin import COINAdapter
 
     torch.set_num_threads(max(1, args.threads))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -489,7 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         psnr = evaluate(dec)
         point = {"coder": coder, **knob, "bytes": len(data), "weights": n_weights,
                  "bits_per_weight": round(len(data) * 8.0 / n_weights, 4), "psnr": round(psnr, 4),
-                 "delta_psnr": round(psnr - psnr32, 4), "rel_error": round(relative_error(sd if reference is None else reference, dec), 6),
+                 "delta_psnr": round(psnr - psnr32, 4),
+                 "rel_error": round(relative_error(sd if reference is None else reference, dec), 6),
                  "encode_s": round(enc_s, 4), "decode_s": round(dec_s, 4), **(extra(data) if extra else {})}
         points.append(point)
         print(json.dumps(point), flush=True)
@@ -507,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             fp16_bytes = 2 * (n_weights - n_sinr)
 
-            def sinr_part(data: bytes) -> dict[str, Any]:  # the SINR streams alone, over the weights they code
+            def sinr_part(data: bytes, fp16_bytes: int = fp16_bytes) -> dict[str, Any]:  # the SINR streams alone
                 return {"sinr_part_bits_per_weight": round((len(data) - fp16_bytes) * 8.0 / n_sinr, 4)}
             for vb in _ints(args.value_bits):
                 for s in _floats(args.sparsity):
@@ -523,6 +526,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         elif coder in ("rate-aware", "rate-aware+seed"):
             from sinr_adapters.rate_coding import rate_aware as ra
+            from sinr_adapters.rate_coding import stream as rate_stream
 
             net, seed, stds, own_sd = model, None, None, None
             if coder == "rate-aware+seed":
@@ -535,7 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(f"seeded SIREN fitted: float32 PSNR {own_psnr[coder]:.3f} dB")
 
             def ra_decode(d: bytes) -> dict[str, np.ndarray]:
-                return {k: v.detach().cpu().float().numpy() for k, v in ra.decompress(adapter, d).model.state_dict().items()}
+                state = rate_stream.decompress(adapter, d).model.state_dict()
+                return {k: v.detach().cpu().float().numpy() for k, v in state.items()}
             for lam in _floats(args.rate_aware_lams):
                 opts = ra.RateAwareOptions(lam=lam, steps=args.rate_aware_steps)
                 record(coder, {"lam": lam}, lambda o=opts, n=net, sd_=seed, st=stds:

@@ -64,9 +64,9 @@ def test_the_example_is_found_through_its_entry_point_only(plugin):
 
 
 def test_sinr_evaluate_runs_the_example_with_and_without_sinr(plugin, tmp_path, capsys):
-    from sinr_adapters.harness import commands
     from sinr_adapters.framework.images import load_image
     from sinr_adapters.framework.metrics import psnr_8bit
+    from sinr_adapters.harness import commands
     from sinr_codecs.registry import load_adapter
 
     out = tmp_path / "rd"

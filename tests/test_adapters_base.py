@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters.framework.finetune import CompressionSetup
+from sinr_adapters.framework import container
 from sinr_adapters.framework.container import Reader, write_section, write_varint
+from sinr_adapters.framework.finetune import CompressionSetup
 from sinr_adapters.framework.records import sparse_tensor_from_bytes
 from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_codecs.errors import StreamError
 from sinr_adapters.methods.coin import COINAdapter
 from sinr_adapters.methods.coinpp.adapter import COINppAdapter
 from sinr_adapters.methods.inric import INRICAdapter
 from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
-from sinr_adapters.framework import container
+from sinr_codecs.errors import StreamError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from sinr_codecs.errors import StreamError
-from sinr_codecs.registry import available_adapters, load_adapter
 
 from sinr_adapters.framework import testing
 from sinr_adapters.framework.spec import Context, describe
+from sinr_codecs.errors import StreamError
+from sinr_codecs.registry import available_adapters, load_adapter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

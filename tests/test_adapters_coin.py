@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import copy
 import math
+import pickle
 
 import pytest
 import torch
 
-from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_codecs.errors import StreamError
-from sinr_adapters.methods.coin import COINAdapter, COINSiren, load_coin_checkpoint
-from sinr_adapters.framework.images import load_image
 from sinr_adapters.framework import container
-
+from sinr_adapters.framework.images import load_image
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.methods.coin import COINAdapter, COINSiren, load_coin_checkpoint
+from sinr_codecs.errors import StreamError
 
 SIZE = 24
 
@@ -219,7 +219,7 @@ def test_checkpoint_mismatches_are_clear(tmp_path):
 
     path = tmp_path / "pickled.pt"
     torch.save({"args": argparse.Namespace(a=1), **sd}, path)
-    with pytest.raises(Exception):  # weights_only=True: no arbitrary unpickling
+    with pytest.raises(pickle.UnpicklingError):  # weights_only=True: no arbitrary unpickling
         load_coin_checkpoint(path)
 
 

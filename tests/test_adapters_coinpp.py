@@ -10,12 +10,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
+
+from sinr_adapters.framework.images import load_image
 from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_codecs.errors import StreamError
 from sinr_adapters.methods.coinpp.adapter import COINppAdapter, load_coinpp_checkpoint
 from sinr_adapters.methods.coinpp.model import COINppModel, ModulatedSiren, patch_coordinates, patchify
-from sinr_adapters.framework.images import load_image
-
+from sinr_codecs.errors import StreamError
 
 SIZE = 20  # not a multiple of the patch: exercises the padding
 PATCH = 8
@@ -180,16 +180,17 @@ def test_streams_refuse_other_bases(meta, fitted):
 
 def test_rate_aware_latents_round_trip_and_bind_the_base(meta, fitted):
     from sinr_adapters.rate_coding import rate_aware as ra
+    from sinr_adapters.rate_coding import stream as rate_stream
 
     adapter, signal, model, _ = fitted
     for sinr in (None, SINROptions(sparsity=4, value_bits=8, dictionary_ratio=2)):
         data, info = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=5), sinr=sinr)
-        dec = ra.decompress(adapter, data)
+        dec = rate_stream.decompress(adapter, data)
         assert tuple(dec.model.latents.shape) == (9, 8)   # the 3 x 3 patch grid of a padded 20-px image
         assert adapter.psnr(dec.model, signal) == pytest.approx(info["psnr_finetuned"], abs=1e-4)
     other = small(base={k: v + 1e-3 for k, v in meta.base.items()}, quantizer=meta.quantizer)
     with pytest.raises(StreamError, match="base network"):
-        ra.decompress(other, data)
+        rate_stream.decompress(other, data)
     with pytest.raises(ValueError, match="own weights"):   # the latents start from zero, not from a seed
         ra.seeded_init(adapter, 3)
 

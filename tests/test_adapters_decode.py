@@ -7,12 +7,12 @@ import wave
 import numpy as np
 import pytest
 import torch
-from sinr_codecs.cli import main
-from sinr_codecs.errors import StreamError
 
 from sinr_adapters.framework.sinr_options import SINROptions
 from sinr_adapters.framework.testing import sample_image
 from sinr_adapters.harness.decode import decode_file, decode_stream, stream_method, write_signal
+from sinr_codecs.cli import main
+from sinr_codecs.errors import StreamError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters.harness import commands
 from sinr_adapters.framework.results import Result
+from sinr_adapters.harness import commands
 from sinr_adapters.harness.config import EvalConfig
-from sinr_adapters.harness.reporting import markdown_table, summary
 from sinr_adapters.harness.evaluate import run
+from sinr_adapters.harness.reporting import markdown_table, summary
 
 TINY = ["--images", "astronaut", "--size", "12", "--widths", "8", "--layers", "2", "--steps", "40",
         "--finetune-steps", "4", "--inric-ff-dims", "2", "--quiet", "--no-progress", "--threads", "1"]
@@ -51,9 +51,9 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
     assert (out / "results.md").read_text().count("\n| ") >= 4
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # bytes counted == bytes written, and the written streams decode to the reported PSNR
-    from sinr_adapters.methods.coin import COINAdapter
     from sinr_adapters.framework.images import load_image
     from sinr_adapters.framework.metrics import psnr_8bit
+    from sinr_adapters.methods.coin import COINAdapter
 
     for i in range(4):
         stream = res["extra"][i]["stream"]
@@ -88,9 +88,9 @@ SMALL_SHACIRA = ["--shacira-levels", "3", "--shacira-base-resolution", "2", "--s
 def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
     """COIN++ (from a saved base network) and SHACIRA run through the same harness: their rate knobs
     are recorded, COIN++ fits by its inner loop, and the streams written decode to the PSNR reported."""
-    from sinr_adapters.methods.coinpp.adapter import COINppAdapter
     from sinr_adapters.framework.images import load_image
     from sinr_adapters.framework.metrics import psnr_8bit
+    from sinr_adapters.methods.coinpp.adapter import COINppAdapter
     from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
 
     base = COINppAdapter(width=8, layers=3, latent_dim=4, patch=8, inner_steps=2).meta_learn(
@@ -201,9 +201,9 @@ def test_comparisons_against_each_baseline_setting():
 def test_harness_on_cuda_matches_the_cpu_stream_contract(tmp_path):
     """Every method fits, compresses and decodes on the GPU; the streams decode on the CPU to the PSNR
     the GPU run reported (decoding is device-independent)."""
-    from sinr_adapters.methods.coin import COINAdapter
     from sinr_adapters.framework.images import load_image
     from sinr_adapters.framework.metrics import psnr_8bit
+    from sinr_adapters.methods.coin import COINAdapter
     from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
 
     out = tmp_path / "rd"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sinr_adapters.harness import commands
 from sinr_adapters.framework import spec
+from sinr_adapters.harness import commands
 from sinr_adapters.harness.config import EvalConfig
 from sinr_adapters.harness.plugins import method_spec
 

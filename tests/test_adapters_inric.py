@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_codecs.errors import StreamError
-from sinr_adapters.framework.images import load_image
-from sinr_adapters.methods.inric import INRICAdapter, INRICNet, load_inric_checkpoint
 from sinr_adapters.framework import container
+from sinr_adapters.framework.images import load_image
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.methods.inric import INRICAdapter, INRICNet, load_inric_checkpoint
+from sinr_codecs.errors import StreamError
 
 SIZE = 16
 

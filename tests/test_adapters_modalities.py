@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.methods.audio.adapter import AudioAdapter, snr
+
 from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_codecs.errors import StreamError
 from sinr_adapters.harness.commands import main_evaluate
 from sinr_adapters.harness.config import EvalConfig
 from sinr_adapters.harness.plugins import method_spec
-from sinr_adapters.methods.nic.adapter import NICAdapter, rgb_to_yuv, y_psnr
-from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter, iou
-from sinr_adapters.methods.nic.pointclouds import HELD_OUT_CLOUDS, Cloud, load_cloud
-from sinr_adapters.methods.occupancy.shapes import SHAPES, load_shape
+from sinr_adapters.methods.audio.adapter import AudioAdapter, snr
 from sinr_adapters.methods.audio.waveforms import WAVEFORMS, load_waveform
+from sinr_adapters.methods.nic.adapter import NICAdapter, rgb_to_yuv, y_psnr
+from sinr_adapters.methods.nic.pointclouds import HELD_OUT_CLOUDS, Cloud, load_cloud
+from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter, iou
+from sinr_adapters.methods.occupancy.shapes import SHAPES, load_shape
+from sinr_codecs.errors import StreamError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -210,7 +211,7 @@ def _evaluate(tmp_path, argv):
 
 def _rows(doc):
     cols = doc["results"]
-    return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
 
 
 def test_evaluate_occupancy_iou_vs_bytes(tmp_path):

@@ -12,19 +12,19 @@ import struct
 
 import numpy as np
 import pytest
-from sinr_codecs import rans
-from sinr_adapters.methods.audio.adapter import AudioAdapter
-from sinr_adapters.framework.inr import INRAdapter
+
+from sinr_adapters.framework import container
 from sinr_adapters.framework.container import Reader, write_section
 from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_codecs.errors import StreamError
-from sinr_adapters.methods.nic.adapter import NICAdapter
-from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter
-from sinr_adapters.methods.nic.pointclouds import load_cloud
-from sinr_adapters.methods.occupancy.shapes import load_shape
-from sinr_adapters.methods.audio.waveforms import load_waveform
-from sinr_adapters.framework import container
 from sinr_adapters.framework.testing import check_refuses_corruption
+from sinr_adapters.methods.audio.adapter import AudioAdapter
+from sinr_adapters.methods.audio.waveforms import load_waveform
+from sinr_adapters.methods.nic.adapter import NICAdapter
+from sinr_adapters.methods.nic.pointclouds import load_cloud
+from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter
+from sinr_adapters.methods.occupancy.shapes import load_shape
+from sinr_codecs import rans
+from sinr_codecs.errors import StreamError
 
 from .test_adapters_hostile import BAD_VALUES, outcome, refix, refused, restream, set_key
 

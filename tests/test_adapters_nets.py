@@ -12,7 +12,6 @@ from sinr_adapters.framework import grids, metrics, nets, training
 from sinr_adapters.framework.images import IMAGES, load_image
 from sinr_adapters.methods.coin import coin_grid
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -69,7 +68,8 @@ def _toy():
     torch.manual_seed(0)
     x = torch.linspace(-1, 1, 200)[:, None]
     y = torch.sin(3 * x) * 0.5
-    model = torch.nn.Sequential(nets.SineLayer(1, 16, is_first=True), nets.SineLayer(16, 1, activation=torch.nn.Identity()))
+    model = torch.nn.Sequential(nets.SineLayer(1, 16, is_first=True),
+                                nets.SineLayer(16, 1, activation=torch.nn.Identity()))
     return model, x, y
 
 

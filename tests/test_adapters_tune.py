@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from sinr_adapters.framework.results import Result
-from sinr_adapters.methods.coin import COINAdapter
 from sinr_adapters.framework.images import load_image
+from sinr_adapters.framework.results import Result
 from sinr_adapters.harness.tune import compress_to_target, smallest_meeting
+from sinr_adapters.methods.coin import COINAdapter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

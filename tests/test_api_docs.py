@@ -91,7 +91,9 @@ def test_numpydoc_sections_become_markdown(generator):
 
 
 def test_rst_markup_becomes_markdown(generator):
-    text = generator.markdown_doc("See :class:`~sinr_codecs.errors.StreamError` and :func:`sinr_codecs.limits.set_limits`, ``x = 1``.\n\nLayout::\n\n    a | b\n    c\n\nAfter.", 2)
+    text = generator.markdown_doc("See :class:`~sinr_codecs.errors.StreamError` and "
+                                  ":func:`sinr_codecs.limits.set_limits`, ``x = 1``.\n\n"
+                                  "Layout::\n\n    a | b\n    c\n\nAfter.", 2)
     assert "`StreamError`" in text and "`sinr_codecs.limits.set_limits`" in text and "`x = 1`" in text
     assert "Layout:\n\n```text\na | b\nc\n```" in text
     assert text.endswith("After.")

@@ -10,8 +10,14 @@ from importlib import metadata
 import pytest
 
 from sinr_codecs import registry
-from sinr_codecs.registry import (GROUP, AdapterLoadError, UnknownAdapterError, adapter_info, available_adapters,
-                                  load_adapter)
+from sinr_codecs.registry import (
+    GROUP,
+    AdapterLoadError,
+    UnknownAdapterError,
+    adapter_info,
+    available_adapters,
+    load_adapter,
+)
 
 PLUGIN = textwrap.dedent('''
     class ThirdPartyAdapter:

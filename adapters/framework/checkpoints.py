@@ -24,7 +24,7 @@ class LoadReport:
     unexpected: list[str] = field(default_factory=list)
 
 
-def read_state_dict(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def read_state_dict(source: str | os.PathLike[str] | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A state_dict from a file (``torch.load(weights_only=True)``: tensors only, no code unpickled) or
     a mapping; a ``{"state_dict": ...}`` wrapper and a DataParallel ``module.`` prefix are unwrapped."""
     if isinstance(source, Mapping):

@@ -28,16 +28,19 @@ import math
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, TypeVar
 
 import brotli
 import numpy as np
 import torch
+
 from sinr_codecs.cursor import Cursor, varint
 from sinr_codecs.errors import StreamError
 
 if TYPE_CHECKING:
     from .inr import INRAdapter
+
+A = TypeVar("A", bound="INRAdapter")
 
 __all__ = [
     "MAGIC",
@@ -163,13 +166,13 @@ class Reader(Cursor):
             raise StreamError(f"{name} truncated: offset {pos} is beyond its {len(self.data)} bytes")
         self.pos = pos
 
-    def take(self, n: int, what: str = "a record") -> bytes:
+    def take(self, n: int, what: str = "a record") -> bytes:  # type: ignore[override]  # bytes, not a view
         """The next ``n`` bytes, copied (raises :class:`StreamError` if fewer are left)."""
         if n < 0:
             raise StreamError(f"{self.name}: negative length {n} for {what}")
         return bytes(super().take(n, what))
 
-    def varint(self, what: str = "a length", limit: int | None = None) -> int:  # type: ignore[override]
+    def varint(self, what: str = "a length", limit: int | None = None) -> int:
         """The next unsigned LEB128 varint (see :func:`write_varint`), at most ``limit``.
 
         A length or count read from an untrusted stream must be bounded before anything is allocated, so
@@ -370,7 +373,7 @@ def check_config_value(key: str, value: Any, like: Any) -> None:
     elif isinstance(like, (list, tuple)):
         ok = isinstance(value, list) and len(value) == len(like)
         if ok:
-            for i, (v, w) in enumerate(zip(value, like)):
+            for i, (v, w) in enumerate(zip(value, like, strict=True)):
                 check_config_value(f"{key}[{i}]", v, w)
     elif isinstance(like, str):
         ok = isinstance(value, str) and len(value) <= 256
@@ -471,16 +474,20 @@ def check_config(adapter: INRAdapter, config: Mapping[str, Any]) -> None:
                           f"limit of {MAX_STREAM_TENSORS} tensors and {MAX_STREAM_PARAMETERS} parameters")
 
 
-def stream_adapter(adapter: INRAdapter, config: Mapping[str, Any]) -> INRAdapter:
+def stream_adapter(adapter: A, config: Mapping[str, Any]) -> A:
     """``adapter.with_config(config)`` for a configuration read from a stream (checked by
-    :func:`open_stream`): the adapter that decodes it, with ``adapter``'s shared state. A constructor's
-    refusal becomes a :class:`StreamError`."""
+    :func:`open_stream`): the adapter that decodes it, of ``adapter``'s class and with its shared state. A
+    constructor's refusal becomes a :class:`StreamError`."""
     try:
-        return adapter.with_config(config)
+        out = adapter.with_config(config)
     except (TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, StreamError):
             raise
         raise StreamError(f"bad configuration in stream: {exc}") from exc
+    if not isinstance(out, type(adapter)):
+        raise TypeError(f"{type(adapter).__name__}.with_config returned a {type(out).__name__}, not an adapter of "
+                        "its own class")
+    return out
 
 
 def check_reference(adapter: INRAdapter, header: Header) -> None:

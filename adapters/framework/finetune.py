@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
+
 from sinr_codecs import options
 from sinr_codecs.sparse import SparseCode
-from torch import nn
 
 from .quantizers import fake_half, fake_uniform
 from .sinr_options import SINROptions

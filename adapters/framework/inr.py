@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sinr_codecs.sparse import resolve_device
 from torch import nn
+
+from sinr_codecs.sparse import resolve_device
 
 from . import records
 from .container import fingerprint, meta_model_size
@@ -111,7 +112,8 @@ class INRAdapter:
         change ``setup.trainable[k]`` in place and add entries to ``info``. Default: none."""
 
     def code_integers(self, ints: Sequence[np.ndarray]) -> bytes:
-        """The integer section of the ``q`` tensors (default :func:`~sinr_adapters.framework.records.brotli_integers`)."""
+        """The integer section of the ``q`` tensors (default:
+        :func:`~sinr_adapters.framework.records.brotli_integers`)."""
         return records.brotli_integers(ints)
 
     def decode_integers(self, payload: bytes, tensors: Sequence[tuple[int, int]]) -> bytes:
@@ -257,7 +259,8 @@ class INRAdapter:
         lr = self.finetune_learning_rate(with_sinr=bool(setup.codes), finetune_lr=finetune_lr, sinr_lr=sinr_lr)
         log = fit(forward, list(setup.trainable.values()), sig.coords, sig.values, steps=steps, lr=lr, loss=self.loss,
                   schedule=schedule, batch_size=batch_size, value_peak=signal.peak, progress=progress,
-                  desc=f"{self.name}{'+sinr' if setup.codes else ''} fine-tune", generator=torch.Generator().manual_seed(0))
+                  desc=f"{self.name}{'+sinr' if setup.codes else ''} fine-tune",
+                  generator=torch.Generator().manual_seed(0))
         info["finetune_seconds"] = time.perf_counter() - t0
         with torch.no_grad():
             out = forward(sig.coords)

@@ -4,10 +4,12 @@ An adapter wraps one INR method end to end (docs/adapters.md):
 
 1. ``signal_from_image(image)`` -> :class:`~sinr_adapters.framework.signals.Signal`: coordinates and values in the
    method's conventions.
-2. ``fit(signal)`` -> ``(model, FitLog)``: the method's network fitted to the signal.
+2. ``fit(signal)`` -> ``(model, FitLog)``: the method's network fitted to the signal; ``config()`` holds its
+   constructor's arguments (JSON-safe; every stream stores them) and ``with_config(config)`` rebuilds it.
 3. ``compress(model, signal, sinr=None | SINROptions, finetune_steps=n)`` -> ``bytes``: the method's own
    storage (COIN: half precision; INRIC: per-tensor 8-bit + Brotli), or, with ``sinr``, the tensors the
    method marks for SINR coded as :class:`sinr_codecs.sparse.SparseCode` (rows = neurons) first.
+   ``compress_with_info`` returns the stream and what happened (the harness records it).
    Either way the same number of fine-tuning steps follows, through the quantizer that the stored values
    will meet (straight-through); with SINR only the sparse values (support and dictionary fixed) and the
    tensors SINR leaves alone are trained.
@@ -23,7 +25,7 @@ group ``sinr_codecs.adapters`` (:mod:`sinr_codecs.registry`); the class's ``name
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -66,6 +68,13 @@ class Adapter(Protocol):
     def compress(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = ...,
                  finetune_steps: int = ..., finetune_lr: float = ..., progress: bool | None = ...) -> bytes: ...
 
+    def compress_with_info(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = ...,
+                           finetune_steps: int = ..., finetune_lr: float | None = ..., sinr_lr: float | None = ...,
+                           batch_size: int | None = ..., progress: bool | None = ...
+                           ) -> tuple[bytes, dict[str, Any]]: ...
+
+    def with_config(self, config: Mapping[str, Any]) -> Adapter: ...
+
     def decompress(self, data: bytes, *, device: str = ...) -> Decoded: ...
 
     def render(self, model: nn.Module, shape: Sequence[int]) -> np.ndarray: ...
@@ -89,9 +98,10 @@ def check_rendering(out: Any, shape: Sequence[int], *, adapter: str, method: str
     >>> check_rendering(np.zeros((4, 5, 3), np.float32), (4, 5, 3), adapter="mine", method="render").shape
     (4, 5, 3)
     >>> check_rendering(np.zeros((4, 5, 1), np.float32), (4, 5, 3), adapter="mine", method="render")
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sinr_adapters.framework.protocol.ContractError: adapter 'mine': render returned shape (4, 5, 1), expected (4, 5, 3) (the signal's grid shape followed by its channels); return one value per sample and channel, not a broadcastable or flattened array
+    sinr_adapters.framework.protocol.ContractError: adapter 'mine': render returned shape (4, 5, 1), expected ...
     """
     where = f"adapter {adapter!r}: {method}"
     want = tuple(int(s) for s in shape)

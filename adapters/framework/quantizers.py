@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
 from sinr_codecs import quantize
 
 __all__ = ["MAX_BITS", "MIN_BITS", "fake_half", "fake_uniform", "ste_round", "uniform_dequantize",

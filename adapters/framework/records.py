@@ -31,12 +31,23 @@ from typing import TYPE_CHECKING, Any
 import brotli
 import numpy as np
 import torch
+
 from sinr_codecs import rans
 from sinr_codecs.errors import StreamError
 from sinr_codecs.sparse import SparseCode
 
-from .container import Header, Reader, check_reference, finish_stream, inflate, open_stream, stream_adapter
-from .container import fingerprint, write_header, write_section
+from .container import (
+    Header,
+    Reader,
+    check_reference,
+    fingerprint,
+    finish_stream,
+    inflate,
+    open_stream,
+    stream_adapter,
+    write_header,
+    write_section,
+)
 from .quantizers import MAX_BITS, MIN_BITS, uniform_dequantize, uniform_quantize
 
 if TYPE_CHECKING:
@@ -281,7 +292,8 @@ def read_tensors(adapter: INRAdapter, data: bytes) -> tuple[INRAdapter, Header, 
         elif c == "q":
             bits, step = read_quantizer(r.take(5, f"the quantizer of {k!r}"), k)
             if bits != int(specs[k][1]):
-                raise StreamError(f"the quantizer of {k!r} has {bits} bits, the stream's configuration says {specs[k][1]}")
+                raise StreamError(f"the quantizer of {k!r} has {bits} bits, the stream's configuration says "
+                                  f"{specs[k][1]}")
             records.append((k, c, (bits, step)))
         elif c == "s":
             records.append((k, c, r.section(what=f"the SINR section of {k!r}")))

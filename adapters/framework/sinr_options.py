@@ -92,7 +92,7 @@ class SINROptions:
             if value is None and name in _PRESET:
                 value = _PRESET[name]
             object.__setattr__(self, name, options.parse(name, value))
-        if self.value_bits == "auto":
+        if isinstance(self.value_bits, str):  # "auto", the only text the codec's option takes
             raise ValueError("value_bits='auto' searches the bits that meet max_rel_error, which SINROptions does "
                              "not take: give value_bits as an integer in [2, 24]")
         if self.layout == "blocks" and self.block_size is None:

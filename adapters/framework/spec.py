@@ -85,7 +85,7 @@ class Option:
     optional: bool = False
     minimum: float | None = None
     maximum: float | None = None
-    choices: tuple | None = None
+    choices: tuple[Any, ...] | None = None
     aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

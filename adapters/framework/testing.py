@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from sinr_codecs.errors import StreamError
 
 from .protocol import Adapter, ContractError, check_rendering
@@ -52,6 +53,12 @@ __all__ = ["check_adapter", "check_config_round_trip", "check_decode_by_header",
 
 SMALL_SINR = SINROptions(sparsity=0.5, value_bits=8, device="cpu")
 """The SINR options :func:`check_adapter` compresses with (a tiny network has short rows)."""
+
+
+def _shared(adapter: Any) -> str | None:
+    """The adapter's shared-state fingerprint (None for an adapter without the hook, or without state)."""
+    hook = getattr(adapter, "shared_fingerprint", None)
+    return None if hook is None else hook()
 
 
 def _fail(adapter: Any, text: str) -> AssertionError:
@@ -76,14 +83,18 @@ def sample_signal(adapter: Any, size: int | None = None) -> Signal:
     return spec.make_signal(adapter, raw, source.default[0])
 
 
+def _check_protocol(adapter: Any) -> None:
+    if not isinstance(adapter, Adapter):
+        missing = [n for n in ("name", "config", "signal_from_image", "fit", "compress", "compress_with_info",
+                               "with_config", "decompress", "render") if not hasattr(adapter, n)]
+        raise _fail(adapter, f"does not implement the Adapter protocol (missing {missing})")
+
+
 def check_config_round_trip(adapter: Any) -> None:
     """The adapter implements the :class:`~sinr_adapters.framework.protocol.Adapter` protocol, and its
     ``config()`` is a JSON-safe dict that rebuilds it: ``with_config(config())`` and (when the adapter keeps
     no shared state) ``type(adapter)(**config())`` have the same configuration."""
-    if not isinstance(adapter, Adapter):
-        missing = [n for n in ("name", "config", "signal_from_image", "fit", "compress", "decompress", "render")
-                   if not hasattr(adapter, n)]
-        raise _fail(adapter, f"does not implement the Adapter protocol (missing {missing})")
+    _check_protocol(adapter)
     config = adapter.config()
     if not isinstance(config, dict):
         raise _fail(adapter, f"config() returned a {type(config).__name__}, not a dict")
@@ -94,7 +105,7 @@ def check_config_round_trip(adapter: Any) -> None:
     if again != config:
         raise _fail(adapter, f"config() changes through JSON ({config} -> {again}); use lists, not tuples")
     builders: list[tuple[str, Callable[[], Any]]] = [("with_config(config())", lambda: adapter.with_config(config))]
-    if adapter.shared_fingerprint() is None:
+    if _shared(adapter) is None:
         builders.append((f"{type(adapter).__name__}(**config())", lambda: type(adapter)(**config)))
     for what, build in builders:
         try:
@@ -169,10 +180,11 @@ def check_decode_by_header(adapter: Any, data: bytes) -> None:
     if cls is not type(adapter):
         raise _fail(adapter, f"the registry maps {method!r} to {cls.__module__}.{cls.__qualname__}, not to "
                              f"{type(adapter).__module__}.{type(adapter).__qualname__}")
-    if adapter.shared_fingerprint() is not None:
+    if _shared(adapter) is not None:
         return
-    fresh = cls()
-    mine, theirs = adapter.decompress(data), fresh.decompress(data)
+    writer: Any = adapter
+    fresh: Any = cls()
+    mine, theirs = writer.decompress(data), fresh.decompress(data)
     a = dict(mine.model.state_dict())
     b = dict(theirs.model.state_dict())
     if a.keys() != b.keys() or not all(torch.equal(a[k], b[k]) for k in a):
@@ -181,7 +193,8 @@ def check_decode_by_header(adapter: Any, data: bytes) -> None:
 
 
 def _cuts(n: int) -> list[int]:
-    return sorted({0, 1, 2, 3, 4, 5, 8, n // 4, n // 3, n // 2, 2 * n // 3, 3 * n // 4, n - 5, n - 4, n - 1} & set(range(n)))
+    spread = {0, 1, 2, 3, 4, 5, 8, n // 4, n // 3, n // 2, 2 * n // 3, 3 * n // 4, n - 5, n - 4, n - 1}
+    return sorted(spread & set(range(n)))
 
 
 def check_refuses_corruption(decompress: Callable[[bytes], Any], data: bytes, *, seed: int = 0,

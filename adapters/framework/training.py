@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
 from sinr_codecs.sparse import resolve_device
 
 from .metrics import mse_to_psnr

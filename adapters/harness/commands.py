@@ -22,10 +22,9 @@ from sinr_codecs.options import BY_NAME as _SINR
 from sinr_codecs.options import MAX_VALUE_BITS, MIN_VALUE_BITS, PRESETS
 from sinr_codecs.options import parse as _parse_sinr
 
-from sinr_adapters.framework.images import META_IMAGES
-from sinr_adapters.framework.results import Result
-from sinr_adapters.framework.spec import Option, OptionError, parse_assignment
-
+from ..framework.images import META_IMAGES
+from ..framework.results import Result
+from ..framework.spec import Option, OptionError, parse_assignment
 from .config import EvalConfig
 from .decode import decode_file, write_signal
 from .evaluate import run
@@ -65,8 +64,8 @@ class _Formatter(argparse.HelpFormatter):
         return f"{text} (default: {str(d).replace('%', '%%')})"
 
 
-def _list(kind):
-    def parse(text: str) -> list:
+def _list(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    def parse(text: str) -> list[Any]:
         items = [t.strip() for t in text.split(",") if t.strip()]
         if not items:
             raise argparse.ArgumentTypeError("expected a comma-separated list")
@@ -87,17 +86,17 @@ def _sparsity(text: str) -> int | float:
 _sparsity.__name__ = "a count or a fraction"
 
 
-_KINDS = {int: "an integer", float: "a number"}
+_KINDS: dict[Any, str] = {int: "an integer", float: "a number"}
 
 
-def _sinr_value(name: str, kind):
+def _sinr_value(name: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse type for one value of the SINR option ``name``: read as ``kind``, then checked by the
     option's one definition (:func:`sinr_codecs.options.parse`, whose message is shown)."""
-    def parse(text: str):
+    def parse(text: str) -> Any:
         try:
             value = kind(text.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name}: expected {_KINDS.get(kind, kind.__name__)}, "
+            raise argparse.ArgumentTypeError(f"{name}: expected {_KINDS.get(kind, getattr(kind, '__name__', ''))}, "
                                              f"got {text!r}") from None
         try:
             return _parse_sinr(name, value)
@@ -107,11 +106,11 @@ def _sinr_value(name: str, kind):
     return parse
 
 
-def _sinr_list(name: str, kind):
+def _sinr_list(name: str, kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
     """A comma-separated list of values of the SINR option ``name`` (:func:`_sinr_value` each)."""
     one = _sinr_value(name, kind)
 
-    def parse(text: str) -> list:
+    def parse(text: str) -> list[Any]:
         items = [t for t in text.split(",") if t.strip()]
         if not items:
             raise argparse.ArgumentTypeError("expected a comma-separated list")
@@ -182,16 +181,16 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
                 g.add_argument(opt.flag(method), dest=dest, action=argparse.BooleanOptionalAction,
                                default=argparse.SUPPRESS, help=text)
             else:
+                metavar = opt.type.__name__.upper() + ("[,...]" if opt.multiple else "")
                 g.add_argument(opt.flag(method), dest=dest, type=_option_type(opt, method),
-                               default=argparse.SUPPRESS, metavar=opt.type.__name__.upper() + ("[,...]" if opt.multiple else ""),
-                               help=text)
+                               default=argparse.SUPPRESS, metavar=metavar, help=text)
     for alias, targets in sorted(aliases.items()):
         if any(alias == a.option_strings[0] for a in p._actions):
             continue
         first = targets[0][1]
         who = ", ".join(f"{m}.{o.name}" for m, o in targets)
 
-        def check(text: str, targets=targets) -> str:   # type-checked for every method that declares it
+        def check(text: str, targets: list[tuple[str, Option]] = targets) -> str:  # checked for every method
             for m, o in targets:
                 _option_type(o, m)(text)
             return text
@@ -294,8 +293,9 @@ def _method_options(args: argparse.Namespace, methods: Sequence[str],
     for alias, targets in getattr(args, "_aliases", {}).items():
         text = getattr(args, f"alias__{alias.lstrip('-').replace('-', '_')}", None)
         for method, name in targets if text is not None else ():
-            if method in options:
-                options[method][name] = method_spec(method)[1].option(name).parse(text, method=method)
+            opt = method_spec(method)[1].option(name) if method in options else None
+            if opt is not None and text is not None:
+                options[method][name] = opt.parse(text, method=method)
     for dest, value in vars(args).items():
         if dest.startswith("opt__"):
             _, method, name = dest.split("__", 2)
@@ -384,14 +384,15 @@ _EVAL_DESC = ("Fit each method's network to each signal once, compress it the me
               "once, and a rerun with the same --out resumes.")
 _DEMO_HELP = "COIN vs COIN+SINR on one bundled image (about a minute on 2 CPU cores)"
 _DEMO_DESC = (f"The harness on an embedded default ({DEMO['signals'][0]}, {DEMO['size']}x{DEMO['size']} px, "
-              f"COIN widths {DEMO['options']['coin']['widths']}, {DEMO['options']['coin']['layers']} layers, {DEMO['steps']} fitting + "
+              f"COIN widths {DEMO['options']['coin']['widths']}, {DEMO['options']['coin']['layers']} layers, "
+              f"{DEMO['steps']} fitting + "
               f"{DEMO['finetune_steps']} fine-tuning steps, SINR sparsity {DEMO['sparsity']} at "
               f"{DEMO['value_bits'][0]} bits; COIN itself at float16 as published and, as a fair baseline, with "
               f"its hidden matrices as 8-bit integers): prints the table, SINR's saving at equal PSNR against "
               f"both, and saves the plot (default folder sinr-demo).")
 
 
-def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+def add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``sinr evaluate`` (entry point of the group ``sinr_codecs.commands``)."""
     p = subparsers.add_parser("evaluate", help=_EVAL_HELP, description=_EVAL_DESC,
                               formatter_class=_Formatter)
@@ -399,7 +400,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
-def add_demo(subparsers: argparse._SubParsersAction) -> None:
+def add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``sinr demo`` (entry point of the group ``sinr_codecs.commands``)."""
     p = subparsers.add_parser("demo", help=_DEMO_HELP, description=_DEMO_DESC,
                               formatter_class=_Formatter)
@@ -434,7 +435,7 @@ _DECODE_DESC = ("Decode a stream written by an INR adapter (sinr evaluate --save
                 "needs that file (--shared, the .npz saved beside the streams).")
 
 
-def add_decode(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_decode(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``sinr decode`` (entry point of the group ``sinr_codecs.commands``)."""
     p = subparsers.add_parser("decode", help=_DECODE_HELP, description=_DECODE_DESC, formatter_class=_Formatter)
     p.add_argument("src", metavar="STREAM", help="the stream file (.sia)")

@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_adapters.framework.spec import Context, SignalSource
-
+from ..framework.sinr_options import SINROptions
+from ..framework.spec import Context, SignalSource
 from .plugins import method_spec
 
 __all__ = ["EvalConfig"]
@@ -173,8 +172,8 @@ class EvalConfig:
                              "defined with the mean squared error and the adapter's render; this method has its "
                              "own loss or decoding)")
         if spec.needs_held_out(opts) and not self.held_out_signals(method):
-            raise ValueError(f"{method}: its preparation (meta-learning) needs {self.source(method).kind} signals that are not "
-                             "evaluated (--meta-signals)")
+            raise ValueError(f"{method}: its preparation (meta-learning) needs {self.source(method).kind} signals "
+                             "that are not evaluated (--meta-signals)")
         return opts
 
     def to_dict(self) -> dict[str, Any]:

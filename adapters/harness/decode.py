@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from sinr_adapters.framework import container
-from sinr_adapters.framework.protocol import check_rendering
-from sinr_adapters.rate_coding import stream as rate_stream
-
+from ..framework import container
+from ..framework.protocol import check_rendering
+from ..rate_coding import stream as rate_stream
 from .plugins import method_spec
 
 __all__ = ["DecodedSignal", "decode_file", "decode_stream", "stream_method", "write_signal"]

@@ -36,15 +36,15 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from sinr_codecs.sparse import resolve_device
 
-from sinr_adapters.framework import training
-from sinr_adapters.framework.protocol import ContractError, Decoded, check_rendering
-from sinr_adapters.framework.results import Result
-from sinr_adapters.framework.signals import Signal
-from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_adapters.framework.spec import BPP, AdapterSpec, Context
-
+from ..framework import training
+from ..framework.protocol import ContractError, Decoded, check_rendering
+from ..framework.results import Result
+from ..framework.signals import Signal
+from ..framework.sinr_options import SINROptions
+from ..framework.spec import BPP, AdapterSpec, Context
 from .config import EvalConfig
 from .plugins import check_rate_point, method_spec
 from .resume import result_key
@@ -228,12 +228,14 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
 class _Measure:
     """One rate point of one method over every signal: prepare, then fit and compress each signal."""
 
-    def __init__(self, u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device, finished: dict[tuple[Any, ...], Result],
-                 bar: Any, log: Callable[[str], None], streams_dir: str | os.PathLike[str] | None,
-                 progress: bool | None, on_result: Callable[[list[Result]], None] | None) -> None:
+    def __init__(self, u: _Unit, cfg: EvalConfig, ctx: Context, dev: torch.device,
+                 finished: dict[tuple[Any, ...], Result], bar: Any, log: Callable[[str], None],
+                 streams_dir: str | os.PathLike[str] | None, progress: bool | None,
+                 on_result: Callable[[list[Result]], None] | None) -> None:
         self.u, self.cfg, self.ctx, self.dev, self.finished, self.bar = u, cfg, ctx, dev, finished, bar
         self.log, self.streams_dir, self.progress, self.on_result = log, streams_dir, progress, on_result
-        self.adapter, self.record = u.adapter, {}
+        self.adapter: Any = u.adapter
+        self.record: dict[str, Any] = {}
         self.seeded: tuple[Any, dict[str, float], float] | None = None
 
     def run(self) -> list[Result]:
@@ -294,7 +296,8 @@ class _Measure:
                                          sinr_lr=cfg.sinr_lr, batch_size=cfg.batch_size, progress=self.progress)
             decoded, dec_s = _timed(dev, decode_stream, u.method, u.spec, coder, data, signal, device=cfg.device)
             return data, info, enc_s, decoded, dec_s
-        from sinr_adapters.rate_coding import rate_aware
+        from ..rate_coding import rate_aware
+        from ..rate_coding import stream as rate_stream
 
         opts = rate_aware.RateAwareOptions(lam=path.rate, steps=cfg.finetune_steps)
         if path.seed is None:
@@ -315,7 +318,7 @@ class _Measure:
                                          stds=stds)
             info = {**info, "path": "rate-aware+seed", "seed_fit_seconds": seed_fit_s,
                     "seed_psnr_fitted": _quality(u.method, u.spec, coder, seeded_model, signal)}
-        dec, dec_s = _timed(dev, rate_aware.decompress, coder, data, device=cfg.device)
+        dec, dec_s = _timed(dev, rate_stream.decompress, coder, data, device=cfg.device)
         decoded = measure(u.method, u.spec, dec.header["adapter"], dec.model, signal)
         return data, info, enc_s, decoded, dec_s
 

@@ -6,9 +6,9 @@ entry-point name (streams record the name and decoding finds the adapter by it),
 (``describe()``) is an :class:`~sinr_adapters.framework.spec.AdapterSpec` whose every option's default fits
 the option. :func:`check_rate_point` then checks an adapter the description builds: its ``config()``
 rebuilds it (a decoder reconstructs the adapter from the configuration a stream holds), and the storage-bits
-knob is one of its configuration keys or constructor arguments. A plugin that fails a check raises :class:`PluginError`, naming the
-plugin, the distribution that declares it and what to fix; :func:`installed` lists the plugins that pass
-and the errors of those that do not, so one broken plugin never hides the others.
+knob is one of its configuration keys or constructor arguments. A plugin that fails a check raises
+:class:`PluginError`, naming the plugin, the distribution that declares it and what to fix; :func:`installed`
+lists the plugins that pass and the errors of those that do not, so one broken plugin never hides the others.
 
 Examples
 --------
@@ -26,7 +26,7 @@ from typing import Any
 
 from sinr_codecs.registry import AdapterLoadError, UnknownAdapterError, available_adapters, load_adapter
 
-from sinr_adapters.framework.spec import AdapterSpec, describe
+from ..framework.spec import AdapterSpec, describe
 
 __all__ = ["PluginError", "check_rate_point", "installed", "method_spec"]
 

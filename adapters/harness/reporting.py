@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
 from sinr_codecs.sparse import resolve_device
 
+from ..framework.results import Result
+from ..framework.spec import BPP
 from . import rd
-from sinr_adapters.framework.results import Result
-from sinr_adapters.framework.spec import BPP
 
 if TYPE_CHECKING:
     from .config import EvalConfig
@@ -44,7 +45,7 @@ def environment(device: str = "auto", threads: int | None = None) -> dict[str, A
     return env
 
 
-def _point_key(r: Result) -> tuple:
+def _point_key(r: Result) -> tuple[Any, ...]:
     s = r.sinr or {}
     return (r.label, r.rate_point, s.get("sparsity"), s.get("value_bits"))
 
@@ -54,7 +55,7 @@ def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
 
     The quality column is ``psnr`` (the adapter's metric: PSNR unless it describes another; then
     ``higher_is_better`` says its orientation)."""
-    groups: dict[tuple, list[Result]] = {}
+    groups: dict[tuple[Any, ...], list[Result]] = {}
     for r in results:
         groups.setdefault(_point_key(r), []).append(r)
     rows = []
@@ -184,7 +185,7 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
     return out
 
 
-def plot_rd(results: Sequence[Result], path: str | os.PathLike, *, title: str | None = None) -> Path:
+def plot_rd(results: Sequence[Result], path: str | os.PathLike[str], *, title: str | None = None) -> Path:
     """Rate–distortion plot (rate vs quality in the results' units: bpp vs PSNR for images, bytes vs IoU
     for occupancy...), mean over signals: one curve per method through its operating
     points (the upper convex hull in log-bpp, :func:`sinr_adapters.harness.rd.operating_points`) and per method +
@@ -249,7 +250,7 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike[str], *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = [r.to_dict() for r in results]
-    columns: dict[str, list] = {}
+    columns: dict[str, list[Any]] = {}
     for d in rows:
         for k, v in d.items():
             columns.setdefault(k, []).append(v)

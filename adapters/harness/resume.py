@@ -23,8 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sinr_adapters.framework.results import Result
-
+from ..framework.results import Result
 from .config import EvalConfig
 from .plugins import method_spec
 
@@ -64,8 +63,7 @@ def _compare(old: Any, new: Any, prefix: str = "") -> list[str]:
         for k in sorted(set(old) | set(new), key=str):
             where = f"{prefix}{k}"
             if k not in old or k not in new:
-                out.append(f"{where}: {'absent' if k not in old else old[k]!r} -> "
-                           f"{'absent' if k not in new else new[k]!r}")
+                out.append(f"{where}: {old.get(k, 'absent')!r} -> {new.get(k, 'absent')!r}")
             else:
                 out += _compare(old[k], new[k], where + ".")
         return out

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from sinr_adapters.framework import metrics
-from sinr_adapters.framework.inr import INRAdapter
-from sinr_adapters.framework.results import Result
-from sinr_adapters.framework.signals import Signal
-from sinr_adapters.framework.sinr_options import SINROptions
+from ..framework import metrics
+from ..framework.inr import INRAdapter
+from ..framework.results import Result
+from ..framework.signals import Signal
+from ..framework.sinr_options import SINROptions
 
 __all__ = ["TuneResult", "compress_to_target", "smallest_meeting"]
 
@@ -118,7 +118,7 @@ def compress_to_target(adapter: INRAdapter, model: torch.nn.Module, signal: Sign
 def _bits_key(adapter: Any) -> str | None:
     """The configuration key of the method's storage bits, as its description names it (``describe()``:
     COIN, INRIC, COIN++ ``bits``, SHACIRA ``mlp_bits``); ``bits`` for an adapter without a description."""
-    from sinr_adapters.framework.spec import describe
+    from ..framework.spec import describe
 
     try:
         return describe(type(adapter)).bits

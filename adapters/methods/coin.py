@@ -31,12 +31,12 @@ from torch import nn
 
 from sinr_codecs.errors import StreamError
 
-from sinr_adapters.framework import nets
-from sinr_adapters.framework.checkpoints import LoadReport, map_state_dict, read_state_dict
-from sinr_adapters.framework.container import MAX_FREQUENCY, config_number
-from sinr_adapters.framework.inr import INRAdapter
-from sinr_adapters.framework.signals import Signal, image_signal
-from sinr_adapters.framework.spec import AdapterSpec, Option
+from ..framework import nets
+from ..framework.checkpoints import LoadReport, map_state_dict, read_state_dict
+from ..framework.container import MAX_FREQUENCY, config_number
+from ..framework.inr import INRAdapter
+from ..framework.signals import Signal, image_signal
+from ..framework.spec import AdapterSpec, Option
 
 __all__ = ["COINAdapter", "COINSiren", "coin_grid", "load_coin_checkpoint"]
 
@@ -124,7 +124,8 @@ class COINAdapter(INRAdapter):
 
     @classmethod
     def describe(cls) -> AdapterSpec:
-        """How the rate–distortion harness runs COIN (:mod:`sinr_adapters.framework.spec`): widths are the rate points."""
+        """How the rate–distortion harness runs COIN (:mod:`sinr_adapters.framework.spec`): widths are the rate
+        points."""
         return AdapterSpec(
             summary="COIN: a SIREN per image, stored in float16", rate="widths", rate_key="width", bits="bits",
             options=(Option("widths", int, [16, 32], "hidden widths (the rate points)", multiple=True, minimum=1,
@@ -156,8 +157,8 @@ class COINAdapter(INRAdapter):
         self.dim_out = int(dim_out)
 
     def config(self) -> dict[str, Any]:
-        cfg = {"width": self.width, "layers": self.layers, "w0": self.w0, "w0_initial": self.w0_initial,
-               "dim_in": self.dim_in, "dim_out": self.dim_out}
+        cfg: dict[str, Any] = {"width": self.width, "layers": self.layers, "w0": self.w0,
+                               "w0_initial": self.w0_initial, "dim_in": self.dim_in, "dim_out": self.dim_out}
         if self.bits != 16:  # COIN as published writes no such key: its streams stay as they were
             cfg["bits"] = self.bits
         if self.tensor_bits is not None:
@@ -184,10 +185,10 @@ class COINAdapter(INRAdapter):
             raise ValueError(f"COIN renders 2-D images, got grid shape {tuple(shape)}")
         return coin_grid(int(shape[0]), int(shape[1]))
 
-    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
+    def sinr_tensor_names(self, model: nn.Module | None) -> list[str]:
         return [f"net.{i}.linear.weight" for i in range(1, self.layers)]
 
-    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
+    def storage(self, name: str, tensor: torch.Tensor | None) -> tuple[Any, ...]:
         # COIN: model.half(). With bits < 16 (a baseline, not COIN as published) the tensors SINR would
         # code are stored as per-tensor uniform integers instead, everything else stays float16.
         if self.tensor_bits is not None:
@@ -226,7 +227,7 @@ class COINAdapter(INRAdapter):
                               f"shape {shape} with dim_in={config['dim_in']}, dim_out={config['dim_out']}")
 
 
-def load_coin_checkpoint(source: str | os.PathLike | Mapping[str, torch.Tensor], *, w0: float = 30.0,
+def load_coin_checkpoint(source: str | os.PathLike[str] | Mapping[str, torch.Tensor], *, w0: float = 30.0,
                          w0_initial: float = 30.0, strict: bool = True
                          ) -> tuple[COINAdapter, COINSiren, LoadReport]:
     """Load a checkpoint in the official COIN layout (``best_model_{i}.pt``, a plain fp32 state_dict).

@@ -45,29 +45,30 @@ SINR-coded (rows = neurons) before quantization; the rest is stored as INRIC sto
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sinr_codecs.sparse import resolve_device
 from torch import nn
 
 from sinr_codecs.errors import StreamError
+from sinr_codecs.sparse import resolve_device
 
-from sinr_adapters.rate_coding import meta_init
-from sinr_adapters.framework import nets, records, training
-from sinr_adapters.rate_coding.adaround import adaround
-from sinr_adapters.framework.checkpoints import LoadReport, check_state_dict, map_state_dict, read_state_dict
-from sinr_adapters.framework.container import MAX_FREQUENCY, config_number
-from sinr_adapters.framework.finetune import CompressionSetup
-from sinr_adapters.framework.grids import linspace_grid
-from sinr_adapters.framework.inr import INRAdapter
-from sinr_adapters.framework.signals import Signal, image_signal
-from sinr_adapters.framework.spec import AdapterSpec, Context, Option, Prepared
+from ..framework import nets, records, training
+from ..framework.checkpoints import LoadReport, check_state_dict, map_state_dict, read_state_dict
+from ..framework.container import MAX_FREQUENCY, config_number
+from ..framework.finetune import CompressionSetup
+from ..framework.grids import linspace_grid
+from ..framework.inr import INRAdapter
+from ..framework.signals import Signal, image_signal
+from ..framework.spec import AdapterSpec, Context, Option, Prepared
+from ..rate_coding import meta_init
+from ..rate_coding.adaround import adaround
 
 __all__ = ["ENTROPY_CODERS", "META_METHODS", "INRICAdapter", "INRICNet", "load_inric_checkpoint"]
 
@@ -86,14 +87,13 @@ class _FCBlock(nn.Module):
     def __init__(self, in_features: int, out_features: int, hidden_features: int, num_hidden_layers: int,
                  w0: float) -> None:
         super().__init__()
-        layers = [nn.Sequential(nn.Linear(in_features, hidden_features), nets.Sine(w0))]
-        layers += [nn.Sequential(nn.Linear(hidden_features, hidden_features), nets.Sine(w0))
-                   for _ in range(num_hidden_layers)]
-        layers.append(nn.Sequential(nn.Linear(hidden_features, out_features)))
-        for i, layer in enumerate(layers):
+        dims = [in_features] + [hidden_features] * (num_hidden_layers + 1) + [out_features]
+        linears = [nn.Linear(a, b) for a, b in itertools.pairwise(dims)]
+        for i, linear in enumerate(linears):
             # SIREN weights; biases keep torch's default U(-1/sqrt(n), 1/sqrt(n)), as INRIC's do
-            nets.siren_uniform_(layer[0], w0=w0, is_first=i == 0, bias=False)
-        self.net = nn.Sequential(*layers)
+            nets.siren_uniform_(linear, w0=w0, is_first=i == 0, bias=False)
+        self.net = nn.Sequential(*[nn.Sequential(linear, nets.Sine(w0)) for linear in linears[:-1]],
+                                 nn.Sequential(linears[-1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -209,7 +209,7 @@ class INRICAdapter(INRAdapter):
                  encoding_scale: float = 1.4, w0: float = 30.0, in_features: int = 2, out_features: int = 3,
                  bits: int = 8, l1: float = 1e-6, entropy: str = "rans", adaround: bool = True,
                  adaround_steps: int = 300, adaround_reg: float = 1.0,
-                 init: Mapping[str, torch.Tensor] | str | os.PathLike | None = None,
+                 init: Mapping[str, torch.Tensor] | str | os.PathLike[str] | None = None,
                  inner_lrs: Mapping[str, torch.Tensor] | None = None) -> None:
         if int(hidden_features) < 1 or int(hidden_layers) < 0 or int(ff_dims) < 0:
             raise ValueError("hidden_features must be >= 1, hidden_layers and ff_dims >= 0")
@@ -284,10 +284,10 @@ class INRICAdapter(INRAdapter):
     def values_to_unit(self, values: torch.Tensor) -> torch.Tensor:
         return values / 2.0 + 0.5
 
-    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
+    def sinr_tensor_names(self, model: nn.Module | None) -> list[str]:
         return [f"net.net.{i}.0.weight" for i in range(1, self.hidden_layers + 1)]
 
-    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
+    def storage(self, name: str, tensor: torch.Tensor | None) -> tuple[Any, ...]:
         return ("q", self.bits)
 
     def reference(self) -> dict[str, torch.Tensor] | None:
@@ -320,14 +320,15 @@ class INRICAdapter(INRAdapter):
             raise StreamError(f"INRIC streams hold signals of in_features={config['in_features']} axes and "
                               f"out_features={config['out_features']} channels, got shape {shape}")
 
-    def fit_regularizer(self, model: nn.Module):
+    def fit_regularizer(self, model: nn.Module) -> Callable[[], torch.Tensor] | None:
+        """``l1`` times the L1 norm of ``theta - theta0`` (``theta0 = 0`` without a meta-learned init)."""
         if self.l1 <= 0:
             return None
         params = dict(model.named_parameters())
         ref = None if self._init is None else {k: self._init[k].to(p.device) for k, p in params.items()}
 
         def l1() -> torch.Tensor:
-            total = 0.0
+            total = torch.zeros((), device=next(iter(params.values())).device)
             for k, p in params.items():
                 total = total + ((p - ref[k]) if ref is not None else p).abs().sum()
             return self.l1 * total
@@ -358,7 +359,8 @@ class INRICAdapter(INRAdapter):
                            seed=seed, model=model)
 
     # ---- AdaRound and the integer section ------------------------------------------------------------
-    def before_finetune(self, setup: CompressionSetup, forward, signal: Signal, info: dict[str, Any]) -> None:
+    def before_finetune(self, setup: CompressionSetup, forward: Callable[[torch.Tensor], torch.Tensor], signal: Signal,
+                        info: dict[str, Any]) -> None:
         """AdaRound (:func:`sinr_adapters.rate_coding.adaround.adaround`) of the quantized weight matrices: their stored
         values are replaced by the learned rounding, which the fine-tuning then starts from. Adds
         ``adaround`` (MSE with nearest and with learned rounding, values flipped, seconds) to ``info``."""
@@ -368,7 +370,7 @@ class INRICAdapter(INRAdapter):
             return
         t0 = time.perf_counter()
 
-        def soft_forward(rounded):
+        def soft_forward(rounded: Mapping[str, torch.Tensor]) -> torch.Tensor:
             with_rounded = {k: rounded[k] + setup.reference[k] if setup.reference is not None else rounded[k]
                             for k in names}
             tensors = {k: with_rounded[k] if k in with_rounded else setup.tensor(k) for k in setup.names}
@@ -420,6 +422,8 @@ class INRICAdapter(INRAdapter):
         return None if self._lrs is None else {k: v.clone() for k, v in self._lrs.items()}
 
     def _check_lrs(self, lrs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self._init is None:
+            raise ValueError("inner_lrs need the meta-learned initialisation (init) they were learned with")
         shapes = {k: tuple(v.shape) for k, v in self._init.items()}
         lrs = {k: torch.as_tensor(v).detach().to("cpu", torch.float32).clone() for k, v in lrs.items()}
         steps = {v.shape[0] if v.dim() else 0 for v in lrs.values()}
@@ -442,7 +446,7 @@ class INRICAdapter(INRAdapter):
         map_state_dict(model, sd, strict=True, what="INRIC initialisation")
         return {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
 
-    def save_init(self, path: str | os.PathLike) -> None:
+    def save_init(self, path: str | os.PathLike[str]) -> None:
         """Write ``theta0`` and the configuration to an ``.npz`` (no pickle)."""
         if self._init is None:
             raise ValueError("this adapter has no meta-learned initialisation to save")
@@ -508,9 +512,9 @@ class INRICAdapter(INRAdapter):
                                          device=dev, seed=seed, desc="inric meta-learn", progress=progress)
         return INRICAdapter(**self.config(), **self.encoder_options(), init=theta0, inner_lrs=lrs)
 
-def load_inric_checkpoint(source: str | os.PathLike | Mapping[str, torch.Tensor], *, encoding_scale: float = 1.4,
+def load_inric_checkpoint(source: str | os.PathLike[str] | Mapping[str, torch.Tensor], *, encoding_scale: float = 1.4,
                           w0: float = 30.0, in_features: int = 2, bits: int = 8,
-                          init: Mapping[str, torch.Tensor] | str | os.PathLike | None = None,
+                          init: Mapping[str, torch.Tensor] | str | os.PathLike[str] | None = None,
                           strict: bool = True) -> tuple[INRICAdapter, INRICNet, LoadReport]:
     """Load a checkpoint in the official INRIC layout (``checkpoints/model_best_.pth``, a state_dict).
 

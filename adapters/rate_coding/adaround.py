@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sinr_adapters.framework.quantizers import uniform_quantize
+from ..framework.quantizers import uniform_quantize
 
 __all__ = ["AdaRoundResult", "adaround"]
 

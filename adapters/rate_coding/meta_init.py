@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sinr_adapters.framework import training
+from ..framework import training
 
 __all__ = ["inner_loop", "meta_sgd", "read_init", "read_init_config", "read_lrs", "reptile", "save_init"]
 
@@ -34,14 +33,14 @@ LR_PREFIX = "__lr__"
 ``(inner steps, *shape of NAME)``."""
 
 
-def read_init(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def read_init(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The tensors of an ``.npz`` written by :func:`save_init`, as float32 (the configuration and the
     learning rates left out: every entry whose name starts with ``__``)."""
     with np.load(os.fspath(path), allow_pickle=False) as z:
         return {k: torch.from_numpy(np.array(z[k], dtype=np.float32)) for k in z.files if not k.startswith("__")}
 
 
-def read_lrs(path: str | os.PathLike) -> dict[str, torch.Tensor] | None:
+def read_lrs(path: str | os.PathLike[str]) -> dict[str, torch.Tensor] | None:
     """Meta-SGD's learning rates saved by :func:`save_init` (name -> ``(steps, *shape)`` float32), or
     ``None`` when the file has none."""
     with np.load(os.fspath(path), allow_pickle=False) as z:
@@ -50,11 +49,11 @@ def read_lrs(path: str | os.PathLike) -> dict[str, torch.Tensor] | None:
     return lrs or None
 
 
-def save_init(path: str | os.PathLike, init: Mapping[str, torch.Tensor], config: Mapping[str, Any],
+def save_init(path: str | os.PathLike[str], init: Mapping[str, torch.Tensor], config: Mapping[str, Any],
               lrs: Mapping[str, torch.Tensor] | None = None) -> None:
     """Write the state_dict ``init``, the JSON-safe ``config`` and, if given, Meta-SGD's learning rates
     ``lrs`` (name -> ``(steps, *shape)``) to an ``.npz`` (no pickle)."""
-    arrays = {k: v.numpy() for k, v in init.items()}
+    arrays: dict[str, Any] = {k: v.numpy() for k, v in init.items()}
     for k, v in (lrs or {}).items():
         arrays[LR_PREFIX + k] = v.detach().cpu().float().numpy()
     arrays[CONFIG_KEY] = np.frombuffer(json.dumps(config, sort_keys=True).encode(), dtype=np.uint8)
@@ -62,7 +61,7 @@ def save_init(path: str | os.PathLike, init: Mapping[str, torch.Tensor], config:
         np.savez(f, **arrays)
 
 
-def read_init_config(path: str | os.PathLike, writer: str) -> dict[str, Any]:
+def read_init_config(path: str | os.PathLike[str], writer: str) -> dict[str, Any]:
     """The configuration saved in an ``.npz`` by :func:`save_init`; ``writer`` names the saving method in
     the error raised when the file has none."""
     with np.load(os.fspath(path), allow_pickle=False) as z:
@@ -140,7 +139,7 @@ def inner_loop(model: nn.Module, params: Mapping[str, torch.Tensor], lrs: Mappin
     for j in range(steps.pop()):
         out = torch.func.functional_call(model, fast, (coords,))
         grads = torch.autograd.grad(loss(out, values), list(fast.values()), create_graph=create_graph)
-        fast = {k: p - lrs[k][j] * g for (k, p), g in zip(fast.items(), grads)}
+        fast = {k: p - lrs[k][j] * g for (k, p), g in zip(fast.items(), grads, strict=True)}
     return fast
 
 

@@ -1,8 +1,10 @@
-"""Differentiable rate models of quantized integers, for rate-aware fine-tuning (:mod:`sinr_adapters.rate_coding.rate_aware`).
+"""Differentiable rate models of quantized integers, for rate-aware fine-tuning
+(:mod:`sinr_adapters.rate_coding.rate_aware`).
 
 A tensor is stored as integers ``q = round(v / step)`` entropy-coded with the core's static rANS
 (:func:`sinr_codecs.rans.encode`). During training ``q`` is the straight-through rounding
-:func:`~sinr_adapters.framework.quantizers.ste_round` of ``v / step`` (forward: the integers the stream will hold; backward: identity), and
+:func:`~sinr_adapters.framework.quantizers.ste_round` of ``v / step`` (forward: the integers the stream will
+hold; backward: identity), and
 its cost in bits is estimated by a zero-mean discretized Laplace model with a learned scale ``b``
 (integer units, log-parametrised)::
 
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from sinr_codecs import rans
 
 __all__ = ["LaplaceModel", "actual_bits", "laplace_bits", "laplace_freqs", "noisy_round"]
@@ -139,14 +142,9 @@ class LaplaceModel:
         center = int(np.clip(np.rint(np.median(ints)), lo, hi))
         mean = float(np.abs(ints - center).mean())
         rho = (math.sqrt(1 + mean * mean) - 1) / mean if mean > 0 else 1e-4  # E|d| = 2 rho / (1 - rho**2)
-        best = None
-        for factor in (0.9, 0.95, 0.98, 1.0, 1.02, 1.05, 1.1):
-            ratio = int(min(max(round(rho * factor * 65536), 1), 65535))
-            model = cls(lo, hi, center, ratio)
-            cost = model.cost_bits(ints)
-            if best is None or cost < best[0]:
-                best = (cost, model)
-        return best[1]
+        models = [cls(lo, hi, center, int(min(max(round(rho * factor * 65536), 1), 65535)))
+                  for factor in (0.9, 0.95, 0.98, 1.0, 1.02, 1.05, 1.1)]
+        return min(models, key=lambda m: m.cost_bits(ints))  # the first of the cheapest
 
     def freqs(self) -> np.ndarray:
         return laplace_freqs(self.lo, self.hi, self.center, self.ratio, MODEL_SCALE)

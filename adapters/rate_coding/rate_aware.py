@@ -24,27 +24,26 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from sinr_codecs.sparse import SparseCode
 from torch import nn
 
-from sinr_adapters.framework import metrics
-from sinr_adapters.framework.finetune import replace_code
-from sinr_adapters.framework.inr import INRAdapter
-from sinr_adapters.framework.quantizers import ste_round
-from sinr_adapters.framework.signals import Signal
-from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_codecs.sparse import SparseCode
 
+from ..framework import metrics
+from ..framework.finetune import replace_code
+from ..framework.inr import INRAdapter
+from ..framework.quantizers import ste_round
+from ..framework.signals import Signal
+from ..framework.sinr_options import SINROptions
 from .rate import laplace_bits
 from .sensitivity import diagonal_fisher, high_rate_steps
-from .stream import TensorRecord, decode, decompress, seeded_tensor, write
+from .stream import TensorRecord, seeded_tensor, write
 
-__all__ = ["STEP_INITS", "RateAwareOptions", "compress", "decode", "decompress", "seeded_init"]
+__all__ = ["STEP_INITS", "RateAwareOptions", "compress", "seeded_init"]
 
 STEP_INITS = ("max", "fisher", "fisher-relative")
 """How :class:`RateAwareOptions` may start the steps."""
@@ -235,7 +234,7 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
     names = adapter.tensor_names(model)
     theta0: dict[str, torch.Tensor] = {}
     work = model
-    if seed is not None:
+    if seed is not None and stds is not None:
         sd = model.state_dict()
         theta0 = {k: seeded_tensor(seed, i, stds[k], tuple(sd[k].shape)).to(dev) for i, k in enumerate(names)}
         work = copy.deepcopy(model)
@@ -261,7 +260,8 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
     if options.step_init != "max":
         mean_fisher = _init_steps(coded, options, pixels,
                                   lambda vs: forward(sig.coords, {k: v if c.code is None else c.code.reconstruct(v)
-                                                                  for (k, c), v in zip(coded.items(), vs)}))
+                                                                  for (k, c), v in zip(coded.items(), vs,
+                                                                                       strict=True)}))
     groups = [{"params": [c.values for k, c in coded.items() if k not in setup.codes], "lr": options.lr},
               {"params": [c.values for k, c in coded.items() if k in setup.codes], "lr": options.sinr_lr},
               {"params": [p for c in coded.values() for p in (c.log_step, c.log_scale)], "lr": options.step_lr}]
@@ -273,13 +273,14 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
             shadow[k] = dense.detach().clone().requires_grad_(True)
         groups.append({"params": list(shadow.values()), "lr": options.lr})
     opt = torch.optim.Adam([g for g in groups if g["params"]])
-    best: tuple[float, dict] | None = None
+    Snapshot = dict[str, tuple[torch.Tensor, torch.Tensor, Any]]
+    best: tuple[float, Snapshot] | None = None
     refined = {"tried": 0, "accepted": 0}
 
-    def snapshot() -> dict:
+    def snapshot() -> Snapshot:
         return {k: (c.values.detach().clone(), c.log_step.detach().clone(), c.code) for k, c in coded.items()}
 
-    def objective() -> torch.Tensor:
+    def objective() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         qs = {k: c.integers() for k, c in coded.items()}
         tensors = {k: c.tensor(qs[k]) for k, c in coded.items()}
         for k in shadow:
@@ -292,7 +293,7 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
 
     for it in range(options.steps + 1):
         loss, tensors = objective()
-        if refine and it and it % options.refine_every == 0:
+        if refine and setup.sinr is not None and it and it % options.refine_every == 0:
             loss = _refine(adapter, coded, shadow, setup.sinr, objective, loss, opt, refined,
                            always=options.refine_accept == "always")
             loss, tensors = objective()
@@ -305,6 +306,7 @@ def compress(adapter: INRAdapter, model: nn.Module, signal: Signal, options: Rat
         for k, sh in shadow.items():
             sh.grad = tensors[k].grad
         opt.step()
+    assert best is not None  # step 0 is always measured
     with torch.no_grad():
         for k, (v, ls, code) in best[1].items():
             coded[k].set_code(code, v)
@@ -362,7 +364,7 @@ def _init_steps(coded: dict[str, _Coded], options: RateAwareOptions, pixels: int
     """Set the steps from the mean diagonal Fisher of each tensor's values (``options.step_init``)."""
     fisher = diagonal_fisher(output, [c.values for c in coded.values()], probes=options.fisher_probes)
     mean = {}
-    for (k, c), f in zip(coded.items(), fisher):
+    for (k, c), f in zip(coded.items(), fisher, strict=True):
         n = c.n_values()
         mean[k] = float((f if c.mask is None else f * c.mask).sum()) / max(n, 1)
     floor = max([m for m in mean.values() if m > 0], default=1.0) * 1e-12
@@ -371,11 +373,11 @@ def _init_steps(coded: dict[str, _Coded], options: RateAwareOptions, pixels: int
         steps = high_rate_steps(fbar, options.lam, pixels)
     else:  # the ratios of the high-rate allocation at the level of init_bits (geometric mean, value-weighted)
         cs = list(coded.values())
-        n = [max(c.n_values(), 1) for c in cs]
-        level = sum(ni * float(c.log_step.detach()) for ni, c in zip(n, cs)) / sum(n)
+        counts = [max(c.n_values(), 1) for c in cs]
+        level = sum(ni * float(c.log_step.detach()) for ni, c in zip(counts, cs, strict=True)) / sum(counts)
         rel = [-0.5 * math.log(f) for f in fbar]
-        shift = level - sum(ni * r for ni, r in zip(n, rel)) / sum(n)
+        shift = level - sum(ni * r for ni, r in zip(counts, rel, strict=True)) / sum(counts)
         steps = [math.exp(r + shift) for r in rel]
-    for c, st in zip(coded.values(), steps):
+    for c, st in zip(coded.values(), steps, strict=True):
         c.set_step(st)
     return mean

@@ -59,7 +59,7 @@ def diagonal_fisher(output: Callable[[Sequence[torch.Tensor]], torch.Tensor], pa
     for i in range(probes):
         u = (torch.randint(0, 2, out.shape, generator=gen, dtype=torch.int8).to(out.device, out.dtype) * 2 - 1)
         grads = torch.autograd.grad((u * out).sum(), leaves, retain_graph=i + 1 < probes, allow_unused=True)
-        for a, g in zip(acc, grads):
+        for a, g in zip(acc, grads, strict=True):
             if g is not None:
                 a += g.detach() ** 2
     return [a * (2.0 / (n * probes)) for a in acc]

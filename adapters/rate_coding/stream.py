@@ -32,20 +32,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
 from sinr_codecs import bitstream, rans
 from sinr_codecs.dictionary import gaussian_stream
 from sinr_codecs.errors import StreamError
 from sinr_codecs.sparse import SparseCode, resolve_device
 
-from sinr_adapters.framework import container
-from sinr_adapters.framework.container import Reader, write_section, write_varint
-from sinr_adapters.framework.protocol import Decoded
-from sinr_adapters.framework.records import sparse_tensor_from_bytes
-
+from ..framework import container
+from ..framework.container import Reader, write_section, write_varint
+from ..framework.protocol import Decoded
+from ..framework.records import sparse_tensor_from_bytes
 from .rate import MAX_MODEL_ALPHABET, MODEL_SCALE, LaplaceModel, laplace_freqs
 
 if TYPE_CHECKING:
-    from sinr_adapters.framework.inr import INRAdapter
+    from ..framework.inr import INRAdapter
 
 __all__ = ["MAGIC", "TensorRecord", "code_values", "decode", "decode_values", "decompress", "open_stream",
            "seeded_tensor", "sinr_section", "write"]

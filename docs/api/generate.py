@@ -24,6 +24,7 @@ import ast
 import functools
 import importlib
 import inspect
+import itertools
 import re
 import sys
 import textwrap
@@ -240,7 +241,7 @@ def _attribute_docs(source_obj: Any) -> dict[str, str]:
     if body and isinstance(body[0], ast.ClassDef) and not inspect.ismodule(source_obj):
         body = body[0].body
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in itertools.pairwise(body):
         if not (isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
             continue
         targets: list[ast.expr] = []
@@ -254,7 +255,7 @@ def _attribute_docs(source_obj: Any) -> dict[str, str]:
     return docs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_attribute_docs(module_name: str) -> dict[str, str]:
     return _attribute_docs(sys.modules[module_name])
 
@@ -427,7 +428,8 @@ def index_page(modules: Iterable[tuple[str, str]]) -> str:
              "Generated from the docstrings of each module's public names (`__all__`) by",
              "`python docs/api/generate.py`; the test suite fails when these pages are out of date.",
              "The folder `adapters/` is installed as the import package `sinr_adapters`.", ""]
-    for package, title in (("sinr_codecs", "The core: `sinr_codecs`"), ("sinr_adapters", "INR adapters: `sinr_adapters`")):
+    titles = (("sinr_codecs", "The core: `sinr_codecs`"), ("sinr_adapters", "INR adapters: `sinr_adapters`"))
+    for package, title in titles:
         lines += [f"## {title}", ""]
         rooms: dict[str, list[str]] = {}
         for m, d in modules:

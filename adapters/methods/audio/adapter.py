@@ -27,16 +27,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sinr_codecs.errors import StreamError
 from torch import nn
 
-from sinr_adapters.framework.container import MAX_FREQUENCY
-from sinr_adapters.framework.fields import FieldAdapter
-from sinr_adapters.framework.grids import linspace_grid
-from sinr_adapters.framework.nets import Siren
-from sinr_adapters.framework.signals import Signal
-from sinr_adapters.framework.spec import AdapterSpec, Metric, Option, RateUnit, SignalSource
+from sinr_codecs.errors import StreamError
 
+from ...framework.container import MAX_FREQUENCY
+from ...framework.fields import FieldAdapter
+from ...framework.grids import linspace_grid
+from ...framework.nets import Siren
+from ...framework.signals import Signal
+from ...framework.spec import AdapterSpec, Metric, Option, RateUnit, SignalSource
 from .waveforms import RATE, WAVEFORMS, load_waveform
 
 __all__ = ["AudioAdapter", "snr"]

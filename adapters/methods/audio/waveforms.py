@@ -42,12 +42,13 @@ def note(t: np.ndarray, freq: float, onset: float, *, decay: float = 2.5, attack
 
 def _chord(t: np.ndarray) -> np.ndarray:
     # A major: A3, C#4, E4 entering one after another, then A4
-    return sum(note(t, f, o) for f, o in ((220.0, 0.0), (277.18, 0.12), (329.63, 0.24), (440.0, 0.5)))
+    return np.asarray(sum(note(t, f, o) for f, o in ((220.0, 0.0), (277.18, 0.12), (329.63, 0.24), (440.0, 0.5))))
 
 
 def _arpeggio(t: np.ndarray) -> np.ndarray:
     freqs = (261.63, 329.63, 392.0, 523.25, 392.0, 329.63, 261.63, 196.0)
-    return sum(note(t, f, 0.125 * i, decay=6.0, harmonics=(1.0, 0.3, 0.15, 0.08)) for i, f in enumerate(freqs))
+    return np.asarray(sum(note(t, f, 0.125 * i, decay=6.0, harmonics=(1.0, 0.3, 0.15, 0.08))
+                          for i, f in enumerate(freqs)))
 
 
 def _bell(t: np.ndarray) -> np.ndarray:
@@ -58,8 +59,8 @@ def _bell(t: np.ndarray) -> np.ndarray:
 
 
 def _bass(t: np.ndarray) -> np.ndarray:
-    return sum(note(t, f, o, decay=3.0, vibrato_depth=0.01, harmonics=(1.0, 0.7, 0.5, 0.3, 0.2))
-               for f, o in ((110.0, 0.0), (82.41, 0.25), (98.0, 0.5), (73.42, 0.75)))
+    return np.asarray(sum(note(t, f, o, decay=3.0, vibrato_depth=0.01, harmonics=(1.0, 0.7, 0.5, 0.3, 0.2))
+                          for f, o in ((110.0, 0.0), (82.41, 0.25), (98.0, 0.5), (73.42, 0.75))))
 
 
 WAVEFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {

@@ -49,29 +49,28 @@ from __future__ import annotations
 import io
 import math
 import os
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import brotli
 import numpy as np
 import torch
-from sinr_codecs.errors import StreamError
-from sinr_codecs.sparse import resolve_device
 from torch import nn
 
-from sinr_adapters.framework import container
-from sinr_adapters.framework.checkpoints import LoadReport, map_state_dict
-from sinr_adapters.framework.container import MAX_FREQUENCY, Reader, config_number, fingerprint, inflate, write_section
-from sinr_adapters.framework.grids import pixel_grid
-from sinr_adapters.framework.inr import INRAdapter
-from sinr_adapters.framework.protocol import Decoded
-from sinr_adapters.framework.records import sparse_tensor_from_bytes
-from sinr_adapters.framework.signals import Signal, image_signal
-from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_adapters.framework.spec import AdapterSpec, Context, Option, Prepared
-from sinr_adapters.framework.training import FitLog
+from sinr_codecs.errors import StreamError
+from sinr_codecs.sparse import resolve_device
 
+from ...framework import container
+from ...framework.checkpoints import LoadReport, map_state_dict
+from ...framework.container import MAX_FREQUENCY, Reader, config_number, fingerprint, inflate, write_section
+from ...framework.grids import pixel_grid
+from ...framework.inr import INRAdapter
+from ...framework.protocol import Decoded
+from ...framework.records import sparse_tensor_from_bytes
+from ...framework.signals import Signal, image_signal
+from ...framework.sinr_options import SINROptions
+from ...framework.spec import AdapterSpec, Context, Option, Prepared
+from ...framework.training import FitLog
 from .files import BASE_FORMAT, read_base_file, read_checkpoint, write_base_file
 from .meta import calibrate_quantizer, inner_fit, meta_learn
 from .model import COINppModel, ModulatedSiren, patch_coordinates, patch_grid, patchify
@@ -84,13 +83,11 @@ __all__ = ["COINppAdapter", "load_coinpp_checkpoint"]
 # --------------------------------------------------------------------------------------------------
 
 def _patch_pair(patch: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(patch, (int, np.integer)) and not isinstance(patch, bool):
-        pair = (int(patch), int(patch))
-    else:
-        pair = tuple(int(p) for p in patch)
-    if len(pair) != 2 or min(pair) < 2:
+    sides = [] if isinstance(patch, bool) else [int(patch)] * 2 if isinstance(patch, (int, np.integer)) else \
+        [int(p) for p in patch]
+    if len(sides) != 2 or min(sides) < 2:
         raise ValueError(f"patch must be an int or a pair of ints >= 2, got {patch!r}")
-    return pair  # type: ignore[return-value]
+    return sides[0], sides[1]
 
 
 class COINppAdapter(INRAdapter):
@@ -258,7 +255,8 @@ class COINppAdapter(INRAdapter):
         return net
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
-        """The image at integer pixel positions (:func:`~sinr_adapters.framework.grids.pixel_grid`), values in [0, 1]."""
+        """The image at integer pixel positions (:func:`~sinr_adapters.framework.grids.pixel_grid`), values in
+        [0, 1]."""
         return image_signal(image, channels=self.dim_out, grid=pixel_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
@@ -270,7 +268,7 @@ class COINppAdapter(INRAdapter):
         """The stored tensors: the latent matrix only (the base network is shared beforehand)."""
         return ["latents"]
 
-    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
+    def sinr_tensor_names(self, model: nn.Module | None) -> list[str]:
         return ["latents"]
 
     def sinr_layout(self, name: str, sinr: SINROptions) -> tuple[str, int | None]:
@@ -340,7 +338,7 @@ class COINppAdapter(INRAdapter):
     # ---- fitting (the inner loop) ---------------------------------------------------------------
     def fit(self, signal: Signal, *, steps: int | None = None, lr: float | None = None,
             batch_size: int | None = None, device: str = "auto", progress: bool | None = None, seed: int = 0,
-            model: COINppModel | None = None) -> tuple[COINppModel, FitLog]:
+            model: nn.Module | None = None) -> tuple[COINppModel, FitLog]:
         """Fit one latent per patch by ``steps`` SGD steps from zero (COIN++'s inner loop).
 
         Parameters
@@ -358,6 +356,8 @@ class COINppAdapter(INRAdapter):
         """
         if self._base is None:
             raise ValueError(self._no_base())
+        if model is not None and not isinstance(model, COINppModel):
+            raise TypeError(f"COIN++ continues fitting a COINppModel, got a {type(model).__name__}")
         steps = self.inner_steps if steps is None else int(steps)
         lr = self.inner_lr if lr is None else float(lr)
         dev = resolve_device(device)
@@ -472,8 +472,6 @@ class COINppAdapter(INRAdapter):
             raise ValueError(self._no_base())
         header, pos, data, config = container.open_stream(self, data)
         adapter = container.stream_adapter(self, config)
-        if not isinstance(adapter, COINppAdapter):  # with_config keeps the class
-            raise TypeError(f"{type(self).__name__}.with_config returned a {type(adapter).__name__}")
         container.check_reference(adapter, header)
         shape = tuple(int(s) for s in header["shape"])
         nr, nc = patch_grid(shape[0], shape[1], adapter.patch)
@@ -513,9 +511,10 @@ class COINppAdapter(INRAdapter):
         return calibrate_quantizer(self, images, device=device)
 
 
-def load_coinpp_checkpoint(source: str | os.PathLike[str] | Mapping[str, Any], *, patch: int | Sequence[int] | None = None,
-                           bits: int = 5, std_range: float = 3.0, quantizer: Sequence[float] | None = None,
-                           strict: bool = True) -> tuple[COINppAdapter, LoadReport]:
+def load_coinpp_checkpoint(source: str | os.PathLike[str] | Mapping[str, Any], *,
+                           patch: int | Sequence[int] | None = None, bits: int = 5, std_range: float = 3.0,
+                           quantizer: Sequence[float] | None = None, strict: bool = True
+                           ) -> tuple[COINppAdapter, LoadReport]:
     """Load an official COIN++ checkpoint: ``model.pt = {"args": argparse.Namespace, "state_dict": ...}``.
 
     The file is read with ``torch.load(weights_only=True)``, allowing ``argparse.Namespace`` only (no code
@@ -540,7 +539,8 @@ def load_coinpp_checkpoint(source: str | os.PathLike[str] | Mapping[str, Any], *
     (COINppAdapter, LoadReport)
     """
     args, sd = read_checkpoint(source)
-    for key, want in (("modulate_scale", 0), ("modulate_shift", 1), ("use_latent", 1), ("modulation_net_num_layers", 1)):
+    published = (("modulate_scale", 0), ("modulate_shift", 1), ("use_latent", 1), ("modulation_net_num_layers", 1))
+    for key, want in published:
         if key in args and int(args[key]) != want:
             raise ValueError(f"unsupported COIN++ model: {key}={args[key]} (this adapter implements {key}={want}: "
                              "shift modulations from a latent by one linear map, COIN++'s published setting)")
@@ -556,8 +556,10 @@ def load_coinpp_checkpoint(source: str | os.PathLike[str] | Mapping[str, Any], *
     latent_dim = sd["modulation_net.net.weight"].shape[1]
     dim_out = sd["last_layer.linear.weight"].shape[0]
     layers = int(args.get("num_layers", n_sine + 1))
-    if layers != n_sine + 1 or int(args.get("dim_hidden", width)) != width or int(args.get("latent_dim", latent_dim)) != latent_dim:
-        raise ValueError(f"the checkpoint's args (num_layers={args.get('num_layers')}, dim_hidden={args.get('dim_hidden')}, "
+    stated = (int(args.get("dim_hidden", width)), int(args.get("latent_dim", latent_dim)))
+    if layers != n_sine + 1 or stated != (width, latent_dim):
+        raise ValueError(f"the checkpoint's args (num_layers={args.get('num_layers')}, "
+                         f"dim_hidden={args.get('dim_hidden')}, "
                          f"latent_dim={args.get('latent_dim')}) disagree with its tensors ({n_sine + 1} layers, width "
                          f"{width}, latent {latent_dim})")
     shape = list(args.get("patch_shape") or [-1])
@@ -573,6 +575,6 @@ def load_coinpp_checkpoint(source: str | os.PathLike[str] | Mapping[str, Any], *
     net = adapter._fresh_base()
     report = map_state_dict(net, sd, strict=strict, what="COIN++")
     adapter._base = {k: v.detach().to("cpu", torch.float32).clone() for k, v in net.state_dict().items()}
-    adapter.meta_info = {"source": "official COIN++ checkpoint", "args": {k: v for k, v in args.items()
-                                                                        if isinstance(v, (int, float, str, bool, list))}}
+    plain = {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool, list))}
+    adapter.meta_info = {"source": "official COIN++ checkpoint", "args": plain}
     return adapter, report

@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
-
 
 __all__ = ["BASE_FORMAT", "read_base_file", "read_checkpoint", "write_base_file"]
 
@@ -30,7 +29,7 @@ BASE_FORMAT = "sinr_adapters.methods.coinpp.adapter.base/1"
 def write_base_file(path: str | os.PathLike[str], state: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> None:
     """Write a base network (``state``, float32 tensors) and ``meta`` (JSON-safe; ``"format"`` is set to
     :data:`BASE_FORMAT`) to an ``.npz`` at ``path``."""
-    arrays = {k: v.numpy() for k, v in state.items()}
+    arrays: dict[str, Any] = {k: v.numpy() for k, v in state.items()}
     meta = {"format": BASE_FORMAT, **meta}
     arrays["__config__"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
     with open(os.fspath(path), "wb") as f:
@@ -56,7 +55,8 @@ def _torch_load_coinpp(path: str | os.PathLike[str]) -> Any:
     return torch.load(os.fspath(path), map_location="cpu", weights_only=True)  # pragma: no cover
 
 
-def read_checkpoint(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def read_checkpoint(source: str | os.PathLike[str] | Mapping[str, Any]
+                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """``(args, state_dict)`` of an official COIN++ checkpoint, ``model.pt = {"args": argparse.Namespace,
     "state_dict": ...}``, read with ``torch.load(weights_only=True)`` allowing ``argparse.Namespace`` only (no
     code is unpickled); a DataParallel ``module.`` prefix is removed. ``source`` may also be the dict the

@@ -15,18 +15,18 @@ The adapter's :meth:`~sinr_adapters.methods.coinpp.adapter.COINppAdapter.meta_le
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+
 from sinr_codecs.sparse import resolve_device
 
-from sinr_adapters.framework import metrics, training
+from ...framework import metrics, training
+from ...framework.signals import image_array
 from .model import ModulatedSiren, patch_coordinates, patchify
-from sinr_adapters.framework.signals import image_array
 
 if TYPE_CHECKING:
     from .adapter import COINppAdapter
@@ -49,7 +49,8 @@ def inner_fit(base: ModulatedSiren, latents: torch.Tensor, local: torch.Tensor, 
             lat = latents[i:i + chunk].detach().requires_grad_(steps > step)
             n = lat.shape[0]
             with torch.set_grad_enabled(step < steps):
-                per = ((base.modulated_forward(local.expand(n, -1, -1), lat) - patches[i:i + chunk]) ** 2).mean(dim=(1, 2))
+                err = base.modulated_forward(local.expand(n, -1, -1), lat) - patches[i:i + chunk]
+                per = (err ** 2).mean(dim=(1, 2))
                 total += float(per.detach().sum())
                 if step < steps:
                     (grad,) = torch.autograd.grad(per.sum(), lat)

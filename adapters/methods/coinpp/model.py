@@ -16,13 +16,14 @@ The adapter is :class:`sinr_adapters.methods.coinpp.adapter.COINppAdapter`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from torch import nn
 
-from sinr_adapters.framework import nets
-from sinr_adapters.framework.grids import unit_grid
+from ...framework import nets
+from ...framework.grids import unit_grid
 
 __all__ = ["COINppModel", "LatentToModulation", "ModulatedSiren", "patch_coordinates", "patch_grid", "patchify"]
 
@@ -77,10 +78,11 @@ class ModulatedSiren(nn.Module):
         """``(..., latent_dim)`` -> ``(..., num_layers - 1, dim_hidden)`` shifts."""
         return self.modulation_net(latents).unflatten(-1, (len(self.net), self.dim_hidden))
 
-    def forward_shifted(self, x: torch.Tensor, shift) -> torch.Tensor:
+    def forward_shifted(self, x: torch.Tensor, shift: Callable[[int], torch.Tensor]) -> torch.Tensor:
         """The network on ``x`` with ``shift(i)`` (broadcastable to layer ``i``'s pre-activation) added."""
         for i, layer in enumerate(self.net):
-            x = layer.activation(layer.linear(x) + shift(i))
+            sine = cast(nets.SineLayer, layer)
+            x = sine.activation(sine.linear(x) + shift(i))
         return self.last_layer.linear(x) + 0.5
 
     def modulated_forward(self, x: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:

@@ -30,18 +30,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+
 from sinr_codecs.errors import StreamError
 from sinr_codecs.sparse import resolve_device
-from torch import nn
 
-from sinr_adapters.framework import records
-from sinr_adapters.framework.checkpoints import check_state_dict, map_state_dict
-from sinr_adapters.framework.fields import FieldAdapter
-from sinr_adapters.framework.nets import Siren
-from sinr_adapters.framework.signals import Signal
-from sinr_adapters.framework.spec import AdapterSpec, Context, Metric, Option, Prepared, RateUnit, SignalSource
-from sinr_adapters.rate_coding import meta_init
-
+from ...framework import records
+from ...framework.checkpoints import check_state_dict, map_state_dict
+from ...framework.fields import FieldAdapter
+from ...framework.nets import Siren
+from ...framework.signals import Signal
+from ...framework.spec import AdapterSpec, Context, Metric, Option, Prepared, RateUnit, SignalSource
+from ...rate_coding import meta_init
 from .pointclouds import CLOUDS, HELD_OUT_CLOUDS, Cloud, load_cloud
 
 __all__ = ["NICAdapter", "YUV_WEIGHTS", "rgb_to_yuv", "y_psnr"]

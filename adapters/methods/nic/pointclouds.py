@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sinr_adapters.framework.images import load_image
+from ...framework.images import load_image
 
 __all__ = ["CLOUDS", "HELD_OUT_CLOUDS", "SURFACES", "Cloud", "load_cloud"]
 

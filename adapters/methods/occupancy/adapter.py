@@ -28,13 +28,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sinr_codecs.errors import StreamError
 from torch import nn
 
-from sinr_adapters.framework.fields import FieldAdapter
-from sinr_adapters.framework.signals import Signal
-from sinr_adapters.framework.spec import BYTES, AdapterSpec, Metric, Option, SignalSource
+from sinr_codecs.errors import StreamError
 
+from ...framework.fields import FieldAdapter
+from ...framework.signals import Signal
+from ...framework.spec import BYTES, AdapterSpec, Metric, Option, SignalSource
 from .shapes import SHAPES, Shape, grid_points, load_shape
 
 __all__ = ["GaussianMLP", "OccupancyAdapter", "iou"]

@@ -11,7 +11,8 @@ scale), ``loss = MSE + rate_weight * bits / pixels``. Storage: the rounded laten
 level; the decoder and the MLP at full precision (SHACIRA counts its MLP at 32 bits).
 
 Our entropy coder for the latents (``entropy``): ``"rans"``, the core's static rANS (:mod:`sinr_codecs.rans`),
-one section per level with that level's empirical histogram stored in the stream (what SHACIRA's torchac coding with an empirical CDF does);
+one section per level with that level's empirical histogram stored in the stream (what SHACIRA's torchac
+coding with an empirical CDF does);
 ``"brotli"``, Brotli over the zigzag-coded integers; ``"auto"`` (default) writes whichever is shorter.
 ``bpp = 8 * len(stream) / pixels`` counts everything a decoder needs: our header, the latents (with their
 histograms), the decoder and the MLP. The prior is a training device only and is not stored.
@@ -37,33 +38,33 @@ import io
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import brotli
 import numpy as np
 import torch
-from sinr_codecs.errors import StreamError
-from sinr_codecs.sparse import resolve_device
 from torch import nn
 
-from sinr_adapters.framework import container, metrics, training
-from sinr_adapters.framework.container import Reader, config_number, inflate, write_section
-from sinr_adapters.framework.grids import unit_grid
-from sinr_adapters.framework.inr import INRAdapter
-from sinr_adapters.framework.protocol import Decoded
-from sinr_adapters.framework.quantizers import ste_round
-from sinr_adapters.framework.records import (
+from sinr_codecs.errors import StreamError
+from sinr_codecs.sparse import resolve_device
+
+from ...framework import container, metrics, training
+from ...framework.container import Reader, config_number, inflate, write_section
+from ...framework.grids import unit_grid
+from ...framework.inr import INRAdapter
+from ...framework.protocol import Decoded
+from ...framework.quantizers import ste_round
+from ...framework.records import (
     from_stored_uniform,
     read_quantizer,
     sparse_tensor_from_bytes,
     stored_uniform,
     write_records,
 )
-from sinr_adapters.framework.signals import Signal, image_signal
-from sinr_adapters.framework.sinr_options import SINROptions
-from sinr_adapters.framework.spec import AdapterSpec, Option
-
+from ...framework.signals import Signal, image_signal
+from ...framework.sinr_options import SINROptions
+from ...framework.spec import AdapterSpec, Option
 from .coding import CODERS, MAX_LATENT, brotli_decode, brotli_encode, rans_decode, rans_encode
 from .hashgrid import HashGrid, grid_resolutions
 from .model import SHACIRANet
@@ -202,11 +203,14 @@ class SHACIRAAdapter(INRAdapter):
         """The stored tensors in stream order (the prior is a training device and is not stored)."""
         return [k for k in model.state_dict() if not k.startswith("prior.")]
 
-    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
-        names = [k for k, v in model.state_dict().items() if k.startswith("mlp.") and k.endswith(".weight")]
+    def sinr_tensor_names(self, model: nn.Module | None) -> list[str]:
+        if model is None:
+            with torch.device("meta"):
+                model = self.build_model()
+        names = [k for k in model.state_dict() if k.startswith("mlp.") and k.endswith(".weight")]
         return (["grid.latents"] if self.sinr_latents else []) + names
 
-    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
+    def storage(self, name: str, tensor: torch.Tensor | None) -> tuple[Any, ...]:
         return ("f",) if self.mlp_bits == 32 else ("h",) if self.mlp_bits == 16 else ("q", self.mlp_bits)
 
     def sinr_layout(self, name: str, sinr: SINROptions) -> tuple[str, int | None]:
@@ -216,7 +220,9 @@ class SHACIRAAdapter(INRAdapter):
             return "blocks", sinr.block_size or 64
         return sinr.layout, sinr.block_size
 
-    def rate_regularizer(self, model: SHACIRANet, pixels: int, latents: torch.Tensor | None = None):
+    def rate_regularizer(self, model: SHACIRANet, pixels: int,
+                         latents: torch.Tensor | None = None) -> Callable[[], torch.Tensor] | None:
+        """``rate_weight`` times the estimated bits of the rounded latents per pixel (None at weight 0)."""
         if self.rate_weight <= 0:
             return None
         scale = self.rate_weight / float(pixels)
@@ -225,7 +231,7 @@ class SHACIRAAdapter(INRAdapter):
     # ---- fit -------------------------------------------------------------------------------------
     def fit(self, signal: Signal, *, steps: int, lr: float | None = None, batch_size: int | None = None,
             device: str = "auto", progress: bool | None = None, seed: int = 0, latent_lr: float | None = None,
-            model: SHACIRANet | None = None) -> tuple[SHACIRANet, training.FitLog]:
+            model: nn.Module | None = None) -> tuple[SHACIRANet, training.FitLog]:
         """Train the grid, decoder, MLP and prior: Adam on MSE + ``rate_weight`` * estimated bits / pixel.
 
         ``lr`` (default 1e-2) drives the decoder, MLP and prior; ``latent_lr`` (default 5e-2) the
@@ -235,6 +241,8 @@ class SHACIRAAdapter(INRAdapter):
         if model is None:
             torch.manual_seed(seed)
             model = self.build_model()
+        if not isinstance(model, SHACIRANet):
+            raise TypeError(f"SHACIRA fits a SHACIRANet, got a {type(model).__name__}")
         model = model.to(dev)
         model.round_latents = True
         sig = signal.to(dev)
@@ -249,7 +257,7 @@ class SHACIRAAdapter(INRAdapter):
         return model, log
 
     # ---- compress --------------------------------------------------------------------------------
-    def compress_with_info(self, model: SHACIRANet, signal: Signal, *, sinr: SINROptions | None = None,
+    def compress_with_info(self, model: nn.Module, signal: Signal, *, sinr: SINROptions | None = None,
                            finetune_steps: int = 0, finetune_lr: float | None = None,
                            sinr_lr: float | None = None, schedule: str = "cosine",
                            batch_size: int | None = None, progress: bool | None = None
@@ -261,6 +269,8 @@ class SHACIRAAdapter(INRAdapter):
         with the rate penalty; with SINR on the sparse values (through the core's value quantizer) and
         every tensor SINR leaves alone (latents still rounded and penalised unless SINR codes them).
         """
+        if not isinstance(model, SHACIRANet):
+            raise TypeError(f"SHACIRA compresses a SHACIRANet, got a {type(model).__name__}")
         info: dict[str, Any] = {}
         setup = self.prepare_compression(model, sinr)
         info["omp_seconds"] = setup.omp_seconds
@@ -314,13 +324,14 @@ class SHACIRAAdapter(INRAdapter):
 
         buf, hlen, split["sinr_bytes"] = write_records(self, setup, signal.shape, store)
         data = container.finish_stream(buf)
-        info.update(header_bytes=hlen, **split, checksum_bytes=4, finetune_log=log.to_dict(), sinr_tensors=sorted(codes),
-                    num_latents=int(setup.state["grid.latents"].numel()))
+        info.update(header_bytes=hlen, **split, checksum_bytes=4, finetune_log=log.to_dict(),
+                    sinr_tensors=sorted(codes), num_latents=int(setup.state["grid.latents"].numel()))
         return data, info
 
     @staticmethod
     @torch.no_grad()
-    def _predict(forward, coords: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
+    def _predict(forward: Callable[[torch.Tensor], torch.Tensor], coords: torch.Tensor, chunk: int = 1 << 16
+                 ) -> torch.Tensor:
         return torch.cat([forward(coords[i:i + chunk]) for i in range(0, coords.shape[0], chunk)]).float()
 
     def _code_latents(self, q: np.ndarray, grid: HashGrid) -> bytes:
@@ -328,7 +339,7 @@ class SHACIRAAdapter(INRAdapter):
             raise ValueError("latents beyond +-32767 cannot be stored; lower latent_lr or raise rate_weight")
         candidates = []
         if self.entropy in ("auto", "rans"):
-            per_level = [q[grid.level_slice(l)].reshape(-1) for l in range(grid.levels)]
+            per_level = [q[grid.level_slice(level)].reshape(-1) for level in range(grid.levels)]
             candidates.append(bytes([CODERS["rans"]]) + rans_encode(per_level))
         if self.entropy in ("auto", "brotli") or not candidates:
             candidates.append(bytes([CODERS["brotli"]]) + brotli_encode(q))

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 
 import brotli
 import numpy as np
+
 from sinr_codecs import rans
 from sinr_codecs.errors import StreamError
 
-from sinr_adapters.framework.container import Reader, inflate, write_section
+from ...framework.container import Reader, inflate, write_section
 
 __all__ = ["CODERS", "MAX_LATENT", "brotli_decode", "brotli_encode", "rans_decode", "rans_encode"]
 
@@ -51,14 +52,12 @@ def rans_decode(r: Reader, counts: Sequence[int]) -> list[np.ndarray]:
 def brotli_encode(q: np.ndarray) -> bytes:
     """The integer latents (``|q| <= 32767``) zigzag-coded (:func:`sinr_codecs.rans.zigzag`), as bytes
     (width 1) or two byte planes (width 2), Brotli-coded: ``u8 width | varint length | Brotli``."""
-    u = rans.zigzag(q.reshape(-1))
+    u = np.asarray(rans.zigzag(q.reshape(-1)))
     width = 1 if (u.size == 0 or int(u.max()) < 256) else 2
     if int(u.max(initial=0)) >= 1 << 16:
         raise ValueError("latents beyond +-32767 cannot be stored")
-    if width == 1:
-        raw = u.astype(np.uint8).tobytes()
-    else:
-        raw = u.astype("<u2").view(np.uint8).reshape(-1, 2).T.tobytes()  # byte planes
+    planes = u.astype(np.uint8) if width == 1 else u.astype("<u2").view(np.uint8).reshape(-1, 2).T  # byte planes
+    raw = planes.tobytes()
     blob = brotli.compress(raw, quality=11)
     buf = io.BytesIO()
     buf.write(bytes([width]))
@@ -75,4 +74,4 @@ def brotli_decode(r: Reader, count: int) -> np.ndarray:
     u = b if width == 1 else np.ascontiguousarray(b.reshape(2, count).T).view("<u2").reshape(-1)
     if u.size and int(u.max()) > 2 * MAX_LATENT:
         raise StreamError("a latent is outside +-32767")
-    return rans.unzigzag(u)
+    return np.asarray(rans.unzigzag(u))

@@ -48,7 +48,7 @@ def grid_resolutions(levels: int, base_resolution: int, finest_resolution: int) 
         return [int(base_resolution)]
     b = math.exp((math.log(finest_resolution) - math.log(base_resolution)) / (levels - 1))
     # the small epsilon keeps N_{L-1} == N_max despite rounding in exp/log
-    return [math.floor(base_resolution * b ** l + 1e-6) for l in range(levels)]
+    return [math.floor(base_resolution * b ** level + 1e-6) for level in range(levels)]
 
 
 class HashGrid(nn.Module):
@@ -81,6 +81,9 @@ class HashGrid(nn.Module):
         ``(offsets[-1], features)``.
     """
 
+    _corners: torch.Tensor
+    latents: nn.Parameter
+
     def __init__(self, *, dim: int = 2, levels: int = 16, base_resolution: int = 16, finest_resolution: int = 512,
                  log2_table_size: int = 14, features: int = 1, init_range: float = 1e-4) -> None:
         super().__init__()
@@ -97,7 +100,8 @@ class HashGrid(nn.Module):
         self.resolutions = grid_resolutions(levels, base_resolution, finest_resolution)
         cap = 1 << self.log2_table_size
         self.hashed = [(n + 1) ** self.dim > cap for n in self.resolutions]
-        self.table_sizes = [cap if h else (n + 1) ** self.dim for n, h in zip(self.resolutions, self.hashed)]
+        self.table_sizes = [cap if h else (n + 1) ** self.dim
+                            for n, h in zip(self.resolutions, self.hashed, strict=True)]
         self.offsets = [0]
         for size in self.table_sizes:
             self.offsets.append(self.offsets[-1] + size)

@@ -13,8 +13,7 @@ import math
 import torch
 from torch import nn
 
-from sinr_adapters.framework.quantizers import ste_round
-
+from ...framework.quantizers import ste_round
 from .hashgrid import HashGrid
 
 __all__ = ["LatentDecoder", "LatentPrior", "SHACIRANet"]
@@ -56,6 +55,9 @@ class SHACIRANet(nn.Module):
     :attr:`round_latents` is False (latents decoded from a SINR stream are real numbers).
     """
 
+    grid: HashGrid
+    round_latents: bool
+
     def __init__(self, *, dim: int = 2, levels: int = 16, base_resolution: int = 16, finest_resolution: int = 512,
                  log2_table_size: int = 14, latent_dim: int = 1, feature_dim: int = 1, hidden: int = 16,
                  hidden_layers: int = 2, dim_out: int = 3, latent_init: float = 1.0,
@@ -85,4 +87,5 @@ class SHACIRANet(nn.Module):
     def rate_bits(self, latents: torch.Tensor | None = None) -> torch.Tensor:
         """Estimated bits of the rounded latents under the prior (straight-through to the latents)."""
         t = ste_round(self.grid.latents if latents is None else latents)
-        return sum(self.prior.bits(t[self.grid.level_slice(l)], l) for l in range(self.grid.levels))
+        levels = (self.prior.bits(t[self.grid.level_slice(level)], level) for level in range(self.grid.levels))
+        return sum(levels, torch.zeros((), device=t.device))

@@ -6,9 +6,8 @@ entry point.
 
 from __future__ import annotations
 
-from sinr_adapters.framework import check_adapter
-
 from sinr_adapter_example import FourierMLPAdapter
+from sinr_adapters.framework import check_adapter
 
 
 def test_ffmlp_keeps_the_adapter_protocol():

@@ -16,11 +16,14 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
+
 from sinr_adapters.framework import (
     AdapterSpec,
     INRAdapter,
@@ -30,7 +33,6 @@ from sinr_adapters.framework import (
     image_signal,
     linspace_grid,
 )
-from torch import nn
 
 __all__ = ["FourierMLP", "FourierMLPAdapter"]
 
@@ -42,7 +44,7 @@ class FourierMLP(nn.Module):
         super().__init__()
         self.encoding = PositionalEncoding(2, num_frequencies=frequencies, scale=2.0)
         dims = [self.encoding.out_dim] + [width] * layers + [3]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.encoding(x)
