@@ -169,16 +169,17 @@ def unbrotli_integers(payload: bytes, tensors: Sequence[tuple[int, int]]) -> byt
     return inflate(payload, sum(n * (1 if b <= 8 else 2) for n, b in tensors), "integer section")
 
 
-def rans_integers(ints: Sequence[np.ndarray]) -> bytes:
+def rans_integers(ints: Sequence[np.ndarray], *, offset: int = 0) -> bytes:
     """The integer section's payload as one rANS stream (:func:`sinr_codecs.rans.encode`, one frequency
-    table for the stream) over every stored integer, tensor after tensor."""
-    return rans.encode(np.concatenate([np.asarray(a, dtype=np.int64).reshape(-1) for a in ints]))
+    table for the stream) over every stored integer minus ``offset``, tensor after tensor (``offset``
+    ``2**(bits-1) - 1`` codes the signed integers ``q``)."""
+    return rans.encode(np.concatenate([np.asarray(a, dtype=np.int64).reshape(-1) for a in ints]) - int(offset))
 
 
-def unrans_integers(payload: bytes, tensors: Sequence[tuple[int, int]]) -> bytes:
+def unrans_integers(payload: bytes, tensors: Sequence[tuple[int, int]], *, offset: int = 0) -> bytes:
     """Inverse of :func:`rans_integers` (as :func:`unbrotli_integers`); every integer is checked to lie in its
     tensor's range ``0 .. 2**bits - 2`` (:class:`StreamError` otherwise, or on a corrupt rANS stream)."""
-    values = rans.decode(payload, sum(n for n, _ in tensors), max_alphabet=1 << 16)
+    values = rans.decode(payload, sum(n for n, _ in tensors), max_alphabet=1 << 16) + int(offset)
     out, off = [], 0
     for n, b in tensors:
         v = values[off:off + n]

@@ -22,7 +22,7 @@ import torch
 
 __all__ = ["BASE_FORMAT", "read_base_file", "read_checkpoint", "write_base_file"]
 
-BASE_FORMAT = "sinr_adapters.methods.coinpp.adapter.base/1"
+BASE_FORMAT = "sinr_adapters.coinpp.base/1"
 """The ``format`` of a base-network file (kept when the code moved: files written before still load)."""
 
 

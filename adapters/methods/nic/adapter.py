@@ -17,8 +17,8 @@ SparseCode streams use ``--sinr-entropy``), the other tensors are stored as abov
 
 Stream: the shared records (:mod:`sinr_adapters.framework.records`; flag 2 and the fingerprint of
 ``theta0`` when there is one): per tensor in state_dict order a SINR section or a 5-byte quantizer record
-``<Bf`` (bits, step), then one section holding the rANS stream of every quantized integer (offset to
-unsigned, in tensor order). The signal shape is ``(N, 3)``.
+``<Bf`` (bits, step), then one section holding the rANS stream of every quantized integer (signed, in
+tensor order). The signal shape is ``(N, 3)``.
 """
 
 from __future__ import annotations
@@ -187,11 +187,12 @@ class NICAdapter(FieldAdapter):
         return ("q", self.bits)
 
     def code_integers(self, ints: Sequence[np.ndarray]) -> bytes:
-        """The integers of every tensor in one rANS stream (:func:`~sinr_adapters.framework.records.rans_integers`)."""
-        return records.rans_integers(ints)
+        """The signed integers ``q`` of every tensor in one rANS stream
+        (:func:`~sinr_adapters.framework.records.rans_integers`)."""
+        return records.rans_integers(ints, offset=2 ** (self.bits - 1) - 1)
 
     def decode_integers(self, payload: bytes, tensors: Sequence[tuple[int, int]]) -> bytes:
-        return records.unrans_integers(payload, tensors)
+        return records.unrans_integers(payload, tensors, offset=2 ** (self.bits - 1) - 1)
 
     def check_stream_shape(self, shape: tuple[int, ...], config: Mapping[str, Any]) -> None:
         """A NIC stream holds the colours of ``N`` points, ``(N, 3)``."""
