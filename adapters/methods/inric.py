@@ -60,7 +60,7 @@ from sinr_codecs.errors import StreamError
 from sinr_codecs.sparse import resolve_device
 
 from ..framework import nets, records, training
-from ..framework.checkpoints import LoadReport, check_state_dict, map_state_dict, read_state_dict
+from ..framework.checkpoints import LoadReport, map_state_dict, read_state_dict
 from ..framework.container import MAX_FREQUENCY, config_number
 from ..framework.finetune import CompressionSetup
 from ..framework.grids import linspace_grid
@@ -69,6 +69,7 @@ from ..framework.signals import Signal, image_signal
 from ..framework.spec import AdapterSpec, Context, Option, Prepared
 from ..rate_coding import meta_init
 from ..rate_coding.adaround import adaround
+from ..rate_coding.meta_init import MetaInitialised
 
 __all__ = ["ENTROPY_CODERS", "META_METHODS", "INRICAdapter", "INRICNet", "load_inric_checkpoint"]
 
@@ -113,7 +114,7 @@ class INRICNet(nn.Module):
         return self.net(self.positional_encoding(x))
 
 
-class INRICAdapter(INRAdapter):
+class INRICAdapter(MetaInitialised, INRAdapter):
     """INRIC, end to end (see the module docstring).
 
     Parameters
@@ -234,10 +235,8 @@ class INRICAdapter(INRAdapter):
         self.adaround = bool(adaround)
         self.adaround_steps = int(adaround_steps)
         self.adaround_reg = float(adaround_reg)
-        self._init: dict[str, torch.Tensor] | None = None
-        self._lrs: dict[str, torch.Tensor] | None = None
         if init is not None:
-            self._init = self._check_init(meta_init.read_init(init) if not isinstance(init, Mapping) else dict(init))
+            self._init = self.load_init(init)
             if inner_lrs is None and not isinstance(init, Mapping):
                 inner_lrs = meta_init.read_lrs(init)
         if inner_lrs is not None:
@@ -263,13 +262,10 @@ class INRICAdapter(INRAdapter):
     def with_config(self, config: Mapping[str, Any]) -> INRICAdapter:
         return INRICAdapter(**{**self.encoder_options(), **config}, init=self._init, inner_lrs=self._lrs)
 
-    def build_model(self) -> INRICNet:
-        model = INRICNet(in_features=self.in_features, out_features=self.out_features,
-                         hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
-                         ff_dims=self.ff_dims, encoding_scale=self.encoding_scale, w0=self.w0)
-        if self._init is not None:
-            model.load_state_dict(self._init, strict=True)
-        return model
+    def bare_model(self) -> INRICNet:
+        return INRICNet(in_features=self.in_features, out_features=self.out_features,
+                        hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
+                        ff_dims=self.ff_dims, encoding_scale=self.encoding_scale, w0=self.w0)
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
         """The image on INRIC's grid (:func:`~sinr_adapters.framework.grids.linspace_grid`), values ``2 x - 1``."""
@@ -289,9 +285,6 @@ class INRICAdapter(INRAdapter):
 
     def storage(self, name: str, tensor: torch.Tensor | None) -> tuple[Any, ...]:
         return ("q", self.bits)
-
-    def reference(self) -> dict[str, torch.Tensor] | None:
-        return self._init
 
     # ---- stream checks (decoding) ------------------------------------------------------------------
     def stream_model_size(self, config: Mapping[str, Any]) -> tuple[int, int]:
@@ -376,7 +369,7 @@ class INRICAdapter(INRAdapter):
             tensors = {k: with_rounded[k] if k in with_rounded else setup.tensor(k) for k in setup.names}
             return torch.func.functional_call(setup_model, tensors, (signal.coords,))
 
-        setup_model = self._functional_model(setup)
+        setup_model = self.bare_model().to(setup.device)  # its own parameters are never used
         res = adaround(soft_forward, {k: setup.trainable[k].detach() for k in names},
                        {k: int(setup.specs[k][1]) for k in names}, signal.values, steps=self.adaround_steps,
                        reg=self.adaround_reg)
@@ -393,12 +386,6 @@ class INRICAdapter(INRAdapter):
 
     _margin = 0.05  # of a step: how far inside its rounding cell a moved value lands
 
-    def _functional_model(self, setup: CompressionSetup) -> nn.Module:
-        """A network of this architecture on the setup's device (its own parameters are never used)."""
-        return INRICNet(in_features=self.in_features, out_features=self.out_features,
-                        hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
-                        ff_dims=self.ff_dims, encoding_scale=self.encoding_scale, w0=self.w0).to(setup.device)
-
     def code_integers(self, ints: Sequence[np.ndarray]) -> bytes:
         """The integer section: one rANS stream over every stored integer, tensor after tensor
         (:func:`~sinr_adapters.framework.records.rans_integers`), or Brotli (``entropy``)."""
@@ -411,11 +398,6 @@ class INRICAdapter(INRAdapter):
         return records.unbrotli_integers(payload, tensors)
 
     # ---- meta-learned initialisation ---------------------------------------------------------------
-    @property
-    def init(self) -> dict[str, torch.Tensor] | None:
-        """``theta0`` (a copy), or ``None``."""
-        return None if self._init is None else {k: v.clone() for k, v in self._init.items()}
-
     @property
     def inner_lrs(self) -> dict[str, torch.Tensor] | None:
         """Meta-SGD's learning rates (a copy; name -> ``(steps, *shape)``), or ``None``."""
@@ -433,34 +415,6 @@ class INRICAdapter(INRAdapter):
         if not all(bool(torch.isfinite(v).all()) for v in lrs.values()):
             raise ValueError("inner_lrs must be finite")
         return lrs
-
-    def _check_init(self, sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        def net() -> INRICNet:
-            return INRICNet(in_features=self.in_features, out_features=self.out_features,
-                            hidden_features=self.hidden_features, hidden_layers=self.hidden_layers,
-                            ff_dims=self.ff_dims, encoding_scale=self.encoding_scale, w0=self.w0)
-
-        with torch.device("meta"):  # refuse an init of another shape before allocating the network
-            check_state_dict(net().state_dict(), sd, strict=True, what="INRIC initialisation")
-        model = net()
-        map_state_dict(model, sd, strict=True, what="INRIC initialisation")
-        return {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
-
-    def save_init(self, path: str | os.PathLike[str]) -> None:
-        """Write ``theta0`` and the configuration to an ``.npz`` (no pickle)."""
-        if self._init is None:
-            raise ValueError("this adapter has no meta-learned initialisation to save")
-        meta_init.save_init(path, self._init, self.config(), self._lrs)
-
-    @classmethod
-    def from_init_file(cls, path: str | os.PathLike[str]) -> INRICAdapter:
-        """The adapter (configuration and ``theta0``) saved by :meth:`save_init`."""
-        return cls(**meta_init.read_init_config(path, "INRICAdapter.save_init"), init=path)
-
-    @classmethod
-    def from_shared_file(cls, path: str | os.PathLike[str]) -> INRICAdapter:
-        """:meth:`from_init_file` (the file the harness's preparation saves)."""
-        return cls.from_init_file(path)
 
     def meta_learn(self, images: Sequence[np.ndarray], *, outer_steps: int = 200, method: str = "meta-sgd",
                    inner_steps: int | None = None, inner_lr: float | None = None, outer_lr: float | None = None,
@@ -541,7 +495,6 @@ def load_inric_checkpoint(source: str | os.PathLike[str] | Mapping[str, torch.Te
     adapter = INRICAdapter(hidden_features=width, hidden_layers=n - 2, ff_dims=ff_dims,
                            encoding_scale=encoding_scale, w0=w0, in_features=in_features,
                            out_features=last.shape[0], bits=bits, init=init)
-    model = INRICNet(in_features=in_features, out_features=last.shape[0], hidden_features=width,
-                     hidden_layers=n - 2, ff_dims=ff_dims, encoding_scale=encoding_scale, w0=w0)
+    model = adapter.bare_model()
     report = map_state_dict(model, sd, strict=strict, what="INRIC")
     return adapter, model, report

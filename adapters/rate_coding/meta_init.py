@@ -1,8 +1,9 @@
 """A meta-learned initialisation ``theta0``: its ``.npz`` file and its training (Reptile or Meta-SGD).
 
-Adapters that store ``theta - theta0`` (INRIC, NIC) keep ``theta0`` as a state_dict; these functions
-write it with the adapter's configuration (and, for Meta-SGD, its learned inner-loop learning rates) to
-an ``.npz`` (no pickle), read it back, and learn it:
+Adapters that store ``theta - theta0`` (INRIC, NIC) keep ``theta0`` as a state_dict and share what they
+do with it through :class:`MetaInitialised` (checking, loading, saving and reading it back); these
+functions write it with the adapter's configuration (and, for Meta-SGD, its learned inner-loop learning
+rates) to an ``.npz`` (no pickle), read it back, and learn it:
 
 - :func:`reptile`: first-order meta-learning (Nichol et al. 2018); NIC's initialisation;
 - :func:`meta_sgd`: MAML (Finn et al. 2017) with a learned learning rate per parameter and inner step
@@ -15,15 +16,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, Self, cast
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..framework import training
+from ..framework.checkpoints import check_state_dict, map_state_dict
 
-__all__ = ["inner_loop", "meta_sgd", "read_init", "read_init_config", "read_lrs", "reptile", "save_init"]
+__all__ = ["MetaInitialised", "inner_loop", "meta_sgd", "read_init", "read_init_config", "read_lrs", "reptile",
+           "save_init"]
 
 CONFIG_KEY = "__config__"
 """The ``.npz`` entry holding the adapter's configuration (UTF-8 JSON as ``uint8``)."""
@@ -182,3 +185,72 @@ def meta_sgd(make_model: Callable[[], nn.Module], signals: Sequence[Any],
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state.update({k: v.detach().cpu() for k, v in theta.items()})
     return state, {k: v.detach().cpu() for k, v in lrs.items()}
+
+
+class _Configured(Protocol):
+    _init: dict[str, torch.Tensor] | None
+    _lrs: dict[str, torch.Tensor] | None
+
+    def config(self) -> dict[str, Any]: ...
+
+
+class MetaInitialised:
+    """What an adapter whose stored values are ``theta - theta0`` does with its meta-learned ``theta0``.
+
+    Mixed in before :class:`~sinr_adapters.framework.inr.INRAdapter` (INRIC, NIC); the adapter defines
+    :meth:`bare_model` (a network of its architecture, ``theta0`` not loaded) and its ``config()``, and its
+    constructor takes ``init`` (a state_dict or a file of :meth:`save_init`). ``theta0`` is the adapter's
+    reference (streams hold its fingerprint) and the start of every fit.
+    """
+
+    _init: dict[str, torch.Tensor] | None = None
+    _lrs: dict[str, torch.Tensor] | None = None
+
+    def bare_model(self) -> nn.Module:
+        """A freshly initialised network of this adapter's architecture (``theta0`` not loaded)."""
+        raise NotImplementedError
+
+    def load_init(self, init: Mapping[str, torch.Tensor] | str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+        """``init`` (a state_dict, or the ``.npz`` of :meth:`save_init`) as CPU float32 tensors, refused
+        (``ValueError``) unless it holds exactly the tensors of :meth:`bare_model`; a network of another shape
+        is refused before one of this architecture is allocated."""
+        sd = read_init(init) if not isinstance(init, Mapping) else dict(init)
+        what = f"{type(self).__name__} initialisation"
+        with torch.device("meta"):
+            check_state_dict(self.bare_model().state_dict(), sd, strict=True, what=what)
+        model = self.bare_model()
+        map_state_dict(model, sd, strict=True, what=what)
+        return {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
+
+    def build_model(self) -> nn.Module:
+        """:meth:`bare_model` starting at ``theta0`` (when there is one)."""
+        model = self.bare_model()
+        if self._init is not None:
+            model.load_state_dict(self._init, strict=True)
+        return model
+
+    def reference(self) -> dict[str, torch.Tensor] | None:
+        """``theta0``: what the stored values are relative to."""
+        return self._init
+
+    @property
+    def init(self) -> dict[str, torch.Tensor] | None:
+        """``theta0`` (a copy), or ``None``."""
+        return None if self._init is None else {k: v.clone() for k, v in self._init.items()}
+
+    def save_init(self: _Configured, path: str | os.PathLike[str]) -> None:
+        """Write ``theta0``, the configuration and any learned inner-loop rates to an ``.npz`` (no pickle)."""
+        if self._init is None:
+            raise ValueError("this adapter has no meta-learned initialisation to save")
+        save_init(path, self._init, self.config(), self._lrs)
+
+    @classmethod
+    def from_init_file(cls, path: str | os.PathLike[str]) -> Self:
+        """The adapter (configuration and ``theta0``) saved by :meth:`save_init`."""
+        config = read_init_config(path, f"{cls.__name__}.save_init")
+        return cast(Self, cast(Any, cls)(**config, init=path))
+
+    @classmethod
+    def from_shared_file(cls, path: str | os.PathLike[str]) -> Self:
+        """:meth:`from_init_file` (the file the harness's preparation saves)."""
+        return cls.from_init_file(path)

@@ -91,8 +91,8 @@ class AudioAdapter(FieldAdapter):
     Examples
     --------
     >>> a = AudioAdapter(width=8, layers=3)
-    >>> a.sinr_tensor_names(a.build_model())
-    ['net.1.linear.weight', 'net.2.linear.weight']
+    >>> [a.storage(k, None) for k in ("net.0.linear.weight", "net.1.linear.weight", "last.linear.bias")]
+    [('f',), ('q', 16), ('h',)]
     """
 
     name: ClassVar[str] = "audio"

@@ -35,12 +35,12 @@ from sinr_codecs.errors import StreamError
 from sinr_codecs.sparse import resolve_device
 
 from ...framework import records
-from ...framework.checkpoints import check_state_dict, map_state_dict
 from ...framework.fields import FieldAdapter
 from ...framework.nets import Siren
 from ...framework.signals import Signal
 from ...framework.spec import AdapterSpec, Context, Metric, Option, Prepared, RateUnit, SignalSource
 from ...rate_coding import meta_init
+from ...rate_coding.meta_init import MetaInitialised
 from .pointclouds import CLOUDS, HELD_OUT_CLOUDS, Cloud, load_cloud
 
 __all__ = ["NICAdapter", "YUV_WEIGHTS", "rgb_to_yuv", "y_psnr"]
@@ -69,7 +69,7 @@ def y_psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
     return math.inf if err == 0 else -10.0 * math.log10(err)
 
 
-class NICAdapter(FieldAdapter):
+class NICAdapter(MetaInitialised, FieldAdapter):
     """NIC for point-cloud colours, end to end (see the module docstring).
 
     Parameters
@@ -89,14 +89,11 @@ class NICAdapter(FieldAdapter):
     Examples
     --------
     >>> a = NICAdapter(width=8, layers=3)
-    >>> a.sinr_tensor_names(a.build_model())
-    ['net.1.linear.weight', 'net.2.linear.weight']
+    >>> a.storage("net.0.linear.weight", None), a.reference() is None
+    (('q', 8), True)
     """
 
     name: ClassVar[str] = "nic"
-    default_lr: ClassVar[float] = 1e-3
-    default_finetune_lr: ClassVar[float] = 1e-5
-    default_sinr_lr: ClassVar[float] = 1e-3
     dim_in: ClassVar[int] = 3
     dim_out: ClassVar[int] = 3
     frequency_keys: ClassVar[tuple[str, ...]] = ("w0", "w0_initial")
@@ -131,14 +128,8 @@ class NICAdapter(FieldAdapter):
                  bits: int = 8, init: Mapping[str, torch.Tensor] | str | os.PathLike[str] | None = None) -> None:
         super().__init__(width=width, layers=layers, bits=bits)
         self.w0, self.w0_initial = self.check_frequency("w0", w0), self.check_frequency("w0_initial", w0_initial)
-        self._init: dict[str, torch.Tensor] | None = None
         if init is not None:
-            sd = meta_init.read_init(init) if not isinstance(init, Mapping) else dict(init)
-            with torch.device("meta"):  # refuse an init of another shape before allocating the network
-                check_state_dict(self._bare_model().state_dict(), sd, strict=True, what="NIC initialisation")
-            model = self._bare_model()
-            map_state_dict(model, sd, strict=True, what="NIC initialisation")
-            self._init = {k: v.detach().to("cpu", torch.float32).clone() for k, v in model.state_dict().items()}
+            self._init = self.load_init(init)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -151,17 +142,8 @@ class NICAdapter(FieldAdapter):
     def with_config(self, config: Mapping[str, Any]) -> NICAdapter:
         return NICAdapter(**config, init=self._init)
 
-    def _bare_model(self) -> Siren:
+    def bare_model(self) -> Siren:
         return Siren(dim_in=3, dim_out=3, width=self.width, layers=self.layers, w0=self.w0, w0_initial=self.w0_initial)
-
-    def build_model(self) -> Siren:
-        model = self._bare_model()
-        if self._init is not None:
-            model.load_state_dict(self._init, strict=True)
-        return model
-
-    def reference(self) -> dict[str, torch.Tensor] | None:
-        return self._init
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``sum_c w_c * mean((YUV(prediction)_c - YUV(target)_c)^2)`` with :data:`YUV_WEIGHTS`."""
@@ -212,27 +194,6 @@ class NICAdapter(FieldAdapter):
         return self.predict(dec.model, pos).cpu().numpy()
 
     # ---- meta-learned initialisation ---------------------------------------------------------------
-    @property
-    def init(self) -> dict[str, torch.Tensor] | None:
-        """``theta0`` (a copy), or ``None``."""
-        return None if self._init is None else {k: v.clone() for k, v in self._init.items()}
-
-    def save_init(self, path: str | os.PathLike[str]) -> None:
-        """Write ``theta0`` and the configuration to an ``.npz`` (no pickle)."""
-        if self._init is None:
-            raise ValueError("this adapter has no meta-learned initialisation to save")
-        meta_init.save_init(path, self._init, self.config())
-
-    @classmethod
-    def from_init_file(cls, path: str | os.PathLike[str]) -> NICAdapter:
-        """The adapter (configuration and ``theta0``) saved by :meth:`save_init`."""
-        return cls(**meta_init.read_init_config(path, "NICAdapter.save_init"), init=path)
-
-    @classmethod
-    def from_shared_file(cls, path: str | os.PathLike[str]) -> NICAdapter:
-        """:meth:`from_init_file` (the file the harness's preparation saves)."""
-        return cls.from_init_file(path)
-
     def meta_learn(self, clouds: Sequence[Cloud], *, outer_steps: int = 100, inner_steps: int = 8,
                    inner_lr: float = 1e-3, outer_lr: float = 0.1, device: str = "auto", seed: int = 0,
                    progress: bool | None = None) -> NICAdapter:
@@ -246,7 +207,7 @@ class NICAdapter(FieldAdapter):
             raise ValueError("meta_learn needs at least one cloud")
         dev = resolve_device(device)
         signals = [self.signal_from(c).to(dev) for c in clouds]
-        theta0 = meta_init.reptile(self._bare_model, signals, self.loss, outer_steps=outer_steps,
+        theta0 = meta_init.reptile(self.bare_model, signals, self.loss, outer_steps=outer_steps,
                                    inner_steps=inner_steps, inner_lr=inner_lr, outer_lr=outer_lr, device=dev,
                                    seed=seed, desc="nic meta-learn", progress=progress)
         return NICAdapter(**self.config(), init=theta0)
