@@ -35,7 +35,7 @@ from .checkpoints import LoadReport, map_state_dict, read_state_dict
 from .container import MAX_FREQUENCY, Reader, config_number, write_section, write_varint
 from .fields import FieldAdapter
 from .finetune import CompressionSetup
-from .grids import linspace_grid, pixel_grid, unit_grid
+from .grids import grid_of, linspace_grid, pixel_grid, unit_grid
 from .images import load_image
 from .inr import INRAdapter
 from .metrics import psnr, psnr_8bit
@@ -85,6 +85,7 @@ __all__ = [
     "fake_half",
     "fake_uniform",
     "fit",
+    "grid_of",
     "image_array",
     "image_signal",
     "linspace_grid",

@@ -10,9 +10,11 @@ convention of its own keeps it, e.g. :func:`sinr_adapters.methods.coin.coin_grid
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 
-__all__ = ["linspace_grid", "pixel_grid", "unit_grid"]
+__all__ = ["grid_of", "linspace_grid", "pixel_grid", "unit_grid"]
 
 
 def linspace_grid(*sizes: int) -> torch.Tensor:
@@ -34,3 +36,35 @@ def pixel_grid(height: int, width: int) -> torch.Tensor:
     rows, cols = torch.meshgrid(torch.arange(height, dtype=torch.float32),
                                 torch.arange(width, dtype=torch.float32), indexing="ij")
     return torch.stack((rows, cols), dim=-1).reshape(-1, 2)
+
+
+def grid_of(grid: Callable[..., torch.Tensor], shape: Sequence[int], *, axes: int, method: str) -> torch.Tensor:
+    """``grid(*shape)`` for a method that renders ``axes``-D signals, e.g. in an adapter's ``coordinates``.
+
+    Parameters
+    ----------
+    grid : callable
+        One of this module's grids (or a method's own), called with the sizes of ``shape``.
+    shape : sequence of int
+        The grid shape asked for.
+    axes : int
+        How many axes the method renders.
+    method : str
+        The method's name, for the error.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(prod(shape), axes)``.
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` does not have ``axes`` axes.
+
+    >>> grid_of(linspace_grid, (2, 3), axes=2, method="coin").shape
+    torch.Size([6, 2])
+    """
+    if len(shape) != axes:
+        raise ValueError(f"{method} renders {axes}-D signals, got grid shape {tuple(shape)}")
+    return grid(*(int(n) for n in shape))

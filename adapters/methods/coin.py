@@ -34,6 +34,7 @@ from sinr_codecs.errors import StreamError
 from ..framework import nets
 from ..framework.checkpoints import LoadReport, map_state_dict, read_state_dict
 from ..framework.container import MAX_FREQUENCY, config_number
+from ..framework.grids import grid_of
 from ..framework.inr import INRAdapter
 from ..framework.signals import Signal, image_signal
 from ..framework.spec import AdapterSpec, Option
@@ -181,9 +182,7 @@ class COINAdapter(INRAdapter):
         return image_signal(image, channels=self.dim_out, grid=coin_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
-        if len(shape) != 2:
-            raise ValueError(f"COIN renders 2-D images, got grid shape {tuple(shape)}")
-        return coin_grid(int(shape[0]), int(shape[1]))
+        return grid_of(coin_grid, shape, axes=2, method="COIN")
 
     def sinr_tensor_names(self, model: nn.Module | None) -> list[str]:
         return [f"net.{i}.linear.weight" for i in range(1, self.layers)]

@@ -63,7 +63,7 @@ from ..framework import nets, records, training
 from ..framework.checkpoints import LoadReport, map_state_dict, read_state_dict
 from ..framework.container import MAX_FREQUENCY, config_number
 from ..framework.finetune import CompressionSetup
-from ..framework.grids import linspace_grid
+from ..framework.grids import grid_of, linspace_grid
 from ..framework.inr import INRAdapter
 from ..framework.signals import Signal, image_signal
 from ..framework.spec import AdapterSpec, Context, Option, Prepared
@@ -273,9 +273,7 @@ class INRICAdapter(MetaInitialised, INRAdapter):
                             name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
-        if len(shape) != self.in_features:
-            raise ValueError(f"grid shape {tuple(shape)} does not have {self.in_features} axes")
-        return linspace_grid(*shape)
+        return grid_of(linspace_grid, shape, axes=self.in_features, method="INRIC")
 
     def values_to_unit(self, values: torch.Tensor) -> torch.Tensor:
         return values / 2.0 + 0.5

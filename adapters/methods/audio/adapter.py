@@ -33,7 +33,7 @@ from sinr_codecs.errors import StreamError
 
 from ...framework.container import MAX_FREQUENCY
 from ...framework.fields import FieldAdapter
-from ...framework.grids import linspace_grid
+from ...framework.grids import grid_of, linspace_grid
 from ...framework.nets import Siren
 from ...framework.signals import Signal
 from ...framework.spec import AdapterSpec, Metric, Option, RateUnit, SignalSource
@@ -147,9 +147,7 @@ class AudioAdapter(FieldAdapter):
                       reference=values.numpy().copy())
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
-        if len(shape) != 1:
-            raise ValueError(f"audio renders 1-D signals, got grid shape {tuple(shape)}")
-        return linspace_grid(int(shape[0]))
+        return grid_of(linspace_grid, shape, axes=1, method="audio")
 
     def values_to_unit(self, values: torch.Tensor) -> torch.Tensor:
         return values / 2.0 + 0.5

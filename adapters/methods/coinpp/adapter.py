@@ -63,7 +63,7 @@ from sinr_codecs.sparse import resolve_device
 from ...framework import container
 from ...framework.checkpoints import LoadReport, map_state_dict
 from ...framework.container import MAX_FREQUENCY, Reader, config_number, fingerprint, inflate, write_section
-from ...framework.grids import pixel_grid
+from ...framework.grids import grid_of, pixel_grid
 from ...framework.inr import INRAdapter
 from ...framework.protocol import Decoded
 from ...framework.records import sparse_tensor_from_bytes
@@ -260,9 +260,7 @@ class COINppAdapter(INRAdapter):
         return image_signal(image, channels=self.dim_out, grid=pixel_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
-        if len(shape) != 2:
-            raise ValueError(f"COIN++ renders 2-D images, got grid shape {tuple(shape)}")
-        return pixel_grid(int(shape[0]), int(shape[1]))
+        return grid_of(pixel_grid, shape, axes=2, method="COIN++")
 
     def tensor_names(self, model: nn.Module) -> list[str]:
         """The stored tensors: the latent matrix only (the base network is shared beforehand)."""

@@ -51,7 +51,7 @@ from sinr_codecs.sparse import resolve_device
 
 from ...framework import container, metrics, training
 from ...framework.container import Reader, config_number, inflate, write_section
-from ...framework.grids import unit_grid
+from ...framework.grids import grid_of, unit_grid
 from ...framework.inr import INRAdapter
 from ...framework.protocol import Decoded
 from ...framework.quantizers import ste_round
@@ -195,9 +195,7 @@ class SHACIRAAdapter(INRAdapter):
         return image_signal(image, channels=self.dim_out, grid=unit_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
-        if len(shape) != 2:
-            raise ValueError(f"SHACIRA renders 2-D images here, got grid shape {tuple(shape)}")
-        return unit_grid(int(shape[0]), int(shape[1]))
+        return grid_of(unit_grid, shape, axes=2, method="SHACIRA")
 
     def tensor_names(self, model: nn.Module) -> list[str]:
         """The stored tensors in stream order (the prior is a training device and is not stored)."""

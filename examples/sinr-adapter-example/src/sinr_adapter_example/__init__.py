@@ -30,6 +30,7 @@ from sinr_adapters.framework import (
     Option,
     PositionalEncoding,
     Signal,
+    grid_of,
     image_signal,
     linspace_grid,
 )
@@ -100,7 +101,7 @@ class FourierMLPAdapter(INRAdapter):
         return image_signal(image, channels=3, grid=linspace_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
-        return linspace_grid(*shape)
+        return grid_of(linspace_grid, shape, axes=2, method="ffmlp")
 
     def sinr_tensor_names(self, model: nn.Module | None) -> list[str]:
         return [f"layers.{i}.weight" for i in range(1, self.layers)]
