@@ -9,7 +9,7 @@ siren``, the default: rows = neurons, as the adapters code them) or i.i.d. Gauss
 
 A *family* varies one knob over a sweep of sparsities (the rate knob); its curve is the Pareto front of
 (bits/weight, SNR), and the figure reported is the **bits per weight the family needs at 20, 30 and 40 dB**
-(log-linear interpolation on the front, as in :mod:`sinr_adapters.rd`; ``null`` outside its range).
+(log-linear interpolation on the front, as in :mod:`sinr_adapters.harness.rd`; ``null`` outside its range).
 The peer measured in the same run is per-tensor uniform quantization + Brotli at 3–12 bits.
 
 No fine-tuning happens here: this is the codec alone. The INR-level effect (with fine-tuning) is the
@@ -45,8 +45,8 @@ BASE = {"value_bits": 8, "dictionary_ratio": 8.0, "index_coding": "delta", "entr
 
 def siren_weights(image: str, size: int, width: int, layers: int, steps: int, seed: int) -> list[np.ndarray]:
     """Hidden-to-hidden weight matrices ``(width, width)`` of a COIN SIREN fitted to a bundled image."""
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.methods.coin import COINAdapter
 
     adapter = COINAdapter(width=width, layers=layers)
     signal = adapter.signal_from_image(load_image(image, size), name=image)
@@ -117,7 +117,7 @@ def families(quick: bool) -> dict[str, dict[str, Any]]:
 
 
 def needed_bits(points: Sequence[dict[str, Any]]) -> dict[str, float | None]:
-    from sinr_adapters.rd import pareto_front, rate_at
+    from sinr_adapters.harness.rd import pareto_front, rate_at
 
     front = pareto_front((p["bits_per_weight"], p["snr_db"]) for p in points)
     return {f"{t:g}dB": (None if (r := rate_at(front, t)) is None else round(r, 3)) for t in TARGETS_DB}

@@ -78,7 +78,7 @@ def compare(a: np.ndarray, repeat: int) -> dict:
     b_dec_ms, back = _best_ms(lambda: entropy.decompress(blob, entropy.BACKENDS["brotli"], a.dtype, n), repeat)
     assert np.array_equal(back, a)
     r_enc_ms, data = _best_ms(lambda: rans.encode(sym), repeat)
-    r_dec_ms, back = _best_ms(lambda: rans.decode(data, n), repeat)
+    r_dec_ms, back = _best_ms(lambda data=data, n=n: rans.decode(data, n), repeat)
     assert np.array_equal(back, sym)
     return {"n": n, "distinct": int(np.unique(sym).size), "entropy_bps": round(rans.cost_bits(sym) / n, 4),
             "brotli_bps": round(8 * len(blob) / n, 4), "rans_bps": round(8 * len(data) / n, 4),
@@ -153,16 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_speed:
         for n in (10**6, 10**7):
             a = np.rint(np.random.default_rng(1).laplace(0, 20, n)).astype(np.int64)
-            enc_ms, data = _best_ms(lambda: rans.encode(a), 1 if n > 10**6 else args.repeat)
-            dec_ms, back = _best_ms(lambda: rans.decode(data, n), 1 if n > 10**6 else args.repeat)
+            enc_ms, data = _best_ms(lambda a=a: rans.encode(a), 1 if n > 10**6 else args.repeat)
+            dec_ms, back = _best_ms(lambda data=data, n=n: rans.decode(data, n), 1 if n > 10**6 else args.repeat)
             assert np.array_equal(back, a)
             row = {"speed": "laplace(0, 20)", "n": n, "rans_mode": _mode(data),
                    "entropy_bps": round(rans.cost_bits(a) / n, 4), "rans_bps": round(8 * len(data) / n, 4),
                    "rans_enc_ms": round(enc_ms, 1), "rans_dec_ms": round(dec_ms, 1)}
             if n <= 10**6:  # Brotli q11 on 10**7 symbols takes minutes
                 a16 = a.astype(np.int16)
-                b_enc_ms, blob = _best_ms(lambda: entropy.compress(a16, entropy.BACKENDS["brotli"]), 1)
-                b_dec_ms, _ = _best_ms(lambda: entropy.decompress(blob, 1, a16.dtype, n), 1)
+                b_enc_ms, blob = _best_ms(lambda a16=a16: entropy.compress(a16, entropy.BACKENDS["brotli"]), 1)
+                b_dec_ms, _ = _best_ms(lambda blob=blob, a16=a16, n=n: entropy.decompress(blob, 1, a16.dtype, n), 1)
                 row.update(brotli_bps=round(8 * len(blob) / n, 4), brotli_enc_ms=round(b_enc_ms, 1),
                            brotli_dec_ms=round(b_dec_ms, 1))
             print(json.dumps({**row, "machine": machine}), flush=True)

@@ -100,8 +100,8 @@ def gaussian_sections(sizes: Sequence[int], k1: int = 128, ratio: float = 8.0, s
 
 def siren_sections(steps: int, width: int = 128, size: int = 64) -> list[dict]:
     """Sections of a COIN SIREN fitted to the bundled astronaut image (hidden matrices SINR-coded)."""
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.methods.coin import COINAdapter
 
     adapter = COINAdapter(width=width, layers=3)
     signal = adapter.signal_from_image(load_image("astronaut", size), name="astronaut")
@@ -217,8 +217,8 @@ def measure(a: np.ndarray, repeat: int) -> dict:
                      "enc_sym_s": round(n / enc_s), "dec_sym_s": round(n / dec_s)}
 
     for name, backend in (("rans", 2), ("brotli", 1)):
-        enc_s, blob = _best(lambda: entropy.compress(a, backend), repeat)
-        dec_s, back = _best(lambda: entropy.decompress(blob, backend, a.dtype, n), repeat)
+        enc_s, blob = _best(lambda backend=backend: entropy.compress(a, backend), repeat)
+        dec_s, back = _best(lambda blob=blob, backend=backend: entropy.decompress(blob, backend, a.dtype, n), repeat)
         assert np.array_equal(back, a), name
         put(name, len(blob), enc_s, dec_s)
 
@@ -252,7 +252,7 @@ def measure(a: np.ndarray, repeat: int) -> dict:
                 return c.get_compressed()
 
             enc_s, words = _best(enc, repeat)
-            dec_s, back = _best(lambda: constriction.stream.stack.AnsCoder(words).decode(m, n), repeat)
+            dec_s, back = _best(lambda words=words, m=m: constriction.stream.stack.AnsCoder(words).decode(m, n), repeat)
             assert np.array_equal(back, x), family
             put(f"cx_{family}", head + 4 * words.size, enc_s, dec_s)
     return row
@@ -285,7 +285,8 @@ def _has(dist: str) -> bool:
 def markdown(rows: list[dict]) -> str:
     """A bits/symbol table (and rANS vs constriction speed) of the results."""
     coders = ("rans", "brotli", "cx_table", "cx_laplace", "cx_gaussian")
-    lines = ["| source | section | n | entropy | " + " | ".join(coders) + " | rANS enc/dec Msym/s | cx_table enc/dec Msym/s |",
+    lines = ["| source | section | n | entropy | " + " | ".join(coders)
+             + " | rANS enc/dec Msym/s | cx_table enc/dec Msym/s |",
              "|---|---|---|---|" + "---|" * len(coders) + "---|---|"]
     for r in rows:
         cells = [f"{r[c]['bps']:.3f}" if c in r else "-" for c in coders]

@@ -20,9 +20,9 @@ import torch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from sinr_adapters.base import SINROptions
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.sinr_options import SINROptions
+    from sinr_adapters.methods.coin import COINAdapter
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", default="astronaut,coffee,chelsea")

@@ -15,7 +15,7 @@ The curves of one method ``M`` (labels as ``sinr evaluate`` writes them):
 - ``bit search | rate-aware``: the fair baseline, the bit search and ``rate-aware`` pooled.
 
 Anchors are reduced to their upper convex hull in log-rate, tests to their Pareto front
-(:func:`sinr_adapters.rd.bd_rate`). Prints JSON: per signal the points of every curve and the BD-rates.
+(:func:`sinr_adapters.harness.rd.bd_rate`). Prints JSON: per signal the points of every curve and the BD-rates.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sinr_adapters import rd
+from sinr_adapters.harness import rd
 
 COMPARISONS = (
     ("rate-aware+SINR", "bit search | rate-aware"),
@@ -50,14 +50,14 @@ def load_points(paths: Sequence[str]) -> list[dict[str, Any]]:
         for i in range(len(cols["label"])):
             point = cols["extra"][i].get("point", "")
             bits = cols["config"][i].get("bits")
-            out.append({"method": cols["method"][i], "label": cols["label"][i], "image": cols["image"][i],
+            out.append({"method": cols["method"][i], "label": cols["label"][i], "signal": cols["signal"][i],
                         "point": point, "bits": bits, "bpp": cols["bpp"][i], "psnr": cols["psnr"][i]})
     return out
 
 
 def curves(points: Sequence[dict[str, Any]], method: str, image: str, published_bits: int) -> dict[str, list]:
     """The named curves of ``method`` on ``image`` (see the module docstring)."""
-    mine = [p for p in points if p["method"] == method and p["image"] == image]
+    mine = [p for p in points if p["method"] == method and p["signal"] == image]
 
     def of(label: str, cond=lambda p: True) -> list[tuple[float, float]]:
         return [(p["bpp"], p["psnr"]) for p in mine if p["label"] == label and cond(p)]
@@ -76,7 +76,7 @@ def report(points: Sequence[dict[str, Any]], published_bits: int) -> dict[str, A
     no quality overlap)."""
     out: dict[str, Any] = {}
     for method in sorted({p["method"] for p in points}):
-        for image in sorted({p["image"] for p in points if p["method"] == method}):
+        for image in sorted({p["signal"] for p in points if p["method"] == method}):
             c = curves(points, method, image, published_bits)
             bd = {}
             for test, anchor in COMPARISONS:

@@ -5,7 +5,7 @@ own subprocess under an address-space cap (``--cap-gib``, default 4), so an inpu
 gigabytes ends in ``MemoryError`` instead of exhausting the machine. Run it against any installed
 sinr-codecs (or another checkout on ``PYTHONPATH``) to compare releases::
 
-    python benchmarks/hostile_inputs.py            # prints {"case": ..., "outcome": ..., "seconds": ..., "peak_mib": ...}
+    python benchmarks/hostile_inputs.py   # prints {"case": ..., "outcome": ..., "seconds": ..., "peak_mib": ...}
 """
 
 from __future__ import annotations

@@ -287,8 +287,8 @@ def run_coder(coder: Coder, model: dict[str, np.ndarray], device: str, lossy: Ca
     enc_s, dec_s, size, err2, ref2 = 0.0, 0.0, 0, 0.0, 0.0
     per_tensor = []
     for name, a in model.items():
-        payload, te = _timed(lambda: coder.encode(name, a), device)
-        back, td = _timed(lambda: coder.decode(name, payload), "cpu")
+        payload, te = _timed(lambda name=name, a=a: coder.encode(name, a), device)
+        back, td = _timed(lambda name=name, payload=payload: coder.decode(name, payload), "cpu")
         if back.shape != a.shape:
             raise RuntimeError(f"{coder.name}: {name} decoded to shape {back.shape}, expected {a.shape}")
         nbytes = coder.size(payload)
@@ -327,9 +327,9 @@ def compare_layouts(sparsities: Sequence[float] = (0.2, 0.25, 0.3), device: str 
         for sp in sparsities:
             layout = dict(layout="rows") if block == w.shape[1] else dict(layout="blocks", block_size=block)
             # what SINR(sparsity=sp, dictionary_size=k2, value_bits=8, ...).encode does, timed in two parts
-            code, t_fit = _timed(lambda: SparseCode.fit(w, sparsity=sp, dictionary_size=k2, device=device,
-                                                        **layout), device)
-            data, t_write = _timed(lambda: code.to_bytes(value_bits=8), "cpu")
+            code, t_fit = _timed(lambda sp=sp, k2=k2, layout=layout: SparseCode.fit(w, sparsity=sp, dictionary_size=k2,
+                                                                                     device=device, **layout), device)
+            data, t_write = _timed(lambda code=code: code.to_bytes(value_bits=8), "cpu")
             back = SparseCode.from_bytes(data).decode()
             err = float(np.linalg.norm(back - w) / np.linalg.norm(w))
             row = {"block": block, "k2": k2, "sparsity": sp, "bits_per_weight": round(len(data) * 8 / w.size, 4),

@@ -126,7 +126,7 @@ def run_case(
     )
     idx = res.indices[:sk_n].cpu().numpy()
     ours = [frozenset(int(v) for v in row if v >= 0) for row in idx]
-    agree = sum(o == r for o, r in zip(ours, sk_supports)) / sk_n
+    agree = sum(o == r for o, r in zip(ours, sk_supports, strict=True)) / sk_n
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
         "case": [k1, k2, s],

@@ -1,13 +1,13 @@
 """Rate-aware compression of COIN against COIN as published and its bit-searched QAT baseline (prints JSON).
 
 Per image and width, one network is fitted (and one more from the seeded initialisation of
-:func:`sinr_adapters.rate_aware.seeded_init`); every path starts from a copy of it with the same number
+:func:`sinr_adapters.rate_coding.rate_aware.seeded_init`); every path starts from a copy of it with the same number
 of fine-tuning steps:
 
 - ``coin``: COIN as published (float16, no fine-tuning);
 - ``qat``: the hidden matrices as ``bits``-bit uniform integers (Brotli), quantization-aware fine-tuned,
   one rate point per ``--bits`` value (the bit-searched baseline);
-- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` without SINR, one point per ``--lams`` value,
+- ``rate-aware``: :func:`sinr_adapters.rate_coding.rate_aware.compress` without SINR, one point per ``--lams`` value,
   steps initialised as ``--step-init`` says (default ``"fisher-relative"``, the library's default; the
   same for every path but the ``+fisher`` ones);
 - ``rate-aware+SINR``: the same with SINR-coded hidden matrices (one point per lam, ``--sparsity`` and
@@ -23,17 +23,17 @@ of fine-tuning steps:
 - ``best``: the points of ``rate-aware`` and ``rate-aware+seed`` together (the library's best path: a
   user codes both ways and keeps the smaller stream at the quality wanted).
 
-BD-rates (:func:`sinr_adapters.rd.bd_rate`, per image over the points of all widths) are printed with the
+BD-rates (:func:`sinr_adapters.harness.rd.bd_rate`, per image over the points of all widths) are printed with the
 points as one JSON document. A path's curve is every point of it over all widths and rate knobs: the
 anchor's is reduced to its operating points (upper convex hull in log-rate), the test curve's to its
-Pareto front (``sinr_adapters.rd``: the rule can favour the anchor, never the test curve). So
+Pareto front (``sinr_adapters.harness.rd``: the rule can favour the anchor, never the test curve). So
 ``best vs coin`` is the BD-rate against COIN as published over widths::
 
     python benchmarks/rate_aware.py --images astronaut,camera,coffee --widths 16,32,48,64 > rate_aware.json
 
 ``--merge A.json B.json ...`` measures nothing: it pools the points of earlier runs (same images) and
-prints them with their BD-rates. ``--out FILE`` also rewrites FILE with the points measured so far after every point (a long run that
-stops early keeps them; BD-rates are added at the end).
+prints them with their BD-rates. ``--out FILE`` also rewrites FILE with the points measured so far after
+every point (a long run that stops early keeps them; BD-rates are added at the end).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ import torch
 
 
 def _psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
-    from sinr_adapters.evaluate import method_spec
+    from sinr_adapters.harness.plugins import method_spec
 
     return float(method_spec("coin")[1].metric(decoded, reference))
 
@@ -61,12 +61,13 @@ def fisher_allocation(adapter, model: torch.nn.Module, signal, lams: Sequence[fl
     """Per-tensor bit widths for a uniform-quantizer baseline, one allocation per rate weight.
 
     Every stored tensor ``k`` at ``b`` bits (16: float16) costs about ``D_k(b) = sum(F * (w - Q_b(w))**2) / 2``
-    of image MSE (``F``: the diagonal Fisher of :func:`sinr_adapters.sensitivity.diagonal_fisher` at the
+    of image MSE (``F``: the diagonal Fisher of :func:`sinr_adapters.rate_coding.sensitivity.diagonal_fisher` at the
     fitted weights ``w``; ``Q_b``: the per-tensor symmetric quantizer the stream uses) and
     ``R_k(b)`` bits: its integers Brotli-coded alone as the stream stores them (one byte each up to 8 bits,
     two above), plus the 5-byte record; float16: 16 bits a value. (An empirical entropy would favour wide
-    integers in small tensors: it cannot exceed ``log2(numel)``.) Since both add up over tensors, minimising ``sum_k D_k + lam * R_k / pixels`` (the rate-aware
-    objective) is one choice per tensor: ``argmin_b D_k(b) + lam R_k(b) / pixels``.
+    integers in small tensors: it cannot exceed ``log2(numel)``.) Since both add up over tensors, minimising
+    ``sum_k D_k + lam * R_k / pixels`` (the rate-aware objective) is one choice per tensor:
+    ``argmin_b D_k(b) + lam R_k(b) / pixels``.
 
     Returns
     -------
@@ -74,17 +75,18 @@ def fisher_allocation(adapter, model: torch.nn.Module, signal, lams: Sequence[fl
         The distinct allocations (``bits`` in ``adapter.stored_names()`` order), in the order of ``lams``.
     """
     import brotli
-    from sinr_adapters.quantizers import uniform_quantize
-    from sinr_adapters.sensitivity import diagonal_fisher
+
+    from sinr_adapters.framework.quantizers import uniform_quantize
+    from sinr_adapters.rate_coding.sensitivity import diagonal_fisher
 
     names = adapter.stored_names()
     sd = {k: v.detach().float() for k, v in model.state_dict().items()}
     coords = signal.coords.to(next(model.parameters()).device)
-    fisher = diagonal_fisher(lambda ps: torch.func.functional_call(model, dict(zip(names, ps)), (coords,)),
+    fisher = diagonal_fisher(lambda ps: torch.func.functional_call(model, dict(zip(names, ps, strict=True)), (coords,)),
                              [sd[k] for k in names], probes=probes)
     pixels = int(np.prod(signal.shape[:-1]))
     table = []
-    for k, f in zip(names, fisher):
+    for k, f in zip(names, fisher, strict=True):
         w = sd[k]
         opts = []
         for b in candidates:
@@ -106,10 +108,10 @@ def fisher_allocation(adapter, model: torch.nn.Module, signal, lams: Sequence[fl
 
 
 def bd_rates(points: Sequence[dict], images: Sequence[str]) -> dict[str, dict]:
-    """BD-rates (:func:`sinr_adapters.rd.bd_rate`) per image over all widths, their mean, and per image and
+    """BD-rates (:func:`sinr_adapters.harness.rd.bd_rate`) per image over all widths, their mean, and per image and
     width, for every pair of paths in ``points`` this benchmark compares (``best``: ``rate-aware`` and
     ``rate-aware+seed`` pooled)."""
-    from sinr_adapters.rd import bd_rate
+    from sinr_adapters.harness.rd import bd_rate
 
     members = {"best": ("rate-aware", "rate-aware+seed")}
     present = {p["path"] for p in points}
@@ -148,10 +150,11 @@ def bd_rates(points: Sequence[dict], images: Sequence[str]) -> dict[str, dict]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from sinr_adapters import rate_aware as ra
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
-    from sinr_adapters.sinr_options import SINROptions
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.sinr_options import SINROptions
+    from sinr_adapters.methods.coin import COINAdapter
+    from sinr_adapters.rate_coding import rate_aware as ra
+    from sinr_adapters.rate_coding import stream as rate_stream
 
     torch.set_num_threads(1)
     points: list[dict] = []
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace) -> dict:
                     t0 = time.perf_counter()
                     opts = ra.RateAwareOptions(lam=lam, steps=args.finetune_steps, **extra)
                     data, info = ra.compress(adapter, m, signal, opts, sinr=sinr, seed=seed, stds=stds)
-                    q = _psnr(ra.decode(adapter, data), ref)
+                    q = _psnr(rate_stream.decode(adapter, data), ref)
                     add(path, image, width, len(data), q, pixels, lam=lam,
                         sparsity=None if sinr is None else sinr.sparsity,
                         dictionary_ratio=None if sinr is None else sinr.dictionary_ratio,

@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     base = QUICK if "--quick" in argv else FULL
     argv = [a for a in argv if a != "--quick"]
-    from sinr_adapters.commands import main_evaluate
+    from sinr_adapters.harness.commands import main_evaluate
 
     # argparse keeps the last occurrence of an option: the user's arguments override the defaults
     return main_evaluate([*base, *argv])

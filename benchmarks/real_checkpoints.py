@@ -174,7 +174,7 @@ def run_mtcnn(nets: dict[str, nn.Module], inputs: dict[str, Any], boxes: list[to
     outs: dict[str, Any] = {"pnet_prob": [], "pnet_reg": [], "rnet_prob": [], "rnet_reg": [],
                             "onet_prob": [], "onet_reg": [], "onet_lmk": []}
     with torch.no_grad():
-        for (_, img), bx in zip(inputs["images"], boxes):
+        for (_, img), bx in zip(inputs["images"], boxes, strict=True):
             for scale in (0.25, 0.5):
                 reg, prob = nets["pnet"](F.interpolate(img, scale_factor=scale, mode="area"))
                 outs["pnet_prob"].append(prob[:, 1].reshape(-1))

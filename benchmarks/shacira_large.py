@@ -32,8 +32,8 @@ QUICK = {"size": 64, "tile": 32, "levels": 8, "base_resolution": 4, "log2_table_
 
 def mosaic(size: int, *, tile: int = 512) -> np.ndarray:
     """A ``size x size`` RGB mosaic of the bundled images, each a ``tile``-pixel square, row-major, cycling
-    through :data:`sinr_adapters.images.IMAGES` (float32 in [0, 1], 8-bit levels)."""
-    from sinr_adapters.images import IMAGES, load_image
+    through :data:`sinr_adapters.framework.images.IMAGES` (float32 in [0, 1], 8-bit levels)."""
+    from sinr_adapters.framework.images import IMAGES, load_image
 
     names = list(IMAGES)
     out = np.zeros((size, size, 3), dtype=np.float32)
@@ -81,15 +81,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size is not None and args.batch_size <= 0:
         args.batch_size = None
     import torch
-    from sinr_adapters import nets
-    from sinr_adapters.base import SINROptions
-    from sinr_adapters.evaluate import environment
-    from sinr_adapters.shacira import SHACIRAAdapter
+
+    from sinr_adapters.framework import metrics, training
+    from sinr_adapters.framework.sinr_options import SINROptions
+    from sinr_adapters.harness.reporting import environment
+    from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
+    from sinr_codecs.sparse import resolve_device
 
     if args.threads or args.quick:
         torch.set_num_threads(args.threads or 1)
-    dev = nets.resolve_device(args.device)
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+    dev = resolve_device(args.device)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     image = mosaic(args.size, tile=args.tile)
     pixels = args.size * args.size
     adapter = SHACIRAAdapter(levels=args.levels, base_resolution=args.base_resolution, finest_resolution=args.size,
@@ -98,10 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"mosaic {args.size}x{args.size} ({pixels / 1e6:.3g} MP) on {dev}; {adapter!r}")
 
     def timed(fn):
-        nets.synchronize(dev)
+        training.synchronize(dev)
         t0 = time.perf_counter()
         out = fn()
-        nets.synchronize(dev)
+        training.synchronize(dev)
         return out, time.perf_counter() - t0
 
     (model, _), fit_s = timed(lambda: adapter.fit(signal, steps=args.steps, batch_size=args.batch_size,
@@ -120,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (data, info), enc_s = timed(lambda a=a, opts=opts: a.compress_with_info(
             copy.deepcopy(model), signal, sinr=opts, finetune_steps=args.finetune_steps, batch_size=args.batch_size))
         decoded, dec_s = timed(lambda a=a, data=data: a.decode(data, device=str(dev)))
-        psnr = nets.psnr_8bit(torch.from_numpy(decoded), signal.unit_values().cpu())
+        psnr = metrics.psnr_8bit(torch.from_numpy(decoded), signal.unit_values().cpu())
         rows.append({"label": label, "sparsity": None if opts is None else opts.sparsity, "bytes": len(data),
                      "bpp": 8 * len(data) / pixels, "psnr": psnr, "psnr_fitted": psnr_fitted,
                      "latent_bytes": info["latent_bytes"], "sinr_bytes": info["sinr_bytes"],

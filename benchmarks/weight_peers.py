@@ -18,12 +18,12 @@ Coders (one rate knob each):
   on the whole state_dict, ``nncodec.nnc.compress`` / ``decompress``; knob: its quantization parameter
   ``qp`` (step 2**(qp/4)); 1-D tensors (biases) at its ``nonweight_qp`` (default -75, NNCodec's).
   Optional: NNCodec is never a dependency of sinr-codecs; install it in a separate venv (docs/peers.md).
-- ``rate-aware``: :func:`sinr_adapters.rate_aware.compress` (learned per-tensor steps, Laplace rate term,
+- ``rate-aware``: :func:`sinr_adapters.rate_coding.rate_aware.compress` (learned per-tensor steps, Laplace rate term,
   rANS; ``--rate-aware-steps`` Adam steps on the image, so unlike the coders above it fine-tunes the
   weights); knob: the rate weight ``lam`` (``--rate-aware-lams``). Every byte of its stream counts,
   the adapter header included.
 - ``rate-aware+seed``: the same on a second SIREN fitted from the seeded initialisation
-  (:func:`sinr_adapters.rate_aware.seeded_init`, seed ``--seed``), coding ``theta - theta0``. It is another
+  (:func:`sinr_adapters.rate_coding.rate_aware.seeded_init`, seed ``--seed``), coding ``theta - theta0``. It is another
   network, with its own float32 PSNR: the summary also gives its bits/weight within ``--tolerance`` of
   that (``rate-aware+seed (own float32)``); its ``rel_error`` is against its own float32 weights.
 
@@ -173,7 +173,7 @@ def decode_uniform(data: bytes, template: Template) -> dict[str, np.ndarray]:
         planes = np.frombuffer(raw, dtype=np.uint8, count=2 * total).reshape(2, total)
         allq = planes[0].astype(np.int64) | (planes[1].astype(np.int64) << 8)
     out, pos = {}, 0
-    for (k, shape), step in zip(template.items(), steps):
+    for (k, shape), step in zip(template.items(), steps, strict=True):
         n = _numel(shape)
         out[k] = ((allq[pos:pos + n] - qmax).astype(np.float32) * np.float32(step)).reshape(shape)
         pos += n
@@ -350,7 +350,7 @@ def _ints(s: str) -> list[int]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="weight_peers", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--image", default="astronaut", help="bundled image (sinr_adapters.images)")
+    p.add_argument("--image", default="astronaut", help="bundled image (sinr_adapters.framework.images)")
     p.add_argument("--size", type=int, default=128, help="image side in pixels")
     p.add_argument("--width", type=int, default=64, help="SIREN width")
     p.add_argument("--layers", type=int, default=3, help="sine layers (COIN's num_layers)")
@@ -364,7 +364,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity", default=DEFAULT_SPARSITY, help="SINR: atoms per vector (fractions of k1)")
     p.add_argument("--value-bits", default=DEFAULT_VALUE_BITS, help="SINR: bits per sparse value")
     p.add_argument("--dictionary-ratio", type=float, default=8.0, help="SINR: k2 / k1")
-    p.add_argument("--qp", default=DEFAULT_QP, help="NNCodec: quantization parameters to sweep (write --qp=-40,-32: they are negative)")
+    p.add_argument("--qp", default=DEFAULT_QP,
+                   help="NNCodec: quantization parameters to sweep (write --qp=-40,-32: they are negative)")
     p.add_argument("--nnc-nonweight-qp", type=int, default=-75, help="NNCodec: qp of 1-D tensors (biases)")
     p.add_argument("--rate-aware-lams", default="3e-6,1e-5,3e-5,1e-4,3e-4,1e-3",
                    help="rate-aware: rate weights to sweep (bits per pixel against MSE)")
@@ -434,8 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown coders {sorted(unknown)}", file=sys.stderr)
         return 2
     import torch
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
+
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.methods.coin import COINAdapter
 
     torch.set_num_threads(max(1, args.threads))
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -489,7 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         psnr = evaluate(dec)
         point = {"coder": coder, **knob, "bytes": len(data), "weights": n_weights,
                  "bits_per_weight": round(len(data) * 8.0 / n_weights, 4), "psnr": round(psnr, 4),
-                 "delta_psnr": round(psnr - psnr32, 4), "rel_error": round(relative_error(sd if reference is None else reference, dec), 6),
+                 "delta_psnr": round(psnr - psnr32, 4),
+                 "rel_error": round(relative_error(sd if reference is None else reference, dec), 6),
                  "encode_s": round(enc_s, 4), "decode_s": round(dec_s, 4), **(extra(data) if extra else {})}
         points.append(point)
         print(json.dumps(point), flush=True)
@@ -507,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             fp16_bytes = 2 * (n_weights - n_sinr)
 
-            def sinr_part(data: bytes) -> dict[str, Any]:  # the SINR streams alone, over the weights they code
+            def sinr_part(data: bytes, fp16_bytes: int = fp16_bytes) -> dict[str, Any]:  # the SINR streams alone
                 return {"sinr_part_bits_per_weight": round((len(data) - fp16_bytes) * 8.0 / n_sinr, 4)}
             for vb in _ints(args.value_bits):
                 for s in _floats(args.sparsity):
@@ -522,7 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        lambda d: decode_nncodec(d, template))
 
         elif coder in ("rate-aware", "rate-aware+seed"):
-            from sinr_adapters import rate_aware as ra
+            from sinr_adapters.rate_coding import rate_aware as ra
+            from sinr_adapters.rate_coding import stream as rate_stream
 
             net, seed, stds, own_sd = model, None, None, None
             if coder == "rate-aware+seed":
@@ -535,7 +539,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(f"seeded SIREN fitted: float32 PSNR {own_psnr[coder]:.3f} dB")
 
             def ra_decode(d: bytes) -> dict[str, np.ndarray]:
-                return {k: v.detach().cpu().float().numpy() for k, v in ra.decompress(adapter, d).model.state_dict().items()}
+                state = rate_stream.decompress(adapter, d).model.state_dict()
+                return {k: v.detach().cpu().float().numpy() for k, v in state.items()}
             for lam in _floats(args.rate_aware_lams):
                 opts = ra.RateAwareOptions(lam=lam, steps=args.rate_aware_steps)
                 record(coder, {"lam": lam}, lambda o=opts, n=net, sd_=seed, st=stds:

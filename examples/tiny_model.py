@@ -46,7 +46,7 @@ class TinySiren(nn.Module):
         super().__init__()
         dims = [2] + [hidden] * layers + [3]
         mods: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
             lin = nn.Linear(a, b)
             bound = 1 / a if i == 0 else math.sqrt(6 / a) / W0
             nn.init.uniform_(lin.weight, -bound, bound)

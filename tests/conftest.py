@@ -50,19 +50,3 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def assert_refuses_corruption(decompress, data: bytes, cuts) -> None:
-    """An adapter stream cut at each of ``cuts``, with a trailing byte, or with a flipped bit in the middle
-    is refused with a StreamError (a checksum one for the last two)."""
-    from sinr_codecs.errors import StreamError
-
-    for cut in cuts:
-        with pytest.raises(StreamError):
-            decompress(data[:cut])
-    with pytest.raises(StreamError, match="checksum"):
-        decompress(data + b"\0")
-    flipped = bytearray(data)
-    flipped[len(data) // 2] ^= 1
-    with pytest.raises(StreamError, match="checksum"):
-        decompress(bytes(flipped))

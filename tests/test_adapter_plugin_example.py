@@ -64,9 +64,9 @@ def test_the_example_is_found_through_its_entry_point_only(plugin):
 
 
 def test_sinr_evaluate_runs_the_example_with_and_without_sinr(plugin, tmp_path, capsys):
-    from sinr_adapters import commands
-    from sinr_adapters.images import load_image
-    from sinr_adapters.nets import psnr_8bit
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.metrics import psnr_8bit
+    from sinr_adapters.harness import commands
     from sinr_codecs.registry import load_adapter
 
     out = tmp_path / "rd"
@@ -93,6 +93,22 @@ def test_sinr_evaluate_runs_the_example_with_and_without_sinr(plugin, tmp_path, 
     # a bad option of the plugin is refused with its name
     assert commands.main_evaluate(["--method", "ffmlp", "--set", "ffmlp.layers=1", "--out", str(out)]) == 1
     assert "ffmlp.layers: 1 is below the minimum 2" in capsys.readouterr().err
+
+
+def test_the_examples_own_tests_run_the_shared_checkers(plugin):
+    """The example distribution's test suite (examples/sinr-adapter-example/tests) is one call of
+    sinr_adapters.framework.check_adapter; it passes with the plugin installed."""
+    import importlib.util
+
+    path = EXAMPLE / "tests" / "test_ffmlp.py"
+    assert "check_adapter(" in path.read_text()
+    spec = importlib.util.spec_from_file_location("example_plugin_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tests = [getattr(module, n) for n in dir(module) if n.startswith("test_")]
+    assert tests
+    for test in tests:
+        test()
 
 
 def test_the_sinr_command_lists_and_runs_the_example(plugin, tmp_path):

@@ -1,4 +1,4 @@
-"""The adapter-writer's API (re-exported by sinr_adapters.base): stream helpers (write_varint,
+"""The adapter-writer's API : stream helpers (write_varint,
 write_section, Reader), the shared compression set-up (INRAdapter.prepare_compression / CompressionSetup),
 SINR sections, SINROptions (validated as the codec validates), devices and the shared signal_from_image."""
 
@@ -10,28 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters import base
-from sinr_adapters.base import (
-    CompressionSetup,
-    Reader,
-    SINROptions,
-    StreamError,
-    sparse_tensor_from_bytes,
-    write_section,
-    write_varint,
-)
-from sinr_adapters.coin import COINAdapter
-from sinr_adapters.coinpp import COINppAdapter
-from sinr_adapters.inric import INRICAdapter
-from sinr_adapters.shacira import SHACIRAAdapter
+from sinr_adapters.framework import container
+from sinr_adapters.framework.container import Reader, write_section, write_varint
+from sinr_adapters.framework.finetune import CompressionSetup
+from sinr_adapters.framework.records import sparse_tensor_from_bytes
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.methods.coin import COINAdapter
+from sinr_adapters.methods.coinpp.adapter import COINppAdapter
+from sinr_adapters.methods.inric import INRICAdapter
+from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
+from sinr_codecs.errors import StreamError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def test_public_names_are_exported():
-    for name in ("CompressionSetup", "Reader", "sparse_tensor_from_bytes", "write_section", "write_varint"):
-        assert name in base.__all__
-        assert getattr(base, name).__doc__
 
 
 @pytest.mark.parametrize("n, encoded", [(0, b"\x00"), (127, b"\x7f"), (128, b"\x80\x01"), (300, b"\xac\x02")])
@@ -151,11 +141,11 @@ def test_finetune_learning_rate():
 def test_header_and_checksum_round_trip():
     adapter = COINAdapter(width=8, layers=2)
     buf = io.BytesIO()
-    n = adapter.write_header(buf, (4, 5, 3), sinr=True, ref="0123456789abcdef")
+    n = container.write_header(buf, adapter, (4, 5, 3), sinr=True, ref="0123456789abcdef")
     assert n == buf.tell()
     write_section(buf, b"")
-    data = adapter.finish_stream(buf)
-    header, pos, body, config = adapter.open_stream(data)
+    data = container.finish_stream(buf)
+    header, pos, body, config = container.open_stream(adapter, data)
     assert header == {"method": "coin", "config": [v for _, v in sorted(adapter.config().items())],
                       "shape": (4, 5, 3), "sinr": True, "ref": "01234567"}
     assert pos == n and body == data[:-4] and config == adapter.config()
@@ -203,27 +193,7 @@ def test_sinr_values_of_24_bits_round_trip_through_an_adapter_stream():
     torch.testing.assert_close(decoded, setup.tensor(name, quantized=False).detach(), rtol=0, atol=1e-5)
 
 
-def test_base_keeps_every_name_it_exported():
-    from sinr_adapters import checkpoints, container, finetune, inr, protocol, quantizers, results, signals
-    from sinr_adapters import sinr_options
-
-    old = ["MAGIC", "MAX_FREQUENCY", "MAX_STREAM_PARAMETERS", "MAX_STREAM_TENSORS", "Adapter", "CompressionSetup",
-           "Decoded", "INRAdapter", "LoadReport", "Reader", "Result", "SINROptions", "Signal", "StreamError",
-           "config_number", "fake_half", "fake_uniform", "fingerprint", "from_stored_uniform", "image_array",
-           "inflate", "map_state_dict", "read_quantizer", "read_state_dict", "sparse_tensor_from_bytes",
-           "stored_uniform", "uniform_dequantize", "uniform_quantize", "write_section", "write_varint"]
-    homes = (checkpoints, container, finetune, inr, protocol, quantizers, results, signals, sinr_options)
-    for name in old:
-        assert name in base.__all__
-        obj = getattr(base, name)
-        assert any(getattr(m, name, None) is obj for m in homes), name  # the same object, one definition
-
-
 def test_adapters_resolve_devices_as_the_core_does():
-    from sinr_adapters import nets
-    from sinr_codecs.sparse import resolve_device
-
-    assert nets.resolve_device is resolve_device
     adapter = COINAdapter(width=8, layers=2)
     signal = adapter.signal_from_image(torch.rand(4, 4, 3).numpy())
     if torch.cuda.is_available():

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters import commands
-from sinr_adapters.base import Result
-from sinr_adapters.evaluate import EvalConfig, markdown_table, run, summary
+from sinr_adapters.framework.results import Result
+from sinr_adapters.harness import commands
+from sinr_adapters.harness.config import EvalConfig
+from sinr_adapters.harness.evaluate import run
+from sinr_adapters.harness.reporting import markdown_table, summary
 
 TINY = ["--images", "astronaut", "--size", "12", "--widths", "8", "--layers", "2", "--steps", "40",
         "--finetune-steps", "4", "--inric-ff-dims", "2", "--quiet", "--no-progress", "--threads", "1"]
@@ -49,9 +51,9 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
     assert (out / "results.md").read_text().count("\n| ") >= 4
     assert (out / "rd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # bytes counted == bytes written, and the written streams decode to the reported PSNR
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
-    from sinr_adapters.nets import psnr_8bit
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.metrics import psnr_8bit
+    from sinr_adapters.methods.coin import COINAdapter
 
     for i in range(4):
         stream = res["extra"][i]["stream"]
@@ -68,7 +70,7 @@ def test_evaluate_writes_table_csv_json_plot(tmp_path, capsys):
 
 
 def test_results_round_trip_through_dicts():
-    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
+    cfg = EvalConfig(methods=["coin"], signals=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
                      steps=20, finetune_steps=2, sparsity=[0.25, 4], value_bits=[6], threads=1)
     results = run(cfg, progress=False, log=lambda m: None)
     assert [r.label for r in results] == ["coin", "coin+sinr", "coin+sinr"]
@@ -86,10 +88,10 @@ SMALL_SHACIRA = ["--shacira-levels", "3", "--shacira-base-resolution", "2", "--s
 def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
     """COIN++ (from a saved base network) and SHACIRA run through the same harness: their rate knobs
     are recorded, COIN++ fits by its inner loop, and the streams written decode to the PSNR reported."""
-    from sinr_adapters.coinpp import COINppAdapter
-    from sinr_adapters.images import load_image
-    from sinr_adapters.nets import psnr_8bit
-    from sinr_adapters.shacira import SHACIRAAdapter
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.metrics import psnr_8bit
+    from sinr_adapters.methods.coinpp.adapter import COINppAdapter
+    from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
 
     base = COINppAdapter(width=8, layers=3, latent_dim=4, patch=8, inner_steps=2).meta_learn(
         [load_image("rocket", 16)], outer_steps=3, batch_size=2, device="cpu", progress=False)
@@ -118,7 +120,7 @@ def test_coinpp_and_shacira_in_the_harness(tmp_path, capsys):
 
 
 def test_baseline_bits_give_the_method_without_sinr_a_bit_width_search():
-    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 3}},
+    cfg = EvalConfig(methods=["coin"], signals=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 3}},
                      steps=20, finetune_steps=2, baseline_bits=[6, 10, 16], with_sinr=False, threads=1)
     results = run(cfg, progress=False, log=lambda m: None)
     assert [r.extra["point"] for r in results] == ["width=6,bits=6", "width=6,bits=10", "width=6,bits=16"]
@@ -128,14 +130,14 @@ def test_baseline_bits_give_the_method_without_sinr_a_bit_width_search():
 
 
 def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
-    cfg = EvalConfig(methods=["coinpp"], images=["astronaut"], size=16,
+    cfg = EvalConfig(methods=["coinpp"], signals=["astronaut"], size=16,
                      options={"coinpp": {"latent_dims": [4], "width": 8, "layers": 3, "patch": 8, "meta_steps": 2,
                                          "meta_batch": 2}},
-                     meta_images=["astronaut", "rocket"], steps=0, finetune_steps=1, with_sinr=False, threads=1)
+                     held_out=["astronaut", "rocket"], steps=0, finetune_steps=1, with_sinr=False, threads=1)
     lines: list[str] = []
     (r,) = run(cfg, progress=False, log=lines.append, streams_dir=tmp_path)
     assert r.config["meta_images"] == ["rocket"] and r.config["meta_steps"] == 2
-    from sinr_adapters.coinpp import COINppAdapter
+    from sinr_adapters.methods.coinpp.adapter import COINppAdapter
 
     base = COINppAdapter.from_base_file(r.config["shared_file"])   # the saved base decodes the saved stream
     assert base.decode(Path(r.extra["stream"]).read_bytes()).shape == (16, 16, 3)
@@ -143,7 +145,7 @@ def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
     with pytest.raises(ValueError, match="base network"):
         EvalConfig(methods=["coinpp"], options={"coinpp": {"meta_steps": 0}})
     with pytest.raises(ValueError, match="not evaluated"):
-        EvalConfig(methods=["coinpp"], images=["rocket"], meta_images=["rocket"])
+        EvalConfig(methods=["coinpp"], signals=["rocket"], held_out=["rocket"])
     with pytest.raises(ValueError, match="larger than the images"):
         EvalConfig(methods=["coinpp"], size=8, options={"coinpp": {"patch": 16}})
 
@@ -179,7 +181,7 @@ def test_demo_runs(tmp_path, capsys):
 
 
 def test_comparisons_against_each_baseline_setting():
-    from sinr_adapters.evaluate import comparisons_at_equal_psnr
+    from sinr_adapters.harness.reporting import comparisons_at_equal_psnr
 
     def row(label, point, bpp, psnr):
         return {"label": label, "point": point, "bpp": bpp, "psnr": psnr}
@@ -199,10 +201,10 @@ def test_comparisons_against_each_baseline_setting():
 def test_harness_on_cuda_matches_the_cpu_stream_contract(tmp_path):
     """Every method fits, compresses and decodes on the GPU; the streams decode on the CPU to the PSNR
     the GPU run reported (decoding is device-independent)."""
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.images import load_image
-    from sinr_adapters.nets import psnr_8bit
-    from sinr_adapters.shacira import SHACIRAAdapter
+    from sinr_adapters.framework.images import load_image
+    from sinr_adapters.framework.metrics import psnr_8bit
+    from sinr_adapters.methods.coin import COINAdapter
+    from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
 
     out = tmp_path / "rd"
     status = commands.main_evaluate(["--method", "coin,shacira", *TINY, "--size", "16", *SMALL_SHACIRA,
@@ -219,11 +221,9 @@ def test_harness_on_cuda_matches_the_cpu_stream_contract(tmp_path):
 
 
 def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(tmp_path, capsys, monkeypatch):
-    from sinr_adapters import evaluate
-
     out = tmp_path / "rd"
     argv = ["--method", "coin", *TINY, "--widths", "6,8", "--out", str(out)]
-    write = evaluate.write_outputs
+    write = commands.write_outputs
 
     def interrupted(results, *args, complete=True, **kw):   # stop once the first point is on disk
         paths = write(results, *args, complete=complete, **kw)
@@ -231,7 +231,7 @@ def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(tmp_path, capsy
             raise KeyboardInterrupt
         return paths
 
-    monkeypatch.setattr(evaluate, "write_outputs", interrupted)
+    monkeypatch.setattr(commands, "write_outputs", interrupted)
     with pytest.raises(KeyboardInterrupt):
         commands.main_evaluate(argv)
     monkeypatch.undo()
@@ -249,6 +249,12 @@ def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(tmp_path, capsy
     assert commands.main_evaluate([*argv, "--size", "14"]) == 1
     err = capsys.readouterr().err
     assert "another configuration" in err and "size: 12 -> 14" in err and "--fresh" in err
+    # more rate points and another SINR setting extend the finished run: only the new points are measured
+    more = [*argv, "--widths", "6,8,10", "--sparsity", "0.25,0.5"]
+    assert commands.main_evaluate(more) == 0
+    assert "4 point(s) already measured" in capsys.readouterr().err
+    doc = json.loads((out / "results.json").read_text())
+    assert len(doc["results"]["label"]) == 9 and {k: v[0] for k, v in doc["results"].items()} == first
     assert commands.main_evaluate([*argv, "--widths", "6", "--fresh"]) == 0
     assert json.loads((out / "results.json").read_text())["results"]["label"] == ["coin", "coin+sinr"]
     (out / "results.json").write_text("{not json")
@@ -258,11 +264,11 @@ def test_an_interrupted_run_resumes_and_a_changed_one_is_refused(tmp_path, capsy
 
 def test_run_pins_threads_and_shows_the_time_left(capsys):
     torch.set_num_threads(2)
-    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
+    cfg = EvalConfig(methods=["coin"], signals=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
                      steps=5, finetune_steps=1, with_sinr=False)
     seen = []
     cfg_threads = cfg.threads
-    from sinr_adapters import evaluate
+    from sinr_adapters.harness import evaluate
 
     results = evaluate.run(cfg, progress=True, log=lambda m: seen.append(torch.get_num_threads()))
     assert cfg_threads == 1 and seen == [1]            # one thread while running, as in the demo
@@ -275,7 +281,7 @@ def test_run_pins_threads_and_shows_the_time_left(capsys):
 @pytest.mark.parametrize("method, options", [("coin", {"widths": [6], "layers": 2}),
                                              ("inric", {"widths": [6], "layers": 2, "meta_steps": 0})])
 def test_rate_aware_curves_end_to_end(method, options):
-    cfg = EvalConfig(methods=[method], images=["chelsea"], size=10, options={method: options}, steps=20,
+    cfg = EvalConfig(methods=[method], signals=["chelsea"], size=10, options={method: options}, steps=20,
                      finetune_steps=2, sparsity=[0.5], rate_aware=[1e-3, 1e-2], rate_aware_seed=3, threads=1)
     results = run(cfg, progress=False, log=lambda m: None)
     labels = [r.label for r in results]
@@ -290,12 +296,12 @@ def test_rate_aware_curves_end_to_end(method, options):
     for r in ra_points:
         assert abs(r.psnr - r.extra["psnr_finetuned"]) < 1e-3
     with pytest.raises(ValueError, match="rate_aware_seed"):
-        EvalConfig(methods=[method], images=["chelsea"], size=10, options={method: options}, rate_aware_seed=3)
+        EvalConfig(methods=[method], signals=["chelsea"], size=10, options={method: options}, rate_aware_seed=3)
 
 
 def test_rate_aware_curve_stays_beside_the_bit_search():
     """--baseline-bits replaces the method's own storage point, never the rate-aware point without SINR."""
-    cfg = EvalConfig(methods=["coin"], images=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
+    cfg = EvalConfig(methods=["coin"], signals=["chelsea"], size=10, options={"coin": {"widths": [6], "layers": 2}},
                      steps=5, finetune_steps=1, sparsity=[0.5], baseline_bits=[6, 8], rate_aware=[1e-3, 1e-2])
     results = run(cfg, progress=False, log=lambda m: None)
     by_label: dict[str, list[str]] = {}

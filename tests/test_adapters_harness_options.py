@@ -1,4 +1,4 @@
-"""The harness builds every method's options from the adapter's own description (sinr_adapters.spec)."""
+"""The harness builds every method's options from the adapter's own description (sinr_adapters.framework.spec)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from sinr_adapters import commands, spec
-from sinr_adapters.evaluate import EvalConfig, method_spec
+from sinr_adapters.framework import spec
+from sinr_adapters.harness import commands
+from sinr_adapters.harness.config import EvalConfig
+from sinr_adapters.harness.plugins import method_spec
 
 
 def config_of(argv):
@@ -27,26 +29,31 @@ def test_every_bundled_adapter_describes_itself():
         assert s.option(s.rate).multiple
 
 
-def test_the_harness_names_no_method():
-    """No string in the harness's code (docstrings aside) is a method's name."""
+def test_the_harness_the_framework_and_the_rate_coding_name_no_method():
+    """No string in the code of the framework, the harness or the rate coding (docstrings aside) is a
+    method's name, and none of their modules imports a method: methods come from the registry."""
     root = Path(__file__).resolve().parents[1] / "adapters"
-    names = {"coin", "inric", "coinpp", "shacira"}
-    for module in ("evaluate.py", "spec.py", "tune.py", "rd.py"):
-        tree = ast.parse((root / module).read_text())
+    names = {"coin", "inric", "coinpp", "shacira", "occupancy", "audio", "nic"}
+    modules = [p for room in ("framework", "harness", "rate_coding") for p in sorted((root / room).glob("*.py"))]
+    assert len(modules) > 30
+    for path in modules:
+        tree = ast.parse(path.read_text())
         docs = {id(n.body[0].value) for n in ast.walk(tree)
                 if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(n) is not None}
         strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
                    and id(n) not in docs]
         found = [s for s in strings if s.lower() in names or re.match(r"(coin|inric|shacira)_", s)]
-        if module == "evaluate.py":   # EvalConfig's default method list, as `sinr evaluate` without --method
-            found.remove("coin")
-        assert not found, module
+        if path.name in ("config.py", "commands.py"):   # the default --method and the demo's configuration
+            found = [s for s in found if s != "coin"]
+        assert not found, path
+        imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        assert not [m for m in imported if "methods" in m.split(".")], path
 
 
 def test_the_command_line_names_no_method_beyond_its_defaults_and_the_demo():
     """``sinr evaluate``'s flags and help come from the adapters' descriptions: method names appear only
     in the default of --method, one --set example and the demo's embedded configuration."""
-    tree = ast.parse((Path(__file__).resolve().parents[1] / "adapters" / "commands.py").read_text())
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "adapters" / "harness" / "commands.py").read_text())
     demo = {id(n) for a in ast.walk(tree) if isinstance(a, (ast.Assign, ast.AnnAssign))
             and any(isinstance(t, ast.Name) and t.id in ("DEMO", "_DEMO_HELP", "_DEMO_DESC")
                     for t in getattr(a, "targets", [getattr(a, "target", None)]))
@@ -158,3 +165,11 @@ def test_sinr_flags_offer_what_the_codec_accepts():
     assert acts["sparsity"].default == [options.BY_NAME["sparsity"].default]
     cfg = config_of(["--value-bits", "2,24", "--sinr-entropy", "rans", "--seed", str(2 ** 64 - 1)])
     assert cfg.value_bits == [2, 24] and cfg.sinr_entropy == "rans" and cfg.seed == 2 ** 64 - 1
+
+
+def test_hooks_see_which_paths_run():
+    """``validate(options, ctx)`` can refuse options that only make sense with or without SINR."""
+    both = EvalConfig(methods=["coin"]).context(method="coin")
+    assert both.with_sinr and both.without_sinr
+    plain = EvalConfig(methods=["coin"], with_sinr=False).context(method="coin")
+    assert not plain.with_sinr and plain.without_sinr

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters.base import SINROptions, StreamError
-from sinr_adapters.images import load_image
-from sinr_adapters.inric import INRICAdapter, INRICNet, load_inric_checkpoint
+from sinr_adapters.framework import container
+from sinr_adapters.framework.images import load_image
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.methods.inric import INRICAdapter, INRICNet, load_inric_checkpoint
+from sinr_codecs.errors import StreamError
 
 SIZE = 16
 
@@ -101,7 +103,7 @@ def test_meta_learned_init(tmp_path, fitted):
     signal = meta.signal_from_image(load_image("coffee", SIZE))
     model, _ = meta.fit(signal, steps=40, lr=2e-3, progress=False)
     data, info = meta.compress_with_info(copy.deepcopy(model), signal, finetune_steps=5, progress=False)
-    assert meta.read_header(data)[0]["ref"] is not None
+    assert container.read_header(data)[0]["ref"] is not None
     dec = meta.decompress(data)
     assert meta.psnr(dec.model, signal) == pytest.approx(info["psnr_finetuned"], abs=1e-4)
     # theta0 saved without pickle and read back; the stream decodes with it, not with another
@@ -174,7 +176,7 @@ def test_checkpoint_errors():
 
 # ---- the published pipeline: AdaRound, Meta-SGD, rANS ---------------------------------------------
 def test_adaround_lowers_the_quantized_mse(fitted):
-    from sinr_adapters.adaround import adaround
+    from sinr_adapters.rate_coding.adaround import adaround
 
     adapter, signal, model, _ = fitted
     names = ["net.net.1.0.weight", "net.net.2.0.weight"]
@@ -280,7 +282,7 @@ def test_entropy_is_in_the_stream_configuration(fitted):
     for entropy in ("rans", "brotli"):
         a = small(entropy=entropy, adaround=False)
         data = a.compress(copy.deepcopy(model), signal, progress=False)
-        assert a.read_header(data)[0]["config"][sorted(a.config()).index("entropy")] == entropy
+        assert container.read_header(data)[0]["config"][sorted(a.config()).index("entropy")] == entropy
         # any INRIC adapter reads it: the coder comes from the stream
         assert small(entropy="rans" if entropy == "brotli" else "brotli").decompress(data).shape == signal.shape
     with pytest.raises(ValueError, match="entropy"):

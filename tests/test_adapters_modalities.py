@@ -10,15 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.audio import AudioAdapter, snr
-from sinr_adapters.base import SINROptions, StreamError
-from sinr_adapters.commands import main_evaluate
-from sinr_adapters.evaluate import EvalConfig, method_spec
-from sinr_adapters.nic import NICAdapter, rgb_to_yuv, y_psnr
-from sinr_adapters.occupancy import OccupancyAdapter, iou
-from sinr_adapters.pointclouds import HELD_OUT_CLOUDS, Cloud, load_cloud
-from sinr_adapters.shapes import SHAPES, load_shape
-from sinr_adapters.waveforms import WAVEFORMS, load_waveform
+
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.harness.commands import main_evaluate
+from sinr_adapters.harness.config import EvalConfig
+from sinr_adapters.harness.plugins import method_spec
+from sinr_adapters.methods.audio.adapter import AudioAdapter, snr
+from sinr_adapters.methods.audio.waveforms import WAVEFORMS, load_waveform
+from sinr_adapters.methods.nic.adapter import NICAdapter, rgb_to_yuv, y_psnr
+from sinr_adapters.methods.nic.pointclouds import HELD_OUT_CLOUDS, Cloud, load_cloud
+from sinr_adapters.methods.occupancy.adapter import OccupancyAdapter, iou
+from sinr_adapters.methods.occupancy.shapes import SHAPES, load_shape
+from sinr_codecs.errors import StreamError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,7 +50,7 @@ def test_procedural_signals_are_deterministic_and_in_range():
 def test_occupancy_grid_is_evaluated_in_chunks_at_any_size(monkeypatch):
     import tracemalloc
 
-    from sinr_adapters import shapes
+    from sinr_adapters.methods.occupancy import shapes
 
     for name in SHAPES:
         for size in (5, 17):   # odd sizes: the same cells as the points the network is rendered on
@@ -208,7 +211,7 @@ def _evaluate(tmp_path, argv):
 
 def _rows(doc):
     cols = doc["results"]
-    return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
 
 
 def test_evaluate_occupancy_iou_vs_bytes(tmp_path):
@@ -234,9 +237,9 @@ def test_evaluate_audio_snr_vs_bits_per_sample(tmp_path):
     out, doc = _evaluate(tmp_path, ["--method", "audio", "--signals", "chord,arpeggio", "--size", "200",
                                     "--set", "audio.widths=8"])
     rows = _rows(doc)
-    assert {r["image"] for r in rows} == {"chord", "arpeggio"} and {r["with_sinr"] for r in rows} == {True, False}
+    assert {r["signal"] for r in rows} == {"chord", "arpeggio"} and {r["with_sinr"] for r in rows} == {True, False}
     for r in rows:
-        assert r["pixels"] == 200 and r["bpp"] == pytest.approx(8 * r["bytes"] / 200)
+        assert r["elements"] == 200 and r["bpp"] == pytest.approx(8 * r["bytes"] / 200)
         assert r["extra"]["metric"] == "SNR" and r["extra"]["rate_unit"] == "bits/sample"
     assert "bits/sample" in (out / "results.md").read_text() and "Mean over signals" in (out / "results.md").read_text()
 
@@ -246,7 +249,7 @@ def test_evaluate_nic_with_meta_learned_init(tmp_path):
                                     "--set", "nic.widths=8", "--nic-meta-steps", "2", "--nic-inner-steps", "1",
                                     "--sinr-entropy", "rans"])
     rows = _rows(doc)
-    assert doc["config"]["meta_images"] == list(method_spec("nic")[1].signal_source().held_out)
+    assert doc["config"]["held_out"] == list(method_spec("nic")[1].signal_source().held_out)
     cloud = load_cloud("sphere_coffee", 120)
     for r in rows:
         assert r["extra"]["metric"] == "Y-PSNR" and r["bpp"] == pytest.approx(8 * r["bytes"] / 120)
@@ -258,17 +261,17 @@ def test_evaluate_nic_with_meta_learned_init(tmp_path):
 
 def test_signals_are_checked_per_method_and_kinds_mix():
     with pytest.raises(ValueError, match="unknown signal"):
-        EvalConfig(methods=["audio"], images=["astronaut"])
+        EvalConfig(methods=["audio"], signals=["astronaut"])
     with pytest.raises(ValueError, match="unknown image"):
-        EvalConfig(methods=["coin"], images=["chord"])
+        EvalConfig(methods=["coin"], signals=["chord"])
     with pytest.raises(ValueError, match="none of the signals"):
-        EvalConfig(methods=["coin", "audio"], images=["chord"])
+        EvalConfig(methods=["coin", "audio"], signals=["chord"])
     cfg = EvalConfig(methods=["coin", "audio", "occupancy"])
-    assert cfg.images == ["astronaut", "chord", "statue"] and cfg.size is None
+    assert cfg.signals == ["astronaut", "chord", "statue"] and cfg.size is None
     assert [cfg.signals_for(m) for m in cfg.methods] == [["astronaut"], ["chord"], ["statue"]]
     assert [cfg.method_size(m) for m in cfg.methods] == [64, 16000, 32]
-    assert EvalConfig(methods=["coin"]).to_dict()["images"] == ["astronaut"]   # as before: resumable
-    assert EvalConfig(methods=["nic"]).held_out_images("nic") == list(method_spec("nic")[1].signal_source().held_out)
+    assert EvalConfig(methods=["coin"]).to_dict()["signals"] == ["astronaut"]   # as before: resumable
+    assert EvalConfig(methods=["nic"]).held_out_signals("nic") == list(method_spec("nic")[1].signal_source().held_out)
 
 
 def test_mixed_kinds_in_one_run(tmp_path):
@@ -276,13 +279,13 @@ def test_mixed_kinds_in_one_run(tmp_path):
                                     "--set", "coin.widths=4", "--set", "coin.layers=2", "--set", "audio.widths=4",
                                     "--no-sinr"])
     rows = _rows(doc)
-    assert sorted((r["method"], r["image"]) for r in rows) == [("audio", "bass"), ("coin", "astronaut")]
+    assert sorted((r["method"], r["signal"]) for r in rows) == [("audio", "bass"), ("coin", "astronaut")]
     md = (out / "results.md").read_text()
     assert "| signal |" in md and "| rate |" in md
 
 
 def test_a_kind_other_than_images_needs_a_source():
-    from sinr_adapters.spec import AdapterSpec, SignalSource
+    from sinr_adapters.framework.spec import AdapterSpec, SignalSource
 
     with pytest.raises(ValueError, match="describes no signal source"):
         AdapterSpec(summary="volumes", signal="volume").signal_source()

@@ -1,4 +1,4 @@
-"""sinr_adapters.nets and sinr_adapters.images: building blocks, the fitting loop, PSNR, bundled images."""
+"""The framework's building blocks (nets), grids, metrics, the one fitting loop (training) and bundled images."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters import nets
-from sinr_adapters.images import IMAGES, load_image
-
+from sinr_adapters.framework import grids, metrics, nets, training
+from sinr_adapters.framework.images import IMAGES, load_image
+from sinr_adapters.methods.coin import coin_grid
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -46,35 +46,36 @@ def test_siren_initialisation_bounds():
 
 
 def test_grids():
-    g = nets.coin_grid(3, 4)
+    g = coin_grid(3, 4)
     assert g.shape == (12, 2)
     torch.testing.assert_close(g[0], torch.tensor([-1.0, -1.0]))
     torch.testing.assert_close(g[-1], torch.tensor([1.0, 3 / 2 * 2 - 1]))  # both axes divided by H - 1
-    lg = nets.linspace_grid(3, 4)
+    lg = grids.linspace_grid(3, 4)
     torch.testing.assert_close(lg[-1], torch.tensor([1.0, 1.0]))
     torch.testing.assert_close(lg[1], torch.tensor([-1.0, -1.0 + 2 / 3]))
-    assert nets.linspace_grid(5).shape == (5, 1)  # audio
-    assert nets.linspace_grid(2, 3, 4).shape == (24, 3)  # volumes
+    assert grids.linspace_grid(5).shape == (5, 1)  # audio
+    assert grids.linspace_grid(2, 3, 4).shape == (24, 3)  # volumes
 
 
 def test_psnr_helpers():
     a = torch.zeros(10)
-    assert nets.psnr(a, a + 0.1) == pytest.approx(20.0)
-    assert nets.mse_to_psnr(0.0) == math.inf
-    assert nets.psnr_8bit(torch.tensor([1.7, -0.2]), torch.tensor([1.0, 0.0])) == math.inf  # clamped
+    assert metrics.psnr(a, a + 0.1) == pytest.approx(20.0)
+    assert metrics.mse_to_psnr(0.0) == math.inf
+    assert metrics.psnr_8bit(torch.tensor([1.7, -0.2]), torch.tensor([1.0, 0.0])) == math.inf  # clamped
 
 
 def _toy():
     torch.manual_seed(0)
     x = torch.linspace(-1, 1, 200)[:, None]
     y = torch.sin(3 * x) * 0.5
-    model = torch.nn.Sequential(nets.SineLayer(1, 16, is_first=True), nets.SineLayer(16, 1, activation=torch.nn.Identity()))
+    model = torch.nn.Sequential(nets.SineLayer(1, 16, is_first=True),
+                                nets.SineLayer(16, 1, activation=torch.nn.Identity()))
     return model, x, y
 
 
 def test_fit_full_batch_improves_and_keeps_best():
     model, x, y = _toy()
-    log = nets.fit(model, list(model.parameters()), x, y, steps=150, lr=1e-3, progress=False)
+    log = training.fit(model, list(model.parameters()), x, y, steps=150, lr=1e-3, progress=False)
     assert log.steps == 150 and len(log.psnr) == 150
     assert log.psnr[-1] > log.psnr[0] + 5
     with torch.no_grad():
@@ -85,19 +86,19 @@ def test_fit_full_batch_improves_and_keeps_best():
 def test_fit_mini_batch_and_param_groups():
     model, x, y = _toy()
     groups = [{"params": list(model[0].parameters()), "lr": 1e-3}, {"params": list(model[1].parameters()), "lr": 3e-3}]
-    log = nets.fit(model, groups, x, y, steps=100, batch_size=32, progress=False, schedule="cosine",
+    log = training.fit(model, groups, x, y, steps=100, batch_size=32, progress=False, schedule="cosine",
                    generator=torch.Generator().manual_seed(0))
     assert log.steps == 100
-    assert nets.psnr(model(x), y) > log.psnr[0] + 5
+    assert metrics.psnr(model(x), y) > log.psnr[0] + 5
 
 
 def test_fit_rejects_bad_arguments():
     model, x, y = _toy()
     with pytest.raises(ValueError):
-        nets.fit(model, list(model.parameters()), x, y, steps=-1)
+        training.fit(model, list(model.parameters()), x, y, steps=-1)
     with pytest.raises(ValueError):
-        nets.fit(model, list(model.parameters()), x, y, steps=1, schedule="linear")
-    assert nets.fit(model, list(model.parameters()), x, y, steps=0).steps == 0
+        training.fit(model, list(model.parameters()), x, y, steps=1, schedule="linear")
+    assert training.fit(model, list(model.parameters()), x, y, steps=0).steps == 0
 
 
 def test_bundled_images():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinr_adapters import rd
+from sinr_adapters.harness import rd
 
 
 def curve(scale: float, qualities) -> list[tuple[float, float]]:
@@ -112,11 +112,11 @@ def test_the_pooled_anchor_is_at_least_its_best_member_at_every_quality():
             n = int(rng.integers(2, 6))
             rates = np.sort(rng.uniform(0.2, 8.0, n))
             quals = np.sort(rng.uniform(15.0, 35.0, n))
-            members.append([(float(r), float(q)) for r, q in zip(rates, quals)])
+            members.append([(float(r), float(q)) for r, q in zip(rates, quals, strict=True)])
         pooled = [p for m in members for p in m]
         hull = rd.operating_points(pooled)
         test = [(float(r), float(q)) for r, q in zip(np.sort(rng.uniform(0.2, 8.0, 4)),
-                                                     np.sort(rng.uniform(15.0, 35.0, 4)))]
+                                                     np.sort(rng.uniform(15.0, 35.0, 4)), strict=True)]
         for m in members:
             front = rd.pareto_front(m)
             for q in np.linspace(front[0][1], front[-1][1], 25):

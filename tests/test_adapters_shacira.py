@@ -9,12 +9,17 @@ import math
 import numpy as np
 import pytest
 import torch
-from sinr_adapters.base import Adapter, Reader, SINROptions, StreamError
-from sinr_adapters.hashgrid import PRIMES, HashGrid, grid_resolutions
-from sinr_adapters.images import load_image
 
-from .conftest import assert_refuses_corruption, benchmark_script
-from sinr_adapters.shacira import SHACIRAAdapter, rans_decode, rans_encode, ste_round
+from sinr_adapters.framework.container import Reader
+from sinr_adapters.framework.images import load_image
+from sinr_adapters.framework.quantizers import ste_round
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.methods.shacira.adapter import SHACIRAAdapter
+from sinr_adapters.methods.shacira.coding import rans_decode, rans_encode
+from sinr_adapters.methods.shacira.hashgrid import PRIMES, HashGrid, grid_resolutions
+from sinr_codecs.errors import StreamError
+
+from .conftest import benchmark_script
 
 SIZE = 16
 
@@ -58,8 +63,11 @@ def test_dense_level_interpolates_vertices_and_cells():
     u, v = p[0] * n
     i0, j0 = int(u), int(v)
     a, b = float(u - i0), float(v - j0)
-    e = lambda ii, jj: table[ii + (n + 1) * jj]
-    want = (1 - a) * (1 - b) * e(i0, j0) + a * (1 - b) * e(i0 + 1, j0) + (1 - a) * b * e(i0, j0 + 1) + a * b * e(i0 + 1, j0 + 1)
+    def e(ii, jj):
+        return table[ii + (n + 1) * jj]
+
+    want = ((1 - a) * (1 - b) * e(i0, j0) + a * (1 - b) * e(i0 + 1, j0) + (1 - a) * b * e(i0, j0 + 1)
+            + a * b * e(i0 + 1, j0 + 1))
     torch.testing.assert_close(g(p)[0, 0], want)
 
 
@@ -88,7 +96,7 @@ def test_rans_round_trip_and_corruption():
     levels.append(np.full(7, 5, dtype=np.int64))  # a single symbol
     blob = rans_encode(levels)
     out = rans_decode(Reader(blob), [len(q) for q in levels])
-    for a, b in zip(out, levels):
+    for a, b in zip(out, levels, strict=True):
         np.testing.assert_array_equal(a, b)
     entropy = sum(-(c * np.log2(c / c.sum())).sum() for c in (np.unique(q, return_counts=True)[1] for q in levels)) / 8
     assert len(blob) < entropy + 120  # the tables cost a few bytes per symbol
@@ -101,10 +109,8 @@ def test_rans_round_trip_and_corruption():
 
 
 # ------------------------------------------------------------------------------------------ adapter
-def test_protocol_and_config():
+def test_configuration_and_stored_tensors():
     a = small()
-    assert isinstance(a, Adapter)
-    assert a.with_config(a.config()).config() == a.config()
     model = a.build_model()
     assert a.tensor_names(model) == ["grid.latents", "decoder.weight", "decoder.bias", "mlp.0.weight", "mlp.0.bias",
                                      "mlp.2.weight", "mlp.2.bias", "mlp.4.weight", "mlp.4.bias"]
@@ -132,7 +138,8 @@ def test_plain_round_trip_and_byte_count(fitted, entropy):
     before = adapter.psnr(model, signal)
     data, info = adapter.compress_with_info(copy.deepcopy(model), signal, finetune_steps=0, progress=False)
     assert len(data) == info["header_bytes"] + info["latent_bytes"] + info["float_bytes"] + info["checksum_bytes"]
-    n_float = sum(v.numel() for k, v in model.state_dict().items() if k != "grid.latents" and not k.startswith("prior."))
+    n_float = sum(v.numel() for k, v in model.state_dict().items()
+                  if k != "grid.latents" and not k.startswith("prior."))
     assert info["float_bytes"] == 4 * n_float  # decoder + MLP at 32 bits, as SHACIRA counts them
     if entropy != "auto":
         assert info["latent_coder"] == entropy
@@ -189,11 +196,10 @@ def test_sinr_round_trip(fitted, sinr_latents):
     assert adapter.psnr(adapter.decompress(d1).model, signal) >= adapter.psnr(dec.model, signal) - 1e-6
 
 
-def test_corrupt_streams_raise(fitted):
+def test_streams_of_another_method_are_refused(fitted):
     adapter, signal, model, _ = fitted
     data = adapter.compress(copy.deepcopy(model), signal, progress=False)
-    assert_refuses_corruption(adapter.decompress, data, (0, 3, 8, len(data) // 3, len(data) - 1))
-    from sinr_adapters.coin import COINAdapter
+    from sinr_adapters.methods.coin import COINAdapter
 
     with pytest.raises(StreamError, match="shacira"):
         COINAdapter().decompress(data)

@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from sinr_adapters.base import Result
-from sinr_adapters.coin import COINAdapter
-from sinr_adapters.images import load_image
-from sinr_adapters.tune import compress_to_target, smallest_meeting
+from sinr_adapters.framework.images import load_image
+from sinr_adapters.framework.results import Result
+from sinr_adapters.harness.tune import compress_to_target, smallest_meeting
+from sinr_adapters.methods.coin import COINAdapter
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -44,13 +44,13 @@ def test_compress_to_target_returns_the_smallest_stream_that_meets_it(fitted):
 
 
 def _r(method, with_sinr, nbytes, psnr, point="width=8"):
-    return Result(method=method, with_sinr=with_sinr, image="astronaut", config={},
-                  sinr={"sparsity": 0.25, "value_bits": 8} if with_sinr else None, bytes=nbytes, pixels=64,
+    return Result(method=method, with_sinr=with_sinr, signal="astronaut", config={},
+                  sinr={"sparsity": 0.25, "value_bits": 8} if with_sinr else None, bytes=nbytes, elements=64,
                   bpp=nbytes * 8 / 64, psnr=psnr, psnr_fitted=psnr, fit_seconds=0, encode_seconds=0,
                   decode_seconds=0, steps=1, finetune_steps=0, device="cpu", extra={"point": point})
 
 
-def test_smallest_meeting_picks_per_method_and_image():
+def test_smallest_meeting_picks_per_method_and_signal():
     results = [_r("coin", False, 100, 30.0), _r("coin", False, 80, 28.0), _r("coin", True, 70, 30.5),
                _r("coin", True, 50, 27.0)]
     (row,) = smallest_meeting(results, 29.0)

@@ -42,9 +42,21 @@ def test_every_documented_module_has_a_public_api(generator):
 
     for name, _ in generator.MODULES:
         mod = importlib.import_module(name)
-        assert getattr(mod, "__all__", None), f"{name} declares no __all__"
+        assert isinstance(getattr(mod, "__all__", None), (list, tuple)), f"{name} declares no __all__"
+        assert mod.__all__ or hasattr(mod, "__path__"), f"{name} exports nothing"  # a package may only document
         for public in mod.__all__:
             assert hasattr(mod, public), f"{name}.__all__ names {public!r}, which the module lacks"
+
+
+def test_every_public_module_of_the_adapters_has_a_page(generator):
+    import pkgutil
+
+    import sinr_adapters
+
+    documented = {name for name, _ in generator.MODULES}
+    found = {m.name for m in pkgutil.walk_packages(sinr_adapters.__path__, "sinr_adapters.")}
+    assert found and found <= documented and "sinr_adapters" in documented
+    assert all((API / f"{name}.md").exists() for name in found)
 
 
 def test_numpydoc_sections_become_markdown(generator):
@@ -79,7 +91,9 @@ def test_numpydoc_sections_become_markdown(generator):
 
 
 def test_rst_markup_becomes_markdown(generator):
-    text = generator.markdown_doc("See :class:`~sinr_codecs.errors.StreamError` and :func:`sinr_codecs.limits.set_limits`, ``x = 1``.\n\nLayout::\n\n    a | b\n    c\n\nAfter.", 2)
+    text = generator.markdown_doc("See :class:`~sinr_codecs.errors.StreamError` and "
+                                  ":func:`sinr_codecs.limits.set_limits`, ``x = 1``.\n\n"
+                                  "Layout::\n\n    a | b\n    c\n\nAfter.", 2)
     assert "`StreamError`" in text and "`sinr_codecs.limits.set_limits`" in text and "`x = 1`" in text
     assert "Layout:\n\n```text\na | b\nc\n```" in text
     assert text.endswith("After.")

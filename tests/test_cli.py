@@ -219,9 +219,9 @@ def test_adapters_command(capsys, monkeypatch):
     import sinr_codecs.registry as registry
 
     monkeypatch.setattr(registry, "available_adapters", lambda: {
-        "coin": EntryPoint("coin", "sinr_adapters.coin:COINAdapter", "sinr_codecs.adapters")})
+        "coin": EntryPoint("coin", "sinr_adapters.methods.coin:COINAdapter", "sinr_codecs.adapters")})
     rc, out, _ = run(capsys, "adapters")
-    assert rc == 0 and "coin" in out and "sinr_adapters.coin:COINAdapter" in out
+    assert rc == 0 and "coin" in out and "sinr_adapters.methods.coin:COINAdapter" in out
     rc, out, _ = run(capsys, "adapters", "--json")
     assert json.loads(out)[0]["name"] == "coin"
     monkeypatch.setattr(registry, "available_adapters", lambda: {})

@@ -22,9 +22,9 @@ def _results(tmp_path: Path) -> Path:
         for lam, q in ((1e-3, 27.5), (1e-2, 25.5)):
             rows.append(("m rate-aware", f"width={width},lam={lam:g}", 8, scale * (q - 20) / 4, q + 2 * scale))
             rows.append(("m rate-aware+SINR", f"width={width},lam={lam:g}", 8, scale * (q - 20) / 3, q + 2 * scale))
-    cols = {"method": [], "label": [], "image": [], "extra": [], "config": [], "bpp": [], "psnr": []}
+    cols = {"method": [], "label": [], "signal": [], "extra": [], "config": [], "bpp": [], "psnr": []}
     for label, point, bits, bpp, psnr in rows:
-        for k, v in (("method", "m"), ("label", label), ("image", "a"), ("extra", {"point": point}),
+        for k, v in (("method", "m"), ("label", label), ("signal", "a"), ("extra", {"point": point}),
                      ("config", {"bits": bits}), ("bpp", bpp), ("psnr", psnr)):
             cols[k].append(v)
     path = tmp_path / "results.json"

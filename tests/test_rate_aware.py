@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from sinr_adapters import rate_aware as ra
-from sinr_adapters.coin import COINAdapter
-from sinr_adapters.images import load_image
-from sinr_adapters.rate import actual_bits, laplace_bits, ste_round
-from sinr_adapters.sensitivity import diagonal_fisher, high_rate_steps
-from sinr_adapters.sinr_options import SINROptions
+from sinr_adapters.framework import container
+from sinr_adapters.framework.images import load_image
+from sinr_adapters.framework.quantizers import ste_round
+from sinr_adapters.framework.sinr_options import SINROptions
+from sinr_adapters.methods.coin import COINAdapter
+from sinr_adapters.rate_coding import rate_aware as ra
+from sinr_adapters.rate_coding import stream as rate_stream
+from sinr_adapters.rate_coding.rate import actual_bits, laplace_bits
+from sinr_adapters.rate_coding.sensitivity import diagonal_fisher, high_rate_steps
 from sinr_codecs.errors import StreamError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,18 +58,18 @@ def test_round_trip(tiny, sinr):
     data, info = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=5), sinr=sinr)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # model untouched
     assert info["bytes"] == len(data)
-    out = ra.decode(adapter, data)
+    out = rate_stream.decode(adapter, data)
     assert out.shape == signal.shape
     ref = signal.unit_values().numpy().reshape(out.shape)
     mse = float(np.mean((np.round(np.clip(out, 0, 1) * 255) / 255 - ref) ** 2))
     assert math.isfinite(info["psnr_finetuned"])
     assert abs(10 * math.log10(1 / mse) - info["psnr_finetuned"]) < 1e-3  # decoder sees what training saw
     with pytest.raises(StreamError):
-        ra.decode(adapter, data[:-1])
+        rate_stream.decode(adapter, data[:-1])
     bad = bytearray(data)
     bad[len(bad) // 2] ^= 0xFF
     with pytest.raises(StreamError):
-        ra.decode(adapter, bytes(bad))
+        rate_stream.decode(adapter, bytes(bad))
 
 
 def test_every_seed_sinr_options_accept_decodes(tiny):
@@ -74,24 +77,26 @@ def test_every_seed_sinr_options_accept_decodes(tiny):
     adapter, signal, model = tiny
     sinr = SINROptions(sparsity=0.5, value_bits=8, seed=2 ** 64 - 1, device="cpu")
     data, info = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=2), sinr=sinr)
-    dec = ra.decompress(adapter, data)
+    dec = rate_stream.decompress(adapter, data)
     assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
 
 
 @pytest.mark.parametrize("sinr", [None, SINROptions(sparsity=0.5, value_bits=8, seed=7, device="cpu")])
 def test_stream_reads_as_docs_format_adapters_specifies_it(tiny, sinr):
-    """Walk an SRA1 stream by the layout in docs/format-adapters.md: every byte is accounted for."""
+    """Walk an SRA2 stream by the layout in docs/format-adapters.md: every byte is accounted for, and every
+    SINR record is a stream the core's reader accepts."""
     import struct
     import zlib
 
-    from sinr_adapters.container import Reader
+    from sinr_adapters.framework.container import Reader
+    from sinr_codecs import bitstream
 
     adapter, signal, model = tiny
     data, _ = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=2), sinr=sinr)
-    assert data[:4] == b"SRA1" and struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+    assert data[:4] == b"SRA2" and struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
     flags = data[4]
-    assert flags & 8 and not flags & 2 and bool(flags & 1) == (sinr is not None) and not flags & ~15
-    _, hlen = adapter.read_header(data[5:-4])
+    assert not flags & 2 and bool(flags & 1) == (sinr is not None) and not flags & ~7
+    _, hlen = container.read_header(data[5:-4])
     assert data[5:9] == b"SIA1"
     r = Reader(data[:-4], 5 + hlen)
     names = adapter.tensor_names(model)
@@ -100,28 +105,38 @@ def test_stream_reads_as_docs_format_adapters_specifies_it(tiny, sinr):
         kind = r.u8("kind")
         assert kind == (1 if k in coded else 0)
         if kind == 1:
-            assert r.u8("layout") in (0, 1, 2)
-            k1, k2, seed, s_max = (r.varint(w, 1 << 64) for w in ("k1", "k2", "seed", "s_max"))
-            assert k1 <= k2 and s_max <= k1 and seed in (7, 8)
-            if r.u8("fixed") == 0:
-                r.section(what="counts")
-            r.section(what="indices")
+            stream = bitstream.read(r.section(what="SINR record"))
+            assert stream.seed in (7, 8) and stream.backend == "rans"
+            assert stream.layout.shape == model.state_dict()[k].shape
+            continue
         r.take(4, "step")
-        if kind == 1 or not flags & 4:
+        if not flags & 4:
             assert r.section(what="values")[:1] in (b"\x00", b"\x01")
     if flags & 4:
         assert r.section(what="joint values")[:1] in (b"\x00", b"\x01")
     assert r.pos == len(data) - 4
 
 
+def test_sinr_records_meet_the_cores_limits(tiny):
+    """A rate-aware SINR record is read by the core's reader, so the core's dictionary limit applies to it."""
+    from sinr_codecs.limits import limits_set_to
+
+    adapter, signal, model = tiny
+    sinr = SINROptions(sparsity=0.5, value_bits=8, device="cpu")
+    data, _ = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=1), sinr=sinr)
+    rate_stream.decompress(adapter, data)
+    with limits_set_to(max_dictionary_entries=16), pytest.raises(StreamError, match="max_dictionary_entries"):
+        rate_stream.decompress(adapter, data)
+
+
 def test_seeded_residual_round_trip(tiny):
     adapter, signal, _ = tiny
     init, stds = ra.seeded_init(adapter, 3)
     again, _ = ra.seeded_init(adapter, 3)
-    assert all(torch.equal(a, b) for a, b in zip(init.state_dict().values(), again.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(init.state_dict().values(), again.state_dict().values(), strict=True))
     model, _ = adapter.fit(signal, steps=10, progress=False, model=init)
     data, info = ra.compress(adapter, model, signal, ra.RateAwareOptions(lam=1e-3, steps=3), seed=3, stds=stds)
-    dec = ra.decompress(adapter, data)
+    dec = rate_stream.decompress(adapter, data)
     assert math.isfinite(adapter.psnr(dec.model, signal))
     assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
     with pytest.raises(ValueError):
@@ -150,7 +165,7 @@ def test_fisher_step_initialisation(tiny, step_init):
     prod = [steps[k] ** 2 * fisher[k] for k in steps]
     # equal wherever the step is not clamped to [max|v| / 2**15, 2 max|v|] (clamped ones: biases of tiny nets)
     assert np.median(prod) > 0 and sum(abs(p / np.median(prod) - 1) < 1e-3 for p in prod) >= len(prod) // 2
-    assert ra.decode(adapter, data).shape == signal.shape
+    assert rate_stream.decode(adapter, data).shape == signal.shape
     with pytest.raises(ValueError):
         ra.RateAwareOptions(lam=1e-3, step_init="nope")
 
@@ -163,39 +178,30 @@ def test_support_refinement_round_trip(tiny, accept):
     counts = info["support_refinements"]
     assert counts["tried"] == 2 * len(adapter.sinr_tensor_names(model))  # at steps 2 and 4, per coded tensor
     assert counts["accepted"] == counts["tried"] if accept == "always" else counts["accepted"] <= counts["tried"]
-    dec = ra.decompress(adapter, data)  # the stream holds the support that was kept
+    dec = rate_stream.decompress(adapter, data)  # the stream holds the support that was kept
     assert abs(adapter.psnr(dec.model, signal) - info["psnr_finetuned"]) < 1e-3
     with pytest.raises(ValueError):
         ra.RateAwareOptions(lam=1e-3, refine_accept="sometimes")
 
 
 def test_value_sections_take_the_parametric_model_when_it_is_smaller():
-    from sinr_adapters.rate import LaplaceModel, laplace_freqs
+    from sinr_adapters.rate_coding.rate import LaplaceModel, laplace_freqs
+    from sinr_adapters.rate_coding.stream import code_values, decode_values
+    from sinr_codecs import rans
 
     rng = np.random.default_rng(1)
     q = np.round(rng.laplace(0.0, 3.0, size=300)).astype(np.int64)
-    blob = ra._code_values(q)
-    assert blob[0] == 1 and len(blob) < 1 + len(ra.rans.encode(q))  # no table: smaller than rANS's own
-    assert np.array_equal(ra._decode_values(blob, q.size, "t"), q)
+    blob = code_values(q)
+    assert blob[0] == 1 and len(blob) < 1 + len(rans.encode(q))  # no table: smaller than rANS's own
+    assert np.array_equal(decode_values(blob, q.size, "t"), q)
     f = laplace_freqs(-5, 9, 0, 40000, 12)  # exact integers: the decoder rebuilds the same table
-    assert f.min() >= 1 and f.sum() == 4096 and f.argmax() == 5 and np.array_equal(f, laplace_freqs(-5, 9, 0, 40000, 12))
+    assert f.min() >= 1 and f.sum() == 4096 and f.argmax() == 5
+    assert np.array_equal(f, laplace_freqs(-5, 9, 0, 40000, 12))
     assert LaplaceModel.fit(np.full(7, 3)) is None  # one value: rANS's single-value layout is smaller
-    assert ra._decode_values(ra._code_values(np.full(7, 3)), 7, "t").tolist() == [3] * 7
+    assert decode_values(code_values(np.full(7, 3)), 7, "t").tolist() == [3] * 7
     bad = bytearray(blob)
     bad[1:3] = b"\xff\xff"  # the model's minimum: a varint running on into the range field
     with pytest.raises(StreamError):
-        ra._decode_values(bytes(bad), q.size, "t")
+        decode_values(bytes(bad), q.size, "t")
     with pytest.raises(StreamError):
-        ra._decode_values(blob[:-3], q.size, "t")
-
-
-@pytest.mark.parametrize("name", ["coin_rate_aware", "coin_rate_aware_sinr"])
-def test_streams_with_plain_rans_value_sections_still_decode(name):
-    """Streams written before value sections carried a coder byte (flag 8 clear)."""
-    from pathlib import Path
-
-    folder = Path(__file__).parent / "fixtures" / "adapter_streams"
-    data = (folder / f"{name}.stream").read_bytes()
-    assert not data[4] & 8
-    out = ra.decode(COINAdapter(width=8, layers=2), data)
-    np.testing.assert_allclose(out, np.load(folder / f"{name}.decoded.npy"), rtol=1e-5, atol=1e-6)
+        decode_values(blob[:-3], q.size, "t")

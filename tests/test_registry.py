@@ -10,8 +10,14 @@ from importlib import metadata
 import pytest
 
 from sinr_codecs import registry
-from sinr_codecs.registry import (GROUP, AdapterLoadError, UnknownAdapterError, adapter_info, available_adapters,
-                                  load_adapter)
+from sinr_codecs.registry import (
+    GROUP,
+    AdapterLoadError,
+    UnknownAdapterError,
+    adapter_info,
+    available_adapters,
+    load_adapter,
+)
 
 PLUGIN = textwrap.dedent('''
     class ThirdPartyAdapter:
@@ -47,9 +53,9 @@ def third_party(tmp_path, monkeypatch):
 def test_builtin_adapters_are_declared():
     found = available_adapters()
     assert {"coin", "inric"} <= set(found)
-    assert found["coin"].value == "sinr_adapters.coin:COINAdapter"
-    from sinr_adapters.coin import COINAdapter
-    from sinr_adapters.inric import INRICAdapter
+    assert found["coin"].value == "sinr_adapters.methods.coin:COINAdapter"
+    from sinr_adapters.methods.coin import COINAdapter
+    from sinr_adapters.methods.inric import INRICAdapter
 
     assert load_adapter("coin") is COINAdapter
     assert load_adapter("inric") is INRICAdapter

@@ -5,7 +5,9 @@ Usage::
     python docs/api/generate.py            # rewrite docs/api/*.md
     python docs/api/generate.py OUTDIR     # write the pages somewhere else
 
-The public API is each module's ``__all__``. A page holds the module's docstring, then every public
+The documented modules are the core's modules listed in :data:`CORE_MODULES` and every public module of
+``sinr_adapters``, found by walking the package (:func:`adapter_modules`). The public API is each module's
+``__all__``. A page holds the module's docstring, then every public
 name: a class with its constructor's signature, its docstring and its public methods and properties
 (those defined by sinr-codecs' own classes, inherited ones included), a function with its signature and
 docstring, a constant with its value (when short) and its docstring (the string literal after the
@@ -22,6 +24,7 @@ import ast
 import functools
 import importlib
 import inspect
+import itertools
 import re
 import sys
 import textwrap
@@ -31,7 +34,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
-MODULES: tuple[tuple[str, str], ...] = (
+CORE_MODULES: tuple[tuple[str, str], ...] = (
     ("sinr_codecs.codec", "the `sinr` numcodecs codec"),
     ("sinr_codecs.zarr3", "the Zarr format 3 array-to-bytes codec"),
     ("sinr_codecs.sparse", "SparseCode: a SINR-coded tensor"),
@@ -42,22 +45,10 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sinr_codecs.dictionary", "the seeded dictionary"),
     ("sinr_codecs.weights", "whole models to Zarr stores and back"),
     ("sinr_codecs.registry", "adapter discovery"),
-    ("sinr_adapters.spec", "how an adapter describes itself to the harness"),
-    ("sinr_adapters.protocol", "the Adapter protocol and Decoded"),
-    ("sinr_adapters.inr", "INRAdapter: fit, compress with or without SINR, decode"),
-    ("sinr_adapters.sinr_options", "SINROptions: the codec's options for an adapter"),
-    ("sinr_adapters.signals", "signals and the shared image signal"),
-    ("sinr_adapters.results", "the record of one rate point"),
-    ("sinr_adapters.container", "the adapters' stream container and its limits"),
-    ("sinr_adapters.fields", "FieldAdapter: INRs of fields other than images"),
-    ("sinr_adapters.occupancy", "occupancy fields (Gaussian-activation MLP, IoU)"),
-    ("sinr_adapters.audio", "audio waveforms (1-D SIREN, SNR)"),
-    ("sinr_adapters.nic", "point-cloud attributes (NIC: SIREN xyz to RGB, Y-PSNR)"),
-    ("sinr_adapters.rd", "rate-distortion arithmetic"),
-    ("sinr_adapters.evaluate", "the rate-distortion harness"),
-    ("sinr_adapters.reporting", "an evaluation's tables, plot and files"),
-    ("sinr_adapters.tune", "auto-tuning to a target quality"),
 )
+"""The documented modules of the core, in the index's order, with a one-line description each."""
+
+
 """The documented modules, in the index's order, with a one-line description each."""
 
 OWN_PACKAGES = ("sinr_codecs", "sinr_adapters")
@@ -250,7 +241,7 @@ def _attribute_docs(source_obj: Any) -> dict[str, str]:
     if body and isinstance(body[0], ast.ClassDef) and not inspect.ismodule(source_obj):
         body = body[0].body
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in itertools.pairwise(body):
         if not (isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
             continue
         targets: list[ast.expr] = []
@@ -264,7 +255,7 @@ def _attribute_docs(source_obj: Any) -> dict[str, str]:
     return docs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module_attribute_docs(module_name: str) -> dict[str, str]:
     return _attribute_docs(sys.modules[module_name])
 
@@ -409,16 +400,46 @@ def module_page(module_name: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).rstrip("\n") + "\n"
 
 
+def _summary(doc: str | None) -> str:
+    """The first sentence of a module docstring, as Markdown (its one-line description in the index)."""
+    first = " ".join(inspect.cleandoc(doc or "").split("\n\n")[0].split())
+    end = re.search(r"(?<!\bal)(?<!e\.g)(?<!i\.e)\.(\s+(?=[A-Z(])|$)", first)
+    return _inline(first if end is None else first[:end.start()])
+
+
+def adapter_modules() -> tuple[tuple[str, str], ...]:
+    """Every public module of ``sinr_adapters`` (none named with a leading underscore), packages included,
+    in import-name order, each described by the first sentence of its docstring."""
+    import pkgutil
+
+    package = importlib.import_module("sinr_adapters")
+    names = ["sinr_adapters", *sorted(m.name for m in pkgutil.walk_packages(package.__path__, "sinr_adapters."))]
+    public = [n for n in names if not any(part.startswith("_") for part in n.split("."))]
+    return tuple((n, _summary(importlib.import_module(n).__doc__)) for n in public)
+
+
+MODULES: tuple[tuple[str, str], ...] = CORE_MODULES + adapter_modules()
+"""The documented modules, in the index's order, with a one-line description each."""
+
+
 def index_page(modules: Iterable[tuple[str, str]]) -> str:
     lines = ["# API reference", "",
              "<!-- generated by docs/api/generate.py from the docstrings; do not edit -->", "",
              "Generated from the docstrings of each module's public names (`__all__`) by",
              "`python docs/api/generate.py`; the test suite fails when these pages are out of date.",
              "The folder `adapters/` is installed as the import package `sinr_adapters`.", ""]
-    for package, title in (("sinr_codecs", "The core: `sinr_codecs`"), ("sinr_adapters", "INR adapters: `sinr_adapters`")):
+    titles = (("sinr_codecs", "The core: `sinr_codecs`"), ("sinr_adapters", "INR adapters: `sinr_adapters`"))
+    for package, title in titles:
         lines += [f"## {title}", ""]
-        lines += [f"- [`{m}`]({m}.md): {d}" for m, d in modules if m.split(".")[0] == package]
-        lines.append("")
+        rooms: dict[str, list[str]] = {}
+        for m, d in modules:
+            if m.split(".")[0] == package:
+                room = ".".join(m.split(".")[:2]) if package == "sinr_adapters" and m.count(".") else ""
+                rooms.setdefault(room, []).append(f"- [`{m}`]({m}.md): {d}")
+        for room, entries in rooms.items():
+            if room:
+                lines += [f"### `{room}`", ""]
+            lines += [*entries, ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

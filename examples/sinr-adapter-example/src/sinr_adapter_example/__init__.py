@@ -4,7 +4,8 @@ The network maps a pixel's coordinates in [-1, 1]² through a fixed positional e
 cosines at ``frequencies`` octaves) and ``layers`` ReLU layers of width ``width`` to RGB in [0, 1].
 Without SINR every tensor is stored as per-tensor uniform ``bits``-bit integers (Brotli-coded by the
 container); with SINR the hidden-to-hidden matrices are SINR-coded. Everything else (fitting,
-fine-tuning, the stream, decoding) is :class:`sinr_adapters.base.INRAdapter`'s.
+fine-tuning, the stream, decoding) is :class:`sinr_adapters.framework.INRAdapter`'s; every name it uses
+comes from :mod:`sinr_adapters.framework`.
 
 Examples
 --------
@@ -15,15 +16,24 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sinr_adapters import nets
-from sinr_adapters.base import INRAdapter, Signal, image_array
-from sinr_adapters.spec import AdapterSpec, Option
 from torch import nn
+
+from sinr_adapters.framework import (
+    AdapterSpec,
+    INRAdapter,
+    Option,
+    PositionalEncoding,
+    Signal,
+    grid_of,
+    image_signal,
+    linspace_grid,
+)
 
 __all__ = ["FourierMLP", "FourierMLPAdapter"]
 
@@ -33,9 +43,9 @@ class FourierMLP(nn.Module):
 
     def __init__(self, *, width: int, layers: int, frequencies: int) -> None:
         super().__init__()
-        self.encoding = nets.PositionalEncoding(2, num_frequencies=frequencies, scale=2.0)
+        self.encoding = PositionalEncoding(2, num_frequencies=frequencies, scale=2.0)
         dims = [self.encoding.out_dim] + [width] * layers + [3]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.encoding(x)
@@ -88,16 +98,13 @@ class FourierMLPAdapter(INRAdapter):
         return FourierMLP(width=self.width, layers=self.layers, frequencies=self.frequencies)
 
     def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal:
-        img = image_array(image, 3)
-        h, w, c = img.shape
-        return Signal(nets.linspace_grid(h, w), torch.from_numpy(img.reshape(-1, c)), (h, w, c), (0.0, 1.0),
-                      "image", name)
+        return image_signal(image, channels=3, grid=linspace_grid, name=name)
 
     def coordinates(self, shape: Sequence[int]) -> torch.Tensor:
-        return nets.linspace_grid(*shape)
+        return grid_of(linspace_grid, shape, axes=2, method="ffmlp")
 
-    def sinr_tensor_names(self, model: nn.Module) -> list[str]:
+    def sinr_tensor_names(self, model: nn.Module | None) -> list[str]:
         return [f"layers.{i}.weight" for i in range(1, self.layers)]
 
-    def storage(self, name: str, tensor: torch.Tensor) -> tuple:
+    def storage(self, name: str, tensor: torch.Tensor | None) -> tuple[Any, ...]:
         return ("q", self.bits)
