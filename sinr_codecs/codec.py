@@ -22,7 +22,6 @@ Contract
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -56,12 +55,16 @@ class SINR(Codec):
     Options may be given by keyword or, in the order above, by position; each is validated at
     construction (``ValueError``). Their single definition is :data:`sinr_codecs.options.OPTIONS`.
     ``get_config()`` holds every option but ``device`` (where encoding runs is a property of the
-    process, not of the data), with the preset's values resolved.
+    process, not of the data), with the preset's values resolved and the other mode's option None.
 
     Examples
     --------
     >>> import numpy as np
+    >>> SINR()
+    SINR(dictionary_ratio=8.0, dictionary_size=None, seed=0, layout='auto', block_size=None, max_rel_error=0.02, entropy='pcodec', index_coding='delta', dtype=None, preset='default')
     >>> codec = SINR(sparsity=0.5, value_bits=12, device="cpu")
+    >>> codec.mode, codec.max_rel_error
+    ('fixed', None)
     >>> w = np.random.default_rng(0).standard_normal((64, 128)).astype("float32")
     >>> enc = codec.encode(w)
     >>> dec = codec.decode(enc)
@@ -71,14 +74,26 @@ class SINR(Codec):
 
     codec_id = "sinr"
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        if len(args) > len(options.OPTIONS):
-            raise TypeError(f"SINR takes at most {len(options.OPTIONS)} positional arguments, got {len(args)}")
-        for o, value in zip(options.OPTIONS, args):
-            if o.name in kwargs:
-                raise TypeError(f"SINR got multiple values for argument {o.name!r}")
-            kwargs[o.name] = value
-        resolved = options.resolve(**kwargs)
+    def __init__(
+        self,
+        sparsity: int | float | None = None,
+        dictionary_ratio: float = 8.0,
+        dictionary_size: int | None = None,
+        seed: int = 0,
+        value_bits: int | str | None = None,
+        layout: str = "auto",
+        block_size: int | None = None,
+        max_rel_error: float | None = options.DEFAULT_MAX_REL_ERROR,
+        device: str = "auto",
+        entropy: str | None = None,
+        index_coding: str | None = None,
+        dtype: str | None = None,
+        preset: str = "default",
+    ) -> None:
+        resolved = options.resolve(**options.given(dict(
+            sparsity=sparsity, dictionary_ratio=dictionary_ratio, dictionary_size=dictionary_size, seed=seed,
+            value_bits=value_bits, layout=layout, block_size=block_size, max_rel_error=max_rel_error,
+            device=device, entropy=entropy, index_coding=index_coding, dtype=dtype, preset=preset)))
         self._device = resolved.pop("device")
         for name, value in resolved.items():
             setattr(self, name, value)
@@ -89,10 +104,19 @@ class SINR(Codec):
         return self._device
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "SINR":
-        """Build from a stored configuration; a ``device`` key (written by older releases) is ignored."""
+    def from_config(cls, config: dict[str, Any]) -> SINR:
+        """Build from a stored configuration. A ``device`` key (written by older releases) is ignored; a
+        configuration holding both ``sparsity`` and ``max_rel_error`` (as older releases stored them) is
+        error-bounded."""
         config = {k: v for k, v in config.items() if k not in ("id", "device")}
+        if config.get("sparsity") is not None and config.get("max_rel_error") is not None:
+            config["sparsity"] = None
         return cls(**config)
+
+    @property
+    def mode(self) -> str:
+        """``"bounded"`` (every vector within ``max_rel_error``) or ``"fixed"`` (``sparsity`` atoms per vector)."""
+        return "bounded" if self.max_rel_error is not None else "fixed"
 
     def encode(self, buf: Any) -> bytes:
         """Compress ``buf`` (see the module contract) to a self-describing stream."""
@@ -153,8 +177,14 @@ class SINR(Codec):
         return arr
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
+        """The options of the mode in force (the other mode's are not shown)."""
+        unused = _FIXED_ONLY if self.mode == "bounded" else ("max_rel_error",)
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id" and k not in unused)
         return f"{type(self).__name__}({params})"
+
+
+_FIXED_ONLY = ("sparsity", "value_bits")
+"""Options the error-bounded mode does not use (its steps come from the bound)."""
 
 
 def _native(dtype: np.dtype) -> np.dtype:
@@ -185,6 +215,3 @@ def _copy_checked(dec: np.ndarray, out: Any) -> np.ndarray:
 
 
 SINR.__doc__ = (SINR.__doc__ or "").replace("{parameters}", options.numpydoc())
-SINR.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    + [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=o.default) for o in options.OPTIONS])

@@ -12,8 +12,10 @@ Examples
 --------
 >>> from sinr_codecs.options import resolve
 >>> opts = resolve(sparsity=16, preset="paper")
->>> opts["value_bits"], opts["index_coding"], opts["sparsity"]
-(16, 'raw', 16)
+>>> opts["value_bits"], opts["index_coding"], opts["sparsity"], opts["max_rel_error"]
+(16, 'raw', 16, None)
+>>> resolve()["max_rel_error"], resolve()["sparsity"]
+(0.02, None)
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 from .limits import get_limits
 
-__all__ = ["DEFAULT_MAX_REL_ERROR", "OPTIONS", "PRESETS", "Option", "add_arguments", "numpydoc", "parse", "resolve",
+__all__ = ["DEFAULT_MAX_REL_ERROR", "DEFAULT_SPARSITY", "OPTIONS", "PRESETS", "Option", "add_arguments", "numpydoc", "parse", "resolve",
            "stored", "parse_device"]
 
 MAX_SEED = (1 << 64) - 1
@@ -42,6 +44,9 @@ DEFAULT_MAX_REL_ERROR = 0.02
 (relative L2). Chosen from what compression does to real networks' outputs (docs/real-checkpoints.md):
 on a pretrained face detector, this bound moved its outputs by 6.4% and flipped 0.05% of its decisions,
 where a fixed sparsity of 0.25 (about 20-25% tensor error) moved them by 77% and flipped 1.9%."""
+DEFAULT_SPARSITY = 0.25
+"""Atoms per vector (a fraction of its length) of the fixed-sparsity mode when ``max_rel_error=None`` is given
+without a ``sparsity``."""
 LAYOUT_CHOICES = ("auto", "rows", "blocks", "flat")
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
@@ -223,12 +228,13 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("sparsity", 0.25, parse_sparsity, "int or float, default 0.25",
-           "Atoms per vector (int >= 1) or a fraction of the vector length k1 (float in (0, 1)); clipped to "
-           "k1 - 1. Giving it selects fixed-sparsity mode (a known rate, no error guarantee) unless "
-           "``max_rel_error`` is given too; ignored when ``max_rel_error`` is set.", metavar="S",
-           short='atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1); selects '
-                 'fixed-sparsity mode (no error bound) unless --max-rel-error is given too'),
+    Option("sparsity", None, _optional(parse_sparsity), "int or float, optional",
+           "Fixed-sparsity mode: atoms per vector (int >= 1) or a fraction of the vector length k1 (float in "
+           "(0, 1)), clipped to k1 - 1; a known rate and no error guarantee. Giving it selects that mode "
+           "(``max_rel_error`` is then None); ``max_rel_error=None`` without it selects it with "
+           ":data:`DEFAULT_SPARSITY` (0.25).", metavar="S",
+           short='fixed-sparsity mode: atoms per vector (integer >= 1) or a fraction of the vector length '
+                 '(0 < S < 1); a known rate, no error bound'),
     Option("dictionary_ratio", 8.0, parse_dictionary_ratio, "float, default 8.0",
            "Dictionary size as a multiple of k1: ``k2 = ceil(dictionary_ratio * k1)``. Larger dictionaries "
            "give better atoms at log2(k2) bits per index.", metavar="R", short='dictionary width over vector length, k2/k1 (>= 1)'),
@@ -250,17 +256,16 @@ OPTIONS: tuple[Option, ...] = (
            "dictionary would exceed ``max_dictionary_entries`` is cut into blocks instead.", metavar="L", short='vector layout: auto, rows, blocks or flat (auto lets the per-tensor policy choose)'),
     Option("block_size", None, _optional(_int_in("block_size", 1)), "int, optional",
            'Vector length for ``layout="blocks"``.', metavar="N", short='vector length of --layout blocks'),
-    Option("max_rel_error", None, _optional(parse_max_rel_error), "float, optional",
+    Option("max_rel_error", DEFAULT_MAX_REL_ERROR, _optional(parse_max_rel_error), "float or None, default 0.02",
            "Error-bounded mode: the relative L2 error ``||w - w_hat|| / ||w||`` of every vector of the layout "
            "(``\"auto\"``: every row of an array of 2 or more dimensions; a 1-D array whole up to 2500 "
            "values, else blocks of 64) is at most this (in (0, 1)), checked after quantization and rounding "
            "to the output dtype. Each vector is quantized with the largest step that meets it; a tensor is "
            "stored densely (no dictionary) unless its sparse code, with the fewest atoms per vector, is "
-           "smaller (decided on a sample of 256 vectors). With neither ``sparsity`` nor ``max_rel_error`` "
-           "given, the codec is error-bounded at :data:`DEFAULT_MAX_REL_ERROR` (0.02); ``None`` given "
-           "explicitly selects fixed sparsity.", metavar="E",
-           short='error-bounded mode: per-vector relative L2 error bound in (0, 1) (default: 0.02 unless '
-                 '--sparsity is given)'),
+           "smaller (decided on a sample of 256 vectors). ``None`` (or a ``sparsity``) selects the "
+           "fixed-sparsity mode.", metavar="E",
+           short='relative L2 error bound in (0, 1): of every row (--lossy sinr), of every tensor (--lossy uniform) '
+                 'or of all weights together (--lossy global) (default: 0.02)'),
     Option("device", "auto", parse_device, 'str, default "auto"',
            'Where OMP runs when encoding: "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N". A '
            "property of the process, never stored; decoding always runs on the CPU.", stored=False,
@@ -295,10 +300,12 @@ def parse(name: str, value: Any) -> Any:
 
 
 def resolve(**given: Any) -> dict[str, Any]:
-    """Every option, validated, with the preset's values filled in for those left unset.
+    """Every option, validated, with the preset's values filled in for those left unset, and one mode.
 
-    With neither ``sparsity`` nor ``max_rel_error`` in ``given``, the result is error-bounded at
-    :data:`DEFAULT_MAX_REL_ERROR`; a stored configuration (which holds both) keeps its own mode.
+    The mode: a ``sparsity`` (not None) selects fixed sparsity (``max_rel_error`` becomes None); else
+    ``max_rel_error`` (default :data:`DEFAULT_MAX_REL_ERROR`) bounds the error (``sparsity`` becomes None),
+    and ``max_rel_error=None`` selects fixed sparsity at :data:`DEFAULT_SPARSITY`. A configuration that
+    holds both (as earlier releases stored them) is error-bounded.
 
     Raises
     ------
@@ -309,17 +316,31 @@ def resolve(**given: Any) -> dict[str, Any]:
     out = {o.name: o.default for o in OPTIONS}
     for name, value in given.items():
         out[name] = parse(name, value)
-    if "sparsity" not in given and "max_rel_error" not in given:
-        out["max_rel_error"] = DEFAULT_MAX_REL_ERROR  # the safe default: a bounded error, not a fixed rate
+    if out["max_rel_error"] is not None and (given.get("sparsity") is None or given.get("max_rel_error") is not None):
+        out["sparsity"] = None  # error-bounded
+    elif out["sparsity"] is not None:
+        out["max_rel_error"] = None  # a sparsity alone: fixed sparsity
+    else:
+        out["sparsity"] = DEFAULT_SPARSITY  # max_rel_error=None: fixed sparsity at the default
     for name, value in PRESETS[out["preset"]].items():
         if out[name] is None:
             out[name] = value
     if out["value_bits"] == "auto" and out["max_rel_error"] is None:
-        raise ValueError("value_bits='auto' searches the bits that meet max_rel_error with the smallest "
-                         "stream: set max_rel_error too (or give value_bits as an integer)")
+        raise ValueError("value_bits='auto' means the steps of the error-bounded mode: set max_rel_error too "
+                         "(or give value_bits as an integer)")
     if out["layout"] == "blocks" and out["block_size"] is None:
         raise ValueError("layout='blocks' needs block_size")
     return out
+
+
+def given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``values`` that differ from their defaults: what an explicit signature was given
+    (``SINR(sparsity=0.25)`` passes ``max_rel_error=0.02`` too, which must not make it error-bounded)."""
+    return {k: v for k, v in values.items() if k in BY_NAME and not _same(v, BY_NAME[k].default)}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b if a is not None and b is not None else a is b
 
 
 def stored(options: Mapping[str, Any]) -> dict[str, Any]:

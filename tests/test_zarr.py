@@ -105,13 +105,24 @@ def test_v2_metadata_names_the_numcodecs_codec(tmp_path):
 # Zarr format 3
 # --------------------------------------------------------------------------------------------------
 def test_v3_codec_fields_match_the_numcodecs_config():
-    """Every SINR option but dtype is a field of SINRCodec, with the same default."""
+    """SINRCodec is a frozen keyword-only dataclass whose fields are SINR's options, with SINR's defaults;
+    device and dtype are fields that take no part in comparisons and are never stored."""
+    import inspect
+
     core = SINR().get_config()
     core.pop("id")
     core.pop("dtype")
     codec = SINRCodec()
-    assert {f.name for f in dataclasses.fields(SINRCodec)} == set(core)
+    assert {f.name for f in dataclasses.fields(SINRCodec)} == set(core) | {"device", "dtype"}
     assert {k: getattr(codec, k) for k in core} == core
+    assert set(codec.to_dict()["configuration"]) == set(core)
+    params = inspect.signature(SINRCodec).parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    for name, p in inspect.signature(SINR).parameters.items():  # the same defaults, written out in both
+        assert params[name].default == p.default, name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        codec.seed = 3  # type: ignore[misc]
+    assert SINRCodec(device="cpu") == codec and SINRCodec(seed=1) != codec
 
 
 @pytest.mark.parametrize("dtype", [None, "float32", ">f4"])
@@ -136,7 +147,7 @@ def test_v3_codec_takes_any_numcodecs_config(dtype):
 
 
 def test_v3_codec_dict_round_trip_and_validation():
-    codec = SINRCodec(sparsity=8, value_bits=10, layout="rows", seed=3, max_rel_error=0.1)
+    codec = SINRCodec(sparsity=8, value_bits=10, layout="rows", seed=3)
     d = codec.to_dict()
     assert d["name"] == CODEC_NAME == "sinr_codecs.sinr"
     assert d["configuration"]["sparsity"] == 8 and "dtype" not in d["configuration"]
