@@ -88,12 +88,14 @@ class SINR(Codec):
         entropy: str | None = None,
         index_coding: str | None = None,
         dtype: str | None = None,
+        chunk_shape: list[int] | tuple[int, ...] | None = None,
         preset: str = "default",
     ) -> None:
         resolved = options.resolve(**options.given(dict(
             sparsity=sparsity, dictionary_ratio=dictionary_ratio, dictionary_size=dictionary_size, seed=seed,
             value_bits=value_bits, layout=layout, block_size=block_size, max_rel_error=max_rel_error,
-            device=device, entropy=entropy, index_coding=index_coding, dtype=dtype, preset=preset)))
+            device=device, entropy=entropy, index_coding=index_coding, dtype=dtype, chunk_shape=chunk_shape,
+            preset=preset)))
         self._device = resolved.pop("device")
         for name, value in resolved.items():
             setattr(self, name, value)
@@ -121,11 +123,25 @@ class SINR(Codec):
     def encode(self, buf: Any) -> bytes:
         """Compress ``buf`` (see the module contract) to a self-describing stream."""
         arr = self._as_array(buf)
+        if self.chunk_shape is not None and arr.ndim > 1 and list(arr.shape) != list(self.chunk_shape):
+            raise ValueError(f"this codec is configured for chunks of shape {tuple(self.chunk_shape)}, got an array "
+                             f"of shape {arr.shape}")
+        if self.chunk_shape is not None and arr.ndim <= 1 and math.prod(self.chunk_shape) == arr.size:
+            arr = arr.reshape(self.chunk_shape)  # raw bytes: the configured shape
         bounded = self.max_rel_error is not None
-        code = SparseCode.fit(
-            arr, sparsity=self.sparsity, dictionary_ratio=self.dictionary_ratio,
-            dictionary_size=self.dictionary_size, seed=self.seed, layout=self.layout,
-            block_size=self.block_size, max_rel_error=self.max_rel_error, device=resolve_device(self.device))
+        try:
+            code = SparseCode.fit(
+                arr, sparsity=self.sparsity, dictionary_ratio=self.dictionary_ratio,
+                dictionary_size=self.dictionary_size, seed=self.seed, layout=self.layout,
+                block_size=self.block_size, max_rel_error=self.max_rel_error, device=resolve_device(self.device))
+        except RuntimeError as exc:  # torch's allocator: "can't allocate memory", "out of memory"
+            if "alloc" not in str(exc) and "out of memory" not in str(exc):
+                raise
+            raise MemoryError(
+                f"encoding a {arr.shape} {arr.dtype} array needs more memory than this process can get "
+                f"(dictionary_size={self.dictionary_size}, dictionary_ratio={self.dictionary_ratio}, "
+                f"layout={self.layout!r}): choose a smaller dictionary or shorter vectors; docs/security.md "
+                "gives the working memory per option") from exc
         bits = 16 if bounded else int(self.value_bits)  # a bounded code carries its own steps
         return code.to_bytes(value_bits=bits, entropy=self.entropy, index_coding=self.index_coding,
                              granularity="tensor")
@@ -141,6 +157,10 @@ class SINR(Codec):
         if self.dtype is not None and _native(dec.dtype) != _native(np.dtype(self.dtype)):
             raise StreamError(f"the stream holds a {dec.dtype.name} array but this codec is configured for "
                               f"{np.dtype(self.dtype).name}: the chunk belongs to another array or the store is corrupt")
+        if self.chunk_shape is not None and list(dec.shape) != list(self.chunk_shape):
+            raise StreamError(f"the stream holds an array of shape {dec.shape} but this codec is configured for "
+                              f"chunks of shape {tuple(self.chunk_shape)}: the chunk belongs to another array or "
+                              "the store is corrupt")
         if out is not None:
             return _copy_checked(dec, out)
         return dec

@@ -184,6 +184,14 @@ def parse_dtype(v: Any) -> str:
     return dt.str
 
 
+def parse_chunk_shape(v: Any) -> list[int]:
+    """A list (or tuple) of at most 32 integers >= 0, returned as a list (its JSON form)."""
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or len(v) > 32 or not all(
+            _is_int(d) and d >= 0 for d in v):
+        raise ValueError(f"chunk_shape must be a list of at most 32 integers >= 0, got {v!r}")
+    return [int(d) for d in v]
+
+
 # ------------------------------------------------------------------------------------------ options
 @dataclass(frozen=True)
 class Option:
@@ -281,6 +289,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("dtype", None, _optional(parse_dtype), "str, optional",
            'How to read untyped input (raw bytes): "float16", "float32" or "float64". When set, decoding '
            "also refuses a stream of another dtype.", cli=False, metavar="DTYPE", short=''),
+    Option("chunk_shape", None, _optional(parse_chunk_shape), "list of int, optional",
+           "The shape of every array this codec encodes and decodes (a Zarr format 2 array's chunk shape): "
+           "when set, decoding refuses a stream of another shape, which format 2 cannot tell otherwise (it "
+           "hands a compressor bytes only). Set it, with ``dtype``, on format 2 arrays whose store you do not "
+           "control; format 3 checks shapes by itself.", cli=False, metavar="SHAPE", short=''),
     Option("preset", "default", _choice("preset", tuple(PRESETS)), '{"default", "paper"}, default "default"',
            "Where unset options come from (:data:`PRESETS`); options given explicitly always win.",
            metavar="NAME", short="defaults of the unset options: 'default' (8-bit values, sorted-gap indices; what measured best) or 'paper' (the SINR paper's 16-bit values and raw 16-bit indices)"),

@@ -34,8 +34,8 @@ _DECODE_CHUNK = 1 << 18  # output elements per decode block (2 MiB of float64 wo
 _TOL_MARGIN = 0.8  # OMP aims below the bound so that quantization has room
 _TOL_FLOOR = 0.9  # a vector OMP leaves above this fraction of the bound sends the tensor to dense mode
 BOUNDED_MAX_K1 = 64
-"""Longest vector OMP codes in error-bounded mode with ``layout="auto"`` (longer rows are coded as blocks that
-divide them): meeting a tight bound takes nearly k1 atoms, and OMP's work per weight grows as k1 squared."""
+"""Longest vector OMP codes in error-bounded mode (longer vectors are coded as blocks that divide them):
+meeting a tight bound takes nearly k1 atoms, and OMP's work per weight grows as k1 squared."""
 SAMPLE_VECTORS = 256
 """Vectors an error-bounded fit codes both ways first, to decide whether the dictionary pays on a tensor."""
 
@@ -251,7 +251,7 @@ class SparseCode:
         """Error-bounded fit that never writes a larger stream than dense mode (no dictionary) would.
 
         The bound holds for the vectors of :func:`bound_layout`. The sparse candidate codes the same
-        vectors, or (``"auto"``, rows longer than :data:`BOUNDED_MAX_K1`) blocks that divide them: a bound
+        vectors, or (vectors longer than :data:`BOUNDED_MAX_K1`) blocks that divide them: a bound
         met by every block of a row is met by the row. A tensor of at most twice the sample is coded both ways
         and the smaller stream kept; a larger one has an evenly spaced sample of bound vectors (holding about
         :data:`SAMPLE_VECTORS` OMP vectors, at least 16 bound vectors) coded both ways first, and is stored densely without OMP when the dense sample is no larger (the
@@ -287,7 +287,8 @@ class SparseCode:
                 if progress is not None:
                     progress(n, n)
                 return dense
-        code = cls._sparse_bounded(ref.reshape(-1, omp.k1), bound, a, omp, base, device, memory_budget, progress)
+        blocks = ref.reshape(-1, omp.k1)[: omp.n_vectors]  # beyond: the zero padding of the last vector
+        code = cls._sparse_bounded(blocks, bound, a, omp, base, device, memory_budget, progress)
         if code is None or _size(dense) <= _size(code):
             return dense
         return code
@@ -640,9 +641,9 @@ def bound_layout(shape: tuple[int, ...], layout: str = "auto", block_size: int |
 
 
 def _omp_layout(lay: Layout, layout: str, dictionary_size: int | None, dictionary_ratio: float) -> Layout | None:
-    """The vectors OMP codes for the bound vectors ``lay``: the same ones, or with ``layout="auto"`` blocks
-    of at most :data:`BOUNDED_MAX_K1` that divide them (8 or more values); None when there are none (the
-    tensor is then stored densely).
+    """The vectors OMP codes for the bound vectors ``lay``: the same ones, or for vectors longer than
+    :data:`BOUNDED_MAX_K1` blocks of 8 to 64 values that divide them (a bound every block meets, their vector
+    meets); None when there are none (the tensor is then stored densely).
 
     Raises
     ------
@@ -652,7 +653,7 @@ def _omp_layout(lay: Layout, layout: str, dictionary_size: int | None, dictionar
     k = lay.k1
     if lay.size == 0:
         return None
-    if layout == "auto" and k > BOUNDED_MAX_K1:
+    if k > BOUNDED_MAX_K1:
         fits = [d for d in range(BOUNDED_MAX_K1, 7, -1) if k % d == 0]
         if not fits:
             return None

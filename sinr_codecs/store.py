@@ -132,6 +132,8 @@ def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
             arr = st.root[rec.array]
     except KeyError:
         raise WeightsError(f"{where} is missing: the store is incomplete or damaged") from None
+    except Exception as exc:  # metadata naming an unknown or refused codec (a pickle codec, ...), bad JSON
+        raise WeightsError(f"{where} cannot be opened: {type(exc).__name__}: {exc}") from None
     if list(arr.shape) != list(rec.stored_shape):
         raise WeightsError(
             f"{where} has shape {arr.shape}, expected {tuple(rec.stored_shape)}: the store is damaged")

@@ -67,15 +67,16 @@ def _core_class() -> type[SINR]:
     return SINR
 
 
-_FIELDS = tuple(o for o in OPTIONS if o.stored and o.name != "dtype")
+_FIELDS = tuple(o for o in OPTIONS if o.stored and o.name not in ("dtype", "chunk_shape"))
 """The options stored in ``zarr.json`` (``dtype`` comes from the array; ``device`` is not stored)."""
-_IGNORED_KEYS = ("dtype", "device")
+_IGNORED_KEYS = ("dtype", "device", "chunk_shape")
 
 
 def parse_sinr_configuration(data: dict[str, JSON] | None) -> dict[str, Any]:
     """Check a ``configuration`` mapping from ``zarr.json`` (keys are SINR options).
 
-    ``dtype`` (a numcodecs configuration's key: the chunk's dtype always comes from the array) and
+    ``dtype`` and ``chunk_shape`` (a numcodecs configuration's keys: the chunk's dtype and shape always come
+    from the array) and
     ``device`` (written by older releases; where encoding runs belongs to the process) are accepted and
     ignored; a configuration holding both ``sparsity`` and ``max_rel_error`` (as older releases wrote
     error-bounded ones) is error-bounded.
@@ -110,9 +111,10 @@ class SINRCodec(ArrayBytesCodec):
     :data:`sinr_codecs.options.OPTIONS`); invalid values raise ``ValueError`` here, at construction.
     The fields hold the resolved options (the preset's values filled in, the other mode's option None),
     so ``zarr.json`` reads the same even if a later release changes a preset. ``device`` (where this
-    process encodes) is not stored. The chunk dtype comes from the array: ``dtype``, accepted so that
-    ``SINRCodec(**config)`` takes any ``SINR(...).get_config()`` (without ``"id"``), is not stored, and an
-    array of another dtype is refused when it is created (``TypeError``).
+    process encodes) is not stored. The chunk dtype and shape come from the array: ``dtype`` and
+    ``chunk_shape`` are accepted so that ``SINRCodec(**config)`` takes any ``SINR(...).get_config()``
+    (without ``"id"``); they are not stored, and an array of another dtype is refused when it is created
+    (``TypeError``).
 
     Parameters
     ----------
@@ -132,6 +134,7 @@ class SINRCodec(ArrayBytesCodec):
     preset: str = "default"
     device: str = field(default="auto", compare=False)
     dtype: str | None = field(default=None, compare=False, repr=False)
+    chunk_shape: list[int] | None = field(default=None, compare=False, repr=False)
 
     is_fixed_size = False
 
@@ -156,7 +159,7 @@ class SINRCodec(ArrayBytesCodec):
 
     def to_dict(self) -> dict[str, JSON]:
         """``{"name": "sinr_codecs.sinr", "configuration": {...}}`` with every SINR option but ``dtype``."""
-        config = {k: v for k, v in self.core.get_config().items() if k not in ("id", "dtype")}
+        config = {k: v for k, v in self.core.get_config().items() if k not in ("id", "dtype", "chunk_shape")}
         return {"name": CODEC_NAME, "configuration": config}
 
     def validate(
@@ -210,7 +213,7 @@ class SINRCodec(ArrayBytesCodec):
 
 
 
-SINRCodec.__doc__ = (SINRCodec.__doc__ or "").replace("{parameters}", numpydoc(exclude=("dtype",)))
+SINRCodec.__doc__ = (SINRCodec.__doc__ or "").replace("{parameters}", numpydoc(exclude=("dtype", "chunk_shape")))
 
 
 # Registering at import is harmless next to the entry point (the same class under the same key) and lets

@@ -330,3 +330,37 @@ def test_vectors_with_many_atoms_decode_by_a_dense_product_equal_to_the_sparse_o
     np.testing.assert_allclose(dense, reference, rtol=0, atol=1e-6 * float(np.abs(reference).max()))
     # a few atoms per vector keep the sparse product
     assert not sparse._dense_pays(16 * 1000, 1000)
+
+
+def test_a_store_whose_metadata_names_a_pickle_codec_is_a_weights_error(tmp_path):
+    """numcodecs' Pickle codec would unpickle whatever the chunk holds: a store whose zarr.json names it (or any
+    codec this installation refuses) is refused with a WeightsError naming the tensor, and nothing is unpickled."""
+    import json as _json
+
+    import torch
+
+    from sinr_codecs.weights import WeightsError, compress_weights, decompress_weights
+
+    torch.save({"w": torch.from_numpy(gaussian((32, 64)))}, tmp_path / "m.pt")
+    compress_weights(tmp_path / "m.pt", tmp_path / "m.zarr", progress=False)
+    meta_path = tmp_path / "m.zarr" / "w" / "zarr.json"
+    meta = _json.loads(meta_path.read_text())
+    meta["codecs"] = [{"name": "numcodecs.pickle", "configuration": {"protocol": 5}}, {"name": "bytes"}]
+    meta_path.write_text(_json.dumps(meta))
+    with pytest.raises(WeightsError, match="'w'"):
+        decompress_weights(tmp_path / "m.zarr", tmp_path / "r.pt", progress=False)
+    assert not (tmp_path / "r.pt").exists()
+
+
+def test_an_allocation_failure_while_encoding_is_a_memory_error_naming_the_options(monkeypatch):
+    from sinr_codecs import sparse
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(sparse, "batch_omp", fail)
+    with pytest.raises(MemoryError, match="dictionary_size=4096.*smaller dictionary"):
+        SINR(sparsity=4, dictionary_size=4096, **CPU).encode(gaussian((4, 64)))
+    monkeypatch.setattr(sparse, "batch_omp", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # other errors are not disguised
+        SINR(sparsity=4, **CPU).encode(gaussian((4, 64)))
