@@ -61,7 +61,7 @@ class SINR(Codec):
     --------
     >>> import numpy as np
     >>> SINR()
-    SINR(dictionary_ratio=8.0, dictionary_size=None, seed=0, layout='auto', block_size=None, max_rel_error=0.02, entropy='pcodec', index_coding='delta', dtype=None, preset='default')
+    SINR(dictionary_ratio=8.0, dictionary_size=None, seed=0, layout='auto', block_size=None, max_rel_error=0.02, entropy='pcodec', index_coding='delta', dtype=None, chunk_shape=None, preset='default')
     >>> codec = SINR(sparsity=0.5, value_bits=12, device="cpu")
     >>> codec.mode, codec.max_rel_error
     ('fixed', None)

@@ -105,7 +105,7 @@ def load_file(path: str | os.PathLike[str], device: str = "cpu") -> dict[str, An
         A missing, truncated or damaged store.
     """
     with StoreReader(path, framework="pt", device=device) as f:
-        return {name: f.get_tensor(name) for name in f.keys()}
+        return dict(f.tensors())
 
 
 def safe_open(path: str | os.PathLike[str], framework: str = "pt", device: str = "cpu") -> StoreReader:

@@ -68,8 +68,9 @@ class TensorRecord:
     rel_error : float
         ``||w - w'|| / ||w||`` of the restored tensor, measured when compressing (0 for lossless).
     sha256 : str or None
-        SHA-256 of the stored values as a reader decodes them (C order, little-endian), checked on reading:
-        a chunk of another tensor or a damaged chunk is caught even where its codec cannot tell.
+        SHA-256 of the stored values as a reader decodes them (C order, little-endian), or for ``"global"`` and
+        ``"uniform"`` tensors of their chunk files' bytes in chunk order; checked on reading: a chunk of another
+        tensor or a damaged chunk is caught even where its codec cannot tell.
     uniform_bytes : int or None
         For SINR-coded tensors (and uniform ones that won a ``best`` choice): the bytes a per-tensor
         uniform quantizer + pcodec needs for the same relative error, estimated from the integers'

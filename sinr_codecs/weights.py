@@ -403,13 +403,12 @@ def _global_steps(tensors: list[_Tensor], plans: list[_Plan], target: float | No
         del values
     if not stats:
         return {}
+    goal = None
     if step is None:
-        if not any(s.sumsq > 0 for s in stats):
-            step = 1.0
-        else:
-            step = allocation.solve_step(stats, target if target is not None else allocation.DEFAULT_REL_ERROR)
+        goal = target if target is not None else allocation.DEFAULT_REL_ERROR
+        step = allocation.solve_step(stats, goal) if any(s.sumsq > 0 for s in stats) else 1.0
     report.global_step = step
-    return dict(zip(names, allocation.steps(stats, step)))
+    return dict(zip(names, allocation.steps(stats, step, goal)))
 
 
 @dataclass
@@ -461,13 +460,13 @@ def _write_tensor(job: _Job, step: float | None) -> TensorRecord:
     rnd = _round_to(tensor)
     if plan.mode == "global":
         assert step is not None
-        f = uniform.fit_step(values, step, round_to=rnd)
-        return _write_scaled(job, values, encoding, f, "global", plan.decision.reason)
+        f = uniform.fit_step(values, step)
+        return _write_scaled(job, values, encoding, f, "global", plan.decision.reason, rnd)
     if plan.mode == "uniform":
         bits = plan.uniform.get("bits")
         target = plan.uniform.get("max_rel_error") or job.base.get("max_rel_error") or DEFAULT_UNIFORM_ERROR
         f = uniform.fit_bits(values, bits, round_to=rnd) if bits else uniform.fit(values, target, round_to=rnd)
-        return _write_scaled(job, values, encoding, f, "uniform", f"uniform ({plan.decision.reason})",
+        return _write_scaled(job, values, encoding, f, "uniform", f"uniform ({plan.decision.reason})", rnd,
                              target=None if bits else float(target))
     rival = None
     if 0.0 < rec.rel_error < 1.0:  # an estimate from a sample: costs a few per cent of SINR's time
@@ -479,7 +478,7 @@ def _write_tensor(job: _Job, step: float | None) -> TensorRecord:
         why = (f"best: uniform ~{format_bytes(rival[0])} < sinr {format_bytes(rec.bytes_after)} at "
                f"rel.err {rec.rel_error:.2g}")
         f = uniform.fit(values, rec.rel_error, round_to=rnd)
-        urec = _write_scaled(job, values, encoding, f, "uniform", why, target=rec.rel_error)
+        urec = _write_scaled(job, values, encoding, f, "uniform", why, rnd, target=rec.rel_error)
         urec.uniform_bytes, urec.uniform_bits = rival
         return urec
     if plan.mode == "best":
@@ -536,18 +535,31 @@ def _restored_error(job: _Job, rec: TensorRecord, stored: np.ndarray, values: np
 
 
 def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.UniformFit, policy: str, reason: str,
-                  *, target: float | None = None) -> TensorRecord:
+                  round_to: Callable[[np.ndarray], np.ndarray], *, target: float | None = None) -> TensorRecord:
     """One step for the tensor (``global`` or ``uniform``): the integers through numcodecs' FixedScaleOffset
-    and PCodec, written chunk by chunk. The error is the fit's (measured on the whole tensor, rounded to
-    its dtype): the chunks hold exactly the integers the fit measured."""
+    and PCodec, written chunk by chunk. Each chunk is quantized once: its integers are coded (the coded bytes
+    hashed: the record's checksum) and restored to measure the error, so memory follows the chunk, not the
+    tensor."""
+    import hashlib
+
     from numcodecs.pcodec import PCodec
 
     filters, serializer = uniform.zarr_codecs(f, values.dtype)
     chunks = _chunks_for(values.shape, None, 4)
     codec = PCodec()
+    digest = hashlib.sha256()
+    errors = uniform.ErrorAccumulator(round_to)
+    rows = [0]  # rows of ``values`` coded so far (the chunks come in order; the last one is padded)
 
     def encode(block: np.ndarray) -> bytes:
-        return codec.encode(np.ascontiguousarray(f.quantize(block)))
+        q = np.ascontiguousarray(f.quantize(block))
+        valid = min(block.shape[0], values.shape[0] - rows[0]) if values.ndim else 1
+        real = q[:valid] if values.ndim else q
+        errors.add(block[:valid] if values.ndim else block, f.restore(real))
+        rows[0] += valid
+        data = codec.encode(q)
+        digest.update(data)
+        return data
 
     try:
         arr = job.root.create_array(name=job.safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
@@ -558,10 +570,14 @@ def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.Unifo
                       folder=job.folder / job.safe, advance=job.advance)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise _failed(job.tensor, policy, exc) from exc
+    if rows[0] != (values.shape[0] if values.ndim else 1):
+        raise RuntimeError(f"{job.tensor.name!r}: {rows[0]} rows coded of {values.shape[0]} (a bug: please report it)")
+    rel = errors.rel_error
     rec = job.record(values, encoding, policy, reason, {
-        "id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits, "target": target,
-        "filter": "fixedscaleoffset", "serializer": "pcodec"}, chunks, layout=None, rel_error=f.rel_error,
-        sha256=_sha256(f.restore_as_stored(values)))
+        "id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits,
+        "target": target if target is not None else (None if policy == "global" else rel),
+        "filter": "fixedscaleoffset", "serializer": "pcodec"}, chunks, layout=None, rel_error=rel,
+        sha256=digest.hexdigest())
     return job.finish(rec)
 
 

@@ -82,8 +82,10 @@ def test_huge_dictionary_is_refused_in_the_decoder_and_the_encoder():
     refuses(craft((4, 4096), k2=1 << 19, s_max=1), "max_dictionary_entries")  # 2**31 entries
     refuses(craft((2, 64), k2=(1 << 24)), "max_dictionary_entries")
     w = gaussian((4, 256))
-    with pytest.raises(ValueError, match="max_dictionary_entries"):
-        SINR(layout="rows", dictionary_size=1 << 18, **CPU).encode(w)
+    with pytest.raises(ValueError, match="max_dictionary_entries"):  # OMP's blocks of 64: 64 x 2**20 entries
+        SINR(layout="rows", dictionary_size=1 << 20, **CPU).encode(w)
+    with pytest.raises(ValueError, match="max_dictionary_entries"):  # fixed sparsity codes the rows of 256
+        SINR(layout="rows", sparsity=8, dictionary_size=1 << 18, **CPU).encode(w)
     # a config read from a store is held to the same cap
     with limits_set_to(max_dictionary_entries=1 << 20), pytest.raises(ValueError, match="max_dictionary_entries"):
         numcodecs.get_codec({"id": "sinr", "dictionary_size": 1 << 20})
