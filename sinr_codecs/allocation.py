@@ -96,8 +96,8 @@ def tensor_stats(values: np.ndarray, *, one_d: bool | None = None, sensitivity: 
     flat = np.asarray(values).reshape(-1)
     x = flat.astype(np.float64) if flat.size <= SAMPLE_VALUES else flat[
         np.linspace(0, flat.size - 1, SAMPLE_VALUES).astype(np.int64)].astype(np.float64)
-    sumsq = float(np.dot(flat.astype(np.float64), flat.astype(np.float64))) if flat.size <= 1 << 22 else float(
-        sum(np.dot(c, c) for c in (flat[i:i + (1 << 22)].astype(np.float64) for i in range(0, flat.size, 1 << 22))))
+    sumsq = float(sum(np.dot(c, c) for c in (flat[i:i + (1 << 18)].astype(np.float64)
+                                             for i in range(0, flat.size, 1 << 18))))
     if not (math.isfinite(sensitivity) and sensitivity > 0):
         raise ValueError(f"a sensitivity must be a positive finite number, got {sensitivity!r}")
     return TensorStats(int(flat.size), sumsq, x, np.asarray(values).ndim <= 1 if one_d is None else one_d,

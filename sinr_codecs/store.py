@@ -217,7 +217,7 @@ def _scaled_integers(st: _Store, rec: TensorRecord, where: str) -> tuple[np.ndar
     return q, step, dtype, shape
 
 
-_DEQUANTIZE_BLOCK = 1 << 16
+_DEQUANTIZE_BLOCK = 1 << 20
 
 
 def _dequantize(q: np.ndarray, step: float, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -228,8 +228,8 @@ def _dequantize(q: np.ndarray, step: float, dtype: np.dtype, shape: tuple[int, .
     tmp = np.empty(min(q.size, _DEQUANTIZE_BLOCK), dtype=np.float64)
     for i in range(0, q.size, _DEQUANTIZE_BLOCK):
         j = min(q.size, i + _DEQUANTIZE_BLOCK)
-        np.divide(q[i:j], scale, out=tmp[:j - i])
-        out[i:j] = tmp[:j - i]
+        np.true_divide(q[i:j], scale, out=tmp[:j - i], dtype=np.float64)
+        np.copyto(out[i:j], tmp[:j - i], casting="same_kind")
     return out.reshape(shape)
 
 

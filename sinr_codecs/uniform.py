@@ -205,6 +205,9 @@ def fit_step(values: np.ndarray, step: float) -> UniformFit:
     return UniformFit(float(step), astype, max(1, math.ceil(math.log2(2 * levels + 1))), math.nan, math.nan)
 
 
+_ERROR_PIECE = 1 << 18
+
+
 class ErrorAccumulator:
     """``||w - w_hat||`` and ``||w||`` summed over blocks of a tensor (float64), ``w_hat`` rounded to the
     tensor's dtype by ``round_to``: the relative error of a tensor written block by block."""
@@ -215,10 +218,12 @@ class ErrorAccumulator:
         self.norm2 = 0.0
 
     def add(self, block: np.ndarray, restored: np.ndarray) -> None:
-        x = np.asarray(block, dtype=np.float64).reshape(-1)
-        d = self.round_to(np.asarray(restored, dtype=np.float64).reshape(-1)) - x
-        self.err2 += float(np.dot(d, d))
-        self.norm2 += float(np.dot(x, x))
+        flat, back = np.asarray(block).reshape(-1), np.asarray(restored).reshape(-1)
+        for i in range(0, flat.size, _ERROR_PIECE):  # float64 work of a bounded size
+            x = flat[i:i + _ERROR_PIECE].astype(np.float64)
+            d = self.round_to(back[i:i + _ERROR_PIECE].astype(np.float64)) - x
+            self.err2 += float(np.dot(d, d))
+            self.norm2 += float(np.dot(x, x))
 
     @property
     def rel_error(self) -> float:

@@ -555,7 +555,7 @@ def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.Unifo
         q = np.ascontiguousarray(f.quantize(block))
         valid = min(block.shape[0], values.shape[0] - rows[0]) if values.ndim else 1
         real = q[:valid] if values.ndim else q
-        errors.add(block[:valid] if values.ndim else block, f.restore(real))
+        errors.add(block[:valid] if values.ndim else block, _restore_in_pieces(f, real, values.dtype))
         rows[0] += valid
         data = codec.encode(q)
         digest.update(data)
@@ -579,6 +579,15 @@ def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.Unifo
         "filter": "fixedscaleoffset", "serializer": "pcodec"}, chunks, layout=None, rel_error=rel,
         sha256=digest.hexdigest())
     return job.finish(rec)
+
+
+def _restore_in_pieces(f: uniform.UniformFit, q: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``f.restore(q)`` cast to the stored ``dtype``, as a reader gets it (float64 only a piece at a time)."""
+    flat = q.reshape(-1)
+    out = np.empty(flat.size, dtype=dtype)
+    for i in range(0, flat.size, 1 << 18):
+        out[i:i + (1 << 18)] = f.restore(flat[i:i + (1 << 18)])
+    return out.reshape(q.shape)
 
 
 def _write_sinr(job: _Job, values: np.ndarray, encoding: str) -> TensorRecord:
