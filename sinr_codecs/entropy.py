@@ -46,7 +46,7 @@ BROTLI_QUALITY = 9
 """Brotli quality the writer uses (any quality decodes the same way)."""
 PCODEC_PIECE = 1 << 18
 """Items per pcodec piece (the last piece of a section holds the rest)."""
-_BROTLI_OUT = 1 << 22  # bytes a Brotli plane decoder produces per call
+_BROTLI_OUT = 1 << 18  # bytes a Brotli plane decoder asks for per call (it may give up to about twice)
 _PCODEC_TYPES = {"i": {1: np.dtype("<i2"), 2: np.dtype("<i2"), 4: np.dtype("<i4"), 8: np.dtype("<i8")},
                  "u": {1: np.dtype("<u2"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")},
                  "f": {4: np.dtype("<f4"), 8: np.dtype("<f8")}}
