@@ -4,7 +4,7 @@ A network's outputs move with the *absolute* noise added to its weights, not wit
 row's relative error: a bound per row spends bits on rows that matter little. The ``"global"`` coding of
 :func:`sinr_codecs.weights.compress_weights` therefore quantizes every lossily coded tensor with one step
 ``s`` (MPEG's Neural Network Coding standard does the same), chosen so that the relative error of all
-those weights together,
+the weight tensors (2 or more dimensions) together,
 
     E = sqrt( sum_t S_t ||w_t - w_hat_t||**2 / sum_t S_t ||w_t||**2 ),
 
@@ -123,8 +123,10 @@ def steps(stats: Sequence[TensorStats], step: float, target: float | None = None
     """
     factors = _factors(stats)
     if target is None:
-        weight = sum(t.sensitivity * t.sumsq for t in stats)
-        noise = sum(t.sensitivity * t.size * float(f) ** 2 / 12.0 for t, f in zip(stats, factors))
+        wide = any(not t.one_d for t in stats)
+        counted = [(t, f) for t, f in zip(stats, factors) if not (wide and t.one_d)]
+        weight = sum(t.sensitivity * t.sumsq for t, _ in counted)
+        noise = sum(t.sensitivity * t.size * float(f) ** 2 / 12.0 for t, f in counted)
         target = step * math.sqrt(noise / weight) if weight > 0 else 0.0
     out = []
     for t, f in zip(stats, factors):
@@ -138,11 +140,14 @@ def steps(stats: Sequence[TensorStats], step: float, target: float | None = None
 
 
 def relative_error(stats: Sequence[TensorStats], step: float, target: float | None = None) -> float:
-    """The (sensitivity-weighted) relative error of all tensors with global step ``step`` (and the cap of
-    ``target``, as :func:`steps`), estimated on each tensor's sample."""
+    """The (sensitivity-weighted) relative error of the tensors of 2 or more dimensions (all of them if
+    there are none) with global step ``step`` (and the cap of ``target``, as :func:`steps`), estimated on
+    each tensor's sample. 1-D tensors follow their own rule and are not counted: their norms (biases,
+    norm weights near 1) would otherwise lend the weight matrices error they are not coded with."""
+    wide = any(not t.one_d for t in stats)
     num = den = 0.0
     for t, s in zip(stats, steps(stats, step, target)):
-        if t.size == 0 or t.sumsq == 0:
+        if t.size == 0 or t.sumsq == 0 or (wide and t.one_d):
             continue
         err = t.sample - np.rint(t.sample / s) * s
         num += t.sensitivity * float(np.dot(err, err)) * t.size / t.sample.size
@@ -164,8 +169,10 @@ def solve_step(stats: Sequence[TensorStats], target: float) -> float:
     if not live:
         raise ValueError("no tensor to quantize has a nonzero value")
     f = _factors(stats)
-    weight = sum(t.sensitivity * t.sumsq for t in stats)
-    noise = sum(t.sensitivity * t.size * float(fi) ** 2 / 12.0 for t, fi in zip(stats, f))
+    wide = any(not t.one_d for t in stats)
+    counted = [(t, fi) for t, fi in zip(stats, f) if not (wide and t.one_d)]
+    weight = sum(t.sensitivity * t.sumsq for t, _ in counted)
+    noise = sum(t.sensitivity * t.size * float(fi) ** 2 / 12.0 for t, fi in counted)
     guess = target * math.sqrt(weight / noise) if noise > 0 else max(t.rms for t in live)
     lo, hi = guess / 2, guess * 2
     while relative_error(stats, lo, target) > target and lo > 1e-300:

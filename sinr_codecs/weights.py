@@ -96,7 +96,8 @@ CHUNK_BYTES = 4 << 20
 CHUNK_WORK = 1 << 28
 """Bound on ``rows * k1**2`` per chunk, so that one chunk's OMP (and one progress step) stays short."""
 MIN_GLOBAL_ELEMENTS = 16
-"""Smallest floating-point tensor (values) the ``"global"`` coding quantizes; smaller ones stay exact."""
+"""Smallest 1-D floating-point tensor (values) the ``"global"`` coding quantizes; smaller ones stay exact
+(matrices need :data:`~sinr_codecs.policy.MIN_SINR_ELEMENTS`)."""
 _LOSSLESS = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
 
 
@@ -364,8 +365,13 @@ class _Plan:
 
 
 def _global_ok(tensor: _Tensor) -> bool:
-    """Whether the global coding may quantize ``tensor`` (finiteness is checked when its values are read)."""
-    return _is_float(tensor.dtype) and len(tensor.shape) >= 1 and math.prod(tensor.shape) >= MIN_GLOBAL_ELEMENTS
+    """Whether the global coding may quantize ``tensor`` (finiteness is checked when its values are read):
+    floating point, 1-D with :data:`MIN_GLOBAL_ELEMENTS` values or more, or of 2 or more dimensions with
+    :data:`~sinr_codecs.policy.MIN_SINR_ELEMENTS` or more (smaller matrices, the first and last layers of
+    small implicit networks among them, are the most sensitive and cost next to nothing exact)."""
+    size = math.prod(tensor.shape)
+    least = MIN_GLOBAL_ELEMENTS if len(tensor.shape) == 1 else MIN_SINR_ELEMENTS
+    return _is_float(tensor.dtype) and len(tensor.shape) >= 1 and size >= least
 
 
 def _plan(tensor: _Tensor, overrides: Mapping[str, Any], modes: list[Any], lossy: str) -> _Plan:
