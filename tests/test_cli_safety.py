@@ -385,6 +385,7 @@ def slow_model(folder) -> Path:
 @pytest.mark.parametrize("sig,status,message", [
     (signal.SIGINT, 130, "sinr: interrupted\n"),
     (signal.SIGTERM, 143, "sinr: interrupted (SIGTERM)\n"),
+    (signal.SIGHUP, 129, "sinr: interrupted (SIGHUP)\n"),
 ])
 def test_signal_stops_compress_within_two_seconds(folder, slow_model, sig, status, message):
     rc, waited, err = _signal_compress(folder, slow_model, sig)
