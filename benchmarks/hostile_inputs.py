@@ -134,7 +134,8 @@ CASES: dict[str, str] = {
         "peak_ratio(n * k1 * 4)",
     "a stored step of 4e306 times 8-bit values (float64 overflow)":
         "from sinr_codecs import SINR\n"
-        "st, v = brotli.compress(np.full(1, 4e306, '<f8').tobytes()), brotli.compress(np.full(64, 100, 'i1').tobytes())\n"
+        "st = brotli.compress(np.full(1, 4e306, '<f8').tobytes())\n"
+        "v = brotli.compress(np.full(64, 100, 'i1').tobytes())\n"
         "SINR().decode(craft((1, 64), mode=1, bits=8, backend=1, sections=(st, v)))",
     "float16 weights near 65504 (non-finite values decoded)":
         "from sinr_codecs import SINR\n"

@@ -156,7 +156,8 @@ def coder_rows(repeats: int, seed: int) -> list[dict[str, Any]]:
             back, t_dec = _median_time(lambda data=data, dec=dec: dec(data), repeats)
             assert np.array_equal(np.asarray(back).astype(np.int64), q.astype(np.int64)), name
             bits = 8 * len(data) / q.size
-            rows.append({"max_rel_error": e, "coder": name, "bits": bits, "entropy_bits": h, "over_entropy": bits / h - 1,
+            rows.append({"max_rel_error": e, "coder": name, "bits": bits, "entropy_bits": h,
+                         "over_entropy": bits / h - 1,
                          "encode_mvalues_s": q.size / t_enc / 1e6, "decode_mvalues_s": q.size / t_dec / 1e6})
             print(f"  e={e:<5} {name:<28} {bits:6.3f} bits (entropy {h:.3f}, +{100 * (bits / h - 1):5.2f}%)  "
                   f"encode {q.size / t_enc / 1e6:7.1f} M/s  decode {q.size / t_dec / 1e6:7.1f} M/s", file=sys.stderr)

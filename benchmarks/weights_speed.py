@@ -107,15 +107,15 @@ def part1(repeats: int, seed: int, tmp: Path) -> dict[str, Any]:
                                                     "decompress_to_pt")}
     for r in range(repeats):
         encoded: list[bytes] = []
-        runs["zstd19_encode"].append(_timed(lambda: encoded.extend(zstd.encode(a) for a in arrays)))
-        runs["zstd19_decode"].append(_timed(lambda: [zstd.decode(e) for e in encoded]))
+        runs["zstd19_encode"].append(_timed(lambda out=encoded: out.extend(zstd.encode(a) for a in arrays)))
+        runs["zstd19_decode"].append(_timed(lambda blobs=encoded: [zstd.decode(e) for e in blobs]))
         store = tmp / f"m{r}.zip"
         report = compress_weights(src, store, progress=False)  # a first run warms caches and imports
         store.unlink()
         runs["compress"].append(_timed(lambda store=store: compress_weights(src, store, progress=False)))
         runs["load_file"].append(_timed(lambda store=store: load_file(store)))
-        runs["decompress_to_pt"].append(_timed(lambda store=store: decompress_weights(
-            store, tmp / f"r{r}.pt", progress=False, overwrite=True)))
+        runs["decompress_to_pt"].append(_timed(lambda store=store, out=tmp / f"r{r}.pt": decompress_weights(
+            store, out, progress=False, overwrite=True)))
         print(f"  repeat {r + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in runs.items()),
               file=sys.stderr)
     med = {k: statistics.median(v) for k, v in runs.items()}
@@ -182,7 +182,7 @@ def part2(file: Path | None, seed: int, tmp: Path) -> dict[str, Any]:
         from safetensors import safe_open
 
         with safe_open(str(file), framework="pt") as f:
-            params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+            params = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())  # noqa: SIM118 (safe_open is not a dict)
     size = file.stat().st_size
     print(f"  {file.name}: {params / 1e6:.1f}M parameters, {size / 2**20:.1f} MiB", file=sys.stderr)
     store, restored, zst = tmp / "model.zip", tmp / "restored.safetensors", tmp / "model.zst"

@@ -124,12 +124,12 @@ def steps(stats: Sequence[TensorStats], step: float, target: float | None = None
     factors = _factors(stats)
     if target is None:
         wide = any(not t.one_d for t in stats)
-        counted = [(t, f) for t, f in zip(stats, factors) if not (wide and t.one_d)]
+        counted = [(t, f) for t, f in zip(stats, factors, strict=True) if not (wide and t.one_d)]
         weight = sum(t.sensitivity * t.sumsq for t, _ in counted)
         noise = sum(t.sensitivity * t.size * float(f) ** 2 / 12.0 for t, f in counted)
         target = step * math.sqrt(noise / weight) if weight > 0 else 0.0
     out = []
-    for t, f in zip(stats, factors):
+    for t, f in zip(stats, factors, strict=True):
         s = step * float(f)
         if t.one_d and t.rms > 0:
             s = min(s, ONE_D_REL_ERROR * t.rms * math.sqrt(12.0))
@@ -146,7 +146,7 @@ def relative_error(stats: Sequence[TensorStats], step: float, target: float | No
     norm weights near 1) would otherwise lend the weight matrices error they are not coded with."""
     wide = any(not t.one_d for t in stats)
     num = den = 0.0
-    for t, s in zip(stats, steps(stats, step, target)):
+    for t, s in zip(stats, steps(stats, step, target), strict=True):
         if t.size == 0 or t.sumsq == 0 or (wide and t.one_d):
             continue
         err = t.sample - np.rint(t.sample / s) * s
@@ -170,7 +170,7 @@ def solve_step(stats: Sequence[TensorStats], target: float) -> float:
         raise ValueError("no tensor to quantize has a nonzero value")
     f = _factors(stats)
     wide = any(not t.one_d for t in stats)
-    counted = [(t, fi) for t, fi in zip(stats, f) if not (wide and t.one_d)]
+    counted = [(t, fi) for t, fi in zip(stats, f, strict=True) if not (wide and t.one_d)]
     weight = sum(t.sensitivity * t.sumsq for t, _ in counted)
     noise = sum(t.sensitivity * t.size * float(fi) ** 2 / 12.0 for t, fi in counted)
     guess = target * math.sqrt(weight / noise) if noise > 0 else max(t.rms for t in live)

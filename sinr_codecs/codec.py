@@ -30,8 +30,8 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from . import options
-from .options import PRESETS
 from .errors import StreamError
+from .options import PRESETS
 from .sparse import SparseCode, decode_bytes, resolve_device
 
 __all__ = ["PRESETS", "SINR", "relative_error"]  # PRESETS lives in options
@@ -45,7 +45,7 @@ def relative_error(original: np.ndarray, decoded: np.ndarray) -> float:
     return err / norm if norm > 0 else (0.0 if err == 0 else math.inf)
 
 
-class SINR(Codec):
+class SINR(Codec):  # type: ignore[misc]  # numcodecs has no type information
     """SINR: weight vectors as sparse codes over a seeded Gaussian dictionary.
 
     Parameters
@@ -60,8 +60,10 @@ class SINR(Codec):
     Examples
     --------
     >>> import numpy as np
-    >>> SINR()
-    SINR(dictionary_ratio=8.0, dictionary_size=None, seed=0, layout='auto', block_size=None, max_rel_error=0.02, entropy='pcodec', index_coding='delta', dtype=None, chunk_shape=None, preset='default')
+    >>> SINR()  # doctest: +NORMALIZE_WHITESPACE
+    SINR(dictionary_ratio=8.0, dictionary_size=None, seed=0, layout='auto', block_size=None,
+         max_rel_error=0.02, entropy='pcodec', index_coding='delta', dtype=None, chunk_shape=None,
+         preset='default')
     >>> codec = SINR(sparsity=0.5, value_bits=12, device="cpu")
     >>> codec.mode, codec.max_rel_error
     ('fixed', None)
@@ -156,7 +158,8 @@ class SINR(Codec):
             raise StreamError(f"cannot decode this SINR stream ({type(e).__name__}: {e})") from e
         if self.dtype is not None and _native(dec.dtype) != _native(np.dtype(self.dtype)):
             raise StreamError(f"the stream holds a {dec.dtype.name} array but this codec is configured for "
-                              f"{np.dtype(self.dtype).name}: the chunk belongs to another array or the store is corrupt")
+                              f"{np.dtype(self.dtype).name}: the chunk belongs to another array "
+                              "or the store is corrupt")
         if self.chunk_shape is not None and list(dec.shape) != list(self.chunk_shape):
             raise StreamError(f"the stream holds an array of shape {dec.shape} but this codec is configured for "
                               f"chunks of shape {tuple(self.chunk_shape)}: the chunk belongs to another array or "

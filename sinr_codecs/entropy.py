@@ -47,9 +47,10 @@ BROTLI_QUALITY = 9
 PCODEC_PIECE = 1 << 18
 """Items per pcodec piece (the last piece of a section holds the rest)."""
 _BROTLI_OUT = 1 << 18  # bytes a Brotli plane decoder asks for per call (it may give up to about twice)
-_PCODEC_TYPES = {"i": {1: np.dtype("<i2"), 2: np.dtype("<i2"), 4: np.dtype("<i4"), 8: np.dtype("<i8")},
-                 "u": {1: np.dtype("<u2"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")},
-                 "f": {4: np.dtype("<f4"), 8: np.dtype("<f8")}}
+_PCODEC_TYPES: dict[str, dict[int, np.dtype]] = {
+    "i": {1: np.dtype("<i2"), 2: np.dtype("<i2"), 4: np.dtype("<i4"), 8: np.dtype("<i8")},
+    "u": {1: np.dtype("<u2"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")},
+    "f": {4: np.dtype("<f4"), 8: np.dtype("<f8")}}
 
 
 def _pcodec_type(dtype: np.dtype) -> np.dtype:
@@ -351,7 +352,8 @@ def encode_indices(indices: np.ndarray, counts: np.ndarray, coding: int) -> tupl
     return srt[used], order
 
 
-def decode_indices(symbols: np.ndarray, counts: np.ndarray, k2: int, coding: int) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_indices(symbols: np.ndarray, counts: np.ndarray, k2: int,
+                   coding: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Inverse of :func:`encode_indices` for a run of vectors, without padding them to a common length.
 
     Parameters

@@ -32,8 +32,8 @@ import numpy as np
 
 from .limits import get_limits
 
-__all__ = ["DEFAULT_MAX_REL_ERROR", "DEFAULT_SPARSITY", "OPTIONS", "PRESETS", "Option", "add_arguments", "numpydoc", "parse", "resolve",
-           "stored", "parse_device"]
+__all__ = ["DEFAULT_MAX_REL_ERROR", "DEFAULT_SPARSITY", "OPTIONS", "PRESETS", "Option", "add_arguments", "numpydoc",
+           "parse", "resolve", "stored", "parse_device"]
 
 MAX_SEED = (1 << 64) - 1
 MAX_DICTIONARY_SIZE = 1 << 24
@@ -245,23 +245,32 @@ OPTIONS: tuple[Option, ...] = (
                  '(0 < S < 1); a known rate, no error bound'),
     Option("dictionary_ratio", 8.0, parse_dictionary_ratio, "float, default 8.0",
            "Dictionary size as a multiple of k1: ``k2 = ceil(dictionary_ratio * k1)``. Larger dictionaries "
-           "give better atoms at log2(k2) bits per index.", metavar="R", short='dictionary width over vector length, k2/k1 (>= 1)'),
+           "give better atoms at log2(k2) bits per index.", metavar="R",
+           short='dictionary width over vector length, k2/k1 (>= 1)'),
     Option("dictionary_size", None, _optional(parse_dictionary_size), "int, optional",
            "k2 directly (2 .. 2**24); overrides ``dictionary_ratio``. ``k1 * k2`` must stay within "
-           "``max_dictionary_entries`` (:mod:`sinr_codecs.limits`).", metavar="K2", short='dictionary width k2 directly (overrides --dictionary-ratio)'),
+           "``max_dictionary_entries`` (:mod:`sinr_codecs.limits`).", metavar="K2",
+           short='dictionary width k2 directly (overrides --dictionary-ratio)'),
     Option("seed", 0, _int_in("seed", 0, MAX_SEED), "int, default 0",
-           "Dictionary seed, 0 <= seed < 2**64; stored in the stream.", metavar="N", short='dictionary seed, 0 <= N < 2**64'),
+           "Dictionary seed, 0 <= seed < 2**64; stored in the stream.", metavar="N",
+           short='dictionary seed, 0 <= N < 2**64'),
     Option("value_bits", None, _optional(parse_value_bits), 'int or "auto", optional',
            "Fixed-sparsity mode: uniform quantizer bits for the nonzero values (2..24), one step per tensor "
            'over the values\' range. Unset: the preset\'s (8; 16 for ``"paper"``). Error-bounded mode does '
            "not use it: each vector's quantizer step is the largest that meets ``max_rel_error`` and the "
            'integers take the width they need (``"auto"``, which older configurations hold, means the '
-           "same).", metavar="B", short="fixed-sparsity mode: bits per quantized coefficient (2..24; unset: the preset's, 8; 16 for --preset paper); error-bounded mode takes each step from the bound"),
+           "same).", metavar="B",
+           short="fixed-sparsity mode: bits per quantized coefficient (2..24; unset: the preset's, 8; 16 for "
+                 "--preset paper); error-bounded mode takes each step from the bound"),
     Option("layout", "auto", _choice("layout", LAYOUT_CHOICES), '{"auto", "rows", "blocks", "flat"}, default "auto"',
            "How vectors are formed: rows along the last axis, ``block_size``-long blocks of the flattened "
-           "array, or the whole array as one vector. ``\"auto\"``: rows if ndim >= 2 and the last axis has "
-           ">= 50 elements, flat up to 2500 elements, else blocks of 64; a row or flat vector whose "
-           "dictionary would exceed ``max_dictionary_entries`` is cut into blocks instead.", metavar="L", short='vector layout: auto, rows, blocks or flat (auto lets the per-tensor policy choose)'),
+           "array, or the whole array as one vector. Error-bounded mode bounds the error of each of these "
+           "vectors; ``\"auto\"`` there is every row of an array of 2+ dimensions, a 1-D array whole up to "
+           "2500 values, else blocks of 64 (OMP always codes vectors of at most 64 values: blocks that divide "
+           "longer ones). Fixed-sparsity mode codes these vectors; ``\"auto\"`` there is rows if ndim >= 2 "
+           "and the last axis has >= 50 elements, flat up to 2500 elements, else blocks of 64, and a row or "
+           "flat vector whose dictionary would exceed ``max_dictionary_entries`` is cut into blocks.",
+           metavar="L", short='vector layout: auto, rows, blocks or flat (auto lets the per-tensor policy choose)'),
     Option("block_size", None, _optional(_int_in("block_size", 1)), "int, optional",
            'Vector length for ``layout="blocks"``.', metavar="N", short='vector length of --layout blocks'),
     Option("max_rel_error", DEFAULT_MAX_REL_ERROR, _optional(parse_max_rel_error), "float or None, default 0.02",
@@ -285,7 +294,8 @@ OPTIONS: tuple[Option, ...] = (
            short="lossless back end: pcodec, rans, brotli or raw (unset: the preset's, pcodec)"),
     Option("index_coding", None, _optional(_choice("index_coding", _index_codings)), '{"delta", "raw"}, optional',
            'Support coding: sorted indices as gaps ("delta"), or as selected ("raw", the paper\'s). Unset: '
-           'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME", short="index coding: delta (sorted gaps) or raw (selection order, the paper's) (unset: the preset's)"),
+           'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME",
+           short="index coding: delta (sorted gaps) or raw (selection order, the paper's) (unset: the preset's)"),
     Option("dtype", None, _optional(parse_dtype), "str, optional",
            'How to read untyped input (raw bytes): "float16", "float32" or "float64". When set, decoding '
            "also refuses a stream of another dtype.", cli=False, metavar="DTYPE", short=''),
@@ -296,7 +306,9 @@ OPTIONS: tuple[Option, ...] = (
            "control; format 3 checks shapes by itself.", cli=False, metavar="SHAPE", short=''),
     Option("preset", "default", _choice("preset", tuple(PRESETS)), '{"default", "paper"}, default "default"',
            "Where unset options come from (:data:`PRESETS`); options given explicitly always win.",
-           metavar="NAME", short="defaults of the unset options: 'default' (8-bit values, sorted-gap indices; what measured best) or 'paper' (the SINR paper's 16-bit values and raw 16-bit indices)"),
+           metavar="NAME",
+           short="defaults of the unset options: 'default' (8-bit values, sorted-gap indices, pcodec; what "
+                 "measured best) or 'paper' (the SINR paper's 16-bit values and raw 16-bit indices, Brotli)"),
 )
 """The options, in signature order."""
 

@@ -226,7 +226,7 @@ class Report:
 
         def line(r: list[str]) -> str:
             cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in
-                     enumerate(zip(r, widths))]
+                     enumerate(zip(r, widths, strict=True))]
             return "  ".join(cells).rstrip()
 
         rule = "  ".join("-" * w for w in widths)
@@ -254,8 +254,9 @@ def format_bytes(n: int) -> str:
     """``n`` bytes for people: ``"512 B"``, ``"16.0 KiB"``, ``"1.5 MiB"``."""
     if n < 1024:
         return f"{n} B"
+    size = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
-        n /= 1024
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
     return str(n)  # pragma: no cover

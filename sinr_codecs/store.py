@@ -50,7 +50,7 @@ def _dir_size(path: Path) -> int:
 
 def _sha256(a: np.ndarray) -> str:
     canon = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype)
-    return hashlib.sha256(canon.reshape(-1).view(np.uint8)).hexdigest()
+    return hashlib.sha256(canon.reshape(-1).view(np.uint8).data).hexdigest()
 
 
 @dataclass
@@ -82,7 +82,9 @@ def _open_store(path: Path) -> _Store:
     if path.is_dir():
         store, size = zarr.storage.LocalStore(path, read_only=True), _dir_size(path)
         keys = frozenset(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-        read_bytes = (lambda key: (path / key).read_bytes())
+
+        def read_bytes(key: str) -> bytes:
+            return (path / key).read_bytes()
     elif _is_zip(path):
         try:  # reads the central directory only; each member's CRC is checked when it is read
             zf = zipfile.ZipFile(path)
@@ -92,7 +94,11 @@ def _open_store(path: Path) -> _Store:
         read_bytes = zf.read
         store, size = zarr.storage.ZipStore(path, mode="r"), path.stat().st_size
         zarr_close = store.close
-        store.close = lambda: (zarr_close(), zf.close())  # type: ignore[method-assign]
+
+        def close() -> None:
+            zarr_close()
+            zf.close()
+        store.close = close
     else:
         raise WeightsError(
             f"{path} is not a compressed store: expected a directory or a .zip written by sinr compress")
@@ -180,8 +186,9 @@ def _scaled_integers(st: _Store, rec: TensorRecord, where: str) -> tuple[np.ndar
         dtype, shape, chunks = np.dtype(rec.stored_dtype), tuple(rec.stored_shape), tuple(rec.chunks)
     except (KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"{where}: its record is damaged ({exc})") from None
-    if (astype.kind != "i" or astype.itemsize not in (2, 4) or dtype.kind != "f" or not (math.isfinite(step) and step > 0)
-            or len(chunks) != len(shape) or not shape or chunks[0] < 1 or list(chunks[1:]) != list(shape[1:])):
+    if (astype.kind != "i" or astype.itemsize not in (2, 4) or dtype.kind != "f"
+            or not (math.isfinite(step) and step > 0) or len(chunks) != len(shape) or not shape
+            or chunks[0] < 1 or list(chunks[1:]) != list(shape[1:])):
         raise WeightsError(f"{where}: its record is damaged (step {step}, integers {astype}, chunks {chunks})")
     _check_scaled_metadata(st, rec, where, step, astype, shape, chunks)
     rows, per_row = shape[0], math.prod(shape[1:])

@@ -98,7 +98,7 @@ CHUNK_WORK = 1 << 28
 MIN_GLOBAL_ELEMENTS = 16
 """Smallest 1-D floating-point tensor (values) the ``"global"`` coding quantizes; smaller ones stay exact
 (matrices need :data:`~sinr_codecs.policy.MIN_SINR_ELEMENTS`)."""
-_LOSSLESS = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
+_LOSSLESS: dict[str, Any] = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def _compress(source: ModelSource, dst: Path, *, codec_config: Mapping[str, Any]
     report = Report(str(source.path), str(dst), source.format, notes=list(source.notes))
     plans = [_plan(t, overrides, modes, lossy) for t in tensors]
     steps = _global_steps(tensors, plans, base.get("max_rel_error"), step, sens, report)
-    costs = [_cost(t, plan) for t, plan in zip(tensors, plans)]
+    costs = [_cost(t, plan) for t, plan in zip(tensors, plans, strict=True)]
 
     existed = os.path.lexists(dst)
     try:
@@ -318,7 +318,7 @@ def _compress(source: ModelSource, dst: Path, *, codec_config: Mapping[str, Any]
         with bar(total=sum(costs), desc="compress", unit="", quiet=not progress, leave=True,
                  bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]") as outer, \
                 quiet_numcodecs():
-            for i, (tensor, safe, plan, cost) in enumerate(zip(tensors, names, plans, costs)):
+            for i, (tensor, safe, plan, cost) in enumerate(zip(tensors, names, plans, costs, strict=True)):
                 outer.set_postfix_str(f"{i + 1}/{len(tensors)} tensors, {tensor.name}", refresh=True)
                 done = [0.0]
 
@@ -392,7 +392,7 @@ def _cost(tensor: _Tensor, plan: _Plan) -> float:
 def _global_steps(tensors: list[_Tensor], plans: list[_Plan], target: float | None, step: float | None,
                   sens: Mapping[str, float], report: Report) -> dict[str, float]:
     """Each ``"global"`` tensor's step: from ``step``, or solved for ``target`` (one pass over the tensors)."""
-    chosen = [t for t, p in zip(tensors, plans) if p.mode == "global"]
+    chosen = [t for t, p in zip(tensors, plans, strict=True) if p.mode == "global"]
     if not chosen:
         return {}
     known = [sens[t.name] for t in chosen if t.name in sens]
@@ -414,7 +414,7 @@ def _global_steps(tensors: list[_Tensor], plans: list[_Plan], target: float | No
         goal = target if target is not None else allocation.DEFAULT_REL_ERROR
         step = allocation.solve_step(stats, goal) if any(s.sumsq > 0 for s in stats) else 1.0
     report.global_step = step
-    return dict(zip(names, allocation.steps(stats, step, goal)))
+    return dict(zip(names, allocation.steps(stats, step, goal), strict=True))
 
 
 @dataclass
@@ -610,7 +610,8 @@ def _write_sinr(job: _Job, values: np.ndarray, encoding: str) -> TensorRecord:
     if config.get("layout") == "blocks" and config.get("block_size") is None:
         config["block_size"] = _block_size(tuple(job.tensor.shape))
     codec = SINRCodec(**config)
-    codec_record = {"id": "sinr", **codec.to_dict()["configuration"]}
+    configuration: dict[str, Any] = codec.to_dict()["configuration"]  # type: ignore[assignment]
+    codec_record = {"id": "sinr", **configuration}
     chunks = _chunks_for(values.shape, codec.layout, values.dtype.itemsize)
     if codec.layout == "blocks" and codec.block_size:
         per = codec.block_size // math.gcd(codec.block_size, max(1, math.prod(values.shape[1:])))
@@ -716,7 +717,7 @@ def _write_chunks(arr: Any, values: np.ndarray, chunks: tuple[int, ...], name: s
         arr[...] = values
         return
     with bar(total=len(starts), desc=f"  {name}"[:40], unit="chunk", quiet=not progress, position=1) as b:
-        if direct:
+        if encoder is not None and folder is not None and direct:
             blocks = (_padded(values[s:s + step], step) for s in starts)
             for i, data in enumerate(_encoded(encoder, blocks, len(starts), client)):
                 target = folder / arr.metadata.encode_chunk_key((i,) + (0,) * (values.ndim - 1))
@@ -773,6 +774,6 @@ def _client_for(scheduler: Any) -> tuple[Any, bool]:
         raise ValueError(f"scheduler must be an address such as 'tcp://host:8786' or a distributed.Client, "
                          f"got {scheduler!r}")
     try:
-        return distributed.Client(scheduler, timeout=30), True
+        return distributed.Client(scheduler, timeout=30), True  # type: ignore[no-untyped-call]
     except OSError as exc:
         raise WeightsError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None

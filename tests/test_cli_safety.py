@@ -295,11 +295,10 @@ def test_unwritable_folder(folder, capsys, monkeypatch, command, src, out, maker
 # --------------------------------------------------------------------------------------------------
 def test_signals_deferred_then_delivered():
     got = []
-    with pytest.raises(KeyboardInterrupt):
-        with outputs._signals_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            got.append("finished the critical section")
+    with pytest.raises(KeyboardInterrupt), outputs._signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        got.append("finished the critical section")
     assert got == ["finished the critical section"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -5,9 +5,9 @@ Every stream here is a few dozen bytes with a valid checksum; none of the bombs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
-import time
 import tracemalloc
 import zlib
 
@@ -189,10 +189,8 @@ def test_random_header_mutations_fail_as_value_errors():
         for _ in range(int(rng.integers(1, 4))):
             body[int(rng.integers(5, min(len(body), 40)))] = int(rng.integers(0, 256))
         data = bytes(body) + struct.pack("<I", zlib.crc32(body))
-        try:
+        with contextlib.suppress(ValueError):
             SINR().decode(data)
-        except ValueError:
-            pass
 
 
 def test_limits_are_validated():

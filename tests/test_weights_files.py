@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,7 +58,8 @@ def test_save_and_load_file_round_trip_with_dtypes_and_metadata(tmp_path):
 
 def test_one_tensor_is_decoded_without_touching_the_others(tmp_path):
     save_file(model(), tmp_path / "m.zarr")
-    chunk = next(p for p in (tmp_path / "m.zarr" / "layers.0.weight").rglob("*") if p.is_file() and p.name != "zarr.json")
+    tensor = tmp_path / "m.zarr" / "layers.0.weight"
+    chunk = next(p for p in tensor.rglob("*") if p.is_file() and p.name != "zarr.json")
     chunk.write_bytes(b"damaged")  # a damaged tensor does not stop the others from being read
     with safe_open(tmp_path / "m.zarr") as f:
         assert f.get_tensor("embed.weight").shape == (300, 64)
