@@ -105,6 +105,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sinr_codecs import sensitivity
+from sinr_codecs.allocation import DEFAULT_REL_ERROR
 from sinr_codecs.weights import compress_weights, decompress_weights
 
 
@@ -367,6 +368,8 @@ def sweep(net: Network, methods: Sequence[str], qps: Sequence[int], errors: Sequ
     rows = []
     for method in methods:
         knobs: Sequence[Any] = qps if method == "nncodec" else errors
+        if method == "global" and DEFAULT_REL_ERROR not in knobs:  # sinr compress's default, measured too
+            knobs = sorted([*knobs, DEFAULT_REL_ERROR])
         for knob in knobs:
             if method == "nncodec":
                 point = measure_nncodec(net, ref, int(knob))
@@ -430,6 +433,39 @@ def monotonicity(rows: Sequence[dict[str, Any]], metric: str = "task_error") -> 
             for a, b in itertools.pairwise(ordered) if error(b) > error(a)]
 
 
+def _coarseness(r: dict[str, Any]) -> float:
+    """The knob of a row as a step size: ``max_rel_error``, or NNCodec's step ``2**(qp/4)``."""
+    return float(r["max_rel_error"]) if r["max_rel_error"] is not None else 2.0 ** (r["qp"] / 4)
+
+
+def monotone_pairs(rows: Sequence[dict[str, Any]], metric: str = "task_error", factor: float = 2.0) -> dict[str, Any]:
+    """Every pair of a sweep's points whose knobs are ``factor`` or more apart (``max_rel_error``, or
+    NNCodec's step): how many there are, and those at which the finer point has the larger ``metric``
+    (NaN counts as the largest)."""
+    def error(r: dict[str, Any]) -> float:
+        return math.inf if math.isnan(r[metric]) else r[metric]
+
+    pairs = [(a, b) for a in rows for b in rows if _coarseness(a) >= factor * _coarseness(b)]
+    bad = [{"coarser": _coarseness(a), "finer": _coarseness(b), metric: [a[metric], b[metric]]}
+           for a, b in pairs if error(b) > error(a)]
+    return {"factor": factor, "pairs": len(pairs), "violations": bad}
+
+
+def default_on_front(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Where ``sinr compress``'s default (``global`` at :data:`DEFAULT_REL_ERROR`, coded bytes) stands
+    against the front of all of ours: its bytes over the front's at its task error (1.0: on the front)."""
+    default = [r for r in rows if r["method"] == "global" and r["max_rel_error"] == DEFAULT_REL_ERROR]
+    ours = [r for r in rows if r["method"] != "nncodec"]
+    front = pareto([(r["bytes_coded"], r["task_error"]) for r in ours])
+    if not default or len(front) < 2 or not 0 < default[0]["task_error"] < math.inf:
+        return None
+    d = default[0]
+    lo, hi = min(p[1] for p in front), max(p[1] for p in front)
+    ratio = d["bytes_coded"] / float(bytes_at(front, np.array([min(max(d["task_error"], lo), hi)]))[0])
+    return {"max_rel_error": DEFAULT_REL_ERROR, "bytes_coded": d["bytes_coded"], "task_error": d["task_error"],
+            "bytes_over_front": ratio}
+
+
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per network and method: BD ratios against NNCodec (coded and store bytes, up to the network's
     :data:`CEILINGS`) and monotonicity."""
@@ -450,7 +486,9 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                         front, pareto([(r["bytes_coded"], r["task_error"]) for r in peer]), ceiling)
             entry["monotonicity_violations"] = monotonicity(these)
             entry["output_monotonicity_violations"] = monotonicity(these, "output_rel_error")
+            entry["monotone_at_2x"] = {m: monotone_pairs(these, m) for m in ("task_error", "output_rel_error")}
             out[name][method] = entry
+        out[name]["default"] = default_on_front(mine)
     return out
 
 
@@ -465,6 +503,8 @@ def table(summary: dict[str, Any]) -> str:
 
     for name, methods in summary.items():
         for method, e in methods.items():
+            if method == "default":
+                continue
             coded, store = e.get("vs_nncodec_coded"), e.get("vs_nncodec_store")
             span = f"{coded['task_error_range'][0]:.3g}..{coded['task_error_range'][1]:.3g}" if coded else ""
             bad = e.get("monotonicity_violations")
@@ -473,10 +513,19 @@ def table(summary: dict[str, Any]) -> str:
                 f"{'qp' if knob == 'qp' else 'e'} {v['looser'][knob]:g}->{v['tighter'][knob]:g}: "
                 f"{v['looser']['task_error']:.3g}->{v['tighter']['task_error']:.3g}" for v in bad)
             flags += f" (output error: {len(e.get('output_monotonicity_violations', []))})"
+            two = e["monotone_at_2x"]
+            flags += (f"; 2x apart: task {len(two['task_error']['violations'])}/{two['task_error']['pairs']}, "
+                      f"output {len(two['output_rel_error']['violations'])}/{two['output_rel_error']['pairs']}")
             lines.append(f"{name:<7} {method:<21} {e['points']:>3} {cell(coded, 'bd'):>8} {cell(coded, 'worst'):>6} "
                          f"{cell(store, 'bd'):>8} {cell(store, 'worst'):>6}  {span:<19} {flags}")
+    for name, methods in summary.items():
+        d = methods.get("default")
+        if d:
+            lines.append(f"{name}: the default (global, {d['max_rel_error']:g}) codes {d['bytes_coded']} B at task "
+                         f"error {d['task_error']:.3g}: {d['bytes_over_front']:.3f}x the bytes of our front there")
     lines.append("BD: geometric mean over the overlap of bytes / NNCodec's bytes at equal task error (< 1: fewer "
-                 "bytes); worst: its largest value; store: whole .zip instead of coded chunks")
+                 "bytes); worst: its largest value; store: whole .zip instead of coded chunks; 2x apart: "
+                 "pairs of points whose knobs differ 2x or more at which the finer one did worse")
     return "\n".join(lines)
 
 
@@ -571,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--quick", action="store_true", help="a reduced sweep (6 errors, 8 qps), to try the script")
     ap.add_argument("--qps", help="NNCodec's qps, comma-separated (default -62..-2 step 2)")
-    ap.add_argument("--errors", help="our max_rel_error values, comma-separated (default 20 from 0.001 to 0.3)")
+    ap.add_argument("--errors", help="our max_rel_error values, comma-separated (default 31 from 0.001 to 0.3; "
+                                     "global also at the default, 0.02)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
     ap.add_argument("--plot", type=Path, help="write the plot (PNG) here")

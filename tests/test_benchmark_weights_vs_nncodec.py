@@ -44,3 +44,14 @@ def test_monotonicity_of_both_knobs_and_both_metrics(bench):
     assert len(summary["global"]["monotonicity_violations"]) == 2
     assert len(summary["nncodec"]["output_monotonicity_violations"]) == 1
     assert "output error" in bench.table(bench.summarize(ours + peer))
+
+
+def test_pairs_two_fold_apart_and_the_default_against_the_front(bench):
+    ours = [row("global", e, t, o, b) for e, t, o, b in
+            ((0.08, 1.0, 0.08, 100), (0.04, 1.1, 0.04, 150), (0.02, 0.5, 0.02, 250), (0.01, 0.3, 0.01, 400))]
+    two = bench.monotone_pairs(ours)
+    assert two["pairs"] == 3 + 2 + 1 and [v["finer"] for v in two["violations"]] == [0.04]  # 0.08 -> 0.04 only
+    assert bench.monotone_pairs(ours, "output_rel_error")["violations"] == []
+    assert bench.default_on_front(ours)["bytes_over_front"] == pytest.approx(1.0)
+    better = row("uniform", 0.03, 0.5, 0.03, 200)  # the default's task error for fewer bytes
+    assert bench.default_on_front([*ours, better])["bytes_over_front"] == pytest.approx(1.25)
