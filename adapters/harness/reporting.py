@@ -44,8 +44,20 @@ def environment(device: str = "auto", threads: int | None = None) -> dict[str, A
     if dev.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(dev)
     else:
-        env["cpu"] = platform.processor() or platform.machine()
+        env["cpu"] = _cpu_model()
     return env
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _point_key(r: Result) -> tuple[Any, ...]:

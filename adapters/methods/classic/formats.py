@@ -57,7 +57,7 @@ class JPEGCodec(PillowCodec):
     suffix: ClassVar[str] = ".jpg"
     quality_range: ClassVar[tuple[float, float]] = (1, 100)
     quality_help: ClassVar[str] = "libjpeg quality (1..100)"
-    default_qualities: ClassVar[tuple[float, ...]] = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90)
+    default_qualities: ClassVar[tuple[float, ...]] = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
     own_options: ClassVar[tuple[Option, ...]] = (
         Option("optimize", bool, True, "Huffman tables optimised for the image (never a larger file)"),
         Option("subsampling", str, "4:2:0", "chroma subsampling", choices=_SUBSAMPLING))
@@ -80,6 +80,7 @@ class WebPCodec(PillowCodec):
     feature: ClassVar[str] = "webp"
     suffix: ClassVar[str] = ".webp"
     quality_help: ClassVar[str] = "libwebp quality (0..100)"
+    default_qualities: ClassVar[tuple[float, ...]] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
     own_options: ClassVar[tuple[Option, ...]] = (
         Option("method", int, 6, "encoder effort (6: smallest files, slowest)", minimum=0, maximum=6),)
 
@@ -132,6 +133,7 @@ class AVIFCodec(PillowCodec):
     feature: ClassVar[str] = "avif"
     suffix: ClassVar[str] = ".avif"
     quality_help: ClassVar[str] = "libavif quality (0..100)"
+    default_qualities: ClassVar[tuple[float, ...]] = (0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)
     own_options: ClassVar[tuple[Option, ...]] = (
         Option("speed", int, 6, "encoder speed (0: slowest)", minimum=0, maximum=10),
         Option("subsampling", str, "4:2:0", "chroma subsampling", choices=_SUBSAMPLING))
