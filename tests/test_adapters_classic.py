@@ -321,3 +321,40 @@ def test_every_summary_says_when_no_classic_codec_was_measured():
 
     assert "INR paths against the classic codecs" not in markdown_table(run(cfg, progress=False, log=lambda m: None))
     assert describe(JPEGCodec).weights is False
+
+
+# ---- the documented plugin -------------------------------------------------------------------------------
+STAND_IN = {   # cjxl and djxl stand-ins: a "JXL" file is a marker and a whole PNG; djxl refuses anything else
+    "cjxl": ("import sys\nfrom PIL import Image\nimport io\nbuf = io.BytesIO()\n"
+             "Image.open(sys.argv[1]).save(buf, format='PNG')\n"
+             "open(sys.argv[2], 'wb').write(b'JXL?' + buf.getvalue())\n"),
+    "djxl": ("import sys, io\nfrom PIL import Image\ndata = open(sys.argv[1], 'rb').read()\n"
+             "if not data.startswith(b'JXL?') or not data.endswith(bytes.fromhex('49454e44ae426082')):\n"
+             "    sys.exit('not a whole JPEG XL file')\n"
+             "try:\n    Image.open(io.BytesIO(data[4:])).save(sys.argv[2])\n"
+             "except Exception as exc:\n    sys.exit(str(exc))\n"),
+}
+
+
+def _documented_plugin() -> dict:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "adapters.md").read_text()
+    block = next(b for b in text.split("```python\n")[1:] if "class JXLCodec" in b).split("```")[0]
+    namespace: dict = {"__name__": "my_codecs"}
+    exec(compile(block, "docs/adapters.md", "exec"), namespace)
+    return namespace
+
+
+def test_the_documented_command_line_codec_plugin_keeps_the_protocol(tmp_path, monkeypatch):
+    cls = _documented_plugin()["JXLCodec"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert "needs libjxl's cjxl and djxl" in describe(cls).unavailable()
+    for name, body in STAND_IN.items():
+        tool = tmp_path / name
+        tool.write_text(f"#!{sys.executable}\n{body}")
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert describe(cls).unavailable() is None and describe(cls).weights is False
+    codec = cls(quality=50)
+    testing.check_adapter(codec, registered=False)
+    signal = codec.signal_from_image(_pixels(8))
+    assert np.array_equal(codec.decode(codec.encode(signal)), np.round(_pixels(8) * 255) / 255)
