@@ -358,3 +358,26 @@ def test_the_documented_command_line_codec_plugin_keeps_the_protocol(tmp_path, m
     testing.check_adapter(codec, registered=False)
     signal = codec.signal_from_image(_pixels(8))
     assert np.array_equal(codec.decode(codec.encode(signal)), np.round(_pixels(8) * 255) / 255)
+
+
+# ---- the size sweep --------------------------------------------------------------------------------------
+def test_the_size_sweep_benchmark_runs_tiny_and_names_its_machine(tmp_path, capsys):
+    from .conftest import benchmark_script
+
+    for name in CODECS:
+        _need(name)
+    sweep = benchmark_script("classic_anchors")
+    out = tmp_path / "sweep.json"
+    assert sweep.main(["--sizes", "12,16", "--widths", "6", "--steps", "5", "--finetune-steps", "1", "--jobs", "1",
+                       "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert {"name", "description", "machine", "results"} <= set(doc) and doc["machine"]["gpu"] == "none"
+    assert set(doc["results"]) == {f"{s} px, {p}" for s in (12, 16) for p in sweep.PATHS}
+    assert set(doc["headers"]["12"]) == set(CODECS) and doc["headers"]["12"]["webp"]["header_bytes"] == 30
+    assert doc["headers"]["12"]["jpeg"]["header_bpp"] > doc["headers"]["16"]["jpeg"]["header_bpp"]
+    assert "| 16 px, coin rate-aware+SINR |" in printed and "| 12 px | avif |" in printed
+    # the runs resume: nothing is measured twice
+    assert sweep.main(["--sizes", "12", "--widths", "6", "--steps", "5", "--finetune-steps", "1", "--jobs", "1",
+                       "--runs", str(tmp_path / "runs")]) == 0
+    assert "resuming from" in capsys.readouterr().err

@@ -49,37 +49,51 @@ def mean_curves(results) -> dict[str, list[tuple[float, float]]]:
     return out
 
 
-def envelope_log_rate(points, q: float) -> float:
-    """The least log-rate any two of ``points`` reach ``q`` with, linearly between them in (quality, log-rate):
-    the lower convex envelope, written as the minimum over every chord (two points suffice in the plane)."""
-    pts = np.array([(p[1], math.log(p[0])) for p in points])
-    q1, x1 = pts[:, None, 0], pts[:, None, 1]
-    q2, x2 = pts[None, :, 0], pts[None, :, 1]
-    span = (q1 <= q) & (q <= q2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        x = np.where(q2 > q1, x1 + (q - q1) * (x2 - x1) / (q2 - q1), np.minimum(x1, x2))
-    return float(np.min(np.where(span, x, np.inf)))
+def codec_log_rate(points, q: float) -> float | None:
+    """One codec's log-rate at quality ``q``: linear in (quality, log-rate) between its measured points that no
+    other point beats (found by pairwise dominance), by scipy's interpolation; None outside their range."""
+    from scipy.interpolate import interp1d
+
+    front = sorted({p for p in points if not any((o[0] <= p[0] and o[1] > p[1]) or (o[0] < p[0] and o[1] >= p[1])
+                                                  for o in points)})
+    if not front[0][1] <= q <= front[-1][1]:
+        return None
+    if len(front) == 1:
+        return math.log(front[0][0])
+    return float(interp1d([p[1] for p in front], np.log([p[0] for p in front]))(q))
 
 
-def independent_bd_rate(anchor, test) -> float | None:
-    """BD-rate of ``test`` against ``anchor`` by the rule of the harness, computed another way: the anchor's
-    least rate at each quality from its cheapest point upwards, the test curve's measured Pareto front, and
-    the mean log-rate difference as an exact integral (both are linear between the qualities of the points,
-    so the trapezoid rule over those qualities is exact)."""
-    cheapest = min(anchor, key=lambda p: (p[0], -p[1]))
+def independent_bd_rate(codecs, test) -> float | None:
+    """BD-rate of ``test`` against the cheapest of ``codecs`` (a list of point lists) at each quality, by the
+    rule of the harness computed another way: each codec's measured front (:func:`codec_log_rate`), the
+    minimum over the codecs from their cheapest point up, the test curve's measured Pareto front, and the
+    mean log-rate difference as an integral (scipy's adaptive quadrature, told every quality where a curve
+    bends)."""
+    from scipy.integrate import quad
+
     front: list[tuple[float, float]] = []
     for r, q in sorted(test, key=lambda p: (p[0], -p[1])):
         if not front or q > front[-1][1]:
             front.append((r, q))
-    lo = max(cheapest[1], front[0][1])
-    hi = min(max(q for _, q in anchor), front[-1][1])
+
+    def best(q: float) -> float | None:
+        found = [x for c in codecs if (x := codec_log_rate(c, q)) is not None]
+        return min(found) if found else None
+
+    cheapest = min((p for c in codecs for p in c), key=lambda p: (p[0], -p[1]))   # below it all is dominated
+    lo = max(front[0][1], cheapest[1])
+    hi = min(front[-1][1], max(p[1] for c in codecs for p in c))
     if len(front) < 2 or not hi > lo:
         return None
-    qs = sorted({lo, hi, *(q for _, q in [*anchor, *front] if lo < q < hi)})
-    diff = [float(np.interp(q, [f[1] for f in front], np.log([f[0] for f in front]))) - envelope_log_rate(anchor, q)
-            for q in qs]
-    mean = sum((b - a) * (da + db) / 2 for a, b, da, db in zip(qs, qs[1:], diff, diff[1:], strict=False)) / (hi - lo)
-    return math.exp(mean) - 1.0
+    qs = np.linspace(lo, hi, 101)
+    assert all(best(float(q)) is not None for q in qs)      # these codecs' ranges leave no gap
+    bends = sorted({q for _, q in [*front, *(p for c in codecs for p in c)] if lo < q < hi})
+
+    def diff(q: float) -> float:
+        return float(np.interp(q, [f[1] for f in front], np.log([f[0] for f in front]))) - best(q)
+
+    integral, _ = quad(diff, lo, hi, points=bends, limit=500)
+    return math.exp(integral / (hi - lo)) - 1.0
 
 
 def test_the_harness_mean_curves_are_the_records_means(measured):
@@ -92,35 +106,37 @@ def test_the_harness_mean_curves_are_the_records_means(measured):
 
 def test_bd_rates_against_the_best_classic_codec_agree_with_an_independent_computation(measured):
     curves = mean_curves(measured)
-    classic = [p for m in AVAILABLE for p in curves[m]]
     report = anchors.against_anchors(summary(measured))
     by_path = {c["path"]: c for c in report["paths"]}
     assert set(by_path) == {"coin", "coin+sinr"} and report["anchors"] == sorted(AVAILABLE)
     compared = 0
     for path in ("coin", "coin+sinr"):
-        pairs = [("best", classic, by_path[path]["bd_rate_best"])]
-        pairs += [(m, curves[m], by_path[path]["bd_rate"][m]) for m in AVAILABLE]
+        pairs = [("best", [curves[m] for m in AVAILABLE], by_path[path]["bd_rate_best"])]
+        pairs += [(m, [curves[m]], by_path[path]["bd_rate"][m]) for m in AVAILABLE]
         for name, anchor, harness in pairs:
             mine = independent_bd_rate(anchor, curves[path])
             assert (mine is None) == (harness is None), (path, name)
             if mine is None:
                 continue
             compared += 1
-            # the harness averages 200 samples of the interval: within 0.1% of the exact mean in log-rate
-            assert math.log1p(harness) == pytest.approx(math.log1p(mine), abs=1e-3), (path, name)
+            # the harness averages 200 evenly spaced qualities, ends included, where this integrates: the
+            # two differ by a fraction of the log-rate difference's spread over 200, within 0.5% of the rate
+            assert math.log1p(harness) == pytest.approx(math.log1p(mine), abs=5e-3), (path, name)
     assert compared >= 2 + len(AVAILABLE)
 
 
-def test_the_best_classic_codec_needs_no_more_bits_than_any_one_of_them(measured):
+def test_the_best_classic_codec_is_the_cheapest_codec_at_each_psnr(measured):
     curves = mean_curves(measured)
-    best = [(d["bpp"], d["psnr"]) for d in anchors.against_anchors(summary(measured))["best"]]
-    assert best == rd.operating_points([p for m in AVAILABLE for p in curves[m]])
-    for m in AVAILABLE:
-        own = rd.operating_points(curves[m])
-        for q in np.linspace(own[0][1], own[-1][1], 50):
-            env = rd.rate_at(best, float(q))
-            if env is not None:
-                assert env <= rd.rate_at(own, float(q)) * (1 + 1e-9)
+    best = anchors.against_anchors(summary(measured))["best"]
+    assert len(best) > 30
+    for d in best:
+        own = {m: codec_log_rate(curves[m], d["psnr"]) for m in AVAILABLE}
+        reached = {m: x for m, x in own.items() if x is not None}
+        assert reached and d["anchor"] == min(reached, key=reached.get)
+        assert math.log(d["bpp"]) == pytest.approx(min(reached.values()), abs=1e-9)
+    # the convex hull of every codec's points pooled would claim fewer bits than any codec measured somewhere
+    pooled = rd.operating_points([p for m in AVAILABLE for p in curves[m]])
+    assert any(rd.rate_at(pooled, d["psnr"]) < d["bpp"] * 0.99 for d in best if rd.rate_at(pooled, d["psnr"]))
 
 
 def test_the_table_prints_the_figures_of_the_report(measured):

@@ -236,8 +236,9 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike[str], *, title: s
                                  {"marker": "o", "linestyle": "--" if label.endswith("+sinr") else "-", "zorder": 2})
         pts = [(d["bpp"], d["psnr"]) for d in rows if d["label"] == label]
         hib = all(d.get("higher_is_better", True) for d in rows if d["label"] == label)
-        # the comparison's rule: the method's operating points (hull), SINR's measured Pareto front
-        front = (rd.pareto_front(pts) if label.endswith("+sinr") and hib
+        # the comparisons' rules: the method's operating points (hull), SINR's and a classic codec's measured
+        # Pareto fronts
+        front = (rd.pareto_front(pts) if (label.endswith("+sinr") or label in classic) and hib
                  else rd.operating_points(pts, higher_is_better=hib))
         ax.plot([b for b, _ in front], [q for _, q in front], color=c, label=label, **style)
         rest = [p for p in pts if p not in front]
