@@ -114,7 +114,8 @@ def report(by_size: dict[int, list[Any]], images: Sequence[str]) -> dict[str, An
 
 def table_rows(rep: dict[str, Any], images: Sequence[str]) -> dict[str, dict[str, Any]]:
     """One row per size and COIN path: BD-rates (percent) against the best classic codec (mean curve and per
-    image) and against each codec (mean curve), the PSNR range compared, the codecs the best one follows."""
+    image) and against each codec (mean curve), the PSNR range compared, and where each codec is the best
+    (share of that range)."""
     rows: dict[str, dict[str, Any]] = {}
     for size, mean in rep["mean"].items():
         paths = {c["path"]: c for c in mean["paths"]}
@@ -129,7 +130,7 @@ def table_rows(rep: dict[str, Any], images: Sequence[str]) -> dict[str, dict[str
                 **{f"vs {a} %": _pct(c["bd_rate"].get(a)) for a in CLASSIC},
                 "PSNR range dB": None if c["quality_range"] is None
                 else f"{c['quality_range'][0]:.1f}-{c['quality_range'][1]:.1f}",
-                "best classic there": ", ".join(c["best_from"]) or None}
+                "best classic there": ", ".join(f"{a} {100 * v:.0f}%" for a, v in c["best_share"].items()) or None}
     return rows
 
 
@@ -167,8 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     images = [s.strip() for s in args.images.split(",")]
     jobs = sorted(((s, im) for s in sizes for im in images), key=lambda j: -j[0])   # the longest first
     argvs = {job: evaluate_argv(job[0], job[1], Path(args.runs) / f"{job[0]}px-{job[1]}", args) for job in jobs}
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=get_context("spawn")) as pool:
-        files = dict(zip(jobs, pool.map(measure, [argvs[j] for j in jobs]), strict=True))
+    if args.jobs <= 1:
+        files = {j: measure(argvs[j]) for j in jobs}
+    else:
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
+            files = dict(zip(jobs, pool.map(measure, [argvs[j] for j in jobs]), strict=True))
     by_size = {s: [r for im in images for r in load(files[(s, im)])] for s in sizes}
     rep = report(by_size, images)
     rows = table_rows(rep, images)
