@@ -2,8 +2,10 @@
 
 Each case is a crafted stream of a few dozen bytes (valid checksum) or a crafted array/config, run in its
 own subprocess under an address-space cap (``--cap-gib``, default 4), so an input that would allocate
-gigabytes ends in ``MemoryError`` instead of exhausting the machine. Run it against any installed
-sinr-codecs (or another checkout on ``PYTHONPATH``) to compare releases::
+gigabytes ends in ``MemoryError`` instead of exhausting the machine. The cases that decode a declared
+output at the default limit (1 GiB) report the budget the decoder keeps to, 1.5 x the declared output +
+300 MiB of the whole process's peak resident memory (importing torch included), and whether it held.
+Run it against any installed sinr-codecs (or another checkout on ``PYTHONPATH``) to compare releases::
 
     python benchmarks/hostile_inputs.py   # prints {"case": ..., "outcome": ..., "seconds": ..., "peak_mib": ...}
 """
@@ -40,6 +42,28 @@ CRAFT = textwrap.dedent('''
         for s in sections:
             head += varint(len(s)) + s
         return bytes(head) + struct.pack("<I", zlib.crc32(head))
+    def pco_run(value, count, dtype="<i2"):
+        """A pcodec section (back end 3) of ``count`` copies of ``value``: pieces of 2**18 items."""
+        from pcodec import ChunkConfig, standalone
+        piece = 1 << 18
+        full = standalone.simple_compress(np.full(piece, value, dtype=dtype), ChunkConfig())
+        out = bytearray()
+        for i in range(0, count, piece):
+            blob = full if count - i >= piece else standalone.simple_compress(
+                np.full(count - i, value, dtype=dtype), ChunkConfig())
+            out += varint(len(blob)) + blob
+        return bytes(out)
+    def brotli_zeros(n):
+        """Brotli of n zero bytes, compressed 64 MiB at a time (never holding the n bytes)."""
+        c = brotli.Compressor(quality=1)
+        out, block = bytearray(), bytes(min(n, 64 << 20))
+        for i in range(0, n, len(block)):
+            out += c.process(block[: min(len(block), n - i)])
+        return bytes(out + c.finish())
+    def peak_ratio(declared):
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        print(json.dumps({"declared_mib": declared / 2**20, "budget_mib": (1.5 * declared + (300 << 20)) / 2**20}))
 ''')
 
 CASES: dict[str, str] = {
@@ -47,7 +71,7 @@ CASES: dict[str, str] = {
         "from sinr_codecs import SINR\nSINR().decode(craft((1 << 20, 1 << 12)))",
     "huge dictionary (k1*k2 = 2**31)":
         "from sinr_codecs import SINR\nSINR().decode(craft((4, 4096), k2=1 << 19, s_max=1))",
-    "rANS run of one symbol (2**30 symbols declared)":
+    "rANS run of one symbol behind 2**30 declared float32 (4 GiB: the output limit)":
         "from sinr_codecs import SINR\n"
         "run = b'\\x00' + varint(0) + varint((1 << 30) - 1)\n"
         "SINR().decode(craft((1 << 15, 1 << 15), backend=2, s_max=1, sections=(run,)))",
@@ -73,7 +97,46 @@ CASES: dict[str, str] = {
     "Brotli zero bomb in a section":
         "from sinr_codecs import SINR\n"
         "bomb = brotli.compress(bytes(256 << 20), quality=1)\n"
-        "SINR().decode(craft((4, 64), backend=1, s_max=2, sections=(bomb,)))",
+        "st, v = brotli.compress(np.ones(1, '<f8').tobytes()), brotli.compress(bytes(8))\n"
+        "SINR().decode(craft((4, 64), backend=1, s_max=2, sections=(bomb, st, v)))",
+    "rANS run of one symbol claiming 2**30 symbols where 2**14 are declared (the rANS guard)":
+        "from sinr_codecs import SINR\n"
+        "run = b'\\x00' + varint(0) + varint((1 << 30) - 1)\n"
+        "st, v = brotli.compress(np.ones(1, '<f8').tobytes()), b'\\x00' + varint(2) + varint((1 << 14) - 1)\n"
+        "SINR().decode(craft((1 << 14, 64), backend=2, s_max=1, sections=(run, st, v)))",
+    "dense rANS, 2**28 float32 declared (1 GiB output at the default limit)":
+        "from sinr_codecs import SINR\n"
+        "n = 1 << 28\n"
+        "st, v = brotli.compress(np.ones(1, '<f8').tobytes()), b'\\x00' + varint(2) + varint(n - 1)\n"
+        "out = SINR().decode(craft((1 << 14, 1 << 14), mode=1, bits=16, backend=2, sections=(st, v)))\n"
+        "assert out.shape == (1 << 14, 1 << 14) and float(out[0, 0]) == 1.0\n"
+        "peak_ratio(n * 4)",
+    "dense Brotli, 16-bit values in 2 byte planes, 2**28 float32 declared (1 GiB)":
+        "from sinr_codecs import SINR\n"
+        "n = 1 << 28\n"
+        "st, v = brotli.compress(np.ones(1, '<f8').tobytes()), brotli_zeros(2 * n)\n"
+        "out = SINR().decode(craft((1 << 14, 1 << 14), mode=1, bits=16, backend=1, sections=(st, v)))\n"
+        "assert not out.any()\n"
+        "peak_ratio(n * 4)",
+    "dense pcodec, one step code per 1-value vector, 2**28 float32 declared (1 GiB)":
+        "from sinr_codecs import SINR\n"
+        "n = 1 << 28\n"
+        "out = SINR().decode(craft((n, 1), mode=1, bits=16, backend=3, granularity=2,\n"
+        "                          sections=(pco_run(0, n, '<i4'), pco_run(3, n))))\n"
+        "assert out.shape == (n, 1) and float(out[0, 0]) == 3.0\n"
+        "peak_ratio(n * 4)",
+    "sparse pcodec, 8 atoms per vector, 2**26 float32 declared (256 MiB)":
+        "from sinr_codecs import SINR\n"
+        "n, k1, s = 1 << 20, 64, 8\n"
+        "out = SINR().decode(craft((n, k1), k2=512, s_max=s, bits=16, backend=3, granularity=2,\n"
+        "                          sections=(pco_run(0, n * s, '<u2'), pco_run(0, n, '<i4'), pco_run(1, n * s))))\n"
+        "assert out.shape == (n, k1) and np.isfinite(out[:4]).all()\n"
+        "peak_ratio(n * k1 * 4)",
+    "a stored step of 4e306 times 8-bit values (float64 overflow)":
+        "from sinr_codecs import SINR\n"
+        "st = brotli.compress(np.full(1, 4e306, '<f8').tobytes())\n"
+        "v = brotli.compress(np.full(64, 100, 'i1').tobytes())\n"
+        "SINR().decode(craft((1, 64), mode=1, bits=8, backend=1, sections=(st, v)))",
     "float16 weights near 65504 (non-finite values decoded)":
         "from sinr_codecs import SINR\n"
         "w = (np.random.default_rng(0).uniform(-1, 1, (16, 128)) * 65504).astype('float16')\n"
@@ -119,6 +182,8 @@ def run_case(name: str, code: str, cap_gib: float, timeout: float) -> dict:
     row = {"case": name}
     for x in lines:
         row.update(x)
+    if "budget_mib" in row and "peak_mib" in row:  # decode memory against 1.5 x the declared output + 300 MiB
+        row["within_budget"] = row["peak_mib"] <= row["budget_mib"]
     return row
 
 

@@ -4,7 +4,7 @@ A network's outputs move with the *absolute* noise added to its weights, not wit
 row's relative error: a bound per row spends bits on rows that matter little. The ``"global"`` coding of
 :func:`sinr_codecs.weights.compress_weights` therefore quantizes every lossily coded tensor with one step
 ``s`` (MPEG's Neural Network Coding standard does the same), chosen so that the relative error of all
-those weights together,
+the weight tensors (2 or more dimensions) together,
 
     E = sqrt( sum_t S_t ||w_t - w_hat_t||**2 / sum_t S_t ||w_t||**2 ),
 
@@ -28,7 +28,7 @@ Examples
 >>> rng = np.random.default_rng(0)
 >>> stats = [tensor_stats(rng.standard_normal((64, 64)) * 0.1), tensor_stats(rng.standard_normal(64) * 0.5)]
 >>> s = solve_step(stats, 0.02)
->>> bool(0.005 < s < 0.01), steps(stats, s)[1] < s / 7
+>>> bool(0.005 < s < 0.01), steps(stats, s, 0.02)[1] < s / 7
 (True, True)
 """
 
@@ -52,8 +52,8 @@ high-rate optimum for the sensitivity-weighted error is 1/2; sensitivities estim
 inputs are noisy, and 1/4 gave fewer bytes at equal task error on the benchmark's networks
 (benchmarks/weights_vs_nncodec.py)."""
 RELATIVE_CAP = 4.0
-"""A tensor's step is at most ``RELATIVE_CAP * s * rms_t / rms``, ``rms`` over all tensors of 2 or more
-dimensions: its relative error stays within about this multiple of the global one."""
+"""A tensor's step is at most ``RELATIVE_CAP * E * sqrt(12) * rms_t``, ``E`` the global target: its relative
+error stays within about this multiple of the global one."""
 ONE_D_FRACTION = 1 / 8
 """Step of a 1-D tensor relative to the global step (at most)."""
 ONE_D_REL_ERROR = 1e-3
@@ -96,8 +96,8 @@ def tensor_stats(values: np.ndarray, *, one_d: bool | None = None, sensitivity: 
     flat = np.asarray(values).reshape(-1)
     x = flat.astype(np.float64) if flat.size <= SAMPLE_VALUES else flat[
         np.linspace(0, flat.size - 1, SAMPLE_VALUES).astype(np.int64)].astype(np.float64)
-    sumsq = float(np.dot(flat.astype(np.float64), flat.astype(np.float64))) if flat.size <= 1 << 22 else float(
-        sum(np.dot(c, c) for c in (flat[i:i + (1 << 22)].astype(np.float64) for i in range(0, flat.size, 1 << 22))))
+    sumsq = float(sum(np.dot(c, c) for c in (flat[i:i + (1 << 18)].astype(np.float64)
+                                             for i in range(0, flat.size, 1 << 18))))
     if not (math.isfinite(sensitivity) and sensitivity > 0):
         raise ValueError(f"a sensitivity must be a positive finite number, got {sensitivity!r}")
     return TensorStats(int(flat.size), sumsq, x, np.asarray(values).ndim <= 1 if one_d is None else one_d,
@@ -114,28 +114,40 @@ def _factors(stats: Sequence[TensorStats]) -> np.ndarray:
     return np.where([t.one_d for t in stats], factors * ONE_D_FRACTION, factors)
 
 
-def steps(stats: Sequence[TensorStats], step: float) -> list[float]:
-    """Each tensor's quantizer step when the global step is ``step``."""
-    wide = [t for t in stats if not t.one_d] or list(stats)
-    count = sum(t.size for t in wide)
-    rms = math.sqrt(sum(t.sumsq for t in wide) / count) if count else 0.0
+def steps(stats: Sequence[TensorStats], step: float, target: float | None = None) -> list[float]:
+    """Each tensor's quantizer step when the global step is ``step``.
+
+    ``target``: the global relative error the step was chosen for (:func:`solve_step`); a tensor's step is
+    at most the one that would leave it :data:`RELATIVE_CAP` times that far off on its own. Without it, the
+    noise model's estimate of the global error at ``step`` stands in.
+    """
+    factors = _factors(stats)
+    if target is None:
+        wide = any(not t.one_d for t in stats)
+        counted = [(t, f) for t, f in zip(stats, factors, strict=True) if not (wide and t.one_d)]
+        weight = sum(t.sensitivity * t.sumsq for t, _ in counted)
+        noise = sum(t.sensitivity * t.size * float(f) ** 2 / 12.0 for t, f in counted)
+        target = step * math.sqrt(noise / weight) if weight > 0 else 0.0
     out = []
-    for t, f in zip(stats, _factors(stats)):
+    for t, f in zip(stats, factors, strict=True):
         s = step * float(f)
         if t.one_d and t.rms > 0:
             s = min(s, ONE_D_REL_ERROR * t.rms * math.sqrt(12.0))
-        elif rms > 0 and t.rms > 0:
-            s = min(s, RELATIVE_CAP * step * t.rms / rms)
+        elif target > 0 and t.rms > 0:
+            s = min(s, RELATIVE_CAP * target * t.rms * math.sqrt(12.0))
         out.append(s if s > 0 else step)
     return out
 
 
-def relative_error(stats: Sequence[TensorStats], step: float) -> float:
-    """The (sensitivity-weighted) relative error of all tensors with global step ``step``, estimated on
-    each tensor's sample."""
+def relative_error(stats: Sequence[TensorStats], step: float, target: float | None = None) -> float:
+    """The (sensitivity-weighted) relative error of the tensors of 2 or more dimensions (all of them if
+    there are none) with global step ``step`` (and the cap of ``target``, as :func:`steps`), estimated on
+    each tensor's sample. 1-D tensors follow their own rule and are not counted: their norms (biases,
+    norm weights near 1) would otherwise lend the weight matrices error they are not coded with."""
+    wide = any(not t.one_d for t in stats)
     num = den = 0.0
-    for t, s in zip(stats, steps(stats, step)):
-        if t.size == 0 or t.sumsq == 0:
+    for t, s in zip(stats, steps(stats, step, target), strict=True):
+        if t.size == 0 or t.sumsq == 0 or (wide and t.one_d):
             continue
         err = t.sample - np.rint(t.sample / s) * s
         num += t.sensitivity * float(np.dot(err, err)) * t.size / t.sample.size
@@ -157,17 +169,19 @@ def solve_step(stats: Sequence[TensorStats], target: float) -> float:
     if not live:
         raise ValueError("no tensor to quantize has a nonzero value")
     f = _factors(stats)
-    weight = sum(t.sensitivity * t.sumsq for t in stats)
-    noise = sum(t.sensitivity * t.size * float(fi) ** 2 / 12.0 for t, fi in zip(stats, f))
+    wide = any(not t.one_d for t in stats)
+    counted = [(t, fi) for t, fi in zip(stats, f, strict=True) if not (wide and t.one_d)]
+    weight = sum(t.sensitivity * t.sumsq for t, _ in counted)
+    noise = sum(t.sensitivity * t.size * float(fi) ** 2 / 12.0 for t, fi in counted)
     guess = target * math.sqrt(weight / noise) if noise > 0 else max(t.rms for t in live)
     lo, hi = guess / 2, guess * 2
-    while relative_error(stats, lo) > target and lo > 1e-300:
+    while relative_error(stats, lo, target) > target and lo > 1e-300:
         lo /= 4
-    while relative_error(stats, hi) <= target and hi < 1e300:
+    while relative_error(stats, hi, target) <= target and hi < 1e300:
         hi *= 4
     while hi / lo > 1.005:  # relative_error(lo) <= target < relative_error(hi)
         mid = math.sqrt(lo * hi)
-        if relative_error(stats, mid) <= target:
+        if relative_error(stats, mid, target) <= target:
             lo = mid
         else:
             hi = mid

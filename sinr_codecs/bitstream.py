@@ -34,9 +34,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from . import entropy, quantize
-from .dictionary import GENERATORS
 from .cursor import Cursor
 from .cursor import varint as _varint
+from .dictionary import GENERATORS
 from .errors import StreamError
 from .layout import LAYOUTS, Layout
 from .limits import get_limits
@@ -133,7 +133,13 @@ def _index_dtype(limit: int) -> np.dtype:
     return np.dtype("<u2") if limit <= 1 << 16 else np.dtype("<u4")
 
 
-_STEP_DTYPES = {"tensor": np.dtype("<f8"), "vector": np.dtype("<f4"), "codes": np.dtype("<i4")}
+_STEP_DTYPES: dict[str, np.dtype] = {"tensor": np.dtype("<f8"), "vector": np.dtype("<f4"), "codes": np.dtype("<i4")}
+
+
+def _present(data: memoryview | None) -> memoryview:
+    """A section the header says the stream holds (the reader has set it)."""
+    assert data is not None
+    return data
 
 
 def write(c: Content) -> bytes:
@@ -226,8 +232,7 @@ class Stream(Header):
     _values: memoryview | None = None
 
     def _section(self, data: memoryview | None, dtype: np.dtype, count: int) -> entropy.Section:
-        assert data is not None
-        return entropy.open_section(data, self._backend_id, dtype, count)
+        return entropy.open_section(_present(data), self._backend_id, dtype, count)
 
     def _step_reader(self) -> tuple[Callable[[int], np.ndarray], Callable[[], None]]:
         """``(take, close)``: ``take(n)`` gives the float64 steps of the next ``n`` vectors, validated."""
@@ -314,17 +319,17 @@ class Stream(Header):
         if self.granularity == "tensor":
             steps = np.array([self.tensor_step])
         else:
-            steps = entropy.decompress(self._steps, self._backend_id, _STEP_DTYPES[self.granularity], n)
+            steps = entropy.decompress(_present(self._steps), self._backend_id, _STEP_DTYPES[self.granularity], n)
             take, done = self._step_reader()
             take(n)  # validates them
             done()
-        values = entropy.decompress(self._values, self._backend_id, qdt, self.total)
+        values = entropy.decompress(_present(self._values), self._backend_id, qdt, self.total)
         _check_range(values, m, self.value_bits)
         if self.mode == "dense":
             return Content(q=values.reshape(n, k1), steps=steps, **base)
         counts = (entropy.decompress(self._counts, self._backend_id, _index_dtype(k1), n).astype(np.int64)
                   if self._counts is not None else np.full(n, s, dtype=np.int64))
-        symbols = entropy.decompress(self._indices, self._backend_id, _index_dtype(self.k2), self.total)
+        symbols = entropy.decompress(_present(self._indices), self._backend_id, _index_dtype(self.k2), self.total)
         cols, order = entropy.decode_indices(symbols, counts, self.k2, entropy.INDEX_CODINGS[self.index_coding])
         if order is not None:  # back to the stored (selection) order
             stored = np.empty_like(cols)
@@ -364,7 +369,7 @@ def read(buf: bytes | bytearray | memoryview | np.ndarray) -> Stream:
         counts (:mod:`sinr_codecs.limits`: declared output size, dictionary size), a corrupt counts
         section, or invalid values in the header. Sections are validated as they are decoded.
     """
-    data = memoryview(np.ascontiguousarray(np.frombuffer(buf, dtype=np.uint8))).cast("B")
+    data = np.ascontiguousarray(np.frombuffer(buf, dtype=np.uint8)).data.cast("B")
     if len(data) < len(MAGIC) + 1 + 4:
         raise StreamError(f"stream of {len(data)} bytes is too short to be a SINR stream")
     if bytes(data[:4]) != MAGIC:

@@ -29,6 +29,7 @@ without waiting for a worker thread still finishing its chunk of OMP.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -183,7 +184,7 @@ def _cmd_adapters(args: argparse.Namespace) -> int:
         print(f"sinr: no adapter registry in this installation ({exc})", file=sys.stderr)
         return 1
     found: dict[str, EntryPoint] = dict(available_adapters())
-    rows = [{"name": name, "target": ep.value,
+    rows: list[dict[str, str | None]] = [{"name": name, "target": ep.value,
              "distribution": getattr(getattr(ep, "dist", None), "name", None)}
             for name, ep in sorted(found.items())]
     if args.json:
@@ -191,7 +192,7 @@ def _cmd_adapters(args: argparse.Namespace) -> int:
     elif not rows:
         print("no adapters installed (entry-point group sinr_codecs.adapters)")
     else:
-        width = max(len(r["name"]) for r in rows)
+        width = max(len(str(r["name"])) for r in rows)
         for r in rows:
             dist = f"  [{r['distribution']}]" if r["distribution"] else ""
             print(f"{r['name']:<{width}}  {r['target']}{dist}")
@@ -288,7 +289,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def _add_plugins(sub: argparse._SubParsersAction) -> None:
+def _add_plugins(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Let each ``sinr_codecs.commands`` entry point add its subcommand; skip broken ones (one that
     raises, or that tries to replace a built-in command: argparse refuses a second parser of a name)."""
     try:
@@ -313,7 +314,7 @@ def _add_plugins(sub: argparse._SubParsersAction) -> None:
                   "command", file=sys.stderr)
 
 
-def _restore(sub: argparse._SubParsersAction, choices: dict[str, Any], n_help: int) -> None:
+def _restore(sub: argparse._SubParsersAction[argparse.ArgumentParser], choices: dict[str, Any], n_help: int) -> None:
     sub.choices.clear()
     sub.choices.update(choices)
     del sub._choices_actions[n_help:]
@@ -376,10 +377,8 @@ def _interrupted(exc: KeyboardInterrupt, *, program: bool) -> int:
     status = 128 + int(signum)
     if program:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 stream.flush()
-            except (OSError, ValueError):
-                pass
         os._exit(status)
     return status
 

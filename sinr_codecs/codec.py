@@ -22,7 +22,6 @@ Contract
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
@@ -31,8 +30,8 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ndarray_copy
 
 from . import options
-from .options import PRESETS
 from .errors import StreamError
+from .options import PRESETS
 from .sparse import SparseCode, decode_bytes, resolve_device
 
 __all__ = ["PRESETS", "SINR", "relative_error"]  # PRESETS lives in options
@@ -46,7 +45,7 @@ def relative_error(original: np.ndarray, decoded: np.ndarray) -> float:
     return err / norm if norm > 0 else (0.0 if err == 0 else math.inf)
 
 
-class SINR(Codec):
+class SINR(Codec):  # type: ignore[misc]  # numcodecs has no type information
     """SINR: weight vectors as sparse codes over a seeded Gaussian dictionary.
 
     Parameters
@@ -56,12 +55,18 @@ class SINR(Codec):
     Options may be given by keyword or, in the order above, by position; each is validated at
     construction (``ValueError``). Their single definition is :data:`sinr_codecs.options.OPTIONS`.
     ``get_config()`` holds every option but ``device`` (where encoding runs is a property of the
-    process, not of the data), with the preset's values resolved.
+    process, not of the data), with the preset's values resolved and the other mode's option None.
 
     Examples
     --------
     >>> import numpy as np
+    >>> SINR()  # doctest: +NORMALIZE_WHITESPACE
+    SINR(dictionary_ratio=8.0, dictionary_size=None, seed=0, layout='auto', block_size=None,
+         max_rel_error=0.02, entropy='pcodec', index_coding='delta', dtype=None, chunk_shape=None,
+         preset='default')
     >>> codec = SINR(sparsity=0.5, value_bits=12, device="cpu")
+    >>> codec.mode, codec.max_rel_error
+    ('fixed', None)
     >>> w = np.random.default_rng(0).standard_normal((64, 128)).astype("float32")
     >>> enc = codec.encode(w)
     >>> dec = codec.decode(enc)
@@ -71,14 +76,28 @@ class SINR(Codec):
 
     codec_id = "sinr"
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        if len(args) > len(options.OPTIONS):
-            raise TypeError(f"SINR takes at most {len(options.OPTIONS)} positional arguments, got {len(args)}")
-        for o, value in zip(options.OPTIONS, args):
-            if o.name in kwargs:
-                raise TypeError(f"SINR got multiple values for argument {o.name!r}")
-            kwargs[o.name] = value
-        resolved = options.resolve(**kwargs)
+    def __init__(
+        self,
+        sparsity: int | float | None = None,
+        dictionary_ratio: float = 8.0,
+        dictionary_size: int | None = None,
+        seed: int = 0,
+        value_bits: int | str | None = None,
+        layout: str = "auto",
+        block_size: int | None = None,
+        max_rel_error: float | None = options.DEFAULT_MAX_REL_ERROR,
+        device: str = "auto",
+        entropy: str | None = None,
+        index_coding: str | None = None,
+        dtype: str | None = None,
+        chunk_shape: list[int] | tuple[int, ...] | None = None,
+        preset: str = "default",
+    ) -> None:
+        resolved = options.resolve(**options.given(dict(
+            sparsity=sparsity, dictionary_ratio=dictionary_ratio, dictionary_size=dictionary_size, seed=seed,
+            value_bits=value_bits, layout=layout, block_size=block_size, max_rel_error=max_rel_error,
+            device=device, entropy=entropy, index_coding=index_coding, dtype=dtype, chunk_shape=chunk_shape,
+            preset=preset)))
         self._device = resolved.pop("device")
         for name, value in resolved.items():
             setattr(self, name, value)
@@ -89,19 +108,42 @@ class SINR(Codec):
         return self._device
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "SINR":
-        """Build from a stored configuration; a ``device`` key (written by older releases) is ignored."""
+    def from_config(cls, config: dict[str, Any]) -> SINR:
+        """Build from a stored configuration. A ``device`` key (written by older releases) is ignored; a
+        configuration holding both ``sparsity`` and ``max_rel_error`` (as older releases stored them) is
+        error-bounded."""
         config = {k: v for k, v in config.items() if k not in ("id", "device")}
+        if config.get("sparsity") is not None and config.get("max_rel_error") is not None:
+            config["sparsity"] = None
         return cls(**config)
+
+    @property
+    def mode(self) -> str:
+        """``"bounded"`` (every vector within ``max_rel_error``) or ``"fixed"`` (``sparsity`` atoms per vector)."""
+        return "bounded" if self.max_rel_error is not None else "fixed"
 
     def encode(self, buf: Any) -> bytes:
         """Compress ``buf`` (see the module contract) to a self-describing stream."""
         arr = self._as_array(buf)
+        if self.chunk_shape is not None and arr.ndim > 1 and list(arr.shape) != list(self.chunk_shape):
+            raise ValueError(f"this codec is configured for chunks of shape {tuple(self.chunk_shape)}, got an array "
+                             f"of shape {arr.shape}")
+        if self.chunk_shape is not None and arr.ndim <= 1 and math.prod(self.chunk_shape) == arr.size:
+            arr = arr.reshape(self.chunk_shape)  # raw bytes: the configured shape
         bounded = self.max_rel_error is not None
-        code = SparseCode.fit(
-            arr, sparsity=self.sparsity, dictionary_ratio=self.dictionary_ratio,
-            dictionary_size=self.dictionary_size, seed=self.seed, layout=self.layout,
-            block_size=self.block_size, max_rel_error=self.max_rel_error, device=resolve_device(self.device))
+        try:
+            code = SparseCode.fit(
+                arr, sparsity=self.sparsity, dictionary_ratio=self.dictionary_ratio,
+                dictionary_size=self.dictionary_size, seed=self.seed, layout=self.layout,
+                block_size=self.block_size, max_rel_error=self.max_rel_error, device=resolve_device(self.device))
+        except RuntimeError as exc:  # torch's allocator: "can't allocate memory", "out of memory"
+            if "alloc" not in str(exc) and "out of memory" not in str(exc):
+                raise
+            raise MemoryError(
+                f"encoding a {arr.shape} {arr.dtype} array needs more memory than this process can get "
+                f"(dictionary_size={self.dictionary_size}, dictionary_ratio={self.dictionary_ratio}, "
+                f"layout={self.layout!r}): choose a smaller dictionary or shorter vectors; docs/security.md "
+                "gives the working memory per option") from exc
         bits = 16 if bounded else int(self.value_bits)  # a bounded code carries its own steps
         return code.to_bytes(value_bits=bits, entropy=self.entropy, index_coding=self.index_coding,
                              granularity="tensor")
@@ -116,7 +158,12 @@ class SINR(Codec):
             raise StreamError(f"cannot decode this SINR stream ({type(e).__name__}: {e})") from e
         if self.dtype is not None and _native(dec.dtype) != _native(np.dtype(self.dtype)):
             raise StreamError(f"the stream holds a {dec.dtype.name} array but this codec is configured for "
-                              f"{np.dtype(self.dtype).name}: the chunk belongs to another array or the store is corrupt")
+                              f"{np.dtype(self.dtype).name}: the chunk belongs to another array "
+                              "or the store is corrupt")
+        if self.chunk_shape is not None and list(dec.shape) != list(self.chunk_shape):
+            raise StreamError(f"the stream holds an array of shape {dec.shape} but this codec is configured for "
+                              f"chunks of shape {tuple(self.chunk_shape)}: the chunk belongs to another array or "
+                              "the store is corrupt")
         if out is not None:
             return _copy_checked(dec, out)
         return dec
@@ -153,8 +200,14 @@ class SINR(Codec):
         return arr
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
+        """The options of the mode in force (the other mode's are not shown)."""
+        unused = _FIXED_ONLY if self.mode == "bounded" else ("max_rel_error",)
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id" and k not in unused)
         return f"{type(self).__name__}({params})"
+
+
+_FIXED_ONLY = ("sparsity", "value_bits")
+"""Options the error-bounded mode does not use (its steps come from the bound)."""
 
 
 def _native(dtype: np.dtype) -> np.dtype:
@@ -185,6 +238,3 @@ def _copy_checked(dec: np.ndarray, out: Any) -> np.ndarray:
 
 
 SINR.__doc__ = (SINR.__doc__ or "").replace("{parameters}", options.numpydoc())
-SINR.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    + [inspect.Parameter(o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=o.default) for o in options.OPTIONS])

@@ -30,6 +30,7 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -218,7 +219,7 @@ CACHE_BYTES = 256 << 20
 process, all devices together). A dictionary larger than this is returned without being cached."""
 
 _lock = threading.Lock()
-_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], torch.Tensor] = OrderedDict()
 _cache_bytes = 0
 
 
@@ -226,7 +227,7 @@ def _nbytes(t: torch.Tensor) -> int:
     return t.numel() * t.element_size()
 
 
-def _cache_get(key: tuple) -> torch.Tensor | None:
+def _cache_get(key: tuple[Any, ...]) -> torch.Tensor | None:
     with _lock:
         hit = _cache.get(key)
         if hit is not None:
@@ -234,7 +235,7 @@ def _cache_get(key: tuple) -> torch.Tensor | None:
         return hit
 
 
-def _cache_put(key: tuple, a: torch.Tensor) -> torch.Tensor:
+def _cache_put(key: tuple[Any, ...], a: torch.Tensor) -> torch.Tensor:
     """Insert ``a`` (or return the entry another thread inserted first), evicting the least recently
     used entries beyond :data:`CACHE_BYTES`."""
     global _cache_bytes

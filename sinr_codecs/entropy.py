@@ -46,10 +46,11 @@ BROTLI_QUALITY = 9
 """Brotli quality the writer uses (any quality decodes the same way)."""
 PCODEC_PIECE = 1 << 18
 """Items per pcodec piece (the last piece of a section holds the rest)."""
-_BROTLI_OUT = 1 << 22  # bytes a Brotli plane decoder produces per call
-_PCODEC_TYPES = {"i": {1: np.dtype("<i2"), 2: np.dtype("<i2"), 4: np.dtype("<i4"), 8: np.dtype("<i8")},
-                 "u": {1: np.dtype("<u2"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")},
-                 "f": {4: np.dtype("<f4"), 8: np.dtype("<f8")}}
+_BROTLI_OUT = 1 << 18  # bytes a Brotli plane decoder asks for per call (it may give up to about twice)
+_PCODEC_TYPES: dict[str, dict[int, np.dtype]] = {
+    "i": {1: np.dtype("<i2"), 2: np.dtype("<i2"), 4: np.dtype("<i4"), 8: np.dtype("<i8")},
+    "u": {1: np.dtype("<u2"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")},
+    "f": {4: np.dtype("<f4"), 8: np.dtype("<f8")}}
 
 
 def _pcodec_type(dtype: np.dtype) -> np.dtype:
@@ -274,13 +275,14 @@ class _PcodecSection(Section):
         self.buf = np.zeros(0, dtype=self.dtype)
         self.decoded = 0  # items decoded so far (whole pieces)
 
-    def _piece(self) -> np.ndarray:
+    def _piece(self, into: np.ndarray | None = None) -> np.ndarray:
+        """Decode the next piece (into ``into``, a 1-D array of the piece's length and type, when given)."""
         from pcodec import standalone
 
         n = min(PCODEC_PIECE, self.count - self.decoded)
         length = self.cur.varint("pcodec piece length", self.cur.left)
         blob = bytes(self.cur.take(length, "pcodec piece"))
-        out = np.empty(max(n, 1), dtype=self.kind)
+        out = into if into is not None else np.empty(max(n, 1), dtype=self.kind)
         try:
             progress = standalone.simple_decompress_into(blob, out)
         except (RuntimeError, TypeError, ValueError) as e:
@@ -298,14 +300,22 @@ class _PcodecSection(Section):
         return out
 
     def _read(self, n: int) -> np.ndarray:
-        parts, have = [self.buf], self.buf.size
+        out = np.empty(n, dtype=self.dtype)
+        have = min(n, self.buf.size)
+        out[:have] = self.buf[:have]
+        self.buf = self.buf[have:]
         while have < n:
+            piece_n = min(PCODEC_PIECE, self.count - self.decoded)
+            if self.kind == self.dtype and have + piece_n <= n:  # straight into the output
+                self._piece(out[have:have + piece_n])
+                have += piece_n
+                continue
             piece = self._piece()
-            parts.append(piece)
-            have += piece.size
-        joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        self.buf = joined[n:]
-        return joined[:n].copy() if len(parts) == 1 else joined[:n]
+            take = min(n - have, piece.size)
+            out[have:have + take] = piece[:take]
+            self.buf = piece[take:]
+            have += take
+        return out
 
     def _close(self) -> None:
         if self.cur.left:
@@ -342,7 +352,8 @@ def encode_indices(indices: np.ndarray, counts: np.ndarray, coding: int) -> tupl
     return srt[used], order
 
 
-def decode_indices(symbols: np.ndarray, counts: np.ndarray, k2: int, coding: int) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_indices(symbols: np.ndarray, counts: np.ndarray, k2: int,
+                   coding: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Inverse of :func:`encode_indices` for a run of vectors, without padding them to a common length.
 
     Parameters

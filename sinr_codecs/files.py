@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from sinr_codecs.errors import WeightsError
-from sinr_codecs.model_files import ModelSource, _Tensor
+from sinr_codecs.model_files import ModelSource, _Tensor, constant
 from sinr_codecs.report import Report
 from sinr_codecs.store import StoreReader
 
@@ -73,14 +73,14 @@ def save_file(tensors: Mapping[str, Any], path: str | os.PathLike[str], metadata
             raise TypeError(f"tensor names must be strings, got {name!r}")
         if isinstance(value, torch.Tensor):
             t = value.detach().cpu().contiguous()
-            entries.append(_Tensor(name, str(t.dtype).removeprefix("torch."), tuple(t.shape), (lambda t=t: t)))
+            entries.append(_Tensor(name, str(t.dtype).removeprefix("torch."), tuple(t.shape), constant(t)))
             kinds.add("torch")
         elif isinstance(value, np.ndarray):
             if value.dtype.kind not in "biufc":
                 raise TypeError(f"tensor {name!r} has dtype {value.dtype}: numeric arrays only")
             a = np.ascontiguousarray(value)
             entries.append(_Tensor(name, a.dtype.str if a.dtype.byteorder == ">" else a.dtype.name, a.shape,
-                                   (lambda a=a: a)))
+                                   constant(a)))
             kinds.add("npz")
         else:
             raise TypeError(f"tensor {name!r} is a {type(value).__name__}: give torch tensors or numpy arrays")
@@ -105,7 +105,7 @@ def load_file(path: str | os.PathLike[str], device: str = "cpu") -> dict[str, An
         A missing, truncated or damaged store.
     """
     with StoreReader(path, framework="pt", device=device) as f:
-        return {name: f.get_tensor(name) for name in f.keys()}
+        return dict(f.tensors())
 
 
 def safe_open(path: str | os.PathLike[str], framework: str = "pt", device: str = "cpu") -> StoreReader:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 __all__ = ["LAYOUTS", "AUTO_MIN_ROW", "AUTO_MAX_FLAT", "AUTO_BLOCK", "Layout", "choose_layout"]

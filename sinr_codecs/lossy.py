@@ -62,7 +62,8 @@ def parse_uniform_options(options: Mapping[str, Any], where: str = "uniform") ->
     return out
 
 
-def split_overrides(overrides: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
+def split_overrides(
+        overrides: Mapping[str, Any] | None) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
     """Separate the lossy mode from the overrides :func:`~sinr_codecs.policy.choose_policy` reads.
 
     Returns

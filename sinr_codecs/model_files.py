@@ -32,6 +32,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,11 @@ def _is_float(dtype: str) -> bool:
 # ----------------------------------------------------------------------------------------------------
 # reading model files
 # ----------------------------------------------------------------------------------------------------
+def constant(value: Any) -> Callable[[], Any]:
+    """A loader that returns ``value`` (a tensor already in memory)."""
+    return lambda: value
+
+
 @dataclass
 class _Tensor:
     """One tensor of a model file: its name, dtype and shape, and a way to load its values.
@@ -301,7 +307,7 @@ def _load_torch(path: Path, notes: list[str]) -> list[_Tensor]:
         raise WeightsError(
             f"{path} is not a readable PyTorch file ({type(exc).__name__}: {str(exc).strip()[:200]})"
         ) from None
-    return [_Tensor(n, str(t.dtype).removeprefix("torch."), tuple(t.shape), (lambda t=t: t))
+    return [_Tensor(n, str(t.dtype).removeprefix("torch."), tuple(t.shape), constant(t))
             for n, t in _as_state_dict(obj, path, notes).items()]
 
 
@@ -359,14 +365,14 @@ def _open_safetensors(path: Path) -> tuple[list[_Tensor], dict[str, str] | None,
             "reading .safetensors needs the safetensors package: pip install 'sinr-codecs[safetensors]'"
         ) from None
     try:
-        handle = safe_open(str(path), framework="pt", device="cpu")
+        handle: Any = safe_open(str(path), framework="pt", device="cpu")
         f = handle.__enter__()
         metadata = f.metadata()
         out = []
-        for name in f.keys():
+        for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
             sl = f.get_slice(name)
             dtype = _SAFETENSORS_TO_TORCH.get(sl.get_dtype(), sl.get_dtype().lower())
-            out.append(_Tensor(name, dtype, tuple(sl.get_shape()), (lambda name=name: _safetensor(f, path, name))))
+            out.append(_Tensor(name, dtype, tuple(sl.get_shape()), partial(_safetensor, f, path, name)))
     except WeightsError:
         raise
     except Exception as exc:
@@ -393,7 +399,7 @@ def _open_npz(path: Path) -> tuple[list[_Tensor], Callable[[], None]]:
         for name in z.files:
             dtype, shape = _npz_header(z, name, path)
             out.append(_Tensor(name, dtype.str if dtype.byteorder == ">" else dtype.name, shape,
-                               (lambda name=name: _npz_array(z, name, path))))
+                               partial(_npz_array, z, name, path)))
     except BaseException:
         z.close()
         raise
@@ -595,4 +601,4 @@ def _write_safetensors(f: Any, entries: list[tuple[str, str, tuple[int, ...]]], 
             raw = np.ascontiguousarray(t, dtype=np.asarray(t).dtype.newbyteorder("<")).view(np.uint8)
         if raw.size != math.prod(shape) * _itemsize(dtype):
             raise WeightsError(f"tensor {name!r}: {raw.size} bytes for a {dtype} tensor of shape {shape}")
-        f.write(memoryview(raw.reshape(-1)))
+        f.write(raw.reshape(-1).data)

@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -93,11 +94,11 @@ class OMPResult:
 # Gram matrix cache (the dictionary is typically the cached, read-only output of sensing_matrix)
 
 _gram_lock = threading.Lock()
-_gram_cache: list[tuple[weakref.ref, tuple, torch.Tensor]] = []
+_gram_cache: list[tuple[weakref.ref[torch.Tensor], tuple[Any, ...], torch.Tensor]] = []
 _GRAM_CACHE_SIZE = 4
 
 
-def _gram_key(a: torch.Tensor) -> tuple:
+def _gram_key(a: torch.Tensor) -> tuple[Any, ...]:
     return (a.data_ptr(), a._version, tuple(a.shape), tuple(a.stride()), a.dtype, str(a.device))
 
 
@@ -117,7 +118,7 @@ def _gram_of(dictionary: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     return g
 
 
-def _drop_dead_grams(_ref: weakref.ref) -> None:
+def _drop_dead_grams(_ref: weakref.ref[torch.Tensor]) -> None:
     """Release cached Gram matrices of dictionaries that no longer exist (skipped if the lock is
     busy, e.g. when garbage collection runs inside :func:`_gram_of`; the next insert prunes)."""
     if _gram_lock.acquire(blocking=False):
@@ -135,7 +136,9 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _check_inputs(signals, dictionary, sparsity, tol, gram, chunk_size, memory_budget, progress, workers):
+def _check_inputs(signals: Any, dictionary: Any, sparsity: Any, tol: Any, gram: Any, chunk_size: Any,
+                  memory_budget: Any, progress: Any, workers: Any) -> None:
+    """Validate :func:`batch_omp`'s arguments as given (of any type), with errors that name them."""
     if not isinstance(signals, torch.Tensor):
         raise TypeError(f"signals must be a torch.Tensor, got {type(signals).__name__}")
     if not isinstance(dictionary, torch.Tensor):
@@ -216,7 +219,8 @@ def _bytes_per_signal(k1: int, k2: int, cap: int, itemsize: int, gram: bool) -> 
 # the kernel
 
 
-def _select(c: torch.Tensor, chosen: torch.Tensor | None, rev: torch.Tensor, itype: torch.dtype):
+def _select(c: torch.Tensor, chosen: torch.Tensor | None, rev: torch.Tensor,
+            itype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Argmax of ``|c|`` per row over the unchosen atoms; destroys ``c``.
 
     ``torch.argmax`` is several times slower than ``amax`` on CPU, so the index is found with
@@ -259,6 +263,7 @@ class _State:
         self.tol_rhs = None if tol2 is None else tol2 * self.wn2
         self.cbuf = torch.empty(n, k2, dtype=dt, device=dev)
         self.width = 0
+        self.lt = self.ut = self.zv = self.idx = torch.empty(0, dtype=dt, device=dev)
         self._alloc(min(cap, _INITIAL_WIDTH), 0)
 
     def _alloc(self, width: int, keep: int) -> None:
@@ -533,6 +538,7 @@ def batch_omp(
     k1, k2 = dictionary.shape
     n_total = signals.shape[0]
     if tol is None:
+        assert sparsity is not None  # _check_inputs asks for one of them
         cap = sparsity
         tol2 = None
     else:
@@ -555,15 +561,15 @@ def batch_omp(
     at = a.T.contiguous()
     itemsize = torch.empty((), dtype=cdt).element_size()
     budget = memory_budget if memory_budget is not None else _default_budget(device)
+    g: torch.Tensor | None = None
     if gram is not None:
         g = gram.to(cdt)
-        use_gram = True
-    else:
+    elif k2 * k2 * itemsize <= budget // 2:
         # the Gram matrix is shared by all chunks; skip it when it would not fit the budget
-        use_gram = k2 * k2 * itemsize <= budget // 2
-        g = _gram_of(dictionary, a) if use_gram else None
-    gflat = g.contiguous().view(-1) if use_gram else None
-    anorm2 = g.diagonal().clone() if use_gram else (a * a).sum(0)
+        g = _gram_of(dictionary, a)
+    use_gram = g is not None
+    gflat = g.contiguous().view(-1) if g is not None else None
+    anorm2 = g.diagonal().clone() if g is not None else (a * a).sum(0)
 
     n_workers = _cpu_workers(device, workers)
     if chunk_size is None:

@@ -12,8 +12,10 @@ Examples
 --------
 >>> from sinr_codecs.options import resolve
 >>> opts = resolve(sparsity=16, preset="paper")
->>> opts["value_bits"], opts["index_coding"], opts["sparsity"]
-(16, 'raw', 16)
+>>> opts["value_bits"], opts["index_coding"], opts["sparsity"], opts["max_rel_error"]
+(16, 'raw', 16, None)
+>>> resolve()["max_rel_error"], resolve()["sparsity"]
+(0.02, None)
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ import numpy as np
 
 from .limits import get_limits
 
-__all__ = ["DEFAULT_MAX_REL_ERROR", "OPTIONS", "PRESETS", "Option", "add_arguments", "numpydoc", "parse", "resolve",
-           "stored", "parse_device"]
+__all__ = ["DEFAULT_MAX_REL_ERROR", "DEFAULT_SPARSITY", "OPTIONS", "PRESETS", "Option", "add_arguments", "numpydoc",
+           "parse", "resolve", "stored", "parse_device"]
 
 MAX_SEED = (1 << 64) - 1
 MAX_DICTIONARY_SIZE = 1 << 24
@@ -42,6 +44,9 @@ DEFAULT_MAX_REL_ERROR = 0.02
 (relative L2). Chosen from what compression does to real networks' outputs (docs/real-checkpoints.md):
 on a pretrained face detector, this bound moved its outputs by 6.4% and flipped 0.05% of its decisions,
 where a fixed sparsity of 0.25 (about 20-25% tensor error) moved them by 77% and flipped 1.9%."""
+DEFAULT_SPARSITY = 0.25
+"""Atoms per vector (a fraction of its length) of the fixed-sparsity mode when ``max_rel_error=None`` is given
+without a ``sparsity``."""
 LAYOUT_CHOICES = ("auto", "rows", "blocks", "flat")
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
@@ -179,6 +184,14 @@ def parse_dtype(v: Any) -> str:
     return dt.str
 
 
+def parse_chunk_shape(v: Any) -> list[int]:
+    """A list (or tuple) of at most 32 integers >= 0, returned as a list (its JSON form)."""
+    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or len(v) > 32 or not all(
+            _is_int(d) and d >= 0 for d in v):
+        raise ValueError(f"chunk_shape must be a list of at most 32 integers >= 0, got {v!r}")
+    return [int(d) for d in v]
+
+
 # ------------------------------------------------------------------------------------------ options
 @dataclass(frozen=True)
 class Option:
@@ -223,44 +236,53 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("sparsity", 0.25, parse_sparsity, "int or float, default 0.25",
-           "Atoms per vector (int >= 1) or a fraction of the vector length k1 (float in (0, 1)); clipped to "
-           "k1 - 1. Giving it selects fixed-sparsity mode (a known rate, no error guarantee) unless "
-           "``max_rel_error`` is given too; ignored when ``max_rel_error`` is set.", metavar="S",
-           short='atoms per vector (integer >= 1) or a fraction of the vector length (0 < S < 1); selects '
-                 'fixed-sparsity mode (no error bound) unless --max-rel-error is given too'),
+    Option("sparsity", None, _optional(parse_sparsity), "int or float, optional",
+           "Fixed-sparsity mode: atoms per vector (int >= 1) or a fraction of the vector length k1 (float in "
+           "(0, 1)), clipped to k1 - 1; a known rate and no error guarantee. Giving it selects that mode "
+           "(``max_rel_error`` is then None); ``max_rel_error=None`` without it selects it with "
+           ":data:`DEFAULT_SPARSITY` (0.25).", metavar="S",
+           short='fixed-sparsity mode: atoms per vector (integer >= 1) or a fraction of the vector length '
+                 '(0 < S < 1); a known rate, no error bound'),
     Option("dictionary_ratio", 8.0, parse_dictionary_ratio, "float, default 8.0",
            "Dictionary size as a multiple of k1: ``k2 = ceil(dictionary_ratio * k1)``. Larger dictionaries "
-           "give better atoms at log2(k2) bits per index.", metavar="R", short='dictionary width over vector length, k2/k1 (>= 1)'),
+           "give better atoms at log2(k2) bits per index.", metavar="R",
+           short='dictionary width over vector length, k2/k1 (>= 1)'),
     Option("dictionary_size", None, _optional(parse_dictionary_size), "int, optional",
            "k2 directly (2 .. 2**24); overrides ``dictionary_ratio``. ``k1 * k2`` must stay within "
-           "``max_dictionary_entries`` (:mod:`sinr_codecs.limits`).", metavar="K2", short='dictionary width k2 directly (overrides --dictionary-ratio)'),
+           "``max_dictionary_entries`` (:mod:`sinr_codecs.limits`).", metavar="K2",
+           short='dictionary width k2 directly (overrides --dictionary-ratio)'),
     Option("seed", 0, _int_in("seed", 0, MAX_SEED), "int, default 0",
-           "Dictionary seed, 0 <= seed < 2**64; stored in the stream.", metavar="N", short='dictionary seed, 0 <= N < 2**64'),
+           "Dictionary seed, 0 <= seed < 2**64; stored in the stream.", metavar="N",
+           short='dictionary seed, 0 <= N < 2**64'),
     Option("value_bits", None, _optional(parse_value_bits), 'int or "auto", optional',
            "Fixed-sparsity mode: uniform quantizer bits for the nonzero values (2..24), one step per tensor "
            'over the values\' range. Unset: the preset\'s (8; 16 for ``"paper"``). Error-bounded mode does '
            "not use it: each vector's quantizer step is the largest that meets ``max_rel_error`` and the "
            'integers take the width they need (``"auto"``, which older configurations hold, means the '
-           "same).", metavar="B", short="fixed-sparsity mode: bits per quantized coefficient (2..24; unset: the preset's, 8; 16 for --preset paper); error-bounded mode takes each step from the bound"),
+           "same).", metavar="B",
+           short="fixed-sparsity mode: bits per quantized coefficient (2..24; unset: the preset's, 8; 16 for "
+                 "--preset paper); error-bounded mode takes each step from the bound"),
     Option("layout", "auto", _choice("layout", LAYOUT_CHOICES), '{"auto", "rows", "blocks", "flat"}, default "auto"',
            "How vectors are formed: rows along the last axis, ``block_size``-long blocks of the flattened "
-           "array, or the whole array as one vector. ``\"auto\"``: rows if ndim >= 2 and the last axis has "
-           ">= 50 elements, flat up to 2500 elements, else blocks of 64; a row or flat vector whose "
-           "dictionary would exceed ``max_dictionary_entries`` is cut into blocks instead.", metavar="L", short='vector layout: auto, rows, blocks or flat (auto lets the per-tensor policy choose)'),
+           "array, or the whole array as one vector. Error-bounded mode bounds the error of each of these "
+           "vectors; ``\"auto\"`` there is every row of an array of 2+ dimensions, a 1-D array whole up to "
+           "2500 values, else blocks of 64 (OMP always codes vectors of at most 64 values: blocks that divide "
+           "longer ones). Fixed-sparsity mode codes these vectors; ``\"auto\"`` there is rows if ndim >= 2 "
+           "and the last axis has >= 50 elements, flat up to 2500 elements, else blocks of 64, and a row or "
+           "flat vector whose dictionary would exceed ``max_dictionary_entries`` is cut into blocks.",
+           metavar="L", short='vector layout: auto, rows, blocks or flat (auto lets the per-tensor policy choose)'),
     Option("block_size", None, _optional(_int_in("block_size", 1)), "int, optional",
            'Vector length for ``layout="blocks"``.', metavar="N", short='vector length of --layout blocks'),
-    Option("max_rel_error", None, _optional(parse_max_rel_error), "float, optional",
+    Option("max_rel_error", DEFAULT_MAX_REL_ERROR, _optional(parse_max_rel_error), "float or None, default 0.02",
            "Error-bounded mode: the relative L2 error ``||w - w_hat|| / ||w||`` of every vector of the layout "
            "(``\"auto\"``: every row of an array of 2 or more dimensions; a 1-D array whole up to 2500 "
            "values, else blocks of 64) is at most this (in (0, 1)), checked after quantization and rounding "
            "to the output dtype. Each vector is quantized with the largest step that meets it; a tensor is "
            "stored densely (no dictionary) unless its sparse code, with the fewest atoms per vector, is "
-           "smaller (decided on a sample of 256 vectors). With neither ``sparsity`` nor ``max_rel_error`` "
-           "given, the codec is error-bounded at :data:`DEFAULT_MAX_REL_ERROR` (0.02); ``None`` given "
-           "explicitly selects fixed sparsity.", metavar="E",
-           short='error-bounded mode: per-vector relative L2 error bound in (0, 1) (default: 0.02 unless '
-                 '--sparsity is given)'),
+           "smaller (decided on a sample of 256 vectors). ``None`` (or a ``sparsity``) selects the "
+           "fixed-sparsity mode.", metavar="E",
+           short='relative L2 error bound in (0, 1): of every row (--lossy sinr), of every tensor (--lossy uniform) '
+                 'or of all weights together (--lossy global) (default: 0.02)'),
     Option("device", "auto", parse_device, 'str, default "auto"',
            'Where OMP runs when encoding: "auto" (CUDA when torch sees one), "cpu", "cuda", "cuda:N". A '
            "property of the process, never stored; decoding always runs on the CPU.", stored=False,
@@ -272,13 +294,21 @@ OPTIONS: tuple[Option, ...] = (
            short="lossless back end: pcodec, rans, brotli or raw (unset: the preset's, pcodec)"),
     Option("index_coding", None, _optional(_choice("index_coding", _index_codings)), '{"delta", "raw"}, optional',
            'Support coding: sorted indices as gaps ("delta"), or as selected ("raw", the paper\'s). Unset: '
-           'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME", short="index coding: delta (sorted gaps) or raw (selection order, the paper's) (unset: the preset's)"),
+           'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME",
+           short="index coding: delta (sorted gaps) or raw (selection order, the paper's) (unset: the preset's)"),
     Option("dtype", None, _optional(parse_dtype), "str, optional",
            'How to read untyped input (raw bytes): "float16", "float32" or "float64". When set, decoding '
            "also refuses a stream of another dtype.", cli=False, metavar="DTYPE", short=''),
+    Option("chunk_shape", None, _optional(parse_chunk_shape), "list of int, optional",
+           "The shape of every array this codec encodes and decodes (a Zarr format 2 array's chunk shape): "
+           "when set, decoding refuses a stream of another shape, which format 2 cannot tell otherwise (it "
+           "hands a compressor bytes only). Set it, with ``dtype``, on format 2 arrays whose store you do not "
+           "control; format 3 checks shapes by itself.", cli=False, metavar="SHAPE", short=''),
     Option("preset", "default", _choice("preset", tuple(PRESETS)), '{"default", "paper"}, default "default"',
            "Where unset options come from (:data:`PRESETS`); options given explicitly always win.",
-           metavar="NAME", short="defaults of the unset options: 'default' (8-bit values, sorted-gap indices; what measured best) or 'paper' (the SINR paper's 16-bit values and raw 16-bit indices)"),
+           metavar="NAME",
+           short="defaults of the unset options: 'default' (8-bit values, sorted-gap indices, pcodec; what "
+                 "measured best) or 'paper' (the SINR paper's 16-bit values and raw 16-bit indices, Brotli)"),
 )
 """The options, in signature order."""
 
@@ -295,10 +325,12 @@ def parse(name: str, value: Any) -> Any:
 
 
 def resolve(**given: Any) -> dict[str, Any]:
-    """Every option, validated, with the preset's values filled in for those left unset.
+    """Every option, validated, with the preset's values filled in for those left unset, and one mode.
 
-    With neither ``sparsity`` nor ``max_rel_error`` in ``given``, the result is error-bounded at
-    :data:`DEFAULT_MAX_REL_ERROR`; a stored configuration (which holds both) keeps its own mode.
+    The mode: a ``sparsity`` (not None) selects fixed sparsity (``max_rel_error`` becomes None); else
+    ``max_rel_error`` (default :data:`DEFAULT_MAX_REL_ERROR`) bounds the error (``sparsity`` becomes None),
+    and ``max_rel_error=None`` selects fixed sparsity at :data:`DEFAULT_SPARSITY`. A configuration that
+    holds both (as earlier releases stored them) is error-bounded.
 
     Raises
     ------
@@ -309,17 +341,31 @@ def resolve(**given: Any) -> dict[str, Any]:
     out = {o.name: o.default for o in OPTIONS}
     for name, value in given.items():
         out[name] = parse(name, value)
-    if "sparsity" not in given and "max_rel_error" not in given:
-        out["max_rel_error"] = DEFAULT_MAX_REL_ERROR  # the safe default: a bounded error, not a fixed rate
+    if out["max_rel_error"] is not None and (given.get("sparsity") is None or given.get("max_rel_error") is not None):
+        out["sparsity"] = None  # error-bounded
+    elif out["sparsity"] is not None:
+        out["max_rel_error"] = None  # a sparsity alone: fixed sparsity
+    else:
+        out["sparsity"] = DEFAULT_SPARSITY  # max_rel_error=None: fixed sparsity at the default
     for name, value in PRESETS[out["preset"]].items():
         if out[name] is None:
             out[name] = value
     if out["value_bits"] == "auto" and out["max_rel_error"] is None:
-        raise ValueError("value_bits='auto' searches the bits that meet max_rel_error with the smallest "
-                         "stream: set max_rel_error too (or give value_bits as an integer)")
+        raise ValueError("value_bits='auto' means the steps of the error-bounded mode: set max_rel_error too "
+                         "(or give value_bits as an integer)")
     if out["layout"] == "blocks" and out["block_size"] is None:
         raise ValueError("layout='blocks' needs block_size")
     return out
+
+
+def given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of ``values`` that differ from their defaults: what an explicit signature was given
+    (``SINR(sparsity=0.25)`` passes ``max_rel_error=0.02`` too, which must not make it error-bounded)."""
+    return {k: v for k, v in values.items() if k in BY_NAME and not _same(v, BY_NAME[k].default)}
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b if a is not None and b is not None else a is b
 
 
 def stored(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -222,10 +222,8 @@ def _settle_zarr(timeout: float = 1.0) -> None:
         if others:
             await asyncio.wait(others, timeout=timeout)
 
-    try:
+    with contextlib.suppress(Exception):  # a closed loop, a timeout: nothing more to wait for
         sync(drain(), timeout=timeout + 0.5)
-    except Exception:  # a closed loop, a timeout: nothing more to wait for
-        pass
 
 
 def _discard(path: Path) -> None:

@@ -162,11 +162,11 @@ def quantize(values: torch.Tensor, bits: int, granularity: str = "tensor") -> tu
         safe = step_b if step_b > 0 else 1.0
         q = np.rint(v / safe)
     elif granularity == "vector":
-        amax = np.max(np.abs(v), axis=1) if v.shape[1] else np.zeros(v.shape[0])
+        amaxes = np.max(np.abs(v), axis=1) if v.shape[1] else np.zeros(v.shape[0])
         with np.errstate(over="ignore"):
-            steps = (amax / m).astype(np.float32)
+            steps = (amaxes / m).astype(np.float32)
         if not np.all(np.isfinite(steps)):
-            raise ValueError(f"values of magnitude up to {float(np.max(amax)):.3g} overflow float32 per-vector "
+            raise ValueError(f"values of magnitude up to {float(np.max(amaxes)):.3g} overflow float32 per-vector "
                              "quantizer steps; use granularity 'tensor'")
         # the stored (float32) step is what the decoder uses: quantize with it
         safe = np.where(steps > 0, steps, 1).astype(np.float64)[:, None]

@@ -6,8 +6,8 @@ is chosen per stream to minimise table bytes + coded bits), stores that table, a
 with ``n_lanes`` independent rANS coders whose 32-bit renormalisation words are interleaved into one
 stream. Symbol ``i`` belongs to lane ``i % n_lanes`` at step ``i // n_lanes``, so each step is a
 handful of numpy operations over all lanes. ``n_lanes`` is picked so the lanes' final states cost
-about 0.5 % of the output (1 to 4096 lanes, and at least ``ceil(n / MAX_STEPS)``). :func:`decode` validates every field before it allocates
-and raises :class:`~sinr_codecs.errors.StreamError` on any corrupt or truncated input.
+about 0.5 % of the output (1 to 4096 lanes, and at least ``ceil(n / MAX_STEPS)``). :func:`decode` validates
+every field before it allocates and raises :class:`~sinr_codecs.errors.StreamError` on any corrupt or truncated input.
 
 Two models; :func:`encode` computes the cost of both from the histogram and keeps the cheaper:
 
@@ -83,6 +83,7 @@ count ``n`` is *not* stored: the caller passes it to :func:`decode` (the SINR he
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any, overload
 
 import numpy as np
 
@@ -90,8 +91,8 @@ from .cursor import Cursor
 from .cursor import varint as _varint
 from .errors import StreamError
 
-__all__ = ["encode", "decode", "iter_decode", "encode_with_model", "decode_with_model", "cost_bits", "zigzag", "unzigzag", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES",
-           "MAX_STEPS", "MAX_COUNT"]
+__all__ = ["encode", "decode", "iter_decode", "encode_with_model", "decode_with_model", "cost_bits", "zigzag",
+           "unzigzag", "MAX_SCALE", "MAX_ALPHABET", "MAX_LANES", "MAX_STEPS", "MAX_COUNT"]
 
 MAX_SCALE = 22
 """Largest frequency precision (bits); the decoder's slot tables hold ``2**scale`` entries."""
@@ -124,6 +125,10 @@ _EXACT_CANDIDATES = 6  # binned candidates whose exact cost the encoder computes
 # ------------------------------------------------------------------------------------------ varints
 
 
+@overload
+def zigzag(v: int | np.integer) -> int: ...
+@overload
+def zigzag(v: np.ndarray) -> np.ndarray: ...
 def zigzag(v: int | np.integer | np.ndarray) -> int | np.ndarray:
     """Map signed integers to unsigned ones, small magnitudes first: ``2v`` for ``v >= 0``, ``-2v - 1`` below.
 
@@ -152,6 +157,10 @@ def zigzag(v: int | np.integer | np.ndarray) -> int | np.ndarray:
     return np.where(a >= 0, 2 * a, -2 * a - 1)
 
 
+@overload
+def unzigzag(u: int | np.integer) -> int: ...
+@overload
+def unzigzag(u: np.ndarray) -> np.ndarray: ...
 def unzigzag(u: int | np.integer | np.ndarray) -> int | np.ndarray:
     """Inverse of :func:`zigzag`: even ``u`` -> ``u / 2``, odd ``u`` -> ``-(u + 1) / 2``.
 
@@ -242,8 +251,9 @@ class _Reader(Cursor):
         self.pos += int(ends[-1]) + 1
         return vals.astype(np.int64)
 
-    def take(self, n: int, what: str) -> np.ndarray:
-        return np.frombuffer(super().take(n, what), dtype=np.uint8)
+    def take_array(self, n: int, what: str) -> np.ndarray:
+        """:meth:`take` as a uint8 array (a view, not a copy)."""
+        return np.frombuffer(self.take(n, what), dtype=np.uint8)
 
 
 # ------------------------------------------------------------------------------------ histograms
@@ -346,7 +356,7 @@ def _choose_scale(counts: np.ndarray, present: np.ndarray, size: int) -> tuple[i
         raise ValueError(f"{p} distinct symbols exceed what rANS frequencies of 2**{MAX_SCALE} can hold")
     smax = min(MAX_SCALE, max(smin, n.bit_length() + 1))
     gap_len = int(_varint_lengths((np.diff(present) - 1).astype(np.uint64)).sum())
-    best = None
+    best: tuple[float, int, np.ndarray, float] | None = None
     for scale in range(smin, smax + 1):
         f = _normalize(counts, scale)
         coded = float(np.sum(counts * (scale - np.log2(f))))
@@ -355,6 +365,7 @@ def _choose_scale(counts: np.ndarray, present: np.ndarray, size: int) -> tuple[i
             best = (total, scale, f, coded)
         elif total > best[0] + 8:  # coded bits fall and table bytes grow with the scale: past the minimum
             break
+    assert best is not None  # smin <= smax: the loop ran
     _, scale, f, coded = best
     return scale, f, _build_table(present, f, size), coded
 
@@ -409,7 +420,7 @@ def _mappings(lo: int, present: np.ndarray) -> list[tuple[int, np.ndarray]]:
 
 def _binned_candidates(lo: int, present: np.ndarray, counts: np.ndarray) -> list[tuple[float, int, int, int]]:
     """Estimated bits of the binned models [(bits, tag, k, m)], best first (table cost guessed)."""
-    cands = []
+    cands: list[tuple[float, int, int, int]] = []
     for tag, u in _mappings(lo, present):
         bl = _bit_length(u)
         top = int(bl.max())
@@ -423,7 +434,7 @@ def _binned_candidates(lo: int, present: np.ndarray, counts: np.ndarray) -> list
     return cands
 
 
-def _binned_model(tag: int, k: int, m: int, lo: int, present: np.ndarray, counts: np.ndarray) -> dict:
+def _binned_model(tag: int, k: int, m: int, lo: int, present: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
     """Everything the binned encoder needs, and its exact cost in bits (lanes aside)."""
     u = dict(_mappings(lo, present))[tag]
     tok, nb = _tokens(u, k, m)
@@ -489,12 +500,12 @@ def encode(symbols: np.ndarray) -> bytes:
     lo, size, present, counts, idx = _histogram(a)
     if present.size == 1:
         return b"\x00" + _varint(zigzag(lo)) + _varint(n - 1)
-    direct = None
+    direct: dict[str, Any] | None = None
     if present.size <= (1 << MAX_SCALE):
         scale, freqs, table, coded = _choose_scale(counts, present, size)
         head = bytes([scale]) + _varint(zigzag(lo)) + table
         direct = dict(head=head, freqs=freqs, scale=scale, bits=coded + 8 * len(head))
-    best = None
+    best: dict[str, Any] | None = None
     for est, tag, k, m in _binned_candidates(lo, present, counts)[:_EXACT_CANDIDATES]:
         if direct is not None and est > 1.5 * direct["bits"] + 256:
             break
@@ -505,6 +516,7 @@ def encode(symbols: np.ndarray) -> bytes:
         words, states = _encode_lanes(idx, direct["freqs"], direct["scale"], _lanes_for(n, direct["bits"]))
         head = direct["head"]
     else:
+        assert best is not None  # more than one symbol: some binned model fits
         # the raw bits are the low nb bits of each u (the encoder masks them)
         u = a - lo if best["tag"] == _TAG_OFFSET else zigzag(a)
         words, states = _encode_lanes(best["tix"][idx], best["freqs"], best["scale"],
@@ -540,6 +552,7 @@ def _encode_lanes(idx: np.ndarray, freqs: np.ndarray, scale: int, lanes: int, nb
         sb = idx[seg]
         fb, cb, mb = f_tab[sb], c_tab[sb], xmax_tab[sb]
         if nb is not None:
+            assert u is not None  # raw bits come with their values
             bb = nb[seg].astype(np.uint64)
             lb = np.left_shift(one, np.uint64(63) - bb)  # push b bits only below 2**(63 - b)
             vb = u[seg].astype(np.uint64) & ((one << bb) - one)
@@ -569,6 +582,7 @@ def _encode_scalar(idx: np.ndarray, freqs: np.ndarray, scale: int, lanes: int, n
     c_tab = np.concatenate([[0], np.cumsum(freqs)[:-1]]).tolist()
     sym = idx.tolist()
     if nb is not None:
+        assert u is not None  # raw bits come with their values
         nbl = nb.tolist()
         vl = (u.astype(np.uint64) & ((np.uint64(1) << nb.astype(np.uint64)) - np.uint64(1))).tolist()
     x = [_STATE_LOW] * lanes
@@ -776,7 +790,8 @@ def decode_with_model(data: bytes | bytearray | memoryview, count: int, freqs: n
     if r is None:
         return np.zeros(0, dtype=np.int64)
     lookup = np.repeat(np.arange(f.size, dtype=np.int32), f)
-    parts = [lookup[slots].astype(np.int64) for slots, _ in _decode_lanes(r, f, lookup, int(scale), count, None, 1 << 20)]
+    lanes = _decode_lanes(r, f, lookup, int(scale), count, None, 1 << 20)
+    parts = [lookup[slots].astype(np.int64) for slots, _ in lanes]
     return np.concatenate(parts)
 
 
@@ -839,7 +854,7 @@ def _decode_lanes(r: _Reader, freqs: np.ndarray, lookup: np.ndarray, scale: int,
         raise StreamError(f"rANS stream: {rest} word bytes is not a whole number of 32-bit words")
     if rest // 4 > per * n:
         raise StreamError(f"rANS stream: {rest // 4} words for {n} symbols (at most {per} each)")
-    words = r.take(rest, "words").view("<u4")  # a view: words are widened a few at a time
+    words = r.take_array(rest, "words").view("<u4")  # a view: words are widened a few at a time
     m = 1 << scale
     f64 = freqs.astype(np.uint64)
     cum = np.zeros_like(f64)

@@ -32,6 +32,7 @@ __all__ = [
     "AdapterLoadError",
     "UnknownAdapterError",
     "adapter_info",
+    "adapter_origin",
     "available_adapters",
     "load_adapter",
 ]
@@ -70,6 +71,19 @@ def _dist_label(ep: metadata.EntryPoint) -> str:
     if dist is None:
         return "an unknown distribution"
     return f"distribution {dist.metadata['Name']!r} {dist.version}"
+
+
+def adapter_origin(name: str) -> str:
+    """Where the adapter declared as ``name`` comes from, for messages: its target and distribution.
+
+    Returns
+    -------
+    str
+        ``"'pkg.module:Class' from distribution 'pkg' 1.0"``, or ``""`` when no adapter of that name is
+        declared. Nothing is imported.
+    """
+    ep = available_adapters().get(name)
+    return "" if ep is None else f"{ep.value!r} from {_dist_label(ep)}"
 
 
 def available_adapters() -> dict[str, metadata.EntryPoint]:
@@ -129,8 +143,10 @@ def load_adapter(name: str) -> type:
     UnknownAdapterError
         No adapter of that name is declared; the message lists the known names.
     AdapterLoadError
-        The adapter is declared but importing it raised, or the target is not a class; the message
-        names the plugin, the distribution that declares it and the cause (chained as ``__cause__``).
+        The adapter is declared but importing it raised, the target is not a class, or the class's
+        ``name`` attribute is not its entry-point name (streams record that name and decoding finds the
+        adapter by it); the message names the plugin, the distribution that declares it and the cause
+        (chained as ``__cause__``).
     """
     adapters = available_adapters()
     ep = adapters.get(name)
@@ -151,5 +167,12 @@ def load_adapter(name: str) -> type:
         raise AdapterLoadError(
             f"INR adapter plugin {name!r} ({ep.value!r}, from {_dist_label(ep)}) does not name a class "
             f"but a {type(obj).__name__}; the entry point must be 'module:ClassName'."
+        )
+    own = getattr(obj, "name", name)
+    if own != name:
+        raise AdapterLoadError(
+            f"INR adapter plugin {name!r} ({ep.value!r}, from {_dist_label(ep)}): its class attribute name is "
+            f"{own!r}, not its entry-point name {name!r}; set name = {name!r} in the class (streams record the "
+            "name, and decoding finds the adapter by it)."
         )
     return obj

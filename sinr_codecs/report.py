@@ -68,8 +68,9 @@ class TensorRecord:
     rel_error : float
         ``||w - w'|| / ||w||`` of the restored tensor, measured when compressing (0 for lossless).
     sha256 : str or None
-        SHA-256 of the stored values as a reader decodes them (C order, little-endian), checked on reading:
-        a chunk of another tensor or a damaged chunk is caught even where its codec cannot tell.
+        SHA-256 of the stored values as a reader decodes them (C order, little-endian), or for ``"global"`` and
+        ``"uniform"`` tensors of their chunk files' bytes in chunk order; checked on reading: a chunk of another
+        tensor or a damaged chunk is caught even where its codec cannot tell.
     uniform_bytes : int or None
         For SINR-coded tensors (and uniform ones that won a ``best`` choice): the bytes a per-tensor
         uniform quantizer + pcodec needs for the same relative error, estimated from the integers'
@@ -225,7 +226,7 @@ class Report:
 
         def line(r: list[str]) -> str:
             cells = [str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in
-                     enumerate(zip(r, widths))]
+                     enumerate(zip(r, widths, strict=True))]
             return "  ".join(cells).rstrip()
 
         rule = "  ".join("-" * w for w in widths)
@@ -253,8 +254,9 @@ def format_bytes(n: int) -> str:
     """``n`` bytes for people: ``"512 B"``, ``"16.0 KiB"``, ``"1.5 MiB"``."""
     if n < 1024:
         return f"{n} B"
+    size = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
-        n /= 1024
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
     return str(n)  # pragma: no cover

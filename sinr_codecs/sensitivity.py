@@ -101,11 +101,11 @@ def estimate(model: Any, inputs: Iterable[Any], *, outputs: Callable[[Any], Sequ
     for b in batches:
         for _ in range(probes):
             model.zero_grad(set_to_none=True)
-            loss = 0.0
+            loss = torch.zeros((), dtype=torch.float64)
             for h, o in enumerate(run(b)):
                 u = torch.randint(0, 2, o.shape, generator=gen).to(o.dtype) * 2 - 1
                 loss = loss + (u * o).sum() * norm[h]
-            loss.backward()  # type: ignore[union-attr]
+            loss.backward()
             for k, p in params.items():
                 if p.grad is not None:
                     acc[k] += p.grad.detach().double() ** 2
@@ -132,7 +132,8 @@ def load(path: str | os.PathLike[str]) -> dict[str, float]:
         doc = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read sensitivities from {path}: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != "sinr-sensitivities" or not isinstance(doc.get("tensors"), dict):
+    if (not isinstance(doc, dict) or doc.get("format") != "sinr-sensitivities"
+            or not isinstance(doc.get("tensors"), dict)):
         raise ValueError(f"{path} is not a sensitivities file (write one with sinr_codecs.sensitivity.save)")
     out = {}
     for k, v in doc["tensors"].items():

@@ -14,6 +14,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,8 +35,8 @@ _DECODE_CHUNK = 1 << 18  # output elements per decode block (2 MiB of float64 wo
 _TOL_MARGIN = 0.8  # OMP aims below the bound so that quantization has room
 _TOL_FLOOR = 0.9  # a vector OMP leaves above this fraction of the bound sends the tensor to dense mode
 BOUNDED_MAX_K1 = 64
-"""Longest vector OMP codes in error-bounded mode with ``layout="auto"`` (longer rows are coded as blocks that
-divide them): meeting a tight bound takes nearly k1 atoms, and OMP's work per weight grows as k1 squared."""
+"""Longest vector OMP codes in error-bounded mode (longer vectors are coded as blocks that divide them):
+meeting a tight bound takes nearly k1 atoms, and OMP's work per weight grows as k1 squared."""
 SAMPLE_VECTORS = 256
 """Vectors an error-bounded fit codes both ways first, to decide whether the dictionary pays on a tensor."""
 
@@ -118,7 +119,7 @@ class SparseCode:
     order: str = "C"
     dense: bool = False
     step_codes: np.ndarray | None = field(default=None, compare=False)
-    stats: dict = field(default_factory=dict, compare=False)
+    stats: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # ------------------------------------------------------------------------------ properties
     @property
@@ -154,7 +155,7 @@ class SparseCode:
         device: str | torch.device = "auto",
         memory_budget: int | None = None,
         progress: Callable[[int, int], None] | None = None,
-    ) -> "SparseCode":
+    ) -> SparseCode:
         """Code ``tensor`` by batched OMP.
 
         Parameters
@@ -210,7 +211,7 @@ class SparseCode:
         work = torch.float64 if dtype == np.float64 else torch.float32
         vectors = lay.to_vectors(arr.to(work)).to(dev)
         n, k1 = vectors.shape
-        base = dict(layout=lay, dtype=dtype, order=order)
+        base: dict[str, Any] = dict(layout=lay, dtype=dtype, order=order)
         if n == 0 or k1 < 2:
             return cls._dense(vectors, **base)
         k2 = resolve_k2(k1, dictionary_size, dictionary_ratio)
@@ -224,7 +225,7 @@ class SparseCode:
         code = cls(indices=r.indices.cpu(), values=r.coefs.cpu(), counts=r.counts.cpu(), **base)
         return code._unscaled(scale)
 
-    def _unscaled(self, scale: torch.Tensor) -> "SparseCode":
+    def _unscaled(self, scale: torch.Tensor) -> SparseCode:
         """The code of the unscaled vectors: values divided by each vector's ``scale``.
 
         Values stay in their dtype unless that would overflow it (float32 weights near 3e38), then
@@ -238,7 +239,7 @@ class SparseCode:
         return replace(self, values=vals)
 
     @classmethod
-    def _dense(cls, vectors: torch.Tensor, **base) -> "SparseCode":
+    def _dense(cls, vectors: torch.Tensor, **base: Any) -> SparseCode:
         n, k1 = vectors.shape
         return cls(indices=torch.zeros((n, 0), dtype=torch.int64), values=vectors.cpu(),
                    counts=torch.full((n,), k1, dtype=torch.int64), dense=True, **base)
@@ -247,14 +248,15 @@ class SparseCode:
     def _fit_bounded(cls, arr: torch.Tensor, dtype: np.dtype, order: str, bound: float, *, layout: str,
                      block_size: int | None, dictionary_ratio: float, dictionary_size: int | None, seed: int,
                      device: torch.device, memory_budget: int | None,
-                     progress: Callable[[int, int], None] | None) -> "SparseCode":
+                     progress: Callable[[int, int], None] | None) -> SparseCode:
         """Error-bounded fit that never writes a larger stream than dense mode (no dictionary) would.
 
         The bound holds for the vectors of :func:`bound_layout`. The sparse candidate codes the same
-        vectors, or (``"auto"``, rows longer than :data:`BOUNDED_MAX_K1`) blocks that divide them: a bound
+        vectors, or (vectors longer than :data:`BOUNDED_MAX_K1`) blocks that divide them: a bound
         met by every block of a row is met by the row. A tensor of at most twice the sample is coded both ways
         and the smaller stream kept; a larger one has an evenly spaced sample of bound vectors (holding about
-        :data:`SAMPLE_VECTORS` OMP vectors, at least 16 bound vectors) coded both ways first, and is stored densely without OMP when the dense sample is no larger (the
+        :data:`SAMPLE_VECTORS` OMP vectors, at least 16 bound vectors) coded both ways first, and is stored
+        densely without OMP when the dense sample is no larger (the
         usual case for trained weights at a tight bound: OMP then needs nearly k1 atoms, whose indices cost
         more than the values they replace).
         """
@@ -273,7 +275,7 @@ class SparseCode:
         k2 = resolve_k2(omp.k1, dictionary_size, dictionary_ratio)
         work = torch.float64 if dtype == np.float64 else torch.float32
         a = _dictionary(omp.k1, k2, seed, device, work)
-        base = dict(dtype=dtype, order=order, k2=k2, seed=int(seed))
+        base: dict[str, Any] = dict(dtype=dtype, order=order, k2=k2, seed=int(seed))
         sample = max(SAMPLE_VECTORS // per, 16)  # bound vectors whose OMP vectors make up the sample
         if n > 2 * sample:
             rows = np.unique(np.linspace(0, n - 1, sample).round().astype(np.int64))
@@ -287,22 +289,23 @@ class SparseCode:
                 if progress is not None:
                     progress(n, n)
                 return dense
-        code = cls._sparse_bounded(ref.reshape(-1, omp.k1), bound, a, omp, base, device, memory_budget, progress)
+        blocks = ref.reshape(-1, omp.k1)[: omp.n_vectors]  # beyond: the zero padding of the last vector
+        code = cls._sparse_bounded(blocks, bound, a, omp, base, device, memory_budget, progress)
         if code is None or _size(dense) <= _size(code):
             return dense
         return code
 
     @classmethod
-    def _dense_bounded(cls, ref: np.ndarray, bound: float, lay: Layout, dtype: np.dtype, order: str) -> "SparseCode":
+    def _dense_bounded(cls, ref: np.ndarray, bound: float, lay: Layout, dtype: np.dtype, order: str) -> SparseCode:
         """Dense code of the (n, k) float64 vectors ``ref`` with each vector's largest step within ``bound``."""
         codes, _ = quantize.bounded_dense(ref, bound, dtype)
         code = cls._dense(torch.from_numpy(ref), layout=lay, dtype=dtype, order=order)
         return replace(code, step_codes=codes)
 
     @classmethod
-    def _sparse_bounded(cls, ref: np.ndarray, bound: float, a: torch.Tensor, lay: Layout, base: dict,
+    def _sparse_bounded(cls, ref: np.ndarray, bound: float, a: torch.Tensor, lay: Layout, base: dict[str, Any],
                         device: torch.device, memory_budget: int | None,
-                        progress: Callable[[int, int], None] | None) -> "SparseCode | None":
+                        progress: Callable[[int, int], None] | None) -> SparseCode | None:
         """OMP to :data:`_TOL_MARGIN` of ``bound``, then each vector's largest step within ``bound``; None
         when some vector needs all k1 atoms (the dense code is then the only one that meets the bound)."""
         work = a.dtype
@@ -415,7 +418,7 @@ class SparseCode:
             return q.astype(np.int64), self.step_codes
         return quantize.quantize(self.values, bits, granularity)
 
-    def quantized(self, value_bits: int = 16, granularity: str = "tensor") -> "SparseCode":
+    def quantized(self, value_bits: int = 16, granularity: str = "tensor") -> SparseCode:
         """A copy whose values are replaced by their quantized reconstruction: with the fit's
         :attr:`step_codes` when it has them, else ``value_bits`` over each ``granularity`` scope."""
         gran = "codes" if self.step_codes is not None else granularity
@@ -455,7 +458,7 @@ class SparseCode:
         return bitstream.write(c)
 
     @classmethod
-    def from_bytes(cls, data: bytes | bytearray | memoryview | np.ndarray) -> "SparseCode":
+    def from_bytes(cls, data: bytes | bytearray | memoryview | np.ndarray) -> SparseCode:
         """Read a stream written by :meth:`to_bytes` (values come back dequantized, float64).
 
         Raises
@@ -640,9 +643,9 @@ def bound_layout(shape: tuple[int, ...], layout: str = "auto", block_size: int |
 
 
 def _omp_layout(lay: Layout, layout: str, dictionary_size: int | None, dictionary_ratio: float) -> Layout | None:
-    """The vectors OMP codes for the bound vectors ``lay``: the same ones, or with ``layout="auto"`` blocks
-    of at most :data:`BOUNDED_MAX_K1` that divide them (8 or more values); None when there are none (the
-    tensor is then stored densely).
+    """The vectors OMP codes for the bound vectors ``lay``: the same ones, or for vectors longer than
+    :data:`BOUNDED_MAX_K1` blocks of 8 to 64 values that divide them (a bound every block meets, their vector
+    meets); None when there are none (the tensor is then stored densely).
 
     Raises
     ------
@@ -652,7 +655,7 @@ def _omp_layout(lay: Layout, layout: str, dictionary_size: int | None, dictionar
     k = lay.k1
     if lay.size == 0:
         return None
-    if layout == "auto" and k > BOUNDED_MAX_K1:
+    if k > BOUNDED_MAX_K1:
         fits = [d for d in range(BOUNDED_MAX_K1, 7, -1) if k % d == 0]
         if not fits:
             return None

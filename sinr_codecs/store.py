@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 import zipfile
@@ -49,7 +50,7 @@ def _dir_size(path: Path) -> int:
 
 def _sha256(a: np.ndarray) -> str:
     canon = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype)
-    return hashlib.sha256(canon.reshape(-1).view(np.uint8)).hexdigest()
+    return hashlib.sha256(canon.reshape(-1).view(np.uint8).data).hexdigest()
 
 
 @dataclass
@@ -62,6 +63,7 @@ class _Store:
     closer: Callable[[], None]
     size: int
     keys: frozenset[str]  # every key in the store ("array/c/0/0", "array/zarr.json", ...)
+    read_bytes: Callable[[str], bytes]  # one object's bytes, by key
 
     def chunk_count(self, array: str) -> int:
         """Number of chunk objects stored for ``array`` (listed directly: zarr's own count
@@ -76,16 +78,27 @@ def _open_store(path: Path) -> _Store:
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {path}")
     store: Any
+    read_bytes: Callable[[str], bytes]
     if path.is_dir():
         store, size = zarr.storage.LocalStore(path, read_only=True), _dir_size(path)
         keys = frozenset(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+
+        def read_bytes(key: str) -> bytes:
+            return (path / key).read_bytes()
     elif _is_zip(path):
-        try:  # reads the central directory only; each member's CRC is checked when zarr reads it
-            with zipfile.ZipFile(path) as zf:
-                keys = frozenset(zf.namelist())
+        try:  # reads the central directory only; each member's CRC is checked when it is read
+            zf = zipfile.ZipFile(path)
+            keys = frozenset(zf.namelist())
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise WeightsError(f"{path} is not a valid zip file (truncated or corrupt?): {exc}") from None
+        read_bytes = zf.read
         store, size = zarr.storage.ZipStore(path, mode="r"), path.stat().st_size
+        zarr_close = store.close
+
+        def close() -> None:
+            zarr_close()
+            zf.close()
+        store.close = close
     else:
         raise WeightsError(
             f"{path} is not a compressed store: expected a directory or a .zip written by sinr compress")
@@ -121,17 +134,21 @@ def _open_store(path: Path) -> _Store:
     if len(set(names)) != len(names):
         store.close()
         raise WeightsError(f"{path}: the tensor records name a tensor twice: the store is damaged")
-    return _Store(root, meta, records, store.close, size, keys)
+    return _Store(root, meta, records, store.close, size, keys, read_bytes)
 
 
 def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
     """Read and check one tensor's stored values."""
     where = f"tensor {rec.name!r} (array {rec.array!r}) in {path}"
+    if rec.policy in ("global", "uniform") and rec.codec.get("serializer") == "pcodec":
+        return _read_scaled(st, rec, where)
     try:
         with quiet_numcodecs():
             arr = st.root[rec.array]
     except KeyError:
         raise WeightsError(f"{where} is missing: the store is incomplete or damaged") from None
+    except Exception as exc:  # metadata naming an unknown or refused codec (a pickle codec, ...), bad JSON
+        raise WeightsError(f"{where} cannot be opened: {type(exc).__name__}: {exc}") from None
     if list(arr.shape) != list(rec.stored_shape):
         raise WeightsError(
             f"{where} has shape {arr.shape}, expected {tuple(rec.stored_shape)}: the store is damaged")
@@ -150,6 +167,96 @@ def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
     if not np.all(np.isfinite(values)) and rec.policy != "lossless":
         raise WeightsError(f"{where} decodes to values that are not finite: the store is damaged")
     return values
+
+
+def _read_scaled(st: _Store, rec: TensorRecord, where: str) -> np.ndarray:
+    """A tensor of one quantizer step (FixedScaleOffset + PCodec chunks): :func:`_scaled_integers`, then
+    :func:`_dequantize`."""
+    return _dequantize(*_scaled_integers(st, rec, where))
+
+
+def _scaled_integers(st: _Store, rec: TensorRecord, where: str) -> tuple[np.ndarray, float, np.dtype, tuple[int, ...]]:
+    """The integers of a one-step tensor, read chunk by chunk without zarr's machinery: the chunk files are
+    checked against the record's checksum of their bytes, then decoded by pcodec straight into place.
+    Returns ``(q, step, dtype, shape)``."""
+    from pcodec import standalone
+
+    try:
+        step, astype = float(rec.codec["step"]), np.dtype(rec.codec["astype"])
+        dtype, shape, chunks = np.dtype(rec.stored_dtype), tuple(rec.stored_shape), tuple(rec.chunks)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{where}: its record is damaged ({exc})") from None
+    if (astype.kind != "i" or astype.itemsize not in (2, 4) or dtype.kind != "f"
+            or not (math.isfinite(step) and step > 0) or len(chunks) != len(shape) or not shape
+            or chunks[0] < 1 or list(chunks[1:]) != list(shape[1:])):
+        raise WeightsError(f"{where}: its record is damaged (step {step}, integers {astype}, chunks {chunks})")
+    _check_scaled_metadata(st, rec, where, step, astype, shape, chunks)
+    rows, per_row = shape[0], math.prod(shape[1:])
+    n_chunks = -(-rows // chunks[0])
+    if st.chunk_count(rec.array) != n_chunks:
+        raise WeightsError(f"{where} has {st.chunk_count(rec.array)} of its {n_chunks} chunks: the store is "
+                           "truncated or damaged")
+    tail = "/0" * (len(shape) - 1)
+    try:
+        blobs = [st.read_bytes(f"{rec.array}/c/{i}{tail}") for i in range(n_chunks)]
+    except (KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"{where} cannot be read: {type(exc).__name__}: {exc}") from None
+    if rec.sha256 is not None:
+        digest = hashlib.sha256()
+        for blob in blobs:
+            digest.update(blob)
+        if digest.hexdigest() != rec.sha256:
+            raise WeightsError(f"{where} does not match its checksum: the store is damaged")
+    q = np.empty(rows * per_row, dtype=astype)
+    buf = np.empty(chunks[0] * per_row, dtype=astype)
+    for i, blob in enumerate(blobs):
+        r0, r1 = i * chunks[0], min(rows, (i + 1) * chunks[0])
+        full = (r1 - r0) == chunks[0]
+        dst = q[r0 * per_row:r1 * per_row] if full else buf
+        try:
+            progress = standalone.simple_decompress_into(blob, dst)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise WeightsError(f"{where} cannot be decoded: {type(exc).__name__}: {exc}") from None
+        if progress.n_processed != dst.size or not progress.finished:
+            raise WeightsError(f"{where}: chunk {i} holds another number of values: the store is damaged")
+        if not full:
+            q[r0 * per_row:] = buf[:(r1 - r0) * per_row]
+    return q, step, dtype, shape
+
+
+_DEQUANTIZE_BLOCK = 1 << 20
+
+
+def _dequantize(q: np.ndarray, step: float, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """``q / (1 / step)`` in float64, cast to ``dtype``, as numcodecs' FixedScaleOffset decodes (so this reader
+    and any Zarr reader return the same bits), in blocks that stay in cache."""
+    scale = 1.0 / step
+    out = np.empty(q.size, dtype=dtype)
+    tmp = np.empty(min(q.size, _DEQUANTIZE_BLOCK), dtype=np.float64)
+    for i in range(0, q.size, _DEQUANTIZE_BLOCK):
+        j = min(q.size, i + _DEQUANTIZE_BLOCK)
+        np.true_divide(q[i:j], scale, out=tmp[:j - i], dtype=np.float64)
+        np.copyto(out[i:j], tmp[:j - i], casting="same_kind")
+    return out.reshape(shape)
+
+
+def _check_scaled_metadata(st: _Store, rec: TensorRecord, where: str, step: float, astype: np.dtype,
+                           shape: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+    """The array's zarr.json must say what its record says (the codecs any other Zarr reader would use)."""
+    try:
+        meta = json.loads(st.read_bytes(f"{rec.array}/zarr.json"))
+        codecs = meta["codecs"]
+        names = [c["name"] for c in codecs]
+        fso = codecs[0]["configuration"]
+        agrees = (names == ["numcodecs.fixedscaleoffset", "numcodecs.pcodec"] and list(meta["shape"]) == list(shape)
+                  and list(meta["chunk_grid"]["configuration"]["chunk_shape"]) == list(chunks)
+                  and np.dtype(fso["astype"]) == astype and fso.get("offset", 0) == 0
+                  and math.isclose(float(fso["scale"]), 1.0 / step, rel_tol=1e-12))
+    except (KeyError, IndexError, TypeError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise WeightsError(f"{where}: its zarr.json is missing or damaged ({type(exc).__name__}: {exc})") from None
+    if not agrees:
+        raise WeightsError(f"{where}: its zarr.json (codecs {names}) disagrees with the store's record of it: the "
+                           "store is damaged or was altered")
 
 
 class StoreReader:
@@ -203,10 +310,18 @@ class StoreReader:
     def get_tensor(self, name: str) -> Any:
         """Decode tensor ``name`` alone (a torch tensor or a numpy array, original shape and dtype)."""
         rec = self.record(name)
-        stored = _read_array(self._st, rec, self.path)
+        return self._convert(rec, _read_array(self._st, rec, self.path))
+
+    def _convert(self, rec: TensorRecord, stored: np.ndarray) -> Any:
         if self.framework == "np":
             return _to_numpy(rec, stored)
         return _to_torch(rec, stored).to(self.device)
+
+    def tensors(self, names: list[str] | None = None) -> Iterator[tuple[str, Any]]:
+        """``(name, tensor)`` for ``names`` (all, in order), decoded one after the other: while one tensor's
+        integers are decoded, the previous one's are multiplied out in a second thread."""
+        return ((rec.name, self._convert(rec, stored)) for rec, stored in _read_all(
+            self._st, [self.record(n) for n in (names if names is not None else self.keys())], self.path))
 
     def close(self) -> None:
         self._st.closer()
@@ -300,10 +415,31 @@ def _report(st: _Store, src: Path, dst: Path | str, t0: float) -> Report:
                   float(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None)
 
 
+def _read_all(st: _Store, records: list[TensorRecord], path: Path) -> Iterator[tuple[TensorRecord, np.ndarray]]:
+    """Each record's stored values, in order, at most two tensors in memory: the integers of a one-step tensor
+    are decoded here (pcodec holds the interpreter) while the previous one is multiplied out in a worker
+    thread (numpy lets go of it), so two cores share the work."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinr-decode") as pool:
+        pending: tuple[TensorRecord, Future[np.ndarray]] | None = None
+        for rec in records:
+            where = f"tensor {rec.name!r} (array {rec.array!r}) in {path}"
+            if rec.policy in ("global", "uniform") and rec.codec.get("serializer") == "pcodec":
+                job: Future[np.ndarray] = pool.submit(_dequantize, *_scaled_integers(st, rec, where))
+            else:
+                job = Future()
+                job.set_result(_read_array(st, rec, path))
+            if pending is not None:
+                yield pending[0], pending[1].result()
+            pending = (rec, job)
+        if pending is not None:
+            yield pending[0], pending[1].result()
+
+
 def _restored(st: _Store, src: Path, records: list[TensorRecord], fmt: str, b: Any) -> Iterator[Any]:
-    """Each record's tensor, decoded as the writer asks for it (one in memory at a time)."""
-    for rec in records:
-        stored = _read_array(st, rec, src)
+    """Each record's tensor, decoded as the writer asks for it (at most two in memory at a time)."""
+    for rec, stored in _read_all(st, records, src):
         yield _to_numpy(rec, stored) if fmt == "npz" else _to_torch(rec, stored)
         b.update()
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["UniformFit", "fit", "fit_bits", "fit_step", "zarr_codecs", "estimate_bytes", "quiet_numcodecs",
-           "SAMPLE_VALUES"]
+__all__ = ["UniformFit", "ErrorAccumulator", "fit", "fit_bits", "fit_step", "zarr_codecs", "estimate_bytes",
+           "quiet_numcodecs", "SAMPLE_VALUES"]
 
 _INT_TYPES = (("<i2", 32767), ("<i4", 2**31 - 1))  # pcodec codes 16-bit and wider integers
 SAMPLE_VALUES = 1 << 16
@@ -73,11 +73,6 @@ class UniformFit:
     def restore(self, q: np.ndarray) -> np.ndarray:
         """``q * step`` in float64 (as the filter's decoding, before the cast to the array's dtype)."""
         return q / (1.0 / self.step)
-
-    def restore_as_stored(self, values: np.ndarray) -> np.ndarray:
-        """``values`` quantized and decoded exactly as a Zarr reader decodes the stored chunks (the filter's
-        arithmetic, cast to ``values``' dtype): what a checksum of the stored tensor is taken over."""
-        return self.restore(self.quantize(values)).astype(values.dtype)
 
 
 def _quantize(values: np.ndarray, step: float) -> np.ndarray:
@@ -186,30 +181,53 @@ def _sample(values: np.ndarray) -> np.ndarray:
     return flat[np.linspace(0, flat.size - 1, SAMPLE_VALUES).astype(np.int64)]
 
 
-def fit_step(values: np.ndarray, step: float, *, round_to: Callable[[np.ndarray], np.ndarray] | None = None
-             ) -> UniformFit:
-    """The quantizer with a given ``step`` (> 0, finite): its integer type and the relative error it leaves.
+def fit_step(values: np.ndarray, step: float) -> UniformFit:
+    """The quantizer with a given ``step`` (> 0, finite): its integer type and bits, from the tensor's extremes
+    alone (one pass, no copy); ``rel_error`` is NaN, to be measured as the tensor is written
+    (:func:`error_accumulator`).
 
-    Parameters
-    ----------
-    values : ndarray of float32 or float64
-        The tensor, finite.
-    step : float
-        The step.
-    round_to : callable, optional
-        As in :func:`fit`.
+    Raises
+    ------
+    ValueError
+        A step that is not positive and finite, or one that needs integers beyond 32 bits.
     """
     if not (math.isfinite(step) and step > 0):
         raise ValueError(f"step must be a positive finite number, got {step!r}")
     values = np.asarray(values)
-    if values.dtype not in (np.float32, np.float64):
-        values = values.astype(np.float32)
-    x = values.astype(np.float64).reshape(-1)
-    norm = float(np.linalg.norm(x))
-    rnd = round_to or (lambda a: a.astype(values.dtype).astype(np.float64))
-    restored = rnd(_quantize(values, step).reshape(-1) * step)
-    err = float(np.linalg.norm(x - restored)) / norm if norm > 0 else 0.0
-    return _fitted(values, float(step), err, err)
+    if values.size == 0:
+        return UniformFit(float(step), "<i2", 1, 0.0, math.nan)
+    top = max(abs(float(values.max())), abs(float(values.min())))
+    levels = int(np.around(np.float32(top) * np.float32(1.0 / step))) if values.dtype != np.float64 else int(
+        np.around(top / step))
+    astype = next((t for t, hi in _INT_TYPES if levels <= hi), None)
+    if astype is None:
+        raise ValueError(f"a step of {step:.3g} needs integers of magnitude {levels}, beyond 32 bits")
+    return UniformFit(float(step), astype, max(1, math.ceil(math.log2(2 * levels + 1))), math.nan, math.nan)
+
+
+_ERROR_PIECE = 1 << 18
+
+
+class ErrorAccumulator:
+    """``||w - w_hat||`` and ``||w||`` summed over blocks of a tensor (float64), ``w_hat`` rounded to the
+    tensor's dtype by ``round_to``: the relative error of a tensor written block by block."""
+
+    def __init__(self, round_to: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.round_to = round_to
+        self.err2 = 0.0
+        self.norm2 = 0.0
+
+    def add(self, block: np.ndarray, restored: np.ndarray) -> None:
+        flat, back = np.asarray(block).reshape(-1), np.asarray(restored).reshape(-1)
+        for i in range(0, flat.size, _ERROR_PIECE):  # float64 work of a bounded size
+            x = flat[i:i + _ERROR_PIECE].astype(np.float64)
+            d = self.round_to(back[i:i + _ERROR_PIECE].astype(np.float64)) - x
+            self.err2 += float(np.dot(d, d))
+            self.norm2 += float(np.dot(x, x))
+
+    @property
+    def rel_error(self) -> float:
+        return math.sqrt(self.err2 / self.norm2) if self.norm2 > 0 else 0.0
 
 
 def fit_bits(values: np.ndarray, bits: int, *, round_to: Callable[[np.ndarray], np.ndarray] | None = None

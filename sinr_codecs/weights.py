@@ -96,8 +96,9 @@ CHUNK_BYTES = 4 << 20
 CHUNK_WORK = 1 << 28
 """Bound on ``rows * k1**2`` per chunk, so that one chunk's OMP (and one progress step) stays short."""
 MIN_GLOBAL_ELEMENTS = 16
-"""Smallest floating-point tensor (values) the ``"global"`` coding quantizes; smaller ones stay exact."""
-_LOSSLESS = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
+"""Smallest 1-D floating-point tensor (values) the ``"global"`` coding quantizes; smaller ones stay exact
+(matrices need :data:`~sinr_codecs.policy.MIN_SINR_ELEMENTS`)."""
+_LOSSLESS: dict[str, Any] = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def _compress(source: ModelSource, dst: Path, *, codec_config: Mapping[str, Any]
     report = Report(str(source.path), str(dst), source.format, notes=list(source.notes))
     plans = [_plan(t, overrides, modes, lossy) for t in tensors]
     steps = _global_steps(tensors, plans, base.get("max_rel_error"), step, sens, report)
-    costs = [_cost(t, plan) for t, plan in zip(tensors, plans)]
+    costs = [_cost(t, plan) for t, plan in zip(tensors, plans, strict=True)]
 
     existed = os.path.lexists(dst)
     try:
@@ -317,7 +318,7 @@ def _compress(source: ModelSource, dst: Path, *, codec_config: Mapping[str, Any]
         with bar(total=sum(costs), desc="compress", unit="", quiet=not progress, leave=True,
                  bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]") as outer, \
                 quiet_numcodecs():
-            for i, (tensor, safe, plan, cost) in enumerate(zip(tensors, names, plans, costs)):
+            for i, (tensor, safe, plan, cost) in enumerate(zip(tensors, names, plans, costs, strict=True)):
                 outer.set_postfix_str(f"{i + 1}/{len(tensors)} tensors, {tensor.name}", refresh=True)
                 done = [0.0]
 
@@ -364,8 +365,13 @@ class _Plan:
 
 
 def _global_ok(tensor: _Tensor) -> bool:
-    """Whether the global coding may quantize ``tensor`` (finiteness is checked when its values are read)."""
-    return _is_float(tensor.dtype) and len(tensor.shape) >= 1 and math.prod(tensor.shape) >= MIN_GLOBAL_ELEMENTS
+    """Whether the global coding may quantize ``tensor`` (finiteness is checked when its values are read):
+    floating point, 1-D with :data:`MIN_GLOBAL_ELEMENTS` values or more, or of 2 or more dimensions with
+    :data:`~sinr_codecs.policy.MIN_SINR_ELEMENTS` or more (smaller matrices, the first and last layers of
+    small implicit networks among them, are the most sensitive and cost next to nothing exact)."""
+    size = math.prod(tensor.shape)
+    least = MIN_GLOBAL_ELEMENTS if len(tensor.shape) == 1 else MIN_SINR_ELEMENTS
+    return _is_float(tensor.dtype) and len(tensor.shape) >= 1 and size >= least
 
 
 def _plan(tensor: _Tensor, overrides: Mapping[str, Any], modes: list[Any], lossy: str) -> _Plan:
@@ -386,7 +392,7 @@ def _cost(tensor: _Tensor, plan: _Plan) -> float:
 def _global_steps(tensors: list[_Tensor], plans: list[_Plan], target: float | None, step: float | None,
                   sens: Mapping[str, float], report: Report) -> dict[str, float]:
     """Each ``"global"`` tensor's step: from ``step``, or solved for ``target`` (one pass over the tensors)."""
-    chosen = [t for t, p in zip(tensors, plans) if p.mode == "global"]
+    chosen = [t for t, p in zip(tensors, plans, strict=True) if p.mode == "global"]
     if not chosen:
         return {}
     known = [sens[t.name] for t in chosen if t.name in sens]
@@ -403,13 +409,12 @@ def _global_steps(tensors: list[_Tensor], plans: list[_Plan], target: float | No
         del values
     if not stats:
         return {}
+    goal = None
     if step is None:
-        if not any(s.sumsq > 0 for s in stats):
-            step = 1.0
-        else:
-            step = allocation.solve_step(stats, target if target is not None else allocation.DEFAULT_REL_ERROR)
+        goal = target if target is not None else allocation.DEFAULT_REL_ERROR
+        step = allocation.solve_step(stats, goal) if any(s.sumsq > 0 for s in stats) else 1.0
     report.global_step = step
-    return dict(zip(names, allocation.steps(stats, step)))
+    return dict(zip(names, allocation.steps(stats, step, goal), strict=True))
 
 
 @dataclass
@@ -461,13 +466,13 @@ def _write_tensor(job: _Job, step: float | None) -> TensorRecord:
     rnd = _round_to(tensor)
     if plan.mode == "global":
         assert step is not None
-        f = uniform.fit_step(values, step, round_to=rnd)
-        return _write_scaled(job, values, encoding, f, "global", plan.decision.reason)
+        f = uniform.fit_step(values, step)
+        return _write_scaled(job, values, encoding, f, "global", plan.decision.reason, rnd)
     if plan.mode == "uniform":
         bits = plan.uniform.get("bits")
         target = plan.uniform.get("max_rel_error") or job.base.get("max_rel_error") or DEFAULT_UNIFORM_ERROR
         f = uniform.fit_bits(values, bits, round_to=rnd) if bits else uniform.fit(values, target, round_to=rnd)
-        return _write_scaled(job, values, encoding, f, "uniform", f"uniform ({plan.decision.reason})",
+        return _write_scaled(job, values, encoding, f, "uniform", f"uniform ({plan.decision.reason})", rnd,
                              target=None if bits else float(target))
     rival = None
     if 0.0 < rec.rel_error < 1.0:  # an estimate from a sample: costs a few per cent of SINR's time
@@ -479,7 +484,7 @@ def _write_tensor(job: _Job, step: float | None) -> TensorRecord:
         why = (f"best: uniform ~{format_bytes(rival[0])} < sinr {format_bytes(rec.bytes_after)} at "
                f"rel.err {rec.rel_error:.2g}")
         f = uniform.fit(values, rec.rel_error, round_to=rnd)
-        urec = _write_scaled(job, values, encoding, f, "uniform", why, target=rec.rel_error)
+        urec = _write_scaled(job, values, encoding, f, "uniform", why, rnd, target=rec.rel_error)
         urec.uniform_bytes, urec.uniform_bits = rival
         return urec
     if plan.mode == "best":
@@ -536,18 +541,31 @@ def _restored_error(job: _Job, rec: TensorRecord, stored: np.ndarray, values: np
 
 
 def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.UniformFit, policy: str, reason: str,
-                  *, target: float | None = None) -> TensorRecord:
+                  round_to: Callable[[np.ndarray], np.ndarray], *, target: float | None = None) -> TensorRecord:
     """One step for the tensor (``global`` or ``uniform``): the integers through numcodecs' FixedScaleOffset
-    and PCodec, written chunk by chunk. The error is the fit's (measured on the whole tensor, rounded to
-    its dtype): the chunks hold exactly the integers the fit measured."""
+    and PCodec, written chunk by chunk. Each chunk is quantized once: its integers are coded (the coded bytes
+    hashed: the record's checksum) and restored to measure the error, so memory follows the chunk, not the
+    tensor."""
+    import hashlib
+
     from numcodecs.pcodec import PCodec
 
     filters, serializer = uniform.zarr_codecs(f, values.dtype)
     chunks = _chunks_for(values.shape, None, 4)
     codec = PCodec()
+    digest = hashlib.sha256()
+    errors = uniform.ErrorAccumulator(round_to)
+    rows = [0]  # rows of ``values`` coded so far (the chunks come in order; the last one is padded)
 
     def encode(block: np.ndarray) -> bytes:
-        return codec.encode(np.ascontiguousarray(f.quantize(block)))
+        q = np.ascontiguousarray(f.quantize(block))
+        valid = min(block.shape[0], values.shape[0] - rows[0]) if values.ndim else 1
+        real = q[:valid] if values.ndim else q
+        errors.add(block[:valid] if values.ndim else block, _restore_in_pieces(f, real, values.dtype))
+        rows[0] += valid
+        data = codec.encode(q)
+        digest.update(data)
+        return data
 
     try:
         arr = job.root.create_array(name=job.safe, shape=values.shape, chunks=chunks, dtype=values.dtype,
@@ -558,11 +576,24 @@ def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.Unifo
                       folder=job.folder / job.safe, advance=job.advance)
     except (ValueError, TypeError, RuntimeError) as exc:
         raise _failed(job.tensor, policy, exc) from exc
+    if rows[0] != (values.shape[0] if values.ndim else 1):
+        raise RuntimeError(f"{job.tensor.name!r}: {rows[0]} rows coded of {values.shape[0]} (a bug: please report it)")
+    rel = errors.rel_error
     rec = job.record(values, encoding, policy, reason, {
-        "id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits, "target": target,
-        "filter": "fixedscaleoffset", "serializer": "pcodec"}, chunks, layout=None, rel_error=f.rel_error,
-        sha256=_sha256(f.restore_as_stored(values)))
+        "id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits,
+        "target": target if target is not None else (None if policy == "global" else rel),
+        "filter": "fixedscaleoffset", "serializer": "pcodec"}, chunks, layout=None, rel_error=rel,
+        sha256=digest.hexdigest())
     return job.finish(rec)
+
+
+def _restore_in_pieces(f: uniform.UniformFit, q: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``f.restore(q)`` cast to the stored ``dtype``, as a reader gets it (float64 only a piece at a time)."""
+    flat = q.reshape(-1)
+    out = np.empty(flat.size, dtype=dtype)
+    for i in range(0, flat.size, 1 << 18):
+        out[i:i + (1 << 18)] = f.restore(flat[i:i + (1 << 18)])
+    return out.reshape(q.shape)
 
 
 def _write_sinr(job: _Job, values: np.ndarray, encoding: str) -> TensorRecord:
@@ -579,7 +610,8 @@ def _write_sinr(job: _Job, values: np.ndarray, encoding: str) -> TensorRecord:
     if config.get("layout") == "blocks" and config.get("block_size") is None:
         config["block_size"] = _block_size(tuple(job.tensor.shape))
     codec = SINRCodec(**config)
-    codec_record = {"id": "sinr", **codec.to_dict()["configuration"]}
+    configuration: dict[str, Any] = codec.to_dict()["configuration"]  # type: ignore[assignment]
+    codec_record = {"id": "sinr", **configuration}
     chunks = _chunks_for(values.shape, codec.layout, values.dtype.itemsize)
     if codec.layout == "blocks" and codec.block_size:
         per = codec.block_size // math.gcd(codec.block_size, max(1, math.prod(values.shape[1:])))
@@ -685,7 +717,7 @@ def _write_chunks(arr: Any, values: np.ndarray, chunks: tuple[int, ...], name: s
         arr[...] = values
         return
     with bar(total=len(starts), desc=f"  {name}"[:40], unit="chunk", quiet=not progress, position=1) as b:
-        if direct:
+        if encoder is not None and folder is not None and direct:
             blocks = (_padded(values[s:s + step], step) for s in starts)
             for i, data in enumerate(_encoded(encoder, blocks, len(starts), client)):
                 target = folder / arr.metadata.encode_chunk_key((i,) + (0,) * (values.ndim - 1))
@@ -742,6 +774,6 @@ def _client_for(scheduler: Any) -> tuple[Any, bool]:
         raise ValueError(f"scheduler must be an address such as 'tcp://host:8786' or a distributed.Client, "
                          f"got {scheduler!r}")
     try:
-        return distributed.Client(scheduler, timeout=30), True
+        return distributed.Client(scheduler, timeout=30), True  # type: ignore[no-untyped-call]
     except OSError as exc:
         raise WeightsError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None

@@ -31,8 +31,8 @@ Examples
 from __future__ import annotations
 
 import asyncio
-import inspect
-from dataclasses import dataclass, fields
+import functools
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,7 +41,7 @@ from zarr.core.common import JSON, parse_named_configuration
 from zarr.registry import register_codec
 
 from sinr_codecs.errors import StreamError
-from sinr_codecs.options import OPTIONS, numpydoc, parse
+from sinr_codecs.options import DEFAULT_MAX_REL_ERROR, OPTIONS, numpydoc, parse
 
 if TYPE_CHECKING:
     from typing import Self
@@ -67,17 +67,19 @@ def _core_class() -> type[SINR]:
     return SINR
 
 
-_FIELDS = tuple(o for o in OPTIONS if o.stored and o.name != "dtype")
-"""The options that are SINRCodec's fields (``dtype`` comes from the array; ``device`` is not stored)."""
-_IGNORED_KEYS = ("dtype", "device")
+_FIELDS = tuple(o for o in OPTIONS if o.stored and o.name not in ("dtype", "chunk_shape"))
+"""The options stored in ``zarr.json`` (``dtype`` comes from the array; ``device`` is not stored)."""
+_IGNORED_KEYS = ("dtype", "device", "chunk_shape")
 
 
 def parse_sinr_configuration(data: dict[str, JSON] | None) -> dict[str, Any]:
     """Check a ``configuration`` mapping from ``zarr.json`` (keys are SINR options).
 
-    ``dtype`` (a numcodecs configuration's key: the chunk's dtype always comes from the array) and
+    ``dtype`` and ``chunk_shape`` (a numcodecs configuration's keys: the chunk's dtype and shape always come
+    from the array) and
     ``device`` (written by older releases; where encoding runs belongs to the process) are accepted and
-    ignored.
+    ignored; a configuration holding both ``sparsity`` and ``max_rel_error`` (as older releases wrote
+    error-bounded ones) is error-bounded.
 
     Raises
     ------
@@ -95,35 +97,58 @@ def parse_sinr_configuration(data: dict[str, JSON] | None) -> dict[str, Any]:
             f"unknown {CODEC_NAME} option(s) {unknown}; known: {sorted(known)}. The array may have been "
             "written by a newer sinr-codecs: upgrade it (pip install -U sinr-codecs)."
         )
-    return {k: v for k, v in data.items() if k not in _IGNORED_KEYS}
+    config = {k: v for k, v in data.items() if k not in _IGNORED_KEYS}
+    if config.get("sparsity") is not None and config.get("max_rel_error") is not None:
+        config["sparsity"] = None  # as older releases stored an error-bounded configuration
+    return config
 
 
+@dataclass(frozen=True, kw_only=True)
 class SINRCodec(ArrayBytesCodec):
     """SINR sparse coding of float chunks, as a Zarr format 3 array-to-bytes codec.
 
-    Every parameter has the meaning and default of :class:`sinr_codecs.codec.SINR` (one definition:
+    Every field has the meaning and default of :class:`sinr_codecs.codec.SINR` (one definition:
     :data:`sinr_codecs.options.OPTIONS`); invalid values raise ``ValueError`` here, at construction.
-    The fields hold the resolved options (the preset's values filled in), so ``zarr.json`` reads the
-    same even if a later release changes a preset. The chunk dtype comes from the array: ``dtype``, the
-    one option of :class:`~sinr_codecs.codec.SINR` that is not a field, is accepted so that
-    ``SINRCodec(**config)`` takes any ``SINR(...).get_config()`` (without ``"id"``); it is not stored,
-    and an array of another dtype is refused when it is created (``TypeError``).
+    The fields hold the resolved options (the preset's values filled in, the other mode's option None),
+    so ``zarr.json`` reads the same even if a later release changes a preset. ``device`` (where this
+    process encodes) is not stored. The chunk dtype and shape come from the array: ``dtype`` and
+    ``chunk_shape`` are accepted so that ``SINRCodec(**config)`` takes any ``SINR(...).get_config()``
+    (without ``"id"``); they are not stored, and an array of another dtype is refused when it is created
+    (``TypeError``).
 
     Parameters
     ----------
 {parameters}
     """
 
+    sparsity: int | float | None = None
+    dictionary_ratio: float = 8.0
+    dictionary_size: int | None = None
+    seed: int = 0
+    value_bits: int | str | None = None
+    layout: str = "auto"
+    block_size: int | None = None
+    max_rel_error: float | None = DEFAULT_MAX_REL_ERROR
+    entropy: str | None = None
+    index_coding: str | None = None
+    preset: str = "default"
+    device: str = field(default="auto", compare=False)
+    dtype: str | None = field(default=None, compare=False, repr=False)
+    chunk_shape: list[int] | None = field(default=None, compare=False, repr=False)
+
     is_fixed_size = False
 
-    def __init__(self, **kwargs: Any) -> None:
-        dtype = parse("dtype", kwargs.pop("dtype", None))  # ValueError for a non-float dtype
-        core = _core_class()(**kwargs)  # validates; raises ValueError on a bad option
-        config = core.get_config()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dtype", parse("dtype", self.dtype))  # ValueError for a non-float dtype
+        config = self.core.get_config()  # validates every option (ValueError)
         for o in _FIELDS:
             object.__setattr__(self, o.name, config[o.name])
-        object.__setattr__(self, "_core", core)
-        object.__setattr__(self, "_dtype", dtype)
+
+    @functools.cached_property
+    def core(self) -> SINR:
+        """The numcodecs :class:`~sinr_codecs.codec.SINR` codec that does the work."""
+        given = {o.name: getattr(self, o.name) for o in _FIELDS}
+        return _core_class()(**given, device=self.device)
 
     # -- metadata ---------------------------------------------------------------------------------
     @classmethod
@@ -134,22 +159,8 @@ class SINRCodec(ArrayBytesCodec):
 
     def to_dict(self) -> dict[str, JSON]:
         """``{"name": "sinr_codecs.sinr", "configuration": {...}}`` with every SINR option but ``dtype``."""
-        config = {k: v for k, v in self.core.get_config().items() if k not in ("id", "dtype")}
+        config = {k: v for k, v in self.core.get_config().items() if k not in ("id", "dtype", "chunk_shape")}
         return {"name": CODEC_NAME, "configuration": config}
-
-    @property
-    def device(self) -> str:
-        """Where OMP runs when this process encodes (not stored in ``zarr.json``)."""
-        return self.core.device
-
-    @property
-    def core(self) -> SINR:
-        """The numcodecs :class:`~sinr_codecs.codec.SINR` codec that does the work."""
-        core = self.__dict__.get("_core")
-        if core is None:  # e.g. after an unusual copy; rebuild from the fields
-            core = _core_class()(**{f.name: getattr(self, f.name) for f in fields(self)})
-            object.__setattr__(self, "_core", core)
-        return core
 
     def validate(
         self,
@@ -165,7 +176,7 @@ class SINRCodec(ArrayBytesCodec):
                 f"{CODEC_NAME} codes float16/float32/float64 arrays only, not {native}; keep the default "
                 "serializer (zarr.codecs.BytesCodec) for this array, or cast it to a float dtype."
             )
-        given = self.__dict__.get("_dtype")
+        given = self.dtype
         if given is not None and np.dtype(given).name != native.name:
             raise TypeError(f"{CODEC_NAME} was built with dtype={np.dtype(given).name!r}, but the array is "
                             f"{native.name}: the chunk dtype comes from the array (leave dtype out)")
@@ -202,20 +213,8 @@ class SINRCodec(ArrayBytesCodec):
 
 
 
-def _as_dataclass() -> None:
-    """Make SINRCodec a frozen dataclass whose fields are the stored SINR options (keyword-only)."""
-    SINRCodec.__annotations__ = {o.name: Any for o in _FIELDS}
-    for o in _FIELDS:
-        setattr(SINRCodec, o.name, o.default)
-    dataclass(frozen=True, init=False)(SINRCodec)
-    SINRCodec.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-        + [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default)
-           for o in OPTIONS if o.name != "dtype"])
-    SINRCodec.__doc__ = (SINRCodec.__doc__ or "").replace("{parameters}", numpydoc(exclude=("dtype",)))
+SINRCodec.__doc__ = (SINRCodec.__doc__ or "").replace("{parameters}", numpydoc(exclude=("dtype", "chunk_shape")))
 
-
-_as_dataclass()
 
 # Registering at import is harmless next to the entry point (the same class under the same key) and lets
 # a codec built by hand be resolved even in an environment whose entry points are stale.

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
-
-import os
 
 import numpy as np
 import pytest

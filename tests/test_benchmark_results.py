@@ -16,7 +16,8 @@ def _renderer():
 def test_results_page_is_current():
     r = _renderer()
     assert sorted(r.RESULTS.glob("*.json")), "no committed benchmark results"
-    assert r.PAGE.read_text() == r.render(), "docs/benchmark-results.md is stale: run python benchmarks/render_results.py"
+    stale = "docs/benchmark-results.md is stale: run python benchmarks/render_results.py"
+    assert r.PAGE.read_text() == r.render(), stale
 
 
 def test_every_result_names_its_machine():

@@ -295,11 +295,10 @@ def test_unwritable_folder(folder, capsys, monkeypatch, command, src, out, maker
 # --------------------------------------------------------------------------------------------------
 def test_signals_deferred_then_delivered():
     got = []
-    with pytest.raises(KeyboardInterrupt):
-        with outputs._signals_deferred():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)
-            got.append("finished the critical section")
+    with pytest.raises(KeyboardInterrupt), outputs._signals_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        got.append("finished the critical section")
     assert got == ["finished the critical section"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
@@ -347,7 +346,7 @@ def _signal_compress(tmp_path: Path, model: Path, sig: int, *, after: float = 0.
     before, names = fingerprint(dst), listing(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "sinr_codecs.cli", "compress", str(model), "-o", str(dst),
-                             "--force", "-q", "--device", "cpu", "--layout", "rows"],
+                             "--force", "-q", "--device", "cpu", "--layout", "rows", "--sparsity", "0.25"],
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 120
@@ -372,9 +371,9 @@ def _signal_compress(tmp_path: Path, model: Path, sig: int, *, after: float = 0.
 
 @pytest.fixture
 def slow_model(folder) -> Path:
-    """One 1024-wide matrix, coded as whole rows (``--layout rows``): its dictionary, Gram matrix and OMP
-    take far more than a few seconds, in single torch operations of seconds each (the Gram matrix alone,
-    8192 x 8192). The default policy's blocks of 32 would finish before the signal."""
+    """One 1024-wide matrix, coded at a fixed sparsity as whole rows (``--sparsity 0.25 --layout rows``): its
+    dictionary, Gram matrix and OMP take far more than a few seconds, in single torch operations of seconds
+    each (the Gram matrix alone, 8192 x 8192). The default coding would finish before the signal."""
     path = folder / "slow.pt"
     torch.save({"w": torch.from_numpy(np.random.default_rng(0).standard_normal((256, 1024)).astype(np.float32))},
                path)
@@ -385,6 +384,7 @@ def slow_model(folder) -> Path:
 @pytest.mark.parametrize("sig,status,message", [
     (signal.SIGINT, 130, "sinr: interrupted\n"),
     (signal.SIGTERM, 143, "sinr: interrupted (SIGTERM)\n"),
+    (signal.SIGHUP, 129, "sinr: interrupted (SIGHUP)\n"),
 ])
 def test_signal_stops_compress_within_two_seconds(folder, slow_model, sig, status, message):
     rc, waited, err = _signal_compress(folder, slow_model, sig)

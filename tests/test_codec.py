@@ -143,7 +143,8 @@ def test_untyped_bytes_need_dtype():
     w = gaussian((4, 64))
     with pytest.raises(TypeError, match="dtype"):
         SINR(**CPU).encode(w.tobytes())
-    dec = SINR(dtype="float32", sparsity=0.9, **CPU).decode(SINR(dtype="float32", sparsity=0.9, **CPU).encode(w.tobytes()))
+    codec = SINR(dtype="float32", sparsity=0.9, **CPU)
+    dec = codec.decode(codec.encode(w.tobytes()))
     assert dec.shape == (256,) and dec.dtype == np.float32
 
 

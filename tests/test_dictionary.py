@@ -137,6 +137,7 @@ def test_cache_and_errors():
     assert 1 in GENERATORS
 
 
+@pytest.mark.slow  # a speed check: wall-clock bounds belong outside the default suite
 def test_large_matrix_is_fast():
     t = time.perf_counter()
     a = sensing_matrix(1024, 16384, 99)

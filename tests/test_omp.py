@@ -59,7 +59,7 @@ def _check_layout(res: OMPResult, n: int, s_max: int, dtype: torch.dtype) -> Non
     assert bool((res.indices[~used] == -1).all())
     assert bool((res.coefs[~used] == 0).all())
     assert bool(torch.isfinite(res.coefs).all())
-    for row, c in zip(res.indices.tolist(), res.counts.tolist()):  # no atom twice
+    for row, c in zip(res.indices.tolist(), res.counts.tolist(), strict=True):  # no atom twice
         assert len(set(row[:c])) == c
 
 
@@ -82,7 +82,7 @@ def test_supports_match_sklearn_float64(f64_case):
     _check_layout(res, w.shape[0], s, F64)
     assert bool((res.counts == s).all())
     ref_sets = [frozenset(np.flatnonzero(row).tolist()) for row in ref]
-    agree = np.mean([o == r for o, r in zip(_support_sets(res), ref_sets)])
+    agree = np.mean([o == r for o, r in zip(_support_sets(res), ref_sets, strict=True)])
     assert agree >= 0.999
 
 
@@ -91,7 +91,7 @@ def test_residuals_and_coefs_match_sklearn_float64(f64_case):
     ours = _residuals(res, w, a)
     theirs = (w - torch.from_numpy(ref) @ a.T).norm(dim=1)
     same = torch.tensor([o == r for o, r in zip(_support_sets(res),
-                         [frozenset(np.flatnonzero(row).tolist()) for row in ref])])
+                         [frozenset(np.flatnonzero(row).tolist()) for row in ref], strict=True)])
     rel = ((ours - theirs).abs() / theirs)[same]
     assert float(rel.max()) <= 1e-9
     x = _dense(res, a.shape[1])[same]
@@ -125,7 +125,7 @@ def test_non_unit_atoms_match_sklearn():
     res = batch_omp(w, a, sparsity=s)
     ref = _sklearn(w, a, s)
     ref_sets = [frozenset(np.flatnonzero(row).tolist()) for row in ref]
-    assert np.mean([o == r for o, r in zip(_support_sets(res), ref_sets)]) >= 0.99
+    assert np.mean([o == r for o, r in zip(_support_sets(res), ref_sets, strict=True)]) >= 0.99
     theirs = (w - torch.from_numpy(ref) @ a.T).norm(dim=1)
     assert torch.allclose(_residuals(res, w, a), theirs, rtol=1e-8)
 
@@ -138,7 +138,7 @@ def test_float32_agrees_with_float64_as_a_rate(f64_case):
     a, w, s, res64, _ = f64_case
     res32 = batch_omp(w.float(), a.float(), sparsity=s)
     _check_layout(res32, w.shape[0], s, F32)
-    agree = np.mean([x == y for x, y in zip(_support_sets(res32), _support_sets(res64))])
+    agree = np.mean([x == y for x, y in zip(_support_sets(res32), _support_sets(res64), strict=True)])
     assert agree >= 0.99
     r32, r64 = _residuals(res32, w, a), _residuals(res64, w, a)
     assert float((r32 / r64).max()) <= 1.01
@@ -335,7 +335,7 @@ def test_policy_block_shape_float32_agrees_with_sklearn_as_a_rate():
     _check_layout(res, 400, s, F32)
     ref = _sklearn(w.to(F64), a, s)
     ref_sets = [frozenset(np.flatnonzero(row).tolist()) for row in ref]
-    agree = np.mean([o == r for o, r in zip(_support_sets(res), ref_sets)])
+    agree = np.mean([o == r for o, r in zip(_support_sets(res), ref_sets, strict=True)])
     assert agree >= 0.99
     ours = _residuals(res, w, a)
     theirs = (w.to(F64) - torch.from_numpy(ref) @ a.to(F64).T).norm(dim=1)
@@ -453,7 +453,7 @@ def test_cuda_matches_cpu():
     gpu = batch_omp(w.cuda(), a.cuda(), sparsity=s)
     assert gpu.indices.device.type == "cuda"
     agree = np.mean([x == y for x, y in zip(_support_sets(cpu), _support_sets(gpu.__class__(
-        gpu.indices.cpu(), gpu.coefs.cpu(), gpu.counts.cpu())))])
+        gpu.indices.cpu(), gpu.coefs.cpu(), gpu.counts.cpu())), strict=True)])
     assert agree >= 0.999
     g32 = batch_omp(w.float().cuda(), a.float().cuda(), tol=0.2, chunk_size=500)
     c32 = batch_omp(w.float(), a.float(), tol=0.2)

@@ -15,6 +15,7 @@ from sinr_codecs.registry import (
     AdapterLoadError,
     UnknownAdapterError,
     adapter_info,
+    adapter_origin,
     available_adapters,
     load_adapter,
 )
@@ -34,6 +35,7 @@ def third_party(tmp_path, monkeypatch):
     (tmp_path / "thirdparty_inr.py").write_text(PLUGIN)
     (tmp_path / "broken_inr.py").write_text("raise ImportError('needs the frobnicate package')\n")
     (tmp_path / "notaclass_inr.py").write_text("make = lambda: None\n")
+    (tmp_path / "misnamed_inr.py").write_text("class Adapter:\n    name = 'coin'\n")
     dist = tmp_path / "thirdparty_inr-1.2.3.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-inr\nVersion: 1.2.3\n")
@@ -42,11 +44,12 @@ def third_party(tmp_path, monkeypatch):
         "thirdparty = thirdparty_inr:ThirdPartyAdapter\n"
         "broken = broken_inr:Adapter\n"
         "notaclass = notaclass_inr:make\n"
+        "misnamed = misnamed_inr:Adapter\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
     yield tmp_path
-    for mod in ("thirdparty_inr", "broken_inr", "notaclass_inr"):
+    for mod in ("thirdparty_inr", "broken_inr", "notaclass_inr", "misnamed_inr"):
         sys.modules.pop(mod, None)
 
 
@@ -92,6 +95,20 @@ def test_broken_plugin_names_plugin_and_cause(third_party):
 def test_entry_point_must_name_a_class(third_party):
     with pytest.raises(AdapterLoadError, match="does not name a class"):
         load_adapter("notaclass")
+
+
+def test_class_name_must_be_the_entry_point_name(third_party):
+    """A plugin that claims another adapter's name would have its streams decoded by that adapter."""
+    with pytest.raises(AdapterLoadError) as exc:
+        load_adapter("misnamed")
+    msg = str(exc.value)
+    assert "'misnamed'" in msg and "'coin'" in msg and "thirdparty-inr" in msg
+    assert load_adapter("coin").name == "coin"
+
+
+def test_adapter_origin_names_target_and_distribution(third_party):
+    assert adapter_origin("thirdparty") == "'thirdparty_inr:ThirdPartyAdapter' from distribution 'thirdparty-inr' 1.2.3"
+    assert adapter_origin("nope") == ""
 
 
 def test_monkeypatched_entry_points(monkeypatch):

@@ -198,7 +198,8 @@ def test_bfloat16_cannot_go_to_npz(tmp_path):
 def test_checkpoint_wrapper_is_unwrapped_with_a_note(tmp_path):
     sd = {"w": torch.from_numpy(smooth(64, 64))}
     torch.save({"state_dict": sd, "epoch": 3, "lr": 0.1}, tmp_path / "ckpt.ckpt")
-    report = compress_weights(tmp_path / "ckpt.ckpt", tmp_path / "c.zarr", codec_config=OPTS, lossy="sinr", progress=False)
+    report = compress_weights(tmp_path / "ckpt.ckpt", tmp_path / "c.zarr", codec_config=OPTS, lossy="sinr",
+                              progress=False)
     assert [t.name for t in report.tensors] == ["w"]
     assert any("state_dict" in n and "epoch" in n for n in report.notes)
     assert any("state_dict" in n for n in inspect_store(tmp_path / "c.zarr").notes)
@@ -456,7 +457,8 @@ def test_report_pickles_and_is_json_safe(store_pair):
 def test_explicit_options_win_over_the_policy_layout(given, expect, tmp_path):
     src, dst = tmp_path / "m.pt", tmp_path / "m.zarr"
     torch.save({"fc.weight": torch.from_numpy(smooth(8, 256))}, src)
-    report = compress_weights(src, dst, codec_config={"sparsity": 4, **given}, lossy="sinr", device="cpu", progress=False)
+    report = compress_weights(src, dst, codec_config={"sparsity": 4, **given}, lossy="sinr", device="cpu",
+                              progress=False)
     codec = next(t for t in report.tensors if t.name == "fc.weight").codec
     assert {k: codec.get(k) for k in expect} == expect
 

@@ -105,13 +105,25 @@ def test_v2_metadata_names_the_numcodecs_codec(tmp_path):
 # Zarr format 3
 # --------------------------------------------------------------------------------------------------
 def test_v3_codec_fields_match_the_numcodecs_config():
-    """Every SINR option but dtype is a field of SINRCodec, with the same default."""
+    """SINRCodec is a frozen keyword-only dataclass whose fields are SINR's options, with SINR's defaults;
+    device and dtype are fields that take no part in comparisons and are never stored."""
+    import inspect
+
     core = SINR().get_config()
     core.pop("id")
     core.pop("dtype")
+    core.pop("chunk_shape")
     codec = SINRCodec()
-    assert {f.name for f in dataclasses.fields(SINRCodec)} == set(core)
+    assert {f.name for f in dataclasses.fields(SINRCodec)} == set(core) | {"device", "dtype", "chunk_shape"}
     assert {k: getattr(codec, k) for k in core} == core
+    assert set(codec.to_dict()["configuration"]) == set(core)
+    params = inspect.signature(SINRCodec).parameters
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    for name, p in inspect.signature(SINR).parameters.items():  # the same defaults, written out in both
+        assert params[name].default == p.default, name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        codec.seed = 3  # type: ignore[misc]
+    assert SINRCodec(device="cpu") == codec and SINRCodec(seed=1) != codec
 
 
 @pytest.mark.parametrize("dtype", [None, "float32", ">f4"])
@@ -136,7 +148,7 @@ def test_v3_codec_takes_any_numcodecs_config(dtype):
 
 
 def test_v3_codec_dict_round_trip_and_validation():
-    codec = SINRCodec(sparsity=8, value_bits=10, layout="rows", seed=3, max_rel_error=0.1)
+    codec = SINRCodec(sparsity=8, value_bits=10, layout="rows", seed=3)
     d = codec.to_dict()
     assert d["name"] == CODEC_NAME == "sinr_codecs.sinr"
     assert d["configuration"]["sparsity"] == 8 and "dtype" not in d["configuration"]
@@ -343,3 +355,21 @@ def test_fresh_process_reads_v2_and_v3(tmp_path):
         np.testing.assert_array_equal(np.asarray(out[key], dtype=np.float32), want)
     # the codec came in through the entry points, not through an import in the script
     assert "sinr_codecs.codec" in out["loaded"] and "sinr_codecs.zarr3" in out["loaded"]
+
+
+def test_format_2_refuses_a_chunk_of_another_shape_when_the_shape_is_configured(tmp_path):
+    """Format 2 hands a compressor bytes only: with dtype and chunk_shape in its configuration, SINR refuses
+    a chunk of another shape (same dtype, same number of values) instead of reading it silently."""
+    a = zarr.create_array(str(tmp_path / "a.zarr"), shape=(64, 256), chunks=(64, 256), dtype="f4", zarr_format=2,
+                          compressors=SINR(max_rel_error=0.05, dtype="f4", chunk_shape=[64, 256]))
+    b = zarr.create_array(str(tmp_path / "b.zarr"), shape=(128, 128), chunks=(128, 128), dtype="f4", zarr_format=2,
+                          compressors=SINR(max_rel_error=0.05, dtype="f4", chunk_shape=[128, 128]))
+    a[:] = np.random.default_rng(0).standard_normal((64, 256)).astype("f4")
+    b[:] = np.random.default_rng(1).standard_normal((128, 128)).astype("f4")
+    assert json.loads((tmp_path / "a.zarr" / ".zarray").read_text())["compressor"]["chunk_shape"] == [64, 256]
+    (tmp_path / "a.zarr" / "0.0").write_bytes((tmp_path / "b.zarr" / "0.0").read_bytes())
+    with pytest.raises(StreamError, match=r"shape \(128, 128\).*chunks of shape \(64, 256\)"):
+        zarr.open_array(str(tmp_path / "a.zarr"), mode="r")[:]
+    with pytest.raises(ValueError, match="chunk_shape"):
+        SINR(chunk_shape=[2, -1])
+    assert SINRCodec(**{k: v for k, v in SINR(chunk_shape=[4, 4]).get_config().items() if k != "id"}) == SINRCodec()

@@ -18,12 +18,14 @@ from sinr_codecs import options
 __all__ = ["SINROptions"]
 
 _PRESET = options.PRESETS["default"]
+_UNSET = {**_PRESET, "sparsity": options.DEFAULT_SPARSITY}
+"""What ``None`` stands for: the ``"default"`` preset's values, and the codec's fixed-sparsity default."""
 _SHARED = ("sparsity", "dictionary_ratio", "value_bits", "seed", "layout", "block_size", "index_coding",
            "entropy", "device")
 
 _SEED_LIMIT = "2**64" if options.MAX_SEED == (1 << 64) - 1 else str(options.MAX_SEED + 1)
 _OWN_DOCS = {
-    "sparsity": (options.BY_NAME["sparsity"].type_doc,
+    "sparsity": (f"int or float, default {options.DEFAULT_SPARSITY}",
                  "Nonzeros per vector: an int count (>= 1), or a float fraction in (0, 1) of the vector "
                  "length k1; clipped to k1 - 1."),
     "seed": (options.BY_NAME["seed"].type_doc,
@@ -60,7 +62,8 @@ class SINROptions:
 
     Every value is validated by :func:`sinr_codecs.options.parse` (a ``ValueError`` with the codec's
     message) and kept in its canonical form. ``None`` for ``value_bits``, ``entropy`` or ``index_coding``
-    means the ``"default"`` preset's value (:data:`sinr_codecs.options.PRESETS`).
+    means the ``"default"`` preset's value (:data:`sinr_codecs.options.PRESETS`), and for ``sparsity``
+    :data:`sinr_codecs.options.DEFAULT_SPARSITY` (adapters always code at a fixed sparsity and fine-tune).
 
     Parameters
     ----------
@@ -76,7 +79,7 @@ class SINROptions:
     ValueError: seed must be an integer in [0, 18446744073709551615], got -1
     """
 
-    sparsity: int | float = options.BY_NAME["sparsity"].default
+    sparsity: int | float = options.DEFAULT_SPARSITY
     dictionary_ratio: float = options.BY_NAME["dictionary_ratio"].default
     value_bits: int = _PRESET["value_bits"]
     seed: int = options.BY_NAME["seed"].default
@@ -89,8 +92,8 @@ class SINROptions:
     def __post_init__(self) -> None:
         for name in _SHARED:
             value = getattr(self, name)
-            if value is None and name in _PRESET:
-                value = _PRESET[name]
+            if value is None and name in _UNSET:
+                value = _UNSET[name]
             object.__setattr__(self, name, options.parse(name, value))
         if isinstance(self.value_bits, str):  # "auto", the only text the codec's option takes
             raise ValueError("value_bits='auto' searches the bits that meet max_rel_error, which SINROptions does "

@@ -24,7 +24,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from sinr_codecs.registry import AdapterLoadError, UnknownAdapterError, available_adapters, load_adapter
+from sinr_codecs.registry import AdapterLoadError, UnknownAdapterError, adapter_origin, available_adapters, load_adapter
 
 from ..framework.spec import AdapterSpec, describe
 
@@ -36,21 +36,16 @@ class PluginError(ValueError):
 
 
 def _origin(method: str) -> str:
-    ep = available_adapters().get(method)
-    if ep is None:
-        return ""
-    dist = getattr(ep, "dist", None)
-    where = f"{ep.value}" + ("" if dist is None else f", from distribution {dist.metadata['Name']!r}")
-    return f" ({where})"
+    where = adapter_origin(method)
+    return f" ({where})" if where else ""
 
 
 @functools.lru_cache(maxsize=64)
 def _spec(cls: type, method: str) -> AdapterSpec:
-    own = getattr(cls, "name", None)
-    if own != method:
-        raise PluginError(f"adapter plugin {method!r}{_origin(method)}: its class attribute name is {own!r}, not its "
-                          f"entry-point name {method!r}; set name = {method!r} in the class (streams record the "
-                          "name, and decoding finds the adapter by it)")
+    if not hasattr(cls, "name"):
+        raise PluginError(f"adapter plugin {method!r}{_origin(method)}: its class has no attribute name; set "
+                          f"name = {method!r} in the class (streams record the name, and decoding finds the "
+                          "adapter by it)")
     try:
         return describe(cls, method)
     except ValueError as exc:
@@ -63,16 +58,16 @@ def method_spec(method: str) -> tuple[type, AdapterSpec]:
     Raises
     ------
     ValueError
-        No adapter of that name is installed, or it fails to import.
+        No adapter of that name is installed.
     PluginError
-        Its ``name`` is not ``method``, or its description is broken.
+        It fails to import, its ``name`` is not ``method``, or its description is broken.
     """
     try:
         cls = load_adapter(method)
     except UnknownAdapterError as exc:
         raise ValueError(f"unknown method {method!r}: {exc}") from exc
-    except AdapterLoadError as exc:
-        raise ValueError(str(exc)) from exc
+    except AdapterLoadError as exc:  # it fails to import, names no class, or its name is not method
+        raise PluginError(str(exc)) from exc
     return cls, _spec(cls, method)
 
 

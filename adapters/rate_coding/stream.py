@@ -12,7 +12,7 @@ Every byte is specified in docs/format-adapters.md ("Rate-aware streams")::
     | (flags & 4: section(values of every dense tensor, in order)) | u32 CRC-32 of everything before
 
 A SINR record is the core's own stream (:func:`sinr_codecs.bitstream.write`: the support, the trained
-integers and their step, rANS-coded), read back with the core's reader and its limits
+integers and their step, in the smallest of its back ends), read back with the core's reader and its limits
 (:mod:`sinr_codecs.limits`). A dense values section is ``u8 0 | rANS stream`` (its own table) or
 ``u8 1 | varint zigzag(lo) | varint hi - lo | varint centre - lo | u16 ratio | rANS lanes`` coded with the
 exact table of that two-sided geometric model (:func:`sinr_adapters.rate_coding.rate.laplace_freqs`, no
@@ -27,7 +27,7 @@ import math
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -53,6 +53,7 @@ __all__ = ["MAGIC", "TensorRecord", "code_values", "decode", "decode_values", "d
 MAGIC = b"SRA2"
 _FLAGS = 7
 _SEED_LIMIT = (1 << 63) - 1
+_SINR_BACKENDS = ("rans", "brotli", "pcodec", "raw")  # a SINR record keeps the smallest
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ def decode_values(blob: bytes, count: int, what: str) -> np.ndarray:
 def sinr_section(code: SparseCode, q: np.ndarray, step: float) -> bytes:
     """A SINR record's section: the core's stream (:func:`sinr_codecs.bitstream.write`) of ``code``'s
     support with the trained integers ``q`` ``(n_vectors, s_max)`` and their ``step`` (one per tensor),
-    rANS-coded, delta-coded indices, the fewest value bits that hold ``q``.
+    delta-coded indices, the fewest value bits that hold ``q``, in whichever back end (rANS, Brotli,
+    pcodec, raw) gives the fewest bytes: the small tensors of an INR pay for rANS's tables.
 
     Raises
     ------
@@ -147,7 +149,7 @@ def sinr_section(code: SparseCode, q: np.ndarray, step: float) -> bytes:
         value_bits=bits, granularity="tensor", backend="rans", steps=np.array([step], dtype=np.float64),
         q=q, k2=code.k2, generator=code.generator, seed=code.seed, index_coding="delta",
         counts=code.counts.cpu().numpy(), indices=code.indices.cpu().numpy())
-    return bitstream.write(content)
+    return min((bitstream.write(replace(content, backend=b)) for b in _SINR_BACKENDS), key=len)
 
 
 # ---- writing --------------------------------------------------------------------------------------
