@@ -1,4 +1,4 @@
-"""SINR's numpy rANS against Brotli and the ``constriction`` library (Rust ANS), on SINR's own sections.
+"""SINR's back ends (numpy rANS, Brotli, pcodec) and the ``constriction`` library (Rust ANS), on SINR's sections.
 
 Sections (flat integer arrays, exactly as :func:`sinr_codecs.bitstream.write` forms them):
 
@@ -15,7 +15,8 @@ SINR-coded as one tensor each (4096 symbols per section) and uniform8 over all i
 Coders (bytes include everything a decoder needs besides the symbol count):
 
 - ``rans``: :func:`sinr_codecs.entropy.compress` back end 2 (table and lane states in the stream);
-- ``brotli``: back end 1 (Brotli q11 on byte planes);
+- ``brotli``: back end 1 (Brotli at :data:`sinr_codecs.entropy.BROTLI_QUALITY` on byte planes);
+- ``pcodec``: back end 3, the default of new streams (pcodec pieces, each with its byte length);
 - ``cx_table``: constriction's ``AnsCoder`` driven by the very model our rANS chooses (same quantized
   frequency table, same "direct"/"binned" choice; binned raw bits through ``Uniform``): bytes =
   our table header + constriction's 32-bit words. The coder engine is the only difference;
@@ -24,10 +25,14 @@ Coders (bytes include everything a decoder needs besides the symbol count):
   the words. The kind of model a rate-aware training loss can target.
 
 ``entropy_bps`` is the empirical order-0 entropy (no table: an overfit bound on short wide sections).
-Throughput is symbols per second (best of ``--repeat``, one thread) measured in this run.
+Throughput is symbols per second (best of ``--repeat``, one thread) measured in this run. The JSON
+names the machine (``model_throughput.machine``, the coders' versions, the 1-minute load average at the
+start and the end of the run). ``--render`` prints the tables docs/entropy-coders.md shows, from a JSON
+file, measuring nothing.
 
-    python benchmarks/entropy_constriction.py                 # about 3 minutes on 2 CPU cores
+    python benchmarks/entropy_constriction.py                 # under a minute on 2 CPU cores
     python benchmarks/entropy_constriction.py --quick         # seconds, small sections only
+    python benchmarks/entropy_constriction.py --render benchmarks/results/entropy_constriction.json
 
 Needs ``pip install constriction`` (a benchmark-only dependency; not required by sinr-codecs).
 """
@@ -35,15 +40,16 @@ Needs ``pip install constriction`` (a benchmark-only dependency; not required by
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
-import os
-import platform
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -58,6 +64,9 @@ except ImportError:  # pragma: no cover - exercised by hand
 
 RESULTS = Path(__file__).with_name("results") / "entropy_constriction.json"
 VALUE_BITS = (8, 10, 12, 16)
+BACKENDS = (("rans", 2), ("brotli", 1), ("pcodec", 3))
+"""The core's back ends measured: (column, :func:`sinr_codecs.entropy.compress` id)."""
+CODERS = ("rans", "brotli", "pcodec", "cx_table", "cx_laplace", "cx_gaussian")
 
 
 # ------------------------------------------------------------------------------------------ sections
@@ -216,7 +225,7 @@ def measure(a: np.ndarray, repeat: int) -> dict:
         row[name] = {"bytes": nbytes, "bps": round(8 * nbytes / n, 4),
                      "enc_sym_s": round(n / enc_s), "dec_sym_s": round(n / dec_s)}
 
-    for name, backend in (("rans", 2), ("brotli", 1)):
+    for name, backend in BACKENDS:
         enc_s, blob = _best(lambda backend=backend: entropy.compress(a, backend), repeat)
         dec_s, back = _best(lambda blob=blob, backend=backend: entropy.decompress(blob, backend, a.dtype, n), repeat)
         assert np.array_equal(back, a), name
@@ -261,39 +270,109 @@ def measure(a: np.ndarray, repeat: int) -> dict:
 # ------------------------------------------------------------------------------------------ main
 
 
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    vers = {p: metadata.version(p) for p in ("numpy", "torch", "brotli", "constriction", "sinr-codecs")
-            if _has(p)}
-    return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(), "threads": 1,
-            "python": platform.python_version(), "versions": vers}
+def _sibling(name: str) -> ModuleType:
+    """A module of this folder (``benchmarks/`` is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def _has(dist: str) -> bool:
-    try:
-        metadata.version(dist)
-        return True
-    except metadata.PackageNotFoundError:
-        return False
+def machine(load: Sequence[float | None]) -> dict:
+    """Where the figures were measured: ``model_throughput.machine()`` (platform, CPU model, cores, Python,
+    torch, numpy, torch threads), the coders' versions and the 1-minute load averages ``load``."""
+    versions = {}
+    for dist in ("brotli", "pcodec", "constriction", "sinr-codecs"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {**_sibling("model_throughput").machine(), "versions": versions, "load_average_1min": list(load)}
+
+
+def _load() -> float | None:
+    return _sibling("model_throughput")._load()
+
+
+def _ms(v: float) -> str:
+    return f"{v / 1e6:.2f}"
+
+
+def _pct(x: float) -> str:
+    return f"{round(100 * x, 1) + 0.0:+.1f} %".replace("-", "\u2212")  # + 0.0: no "-0.0"
 
 
 def markdown(rows: list[dict]) -> str:
-    """A bits/symbol table (and rANS vs constriction speed) of the results."""
-    coders = ("rans", "brotli", "cx_table", "cx_laplace", "cx_gaussian")
-    lines = ["| source | section | n | entropy | " + " | ".join(coders)
-             + " | rANS enc/dec Msym/s | cx_table enc/dec Msym/s |",
-             "|---|---|---|---|" + "---|" * len(coders) + "---|---|"]
+    """The tables and summary lines docs/entropy-coders.md shows: bits/symbol of every section; bytes
+    relative to rANS (all sections, and the core's back ends by section length); the parametric models'
+    excess over rANS; each back end's excess over the order-0 entropy; speed ranges; and the speed of the
+    Gaussian gaps/values8/values16 sections and of the first SIREN matrix's gaps and values8."""
+    heads = {"rans": "rANS", "brotli": "Brotli", "pcodec": "pcodec", "cx_table": "cx table",
+             "cx_laplace": "cx Laplace", "cx_gaussian": "cx Gaussian"}
+    out = ["| source | section | symbols | entropy | " + " | ".join(heads[c] for c in CODERS) + " |",
+           "|---|---|---:|---:|" + "---:|" * len(CODERS)]
     for r in rows:
-        cells = [f"{r[c]['bps']:.3f}" if c in r else "-" for c in coders]
-        sp = [f"{r[c]['enc_sym_s'] / 1e6:.2f} / {r[c]['dec_sym_s'] / 1e6:.2f}" for c in ("rans", "cx_table")]
-        lines.append(f"| {r['source']} | {r['section']} | {r['n']} | {r['entropy_bps']:.3f} | "
-                     + " | ".join(cells) + " | " + " | ".join(sp) + " |")
-    return "\n".join(lines)
+        cells = [f"{r[c]['bps']:.3f}" if c in r else "-" for c in CODERS]
+        out.append(f"| {r['source']} | {r['section']} | {r['n']} | {r['entropy_bps']:.3f} | " + " | ".join(cells)
+                   + " |")
+    out += ["", f"Bytes relative to rANS over all {len(rows)} sections (min / median / max):"]
+    for c in CODERS[1:]:
+        rel = [r[c]["bytes"] / r["rans"]["bytes"] - 1 for r in rows if c in r]
+        out.append(f"- {heads[c]}: {_pct(min(rel))} / {_pct(statistics.median(rel))} / {_pct(max(rel))}"
+                   + (f" ({len(rel)} sections)" if len(rel) != len(rows) else ""))
+    groups = (("under 5,000 symbols", 0, 5_000), ("5,000 to 50,000", 5_000, 50_000), ("50,000 and more", 50_000, None))
+    out += ["", "The core's back ends, bytes relative to rANS by section length (min / median / max):"]
+    for c in ("brotli", "pcodec"):
+        parts = []
+        for label, lo, hi in groups:
+            rel = [r[c]["bytes"] / r["rans"]["bytes"] - 1 for r in rows if r["n"] >= lo and (hi is None or r["n"] < hi)]
+            if rel:
+                parts.append(f"{label} ({len(rel)}): {_pct(min(rel))} / {_pct(statistics.median(rel))} / "
+                             f"{_pct(max(rel))}")
+        out.append(f"- {heads[c]}: " + "; ".join(parts))
+    out += ["", "Parametric models, bits/symbol above rANS (min / max) by kind of section:"]
+    for c in ("cx_laplace", "cx_gaussian"):
+        parts = []
+        for kind in ("values", "gaps", "uniform8"):
+            d = [r[c]["bps"] - r["rans"]["bps"] for r in rows if c in r and r["section"].startswith(kind)]
+            if d:
+                parts.append(f"{kind} {min(d):+.3f} / {max(d):+.3f}".replace("-", "\u2212"))
+        out.append(f"- {heads[c]}: " + "; ".join(parts))
+    out += ["", "Bits/symbol above the order-0 entropy (min / median / max), all sections and those of "
+            "≥ 100,000 symbols:"]
+    for c in CODERS[:3]:
+        over = [r[c]["bps"] - r["entropy_bps"] for r in rows]
+        big = [r[c]["bps"] - r["entropy_bps"] for r in rows if r["n"] >= 100_000]
+        line = f"- {heads[c]}: {min(over):.3f} / {statistics.median(over):.3f} / {max(over):.3f}"
+        if big:
+            line += f"; ≥ 100k: {min(big):.3f} / {statistics.median(big):.3f} / {max(big):.3f}"
+        out.append(line)
+    out += ["", "Speed over all sections, million symbols/s (lowest – highest; best of the repeats):"]
+    for c in ("rans", "pcodec", "brotli", "cx_table"):
+        enc = [r[c]["enc_sym_s"] for r in rows]
+        dec = [r[c]["dec_sym_s"] for r in rows]
+        out.append(f"- {heads[c]}: encode {_ms(min(enc))} – {_ms(max(enc))}, decode {_ms(min(dec))} – {_ms(max(dec))}")
+    speed = [r for r in rows if r["section"] in ("gaps", "values8", "values16") and r["source"].startswith("gaussian")]
+    first = next((r["source"] for r in rows if r["source"].startswith("siren net")), None)
+    speed += [r for r in rows if r["source"] == first and r["section"] in ("gaps", "values8")]
+    out += ["", "| section | symbols | rANS enc / dec | pcodec enc / dec | Brotli enc / dec | cx table enc "
+            "(model + coding) | cx coding only | cx table dec | cx Laplace enc / dec |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def both(r: dict, c: str) -> str:
+        return f"{_ms(r[c]['enc_sym_s'])} / {_ms(r[c]['dec_sym_s'])}" if c in r else "-"
+
+    for r in speed:
+        cx = r["cx_table"]
+        out.append(f"| {r['source']} {r['section']} | {r['n']} | "
+                   + " | ".join(both(r, c) for c in ("rans", "pcodec", "brotli"))
+                   + f" | {_ms(cx['enc_sym_s'])} | {_ms(cx['enc_coder_only_sym_s'])} | {_ms(cx['dec_sym_s'])} | "
+                   + both(r, "cx_laplace") + " |")
+    return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -303,12 +382,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="timing repeats, best kept (1 above 10**5 symbols)")
     p.add_argument("--out", default=str(RESULTS), help=f"JSON file to write (default {RESULTS})")
     p.add_argument("--quick", action="store_true", help="1k and 10k symbols, no SIREN, one repeat")
+    p.add_argument("--render", metavar="JSON", help="print the Markdown tables of this result file (measures "
+                   "nothing)")
     args = p.parse_args(argv)
+    if args.render:
+        print(markdown(json.loads(Path(args.render).read_text())["results"]))
+        return 0
     if constriction is None:
         print("entropy_constriction.py needs the constriction package: pip install constriction "
               "(a benchmark-only dependency)", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
+    load = [_load()]
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.quick:
         sizes, args.siren_steps, args.repeat = [1000, 10000], 0, 1
@@ -322,10 +407,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         r = {**s, **measure(a, args.repeat if a.size <= 100_000 else 1)}
         rows.append(r)
         print(f"# {s['source']} {s['section']} n={a.size}: {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    load.append(_load())
     result = {"name": "entropy_constriction",
-              "description": "bytes, bits/symbol and symbols/s of SINR's sections under numpy rANS, "
-                             "Brotli q11 and constriction (table and parametric models)",
-              "machine": machine(), "results": rows}
+              "description": "bytes, bits/symbol and symbols/s of SINR's sections under the core's back ends "
+                             f"(numpy rANS, Brotli q{entropy.BROTLI_QUALITY} on byte planes, pcodec) and "
+                             "constriction (table and parametric models)",
+              "machine": machine(load),
+              "config": {"sizes": sizes, "siren_steps": args.siren_steps, "repeat": args.repeat,
+                         "quick": args.quick},
+              "results": rows}
     text = json.dumps(result, indent=1)
     print(text)
     print(markdown(rows), file=sys.stderr)

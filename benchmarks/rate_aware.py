@@ -32,21 +32,75 @@ Pareto front (``sinr_adapters.harness.rd``: the rule can favour the anchor, neve
     python benchmarks/rate_aware.py --images astronaut,camera,coffee --widths 16,32,48,64 > rate_aware.json
 
 ``--merge A.json B.json ...`` measures nothing: it pools the points of earlier runs (same images) and
-prints them with their BD-rates. ``--out FILE`` also rewrites FILE with the points measured so far after
-every point (a long run that stops early keeps them; BD-rates are added at the end).
+prints them with their BD-rates, each input listed with the machine it names (the result's ``machine`` is
+theirs when they agree; an input that names none is refused). ``--out FILE`` also rewrites FILE with the
+points measured so far after every point (a long run that stops early keeps them, and its machine; BD-rates
+are added at the end). The machine is measured (``model_throughput.machine``: platform, CPU model, cores,
+Python, torch, numpy, torch threads), with the 1-minute load average at the start and the end of a run.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module of this folder (``benchmarks/`` is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def machine(load: Sequence[float | None]) -> dict[str, Any]:
+    """Where a run measured: ``model_throughput.machine()`` and the 1-minute load averages ``load``."""
+    mt = _sibling("model_throughput")
+    return {**mt.machine(), "load_average_1min": list(load)}
+
+
+def _load() -> float | None:
+    return _sibling("model_throughput")._load()
+
+
+def merge(paths: Sequence[str]) -> dict[str, Any]:
+    """The points of earlier runs' JSON pooled, with BD-rates over them; every input listed with its machine.
+
+    Raises
+    ------
+    SystemExit
+        If an input names no machine (its points could not say where they were measured).
+    """
+    points: list[dict] = []
+    inputs = []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        if not data.get("machine"):
+            raise SystemExit(f"{path} names no machine: merge only runs whose JSON records where they ran")
+        points += data["results"]
+        inputs.append({"file": Path(path).name, "machine": data["machine"], "partial": bool(data.get("partial")),
+                       "points": len(data["results"]), "config": data.get("config")})
+    machines = [i["machine"] for i in inputs]
+    common = machines[0] if all(m == machines[0] for m in machines) else {"several": "see merged[].machine"}
+    images = list(dict.fromkeys(p["image"] for p in points))
+    return {"name": "rate_aware", "description": "COIN rate-aware compression (bpp, PSNR), merged runs",
+            "machine": common, "merged": inputs, "bd_rate": bd_rates(points, images), "results": points}
 
 
 def _psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
@@ -157,6 +211,7 @@ def run(args: argparse.Namespace) -> dict:
     from sinr_adapters.rate_coding import stream as rate_stream
 
     torch.set_num_threads(1)
+    load = [_load()]
     points: list[dict] = []
 
     def sinr_name(ratio: float) -> str:
@@ -169,8 +224,8 @@ def run(args: argparse.Namespace) -> dict:
               f"{psnr:6.2f} dB {extra}", file=sys.stderr, flush=True)
         if args.out:
             with open(args.out, "w") as f:
-                json.dump({"name": "rate_aware", "partial": True, "config": vars(args), "results": points}, f,
-                          indent=1)
+                json.dump({"name": "rate_aware", "partial": True, "machine": machine(load), "config": vars(args),
+                           "results": points}, f, indent=1)
 
     for image in args.images:
         for width in args.widths:
@@ -216,12 +271,13 @@ def run(args: argparse.Namespace) -> dict:
                         sparsity=None if sinr is None else sinr.sparsity,
                         dictionary_ratio=None if sinr is None else sinr.dictionary_ratio,
                         estimated_bits=round(info["estimated_bits"], 1), actual_bits=info["actual_bits"],
-                        index_bits=info["index_bits"], seconds=round(time.perf_counter() - t0, 1),
+                        sinr_bits=info["sinr_bits"], seconds=round(time.perf_counter() - t0, 1),
                         **({"refinements": info["support_refinements"]} if sinr is not None else {}))
 
     bd = bd_rates(points, args.images)
+    load.append(_load())
     return {"name": "rate_aware", "description": "COIN rate-aware compression (bpp, PSNR)",
-            "machine": "2-core AMD EPYC CPU, torch " + torch.__version__ + ", one thread",
+            "machine": machine(load),
             "config": vars(args), "bd_rate": bd, "results": points}
 
 
@@ -247,26 +303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--alloc-lams", type=csv(float), default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2],
                    help="rate weights of the qat+alloc allocations")
     p.add_argument("--merge", nargs="+", metavar="JSON", help="pool the points of earlier runs' JSON and print "
-                   "them with BD-rates (measures nothing)")
-    p.add_argument("--out", help="rewrite this JSON file with the points so far after every point")
+                   "them with BD-rates (measures nothing; with --out, also written there)")
+    p.add_argument("--out", help="rewrite this JSON file with the points so far after every point (and the "
+                   "result at the end)")
     p.add_argument("--step-inits", type=csv(str), default=[], help="also rate-aware with these step_init "
                    "values (fisher, fisher-relative)")
     p.add_argument("--refine-every", type=int, default=0, help="also rate-aware+SINR with support refinement "
                    "every N steps")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    if args.merge:
-        points = []
-        for path in args.merge:
-            with open(path) as f:
-                points += json.load(f)["results"]
-        images = list(dict.fromkeys(p["image"] for p in points))
-        doc = {"name": "rate_aware", "description": "COIN rate-aware compression (bpp, PSNR), merged runs",
-               "merged": args.merge, "bd_rate": bd_rates(points, images), "results": points}
-        json.dump(doc, sys.stdout, indent=1, allow_nan=True)
-        print()
-        return 0
-    doc = run(args)
+    doc = merge(args.merge) if args.merge else run(args)
     json.dump(doc, sys.stdout, indent=1, allow_nan=True)
     print()
     if args.out:

@@ -124,14 +124,20 @@ class ONet(nn.Module):
         return self.dense6_2(x), self.dense6_3(x), torch.softmax(self.dense6_1(x), 1)
 
 
-def mtcnn_inputs() -> dict[str, Any] | None:
+PHOTOGRAPHS = ("astronaut", "camera", "coffee", "chelsea", "immunohistochemistry")
+"""scikit-image's photographs the MTCNN networks run on."""
+
+
+def mtcnn_inputs(names: tuple[str, ...] = PHOTOGRAPHS) -> dict[str, Any] | None:
+    """scikit-image's photographs ``names`` as MTCNN inputs (RGB, ``(x - 127.5) / 128``), or None."""
     try:
         from skimage import data
     except ImportError:
         return None
     images = []
-    for name in ("astronaut", "camera", "coffee", "chelsea", "immunohistochemistry"):
-        img = np.asarray(getattr(data, name)(), dtype=np.float32)
+    for name in names:
+        img = np.asarray(getattr(data, name)())
+        img = (img * np.float32(255) if img.dtype == bool else img).astype(np.float32)  # binary images: 0/255
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=2)
         images.append((name, torch.from_numpy((img[..., :3] - 127.5) * 0.0078125).permute(2, 0, 1)[None]))
@@ -244,16 +250,21 @@ class CrepeTiny(nn.Module):
         return torch.sigmoid(self.classifier(x.permute(0, 2, 1, 3).reshape(-1, 256)))
 
 
-def speech() -> np.ndarray | None:
-    """Three English sentences spoken by espeak-ng at 16 kHz (float32 in [-1, 1]), or None."""
+SENTENCES = ("The quick brown fox jumps over the lazy dog. Compression of neural network weights "
+             "should not change what the network hears. She sells sea shells by the sea shore.")
+"""What the pitch tracker hears."""
+
+
+def speech(text: str = SENTENCES, voice: str | None = None) -> np.ndarray | None:
+    """``text`` spoken by espeak-ng (its default voice, or ``voice``) at 16 kHz (float32 in [-1, 1]), or
+    None."""
     exe = shutil.which("espeak-ng")
     if exe is None:
         return None
-    text = ("The quick brown fox jumps over the lazy dog. Compression of neural network weights "
-            "should not change what the network hears. She sells sea shells by the sea shore.")
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "s.wav"
-        subprocess.run([exe, "-w", str(wav), text], check=True, capture_output=True)
+        subprocess.run([exe, *(["-v", voice] if voice else []), "-w", str(wav), text], check=True,
+                       capture_output=True)
         import wave
 
         with wave.open(str(wav)) as f:

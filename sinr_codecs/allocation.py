@@ -15,8 +15,9 @@ each tensor, from calibration inputs); a tensor then gets the step ``s * (S_t / 
 from erasing a tensor whose values are much smaller than the rest: no tensor's step exceeds
 :data:`RELATIVE_CAP` times the step that would give it the target's relative error on its own (so no tensor
 ends up more than about 4 x ``max_rel_error`` off; on the benchmark's networks the guard never cost a
-byte); and 1-D tensors (biases, norm weights, running statistics), few and sensitive, get ``s / 8``, or the
-step that keeps them within a relative error of 1e-3 if that is finer.
+byte); and the small tensors, 1-D ones (biases, norm weights, running statistics) and matrices of fewer than
+:data:`FINE_BELOW` values (the first and last layers of small networks), few values and sensitive, get
+``s / 8``, or the step that keeps them within a relative error of 1e-3 if that is finer.
 
 :func:`tensor_stats` summarises one tensor (its size, squared norm and an evenly spaced sample of its
 values); :func:`solve_step` finds ``s`` for a target from those summaries; :func:`steps` gives each
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DEFAULT_REL_ERROR", "SENSITIVITY_EXPONENT", "RELATIVE_CAP", "ONE_D_FRACTION", "ONE_D_REL_ERROR",
+__all__ = ["DEFAULT_REL_ERROR", "SENSITIVITY_EXPONENT", "RELATIVE_CAP", "FINE_BELOW", "FINE_FRACTION", "FINE_REL_ERROR",
            "TensorStats", "tensor_stats", "solve_step", "steps", "relative_error"]
 
 DEFAULT_REL_ERROR = 0.02
@@ -54,10 +55,13 @@ inputs are noisy, and 1/4 gave fewer bytes at equal task error on the benchmark'
 RELATIVE_CAP = 4.0
 """A tensor's step is at most ``RELATIVE_CAP * E * sqrt(12) * rms_t``, ``E`` the global target: its relative
 error stays within about this multiple of the global one."""
-ONE_D_FRACTION = 1 / 8
-"""Step of a 1-D tensor relative to the global step (at most)."""
-ONE_D_REL_ERROR = 1e-3
-"""Relative error a 1-D tensor's step keeps it within (at most)."""
+FINE_BELOW = 256
+"""Matrices (2 or more dimensions) of fewer values are coded finely, as 1-D tensors are."""
+FINE_FRACTION = 1 / 8
+"""Step of a finely coded tensor (1-D, or a matrix under :data:`FINE_BELOW` values) relative to the global
+step (at most)."""
+FINE_REL_ERROR = 1e-3
+"""Relative error a finely coded tensor's step keeps it within (at most)."""
 SAMPLE_VALUES = 1 << 15
 """Values per tensor the step search looks at."""
 
@@ -74,8 +78,9 @@ class TensorStats:
         ``||w||**2`` (float64).
     sample : numpy.ndarray
         Up to :data:`SAMPLE_VALUES` of its values, evenly spaced (float64).
-    one_d : bool
-        A 1-D tensor (its step is a fraction of the global one).
+    fine : bool
+        A 1-D tensor or a matrix under :data:`FINE_BELOW` values: its step is a fraction of the global
+        one, and its error is not counted in the global target.
     sensitivity : float
         ``S_t`` (1 when none is known).
     """
@@ -83,7 +88,7 @@ class TensorStats:
     size: int
     sumsq: float
     sample: np.ndarray
-    one_d: bool = False
+    fine: bool = False
     sensitivity: float = 1.0
 
     @property
@@ -91,8 +96,9 @@ class TensorStats:
         return math.sqrt(self.sumsq / self.size) if self.size else 0.0
 
 
-def tensor_stats(values: np.ndarray, *, one_d: bool | None = None, sensitivity: float = 1.0) -> TensorStats:
-    """The :class:`TensorStats` of a finite float tensor (``one_d`` defaults to ``values.ndim <= 1``)."""
+def tensor_stats(values: np.ndarray, *, fine: bool | None = None, sensitivity: float = 1.0) -> TensorStats:
+    """The :class:`TensorStats` of a finite float tensor (``fine`` defaults to ``values.ndim <= 1`` or fewer
+    than :data:`FINE_BELOW` values)."""
     flat = np.asarray(values).reshape(-1)
     x = flat.astype(np.float64) if flat.size <= SAMPLE_VALUES else flat[
         np.linspace(0, flat.size - 1, SAMPLE_VALUES).astype(np.int64)].astype(np.float64)
@@ -100,18 +106,20 @@ def tensor_stats(values: np.ndarray, *, one_d: bool | None = None, sensitivity: 
                                              for i in range(0, flat.size, 1 << 18))))
     if not (math.isfinite(sensitivity) and sensitivity > 0):
         raise ValueError(f"a sensitivity must be a positive finite number, got {sensitivity!r}")
-    return TensorStats(int(flat.size), sumsq, x, np.asarray(values).ndim <= 1 if one_d is None else one_d,
+    if fine is None:
+        fine = np.asarray(values).ndim <= 1 or flat.size < FINE_BELOW
+    return TensorStats(int(flat.size), sumsq, x, fine,
                        float(sensitivity))
 
 
 def _factors(stats: Sequence[TensorStats]) -> np.ndarray:
-    """Each tensor's step as a multiple of the global step, before the 1-D rule's relative cap."""
+    """Each tensor's step as a multiple of the global step, before the fine rule's relative cap."""
     sens = np.array([t.sensitivity for t in stats], dtype=np.float64)
     if sens.size:  # a tensor the outputs barely see must not drag the mean down: floor at 1e-6 x median
         sens = np.maximum(sens, 1e-6 * float(np.median(sens)))
     mean = math.exp(float(np.mean(np.log(sens)))) if sens.size else 1.0
     factors = (sens / mean) ** -SENSITIVITY_EXPONENT
-    return np.where([t.one_d for t in stats], factors * ONE_D_FRACTION, factors)
+    return np.where([t.fine for t in stats], factors * FINE_FRACTION, factors)
 
 
 def steps(stats: Sequence[TensorStats], step: float, target: float | None = None) -> list[float]:
@@ -123,16 +131,16 @@ def steps(stats: Sequence[TensorStats], step: float, target: float | None = None
     """
     factors = _factors(stats)
     if target is None:
-        wide = any(not t.one_d for t in stats)
-        counted = [(t, f) for t, f in zip(stats, factors, strict=True) if not (wide and t.one_d)]
+        wide = any(not t.fine for t in stats)
+        counted = [(t, f) for t, f in zip(stats, factors, strict=True) if not (wide and t.fine)]
         weight = sum(t.sensitivity * t.sumsq for t, _ in counted)
         noise = sum(t.sensitivity * t.size * float(f) ** 2 / 12.0 for t, f in counted)
         target = step * math.sqrt(noise / weight) if weight > 0 else 0.0
     out = []
     for t, f in zip(stats, factors, strict=True):
         s = step * float(f)
-        if t.one_d and t.rms > 0:
-            s = min(s, ONE_D_REL_ERROR * t.rms * math.sqrt(12.0))
+        if t.fine and t.rms > 0:
+            s = min(s, FINE_REL_ERROR * t.rms * math.sqrt(12.0))
         elif target > 0 and t.rms > 0:
             s = min(s, RELATIVE_CAP * target * t.rms * math.sqrt(12.0))
         out.append(s if s > 0 else step)
@@ -140,14 +148,14 @@ def steps(stats: Sequence[TensorStats], step: float, target: float | None = None
 
 
 def relative_error(stats: Sequence[TensorStats], step: float, target: float | None = None) -> float:
-    """The (sensitivity-weighted) relative error of the tensors of 2 or more dimensions (all of them if
-    there are none) with global step ``step`` (and the cap of ``target``, as :func:`steps`), estimated on
-    each tensor's sample. 1-D tensors follow their own rule and are not counted: their norms (biases,
-    norm weights near 1) would otherwise lend the weight matrices error they are not coded with."""
-    wide = any(not t.one_d for t in stats)
+    """The (sensitivity-weighted) relative error of the tensors not coded finely (all of them if every one
+    is) with global step ``step`` (and the cap of ``target``, as :func:`steps`), estimated on each tensor's
+    sample. Finely coded tensors follow their own rule and are not counted: their norms (biases, norm
+    weights near 1) would otherwise lend the weight matrices error they are not coded with."""
+    wide = any(not t.fine for t in stats)
     num = den = 0.0
     for t, s in zip(stats, steps(stats, step, target), strict=True):
-        if t.size == 0 or t.sumsq == 0 or (wide and t.one_d):
+        if t.size == 0 or t.sumsq == 0 or (wide and t.fine):
             continue
         err = t.sample - np.rint(t.sample / s) * s
         num += t.sensitivity * float(np.dot(err, err)) * t.size / t.sample.size
@@ -169,8 +177,8 @@ def solve_step(stats: Sequence[TensorStats], target: float) -> float:
     if not live:
         raise ValueError("no tensor to quantize has a nonzero value")
     f = _factors(stats)
-    wide = any(not t.one_d for t in stats)
-    counted = [(t, fi) for t, fi in zip(stats, f, strict=True) if not (wide and t.one_d)]
+    wide = any(not t.fine for t in stats)
+    counted = [(t, fi) for t, fi in zip(stats, f, strict=True) if not (wide and t.fine)]
     weight = sum(t.sensitivity * t.sumsq for t, _ in counted)
     noise = sum(t.sensitivity * t.size * float(fi) ** 2 / 12.0 for t, fi in counted)
     guess = target * math.sqrt(weight / noise) if noise > 0 else max(t.rms for t in live)

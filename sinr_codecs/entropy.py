@@ -5,9 +5,11 @@ stream's header implies. Back ends (ids as stored):
 
 - id 3 ``"pcodec"`` (what the writer uses by default): the items in pieces of :data:`PCODEC_PIECE`,
   each a standalone `pcodec <https://github.com/pcodec/pcodec>`_ file preceded by its byte length.
-  pcodec codes integers within about 0.3% of their order-0 entropy on long sections, encodes tens of
-  millions and decodes hundreds of millions of values per second (docs/entropy-coders.md measures it);
-  pieces let a reader decode a section of any length in bounded memory.
+  pcodec codes integers within about 0.5% of their order-0 entropy on sections of a million values
+  (0.3-0.5% measured; a few percent more on sections of a few thousand, where its header counts), encodes
+  tens of millions and decodes hundreds of millions of values per second (docs/entropy-coders.md and
+  benchmarks/weights_at_the_bound.py measure it); pieces let a reader decode a section of any length in
+  bounded memory.
 - id 2 ``"rans"``: integer sections with the static rANS of :mod:`sinr_codecs.rans` (no byte planes);
   float sections as id 1.
 - id 1 ``"brotli"``: the items byte-planed (all low bytes, then the next bytes, ...), then Brotli at

@@ -57,8 +57,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 """Values of the options a caller leaves unset (``None``), by ``preset``.
 
 ``"default"`` is what measured best (docs/benchmarks.md): 8-bit values in fixed-sparsity mode, sorted-gap
-indices (about half the bits of the paper's pipeline at equal error) and pcodec, which codes every section
-within about 0.3% of its order-0 entropy at tens of millions of values per second (docs/entropy-coders.md).
+indices (about half the bits of the paper's pipeline at equal error) and pcodec, which codes a section of a
+million values within about 0.5% of its order-0 entropy at tens of millions of values per second
+(docs/entropy-coders.md).
 ``"paper"`` keeps the SINR paper's pipeline: 16-bit values, 16-bit indices in selection order, Brotli.
 """
 

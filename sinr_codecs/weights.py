@@ -96,8 +96,7 @@ CHUNK_BYTES = 4 << 20
 CHUNK_WORK = 1 << 28
 """Bound on ``rows * k1**2`` per chunk, so that one chunk's OMP (and one progress step) stays short."""
 MIN_GLOBAL_ELEMENTS = 16
-"""Smallest 1-D floating-point tensor (values) the ``"global"`` coding quantizes; smaller ones stay exact
-(matrices need :data:`~sinr_codecs.policy.MIN_SINR_ELEMENTS`)."""
+"""Smallest floating-point tensor (values) the ``"global"`` coding quantizes; smaller ones stay exact."""
 _LOSSLESS: dict[str, Any] = {"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": "shuffle"}
 
 
@@ -366,19 +365,19 @@ class _Plan:
 
 def _global_ok(tensor: _Tensor) -> bool:
     """Whether the global coding may quantize ``tensor`` (finiteness is checked when its values are read):
-    floating point, 1-D with :data:`MIN_GLOBAL_ELEMENTS` values or more, or of 2 or more dimensions with
-    :data:`~sinr_codecs.policy.MIN_SINR_ELEMENTS` or more (smaller matrices, the first and last layers of
-    small implicit networks among them, are the most sensitive and cost next to nothing exact)."""
+    floating point with :data:`MIN_GLOBAL_ELEMENTS` values or more (1-D tensors and matrices under
+    :data:`~sinr_codecs.allocation.FINE_BELOW` values get a finer step, :mod:`sinr_codecs.allocation`)."""
     size = math.prod(tensor.shape)
-    least = MIN_GLOBAL_ELEMENTS if len(tensor.shape) == 1 else MIN_SINR_ELEMENTS
-    return _is_float(tensor.dtype) and len(tensor.shape) >= 1 and size >= least
+    return _is_float(tensor.dtype) and len(tensor.shape) >= 1 and size >= MIN_GLOBAL_ELEMENTS
 
 
 def _plan(tensor: _Tensor, overrides: Mapping[str, Any], modes: list[Any], lossy: str) -> _Plan:
     decision = choose_policy(tensor.name, dtype=tensor.dtype, shape=tensor.shape, overrides=overrides)
     mode, options = decide_mode(tensor.name, decision.policy, modes, lossy, global_ok=_global_ok(tensor))
     if mode == "global":
-        decision = Decision("global", "1-D: a finer step" if len(tensor.shape) == 1 else "one step for the model")
+        fine = len(tensor.shape) == 1 or math.prod(tensor.shape) < allocation.FINE_BELOW
+        decision = Decision("global", ("1-D: a finer step" if len(tensor.shape) == 1 else "small: a finer step")
+                            if fine else "one step for the model")
     return _Plan(decision, mode, options)
 
 

@@ -34,6 +34,9 @@ CODECS = [
     SINR(max_rel_error=0.05, **CPU),
     SINR(sparsity=0.75, value_bits=16, entropy="raw", index_coding="raw", seed=7, **CPU),
 ]
+# the largest error of each fixed-sparsity codec on ARRAYS (measured 0.04-0.12, 0.18-0.29 and
+# 0.0007-0.004), with a margin; the error-bounded codec is held to its bound instead
+FIXED_ERROR = {0: 0.13, 1: 0.31, 3: 0.005}
 
 
 def check_roundtrip(arr: np.ndarray, codec: SINR) -> tuple[np.ndarray, bytes]:
@@ -69,7 +72,7 @@ def test_roundtrip_arrays(arr, codec):
             assert per.max() <= codec.max_rel_error
         assert err <= codec.max_rel_error
     else:
-        assert err < 0.8  # lossy, but a real approximation
+        assert 0 < err < FIXED_ERROR[CODECS.index(codec)]
 
 
 def test_error_shrinks_with_sparsity_and_bits():
@@ -136,7 +139,9 @@ def test_non_contiguous_view():
     base = gaussian((40, 200))
     view = base[::2, ::3]
     dec, _ = check_roundtrip(view, SINR(sparsity=0.5, **CPU))
-    assert relative_error(view, dec) < 0.5
+    contiguous = np.ascontiguousarray(view)
+    codec = SINR(sparsity=0.5, **CPU)
+    np.testing.assert_array_equal(dec, codec.decode(codec.encode(contiguous)))  # as the same values in order
 
 
 def test_untyped_bytes_need_dtype():

@@ -35,8 +35,10 @@ def test_coders_round_trip_a_tiny_model(bench):
         assert len(r["tensors"]) == len(model)
         if coder.name == "zstd19":
             assert r["rel_error"] == 0
-        else:
-            assert 0 < r["rel_error"] < 0.5
+        elif coder.name == "sinr":
+            assert 0 < r["rel_error"] <= 0.02  # the codec's default bound, met by every vector
+        else:  # 8 bits over each tensor's range of Gaussian values: 0.009 measured
+            assert 0.004 < r["rel_error"] < 0.015
 
 
 def test_machine_is_named(bench):
@@ -48,5 +50,6 @@ def test_machine_is_named(bench):
 def test_compare_layouts_reports_both_parts(bench, monkeypatch):
     monkeypatch.setattr(bench, "LAYOUTS", ((32, 256),))
     rows = bench.compare_layouts(sparsities=(0.25,))
-    assert len(rows) == 1 and rows[0]["block"] == 32 and 0 < rows[0]["rel_error"] < 0.5
+    # 8 of 32 atoms per block of Gaussian rows, 8-bit values: 0.306 measured
+    assert len(rows) == 1 and rows[0]["block"] == 32 and 0.25 < rows[0]["rel_error"] < 0.33
     assert rows[0]["omp_weights_per_s"] > 0 and rows[0]["write_weights_per_s"] > 0

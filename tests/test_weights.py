@@ -121,7 +121,7 @@ def test_round_trip(fmt, store, tmp_path):
         else:
             measured = relative_error(as_f64(want), as_f64(got))
             assert measured == pytest.approx(rec.rel_error, rel=1e-6, abs=1e-9), name
-            assert 0 < measured < 0.5, name
+            assert 0.2 < measured < 0.31, name  # 1/4 of the atoms of Gaussian rows: 0.27-0.30 measured
     policies = {n: (r.policy, r.layout) for n, r in records.items()}
     assert policies["layers.0.weight"] == ("sinr", "rows")
     assert policies["conv.weight"] == ("sinr", "flat")

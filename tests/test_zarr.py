@@ -50,7 +50,7 @@ def check_close(decoded: np.ndarray, x: np.ndarray, chunks=CHUNKS, codec=None) -
     codec = codec or SINR(**OPTS)
     assert decoded.shape == x.shape
     bound = chunkwise_error(x, chunks, codec)
-    assert 0 < bound < 0.5  # lossy, but a real approximation
+    assert 0.2 < bound < 0.31  # a quarter of the atoms on these rows: 0.27-0.30 measured
     for i in range(0, x.shape[0], chunks[0]):
         got = relative_error(x[i:i + chunks[0]], decoded[i:i + chunks[0]])
         assert got <= bound * 1.0001 + 1e-7
@@ -240,7 +240,7 @@ def test_v3_three_d_array_rows_along_last_axis():
     a = zarr.create_array(store={}, shape=x.shape, chunks=(2, 6, 64), dtype=x.dtype,
                           serializer=SINRCodec(**OPTS), compressors=None)
     a[:] = x
-    assert relative_error(x, a[:]) < 0.5
+    assert 0.2 < relative_error(x, a[:]) < 0.31  # as check_close: 0.29 measured
 
 
 def test_v3_error_bounded_mode():
