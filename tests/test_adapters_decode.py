@@ -130,7 +130,7 @@ def test_streams_saved_by_sinr_evaluate_decode_with_the_shared_file_beside_them(
                                    "--layers", "2", "--steps", "3", "--finetune-steps", "1", "--set",
                                    "inric.meta_steps=2", "--set", "inric.ff_dims=2", "--set", "inric.adaround=false",
                                    "--meta-signals", "rocket", "--quiet", "--no-progress", "--save-streams",
-                                   "--out", str(out)]) == 0
+                                   "--no-anchors", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())["results"]
     shared = res["config"][0]["shared_file"]
     for stream in (e["stream"] for e in res["extra"]):

@@ -18,7 +18,8 @@ from sinr_adapters.harness.evaluate import run
 from sinr_adapters.harness.reporting import markdown_table, summary
 
 TINY = ["--images", "astronaut", "--size", "12", "--widths", "8", "--layers", "2", "--steps", "40",
-        "--finetune-steps", "4", "--inric-ff-dims", "2", "--quiet", "--no-progress", "--threads", "1"]
+        "--finetune-steps", "4", "--inric-ff-dims", "2", "--quiet", "--no-progress", "--threads", "1", "--no-anchors"]
+"""A tiny run of INR methods alone (test_adapters_classic.py runs them beside the classic codecs)."""
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -151,7 +152,7 @@ def test_coinpp_meta_learns_on_held_out_images_only(tmp_path):
 
 
 def test_bad_options_fail_cleanly(tmp_path, capsys):
-    assert commands.main_evaluate(["--method", "jpeg", "--out", str(tmp_path)]) == 1
+    assert commands.main_evaluate(["--method", "bpg", "--out", str(tmp_path)]) == 1
     assert "unknown method" in capsys.readouterr().err
     assert commands.main_evaluate(["--images", "lena", "--out", str(tmp_path)]) == 1
     assert commands.main_evaluate(["--sparsity", "1.5", "--out", str(tmp_path)]) == 2   # a usage error

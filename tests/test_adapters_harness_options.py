@@ -33,7 +33,7 @@ def test_the_harness_the_framework_and_the_rate_coding_name_no_method():
     """No string in the code of the framework, the harness or the rate coding (docstrings aside) is a
     method's name, and none of their modules imports a method: methods come from the registry."""
     root = Path(__file__).resolve().parents[1] / "adapters"
-    names = {"coin", "inric", "coinpp", "shacira", "occupancy", "audio", "nic"}
+    names = {"coin", "inric", "coinpp", "shacira", "occupancy", "audio", "nic", "jpeg", "webp", "jpeg2000", "avif"}
     modules = [p for room in ("framework", "harness", "rate_coding") for p in sorted((root / room).glob("*.py"))]
     assert len(modules) > 30
     for path in modules:
@@ -60,7 +60,7 @@ def test_the_command_line_names_no_method_beyond_its_defaults_and_the_demo():
             for n in ast.walk(a)}
     docs = {id(n.body[0].value) for n in ast.walk(tree)
             if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(n) is not None}
-    names = r"\b(coin|coinpp|coin\+\+|inric|shacira|nic|audio|occupancy)\b"
+    names = r"\b(coin|coinpp|coin\+\+|inric|shacira|nic|audio|occupancy|jpeg|webp|jpeg2000|avif)\b"
     found = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
              and id(n) not in docs | demo and re.search(names, n.value, re.IGNORECASE)]
     assert found.count("coin") == 1   # --method's default
@@ -91,7 +91,7 @@ def test_shared_aliases_set_every_method_that_declares_them_and_set_wins():
     assert cfg.options["inric"]["widths"] == [8, 12] and cfg.options["inric"]["layers"] == 2
     assert cfg.options["inric"]["ff_dims"] == 4
     # flags of methods not run are ignored (old command lines keep working)
-    assert set(config_of(["--method", "coin", "--inric-bits", "6"]).options) == {"coin"}
+    assert set(config_of(["--method", "coin", "--inric-bits", "6", "--no-anchors"]).options) == {"coin"}
 
 
 @pytest.mark.parametrize("argv, status, message", [
@@ -101,7 +101,7 @@ def test_shared_aliases_set_every_method_that_declares_them_and_set_wins():
     (["--method", "coin", "--set", "coin.nope=1"], 1, "coin has no option 'nope'"),
     (["--method", "coin", "--set", "coinpp.patch=8"], 1, "coinpp is not among the methods run"),
     (["--method", "coin", "--set", "widths=8"], 1, "METHOD.OPTION=VALUE"),
-    (["--method", "coin", "--set", "jpeg.q=1"], 1, "unknown method 'jpeg'"),
+    (["--method", "coin", "--set", "bpg.q=1"], 1, "unknown method 'bpg'"),
     (["--method", "shacira", "--set", "shacira.table_sizes=30"], 1, "shacira.table_sizes: 30 is above the maximum 24"),
     (["--method", "shacira", "--set", "shacira.sinr_latents=maybe"], 1, "expected true or false"),
     # SINR's flags are checked by the options' one definition, with its messages

@@ -1,7 +1,8 @@
 """The framework an INR-method adapter is built from: the one module a plugin author imports from.
 
 An adapter implements the protocol :class:`Adapter` (most subclass :class:`INRAdapter`, or
-:class:`FieldAdapter` for signals other than images), describes itself to the harness with an
+:class:`FieldAdapter` for signals other than images; a method without a network, such as a classic image
+codec, implements :class:`SignalCodec`), describes itself to the harness with an
 :class:`AdapterSpec` of :class:`Option` values, and is declared in the entry-point group
 ``sinr_codecs.adapters`` (docs/writing-an-adapter.md). Everything such a plugin needs is importable from
 here::
@@ -11,7 +12,8 @@ here::
 and its tests run the shared checkers (:func:`check_adapter`, module :mod:`sinr_adapters.framework.testing`).
 Each name is defined in one module of this package, where its documentation lives:
 
-- :mod:`~sinr_adapters.framework.protocol`: the protocol, ``Decoded``, the output contract;
+- :mod:`~sinr_adapters.framework.protocol`: the protocols (with and without a network), ``Decoded``, the output
+  contract;
 - :mod:`~sinr_adapters.framework.spec`: how an adapter describes itself (options, rate knob, signals, metric);
 - :mod:`~sinr_adapters.framework.inr` and :mod:`~sinr_adapters.framework.fields`: the shared implementations;
 - :mod:`~sinr_adapters.framework.finetune`: what fine-tuning trains before a stream is written;
@@ -40,7 +42,7 @@ from .images import load_image
 from .inr import INRAdapter
 from .metrics import psnr, psnr_8bit
 from .nets import PositionalEncoding, Sine, SineLayer, Siren, siren_uniform_
-from .protocol import Adapter, ContractError, Decoded, check_rendering
+from .protocol import Adapter, ContractError, Decoded, SignalCodec, check_rendering
 from .quantizers import fake_half, fake_uniform, ste_round, uniform_dequantize, uniform_quantize
 from .records import sparse_tensor_from_bytes
 from .results import Result
@@ -74,6 +76,7 @@ __all__ = [
     "Result",
     "SINROptions",
     "Signal",
+    "SignalCodec",
     "SignalSource",
     "Sine",
     "SineLayer",

@@ -88,6 +88,12 @@ def load_image(name: str, size: int | None = 64) -> np.ndarray:
     numpy.ndarray
         float32, shape ``(size, size, 3)``, values ``k / 255`` in [0, 1].
     """
+    return _load(name, None if size is None else int(size)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _load(name: str, size: int | None) -> np.ndarray:
+    """:func:`load_image`'s array, computed once per name and size (a run loads each image at every rate point)."""
     img = _read(name)
     h, w = img.shape[:2]
     side = min(h, w)

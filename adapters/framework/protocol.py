@@ -16,6 +16,12 @@ An adapter wraps one INR method end to end (docs/adapters.md):
 4. ``decompress(data)`` -> :class:`Decoded` (model + signal shape), ``render(model, shape)`` -> a float
    array of exactly ``shape`` (the signal's grid shape followed by its channels), finite.
 
+A method that stores no network (a classic image codec: JPEG, WebP, JPEG 2000, AVIF) implements the smaller
+protocol :class:`SignalCodec` instead: ``signal_from_image``, ``encode(signal) -> bytes`` (the whole file a
+user would store) and ``decode(data) -> array``, with ``config()`` / ``with_config()`` as above. It has
+nothing to fit or fine-tune and no path with SINR; its description says so (``AdapterSpec(weights=False)``,
+:mod:`sinr_adapters.framework.spec`), and the harness measures it as a reference curve for the INR paths.
+
 :class:`~sinr_adapters.framework.inr.INRAdapter` implements 2-4 once for any coordinate network; a third-party
 adapter may instead implement :class:`Adapter` from scratch. Adapters are found through the entry-point
 group ``sinr_codecs.adapters`` (:mod:`sinr_codecs.registry`); the class's ``name`` is its entry-point name.
@@ -36,7 +42,7 @@ from .signals import Signal
 from .sinr_options import SINROptions
 from .training import FitLog
 
-__all__ = ["Adapter", "ContractError", "Decoded", "check_rendering"]
+__all__ = ["Adapter", "ContractError", "Decoded", "SignalCodec", "check_rendering"]
 
 
 class ContractError(ValueError):
@@ -78,6 +84,32 @@ class Adapter(Protocol):
     def decompress(self, data: bytes, *, device: str = ...) -> Decoded: ...
 
     def render(self, model: nn.Module, shape: Sequence[int]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class SignalCodec(Protocol):
+    """What a method without a network provides: it codes the signal itself (found through the same
+    ``sinr_codecs.adapters`` group; its description has ``weights=False``).
+
+    ``encode(signal)`` returns the whole file a user would store (every container header counted);
+    ``decode(data)`` returns the decoded signal as a float array in [0, 1] of the signal's shape (grid shape
+    followed by channels), finite, and raises :class:`~sinr_codecs.errors.StreamError` for bytes it cannot
+    read. ``config()`` holds the constructor's arguments (JSON-safe) and ``with_config(config)`` rebuilds it.
+    Optional: ``stream_info(data) -> dict`` of JSON-safe facts about a file the harness records with the
+    result (e.g. ``header_bytes``).
+    """
+
+    name: ClassVar[str]
+
+    def config(self) -> dict[str, Any]: ...
+
+    def with_config(self, config: Mapping[str, Any]) -> SignalCodec: ...
+
+    def signal_from_image(self, image: np.ndarray, *, name: str = "") -> Signal: ...
+
+    def encode(self, signal: Signal) -> bytes: ...
+
+    def decode(self, data: bytes) -> np.ndarray: ...
 
 
 def check_rendering(out: Any, shape: Sequence[int], *, adapter: str, method: str) -> np.ndarray:

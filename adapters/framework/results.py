@@ -19,7 +19,7 @@ class Result:
     ``extra["rate_unit"]`` names another); ``psnr`` the quality of the decoded signal in the method's metric
     (for images the PSNR of the decoded signal clamped to [0, 1] and rounded to 8 bits against the original
     8-bit signal; ``extra["metric"]`` names another), ``psnr_fitted`` the same for the uncompressed fitted
-    model.
+    model (None for a method without a network, which fits nothing: ``extra["anchor"]`` is then True).
     """
 
     method: str
@@ -31,7 +31,7 @@ class Result:
     elements: int
     bpp: float
     psnr: float
-    psnr_fitted: float
+    psnr_fitted: float | None
     fit_seconds: float
     encode_seconds: float
     decode_seconds: float

@@ -15,6 +15,10 @@ The harness knows no method by name. It loads each adapter class from the regist
 - hooks for anything else: how to build the adapter of one rate point (``build``), the fitting schedule
   (``fit_schedule``), checks that need the harness's settings (``validate``), and **preparation**: shared
   state learnt on held-out signals before a rate point is evaluated (``prepare``, e.g. meta-learning).
+- whether it stores a **network** at all (``weights``): a classic codec (JPEG, WebP, ...) codes the signal
+  itself (:class:`~sinr_adapters.framework.protocol.SignalCodec`), so the harness neither fits nor
+  fine-tunes it, runs no path with SINR for it and uses its curve as a reference for the INR paths; and
+  whether it can run on this machine (``unavailable``: e.g. a Pillow built without an encoder).
 
 Examples
 --------
@@ -443,6 +447,17 @@ class AdapterSpec:
     rate_aware : bool, default True
         Whether ``--rate-aware`` (:mod:`sinr_adapters.rate_coding.rate_aware`: the mean squared error, decoding by the
         adapter's ``render``) applies to the method; False for a method with its own loss or decoding.
+    weights : bool, default True
+        Whether the method stores a network. False: it codes the signal itself and implements
+        :class:`~sinr_adapters.framework.protocol.SignalCodec` (``encode``/``decode``); the harness does not fit
+        or fine-tune it, runs only its own path (no path with SINR, no ``--baseline-bits`` search, no rate-aware
+        path: ``bits`` must be None and ``rate_aware`` is set to False) and compares every INR path with the
+        curves of such methods (the classic codecs, :mod:`sinr_adapters.harness.anchors`).
+    unavailable : callable or None
+        ``unavailable() -> str | None``: None when the method can run on this machine, else why not and what
+        to install (the harness skips the method with that message; None: always available).
+    suffix : str, default ".sia"
+        File-name suffix of the streams ``--save-streams`` writes (a classic codec's own, e.g. ``".jpg"``).
     """
 
     summary: str
@@ -462,6 +477,9 @@ class AdapterSpec:
     uses_held_out: Callable[[Mapping[str, Any]], bool] | None = None
     shared_tag: str = "shared"
     rate_aware: bool = True
+    weights: bool = True
+    unavailable: Callable[[], str | None] | None = None
+    suffix: str = ".sia"
 
     def __post_init__(self) -> None:
         if not all(isinstance(o, Option) for o in self.options):
@@ -477,6 +495,14 @@ class AdapterSpec:
             raise ValueError(f"signal {self.signal!r} disagrees with its source's kind {self.source.kind!r}")
         if self.source is not None and self.signal != self.source.kind:
             object.__setattr__(self, "signal", self.source.kind)
+        if not self.weights:
+            stray = [n for n in ("bits", "prepare", "fit_schedule") if getattr(self, n) is not None]
+            if stray:
+                raise ValueError(f"a method without a network (weights=False) has nothing to fit or store bits of: "
+                                 f"leave {', '.join(stray)} unset")
+            object.__setattr__(self, "rate_aware", False)
+        if not self.suffix.startswith(".") or not self.suffix[1:].isalnum():
+            raise ValueError(f"suffix must be a dot and letters or digits (e.g. '.jpg'), got {self.suffix!r}")
 
     def signal_source(self) -> SignalSource:
         """Where the harness gets this adapter's signals (:class:`SignalSource`).

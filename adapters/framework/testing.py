@@ -17,6 +17,14 @@ its own, and each raises ``AssertionError`` with a message that names the adapte
 - :func:`check_refuses_corruption`: truncated, extended, bit-flipped, empty and random streams raise
   :class:`~sinr_codecs.errors.StreamError` and nothing else.
 
+A method without a network (a :class:`~sinr_adapters.framework.protocol.SignalCodec`, described with
+``weights=False``) is checked the same way where the checks apply: its configuration round trip, its file
+written twice from the same signal (the same bytes) and decoded to a float array of the signal's shape
+(:func:`check_codec_round_trip`), the registry's class for its name decoding the file to the same pixels, and
+corrupt files refused with ``StreamError``. A format without a checksum of its payload (every classic one)
+cannot tell an appended byte or a flipped bit from a valid file, so for it those two cases may decode; they
+still may raise nothing but ``StreamError``.
+
 A plugin's own test suite runs them on its adapter, once installed (``pip install -e .``)::
 
     from sinr_adapters.framework.testing import check_adapter
@@ -43,13 +51,13 @@ import torch
 
 from sinr_codecs.errors import StreamError
 
-from .protocol import Adapter, ContractError, check_rendering
+from .protocol import Adapter, ContractError, SignalCodec, check_rendering
 from .signals import Signal
 from .sinr_options import SINROptions
 from .spec import describe
 
-__all__ = ["check_adapter", "check_config_round_trip", "check_decode_by_header", "check_refuses_corruption",
-           "check_render", "check_round_trip", "sample_image", "sample_signal"]
+__all__ = ["check_adapter", "check_codec_round_trip", "check_config_round_trip", "check_decode_by_header",
+           "check_refuses_corruption", "check_render", "check_round_trip", "sample_image", "sample_signal"]
 
 SMALL_SINR = SINROptions(sparsity=0.5, value_bits=8, device="cpu")
 """The SINR options :func:`check_adapter` compresses with (a tiny network has short rows)."""
@@ -83,15 +91,29 @@ def sample_signal(adapter: Any, size: int | None = None) -> Signal:
     return spec.make_signal(adapter, raw, source.default[0])
 
 
+def _has_weights(adapter: Any) -> bool:
+    """Whether the adapter's description says it stores a network (True for a class that describes nothing)."""
+    try:
+        return describe(type(adapter)).weights
+    except ValueError:
+        return True
+
+
+_MEMBERS = {Adapter: ("name", "config", "signal_from_image", "fit", "compress", "compress_with_info", "with_config",
+                      "decompress", "render"),
+            SignalCodec: ("name", "config", "with_config", "signal_from_image", "encode", "decode")}
+
+
 def _check_protocol(adapter: Any) -> None:
-    if not isinstance(adapter, Adapter):
-        missing = [n for n in ("name", "config", "signal_from_image", "fit", "compress", "compress_with_info",
-                               "with_config", "decompress", "render") if not hasattr(adapter, n)]
-        raise _fail(adapter, f"does not implement the Adapter protocol (missing {missing})")
+    protocol: Any = Adapter if _has_weights(adapter) else SignalCodec
+    if not isinstance(adapter, protocol):
+        missing = [n for n in _MEMBERS[protocol] if not hasattr(adapter, n)]
+        raise _fail(adapter, f"does not implement the {protocol.__name__} protocol (missing {missing})")
 
 
 def check_config_round_trip(adapter: Any) -> None:
-    """The adapter implements the :class:`~sinr_adapters.framework.protocol.Adapter` protocol, and its
+    """The adapter implements the :class:`~sinr_adapters.framework.protocol.Adapter` protocol (a method without
+    a network: :class:`~sinr_adapters.framework.protocol.SignalCodec`), and its
     ``config()`` is a JSON-safe dict that rebuilds it: ``with_config(config())`` and (when the adapter keeps
     no shared state) ``type(adapter)(**config())`` have the same configuration."""
     _check_protocol(adapter)
@@ -160,17 +182,26 @@ def check_round_trip(adapter: Any, signal: Signal, *, sinr: SINROptions | None =
     return first
 
 
-def check_decode_by_header(adapter: Any, data: bytes) -> None:
-    """The stream's header names ``adapter.name``, the registry maps the name to the adapter's class (so
-    ``sinr decode`` finds it), and (for an adapter without shared state) an adapter that class builds
-    with its defaults decodes the stream to what ``adapter`` decodes."""
+def check_codec_round_trip(codec: Any, signal: Signal) -> bytes:
+    """For a method without a network: ``encode`` returns bytes, the same bytes when written twice from the
+    same signal, and ``decode`` returns a float array of exactly the signal's shape, finite
+    (:func:`~sinr_adapters.framework.protocol.check_rendering`). Returns the file."""
+    first = codec.encode(signal)
+    if not isinstance(first, bytes) or not first:
+        raise _fail(codec, f"encode returned {type(first).__name__}, not the bytes of a file")
+    if codec.encode(signal) != first:
+        raise _fail(codec, "encode wrote different bytes for the same signal; fix every choice the encoder makes "
+                           "(seeds, thread counts)")
+    try:
+        check_rendering(codec.decode(first), signal.shape, adapter=codec.name, method="decode")
+    except ContractError as exc:
+        raise AssertionError(str(exc)) from exc
+    return first
+
+
+def _registered_class(adapter: Any, method: str) -> type:
     from sinr_codecs.registry import UnknownAdapterError, load_adapter
 
-    from .container import read_header, strip_checksum
-
-    method = read_header(strip_checksum(data))[0]["method"]
-    if method != adapter.name:
-        raise _fail(adapter, f"its stream names the method {method!r}")
     try:
         cls = load_adapter(method)
     except UnknownAdapterError as exc:
@@ -180,6 +211,26 @@ def check_decode_by_header(adapter: Any, data: bytes) -> None:
     if cls is not type(adapter):
         raise _fail(adapter, f"the registry maps {method!r} to {cls.__module__}.{cls.__qualname__}, not to "
                              f"{type(adapter).__module__}.{type(adapter).__qualname__}")
+    return cls
+
+
+def check_decode_by_header(adapter: Any, data: bytes) -> None:
+    """The stream's header names ``adapter.name``, the registry maps the name to the adapter's class (so
+    ``sinr decode`` finds it), and (for an adapter without shared state) an adapter that class builds
+    with its defaults decodes the stream to what ``adapter`` decodes. For a method without a network, whose
+    files do not name it: the registry maps ``adapter.name`` to its class, and that class's default
+    instance decodes ``data`` to the same pixels."""
+    from .container import read_header, strip_checksum
+
+    if not _has_weights(adapter):
+        cls = _registered_class(adapter, adapter.name)
+        if not np.array_equal(cls().decode(data), adapter.decode(data)):
+            raise _fail(adapter, f"{cls.__name__}() decodes the file to other pixels than the codec that wrote it")
+        return
+    method = read_header(strip_checksum(data))[0]["method"]
+    if method != adapter.name:
+        raise _fail(adapter, f"its stream names the method {method!r}")
+    cls = _registered_class(adapter, method)
     if _shared(adapter) is not None:
         return
     writer: Any = adapter
@@ -198,19 +249,22 @@ def _cuts(n: int) -> list[int]:
 
 
 def check_refuses_corruption(decompress: Callable[[bytes], Any], data: bytes, *, seed: int = 0,
-                             name: str = "adapter") -> None:
+                             name: str = "adapter", checksum: bool = True) -> None:
     """``decompress`` (an adapter's, or any reader of ``data``'s format) raises
     :class:`~sinr_codecs.errors.StreamError`, and nothing else, for ``data`` cut at a spread of lengths, with
-    a byte appended, with one bit flipped at a spread of positions, for no bytes and for random bytes."""
+    a byte appended, with one bit flipped at a spread of positions, for no bytes and for random bytes.
+
+    With ``checksum=False`` (a format that has no checksum of its payload, e.g. JPEG) the appended byte and
+    the flipped bits may be decoded; they may still raise nothing but ``StreamError``."""
     rng = np.random.default_rng(seed)
-    cases: list[tuple[str, bytes]] = [(f"cut to {k} bytes", data[:k]) for k in _cuts(len(data))]
-    cases.append(("with a byte appended", data + b"\0"))
+    cases: list[tuple[str, bytes, bool]] = [(f"cut to {k} bytes", data[:k], True) for k in _cuts(len(data))]
+    cases.append(("with a byte appended", data + b"\0", checksum))
     for pos in sorted({0, 4, len(data) // 2, len(data) - 5, len(data) - 1} & set(range(len(data)))):
         flipped = bytearray(data)
         flipped[pos] ^= 1 << int(rng.integers(8))
-        cases.append((f"with a bit of byte {pos} flipped", bytes(flipped)))
-    cases.append(("random bytes", rng.integers(0, 256, size=max(len(data), 16), dtype=np.uint8).tobytes()))
-    for what, bad in cases:
+        cases.append((f"with a bit of byte {pos} flipped", bytes(flipped), checksum))
+    cases.append(("random bytes", rng.integers(0, 256, size=max(len(data), 16), dtype=np.uint8).tobytes(), True))
+    for what, bad, must_refuse in cases:
         try:
             decompress(bad)
         except StreamError:
@@ -218,7 +272,8 @@ def check_refuses_corruption(decompress: Callable[[bytes], Any], data: bytes, *,
         except Exception as exc:
             raise AssertionError(f"{name}: a stream {what} raised {type(exc).__name__} ({exc}), not StreamError: "
                                  "check every length and count before using it") from exc
-        raise AssertionError(f"{name}: a stream {what} was decoded instead of refused")
+        if must_refuse:
+            raise AssertionError(f"{name}: a stream {what} was decoded instead of refused")
 
 
 def check_adapter(adapter: Any, *, signal: Signal | None = None, signal_size: int | None = None, steps: int = 5,
@@ -237,10 +292,20 @@ def check_adapter(adapter: Any, *, signal: Signal | None = None, signal_size: in
         The SINR options of the round trip with SINR (None: no round trip with SINR).
     registered : bool, default True
         Also :func:`check_decode_by_header` (the adapter's distribution must be installed).
+
+    A method without a network (``weights=False``) gets :func:`check_config_round_trip`,
+    :func:`check_codec_round_trip`, :func:`check_decode_by_header` and :func:`check_refuses_corruption`
+    (``checksum=False``); ``steps``, ``finetune_steps`` and ``sinr`` do not apply to it.
     """
     check_config_round_trip(adapter)
     torch.manual_seed(0)
     signal = signal if signal is not None else sample_signal(adapter, signal_size)
+    if not _has_weights(adapter):
+        data = check_codec_round_trip(adapter, signal)
+        if registered:
+            check_decode_by_header(adapter, data)
+        check_refuses_corruption(adapter.decode, data, name=f"adapter {adapter.name!r}", checksum=False)
+        return
     model = _fit(adapter, signal, steps)
     check_render(adapter, model, signal)
     paths: Sequence[SINROptions | None] = (None,) if sinr is None else (None, sinr)

@@ -5,6 +5,11 @@ Each is added to the ``sinr`` command through the entry-point group ``sinr_codec
 :func:`main_decode` run them stand-alone (``argv`` in, exit status out) for scripts and tests. Tables go to
 standard output, progress, per-point lines and warnings to standard error. An installed adapter plugin
 that breaks the protocol is named in a warning and left out; every other method still runs.
+
+A run of INR methods also measures the installed methods without a network (the classic codecs: JPEG,
+WebP, JPEG 2000, AVIF) on the same signals, so every summary compares each INR path with them
+(:mod:`sinr_adapters.harness.anchors`); ``--method`` naming one of them runs just those named, and
+``--no-anchors`` none.
 """
 
 from __future__ import annotations
@@ -132,6 +137,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="METHOD.OPTION=VALUE",
                    help="a method's own option, e.g. coinpp.patch=16 or coin.widths=16,24 (repeatable; "
                         "`sinr evaluate --help` lists each method's options as --METHOD-OPTION)")
+    p.add_argument("--no-anchors", action="store_true",
+                   help="do not add the classic codecs (installed methods without a network, `sinr adapters`) that "
+                        "a run otherwise measures beside its INR methods, on the same signals, as reference curves "
+                        "(naming one in --method runs just those named)")
     p.add_argument("--json", action="store_true", help="print results.json to standard output instead of the table")
     p.add_argument("--quiet", action="store_true", help="no per-point lines on standard error")
     p.add_argument("--save-streams", action="store_true",
@@ -314,6 +323,17 @@ def _method_options(args: argparse.Namespace, methods: Sequence[str],
     return {m: o for m, o in options.items() if o}
 
 
+def _with_anchors(methods: Sequence[str], args: argparse.Namespace) -> list[str]:
+    """``methods`` and, unless ``--no-anchors`` or one of them already is one, every installed method without a
+    network (a classic codec) whose signal kind one of them encodes."""
+    specs = _installed()
+    if args.no_anchors or any(m in specs and not specs[m].weights for m in methods):
+        return list(methods)
+    kinds = {specs[m].signal_source().kind for m in methods if m in specs}
+    return [*methods, *(m for m, spec in specs.items()
+                        if not spec.weights and m not in methods and spec.signal_source().kind in kinds)]
+
+
 def _threads(n: int) -> int | None:
     if n < 0:
         raise ValueError(f"--threads must be >= 0 (0: torch's default), got {n}")
@@ -321,8 +341,9 @@ def _threads(n: int) -> int | None:
 
 
 def _config_from_args(args: argparse.Namespace) -> EvalConfig:
+    methods = _with_anchors(args.method, args)
     return EvalConfig(
-        methods=args.method, signals=args.signals, size=args.size, steps=args.steps, lr=args.lr,
+        methods=methods, signals=args.signals, size=args.size, steps=args.steps, lr=args.lr,
         batch_size=args.batch_size, finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
         sinr_lr=args.sinr_lr, sparsity=args.sparsity, value_bits=args.value_bits,
         dictionary_ratio=args.dictionary_ratio, sinr_entropy=args.sinr_entropy, index_coding=args.index_coding,
@@ -330,7 +351,7 @@ def _config_from_args(args: argparse.Namespace) -> EvalConfig:
         baseline_bits=args.baseline_bits, rate_aware=args.rate_aware,
         rate_aware_seed=args.rate_aware_seed, target_psnr=args.target_psnr,
         **({"held_out": args.held_out} if args.held_out else {}),
-        options=_method_options(args, args.method), device=args.device, seed=args.seed,
+        options=_method_options(args, methods), device=args.device, seed=args.seed,
         threads=_threads(args.threads))
 
 
@@ -367,9 +388,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    demo = {k: v for k, v in DEMO.items() if k != "options"}
-    cfg = EvalConfig(**demo, options=_method_options(args, DEMO["methods"], DEMO["options"]), device=args.device,
-                     seed=args.seed, threads=_threads(args.threads))
+    demo = {k: v for k, v in DEMO.items() if k not in ("options", "methods")}
+    methods = _with_anchors(DEMO["methods"], args)
+    cfg = EvalConfig(**demo, methods=methods, options=_method_options(args, methods, DEMO["options"]),
+                     device=args.device, seed=args.seed, threads=_threads(args.threads))
     return _run(cfg, args, name="sinr-demo", default_out="sinr-demo")
 
 
@@ -380,16 +402,20 @@ _EVAL_DESC = ("Fit each method's network to each signal once, compress it the me
               "bytes vs IoU for occupancy, bits per sample vs SNR for audio, bits per point vs Y-PSNR for "
               "point-cloud attributes: each adapter names its signals, metric and rate unit). Prints the table. Every "
               "installed adapter (entry-point group sinr_codecs.adapters) can be run; its own options are "
-              "set with --set METHOD.OPTION=VALUE or --METHOD-OPTION. Each finished point is written at "
+              "set with --set METHOD.OPTION=VALUE or --METHOD-OPTION. The installed classic codecs (methods "
+              "without a network, so without a path with SINR) are measured beside the INR methods on the same "
+              "signals, whole files counted, and the table gives every INR path's BD-rate against them and "
+              "against the best of them (--no-anchors: leave them out). Each finished point is written at "
               "once, and a rerun with the same --out resumes.")
-_DEMO_HELP = "COIN vs COIN+SINR on one bundled image (about a minute on 2 CPU cores)"
+_DEMO_HELP = "COIN vs COIN+SINR and the classic codecs on one bundled image (about a minute on 2 CPU cores)"
 _DEMO_DESC = (f"The harness on an embedded default ({DEMO['signals'][0]}, {DEMO['size']}x{DEMO['size']} px, "
               f"COIN widths {DEMO['options']['coin']['widths']}, {DEMO['options']['coin']['layers']} layers, "
               f"{DEMO['steps']} fitting + "
               f"{DEMO['finetune_steps']} fine-tuning steps, SINR sparsity {DEMO['sparsity']} at "
               f"{DEMO['value_bits'][0]} bits; COIN itself at float16 as published and, as a fair baseline, with "
-              f"its hidden matrices as 8-bit integers): prints the table, SINR's saving at equal PSNR against "
-              f"both, and saves the plot (default folder sinr-demo).")
+              f"its hidden matrices as 8-bit integers; the classic codecs JPEG, WebP, JPEG 2000 and AVIF on the same "
+              f"pixels): prints the table, SINR's saving at equal PSNR against both, every COIN path's BD-rate "
+              f"against the best classic codec, and saves the plot (default folder sinr-demo).")
 
 
 def add_evaluate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -54,11 +54,12 @@ class EvalConfig:
     sinr_entropy, index_coding : str
         SINR's entropy back end (``"brotli"``, ``"rans"``, ``"raw"``) and index coding (``"delta"``, ``"raw"``).
     with_sinr, without_sinr : bool
-        Which paths to run.
+        Which paths of the INR methods to run (a method without a network, e.g. a classic codec, always
+        runs its one path).
     baseline_bits : list of int
         The bit-width search of the path without SINR (the fair baseline): one more rate point per value,
         with the method's storage-bits knob (its description's ``bits``) at that many bits. Empty: the
-        method's own setting only.
+        method's own setting only. Methods without a network are not searched.
     rate_aware : list of float
         Rate weights ``lam`` of rate-aware compression (:mod:`sinr_adapters.rate_coding.rate_aware`): each adds the
         paths "rate-aware" (without SINR) and "rate-aware+SINR" (per SINR setting), one point per value,
@@ -118,6 +119,7 @@ class EvalConfig:
         if len(set(self.methods)) != len(self.methods):
             raise ValueError(f"a method is listed twice in {self.methods}")
         sources = {m: method_spec(m)[1].signal_source() for m in self.methods}
+        self._sources = sources   # looked up once: a run asks for them at every point
         if self.signals is None:
             self.signals = list(dict.fromkeys(n for src in sources.values() for n in src.default))
         if self.held_out is None:
@@ -165,6 +167,8 @@ class EvalConfig:
         opts = spec.resolve(self.options.get(method, {}), method=method)
         if spec.validate is not None:
             spec.validate(opts, ctx)
+        if not spec.weights:   # a codec without a network runs its own path only; the INR paths' options pass it by
+            return opts
         if self.baseline_bits and self.without_sinr and spec.bits is None:
             raise ValueError(f"--baseline-bits: adapter {method!r} describes no storage-bits knob to search")
         if self.rate_aware and not spec.rate_aware:
@@ -181,7 +185,9 @@ class EvalConfig:
 
     def source(self, method: str | None = None) -> SignalSource:
         """The signal source of ``method`` (default: the first method)."""
-        return method_spec(method or self.methods[0])[1].signal_source()
+        method = method or self.methods[0]
+        known = getattr(self, "_sources", {})
+        return known[method] if method in known else method_spec(method)[1].signal_source()
 
     def signals_for(self, method: str) -> list[str]:
         """The evaluated signals ``method``'s source knows (in ``signals`` order): with methods of several

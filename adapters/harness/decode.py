@@ -8,7 +8,8 @@ writes beside the streams, read by the adapter's ``from_shared_file``). Both the
 (``SIA1``) and rate-aware streams (``SRA2``) are read; what the adapter renders is held to the protocol
 (:func:`~sinr_adapters.framework.protocol.check_rendering`). A method whose rendering needs side
 information the stream does not hold (NIC: the cloud's positions) takes it as keyword arguments of its
-``decode``.
+``decode``. A file of a method without a network (a classic codec's ``.jpg``, ``.webp``, ``.jp2``,
+``.avif``) names no method: it is read by the first installed such method whose ``decode`` accepts it.
 
 :func:`write_signal` writes a decoded signal as a file: ``.png`` (an image, clamped to [0, 1] and rounded to
 8 bits), ``.wav`` (a waveform ``(T, 1)`` in [-1, 1], 16-bit PCM) or ``.npy`` (any signal, as decoded).
@@ -24,10 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from sinr_codecs.errors import StreamError
+
 from ..framework import container
 from ..framework.protocol import check_rendering
 from ..rate_coding import stream as rate_stream
-from .plugins import method_spec
+from .plugins import installed, method_spec, unavailable
 
 __all__ = ["DecodedSignal", "decode_file", "decode_stream", "stream_method", "write_signal"]
 
@@ -79,6 +82,20 @@ def _adapter(method: str, shared: str | os.PathLike[str] | None) -> Any:
                          f"give {cls.__name__}'s constructor a default for every argument") from exc
 
 
+def _codec_file(data: bytes) -> DecodedSignal | None:
+    """The file decoded by the first installed method without a network that reads it (None: none does)."""
+    for method, spec in installed()[0].items():
+        if spec.weights or unavailable(method) is not None:
+            continue
+        try:
+            values = method_spec(method)[0]().decode(data)
+        except StreamError:
+            continue
+        return DecodedSignal(check_rendering(values, np.shape(values), adapter=method, method="decode"), method,
+                             spec.signal_source().kind)
+    return None
+
+
 def decode_stream(data: bytes, *, shared: str | os.PathLike[str] | None = None, device: str = "cpu",
                   **side: Any) -> DecodedSignal:
     """Decode an adapter stream of any installed method.
@@ -86,7 +103,8 @@ def decode_stream(data: bytes, *, shared: str | os.PathLike[str] | None = None, 
     Parameters
     ----------
     data : bytes
-        An adapter stream (``SIA1``) or a rate-aware stream (``SRA2``).
+        An adapter stream (``SIA1``), a rate-aware stream (``SRA2``), or a file of a method without a network
+        (read by the first installed one that accepts it; ``shared`` and ``side`` do not apply).
     shared : path or None
         The file of the state the stream was written relative to (a meta-learned initialisation or base
         network, ``.npz``); None when the method keeps none.
@@ -102,6 +120,8 @@ def decode_stream(data: bytes, *, shared: str | os.PathLike[str] | None = None, 
     ValueError
         If the method is not installed, needs a shared file or side information that was not given.
     """
+    if bytes(data[:4]) not in (container.MAGIC, rate_stream.MAGIC) and (found := _codec_file(data)) is not None:
+        return found
     method = stream_method(data)
     cls, spec = method_spec(method)
     adapter = _adapter(method, shared)

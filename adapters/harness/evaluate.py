@@ -18,6 +18,14 @@ names for every kind: ``bpp`` holds the rate and ``psnr`` the quality, in the un
 ``extra["rate_unit"]`` and ``extra["metric"]`` / ``extra["metric_unit"]`` when they are not bits per pixel
 and PSNR.
 
+A method without a network (its description says ``weights=False``: the classic image codecs) is measured
+on the same signals with the same metric, but only its own path: it is neither fitted nor fine-tuned, and
+has no path with SINR, no bit search and no rate-aware path, whatever the run asks of the INR methods (the
+log says so once per method). Its results carry ``extra["anchor"] = True`` and ``psnr_fitted = None``; the
+report compares every INR path with them (:mod:`sinr_adapters.harness.anchors`). A method that cannot run on
+this machine (its description's ``unavailable`` hook, e.g. a Pillow without that encoder) is skipped with
+the reason in the log.
+
 :func:`run` returns :class:`~sinr_adapters.framework.results.Result` records, handing each to ``on_result``
 as it finishes and skipping those in ``done`` (a resumed run, :func:`~sinr_adapters.harness.resume.load_previous`);
 :func:`~sinr_adapters.harness.reporting.write_outputs` writes the files.
@@ -46,7 +54,7 @@ from ..framework.signals import Signal
 from ..framework.sinr_options import SINROptions
 from ..framework.spec import BPP, AdapterSpec, Context
 from .config import EvalConfig
-from .plugins import check_rate_point, method_spec
+from .plugins import check_rate_point, method_spec, unavailable
 from .resume import result_key
 
 __all__ = ["decode_stream", "measure", "rate_points", "run"]
@@ -81,6 +89,8 @@ class _Path:
 
 
 def _paths(spec: AdapterSpec, point: str, cfg: EvalConfig) -> list[_Path]:
+    if not spec.weights:   # a codec without a network: its own path, whatever the INR methods run
+        return [_Path(point)]
     out: list[_Path] = []
     if cfg.without_sinr:
         out += ([_Path(f"{point},{spec.bits}={b}", b) for b in cfg.baseline_bits] if cfg.baseline_bits
@@ -205,6 +215,13 @@ def run(cfg: EvalConfig, *, progress: bool | None = None, log: Callable[[str], N
         units: list[_Unit] = []
         for method in cfg.methods:
             _, spec = method_spec(method)
+            why = unavailable(method)
+            if why is not None:
+                log(f"{method}: skipped: {why}")
+                continue
+            if not spec.weights:
+                log(f"{method}: no network, so no path with SINR: measured as published, a reference curve for the "
+                    "INR paths")
             opts = cfg.options[method]
             for _, value, adapter in rate_points(method, cfg):
                 point = "default" if spec.rate is None else f"{spec.rate_key}={value}"
@@ -269,10 +286,16 @@ class _Measure:
     def _signal(self, name: str) -> list[Result]:
         u, spec, cfg, adapter = self.u, self.u.spec, self.cfg, self.adapter
         signal = spec.make_signal(adapter, spec.signal_source().load(name, self.ctx.size), name)
-        steps, lr = (cfg.steps, cfg.lr) if spec.fit_schedule is None else spec.fit_schedule(adapter, cfg.steps, cfg.lr)
-        (model, _), fit_s = _timed(self.dev, adapter.fit, signal, steps=steps, lr=lr, batch_size=cfg.batch_size,
-                                   device=cfg.device, progress=self.progress, seed=cfg.seed)
-        fitted = _quality(u.method, spec, adapter, model, signal)
+        model: Any = None
+        fitted: float | None = None
+        steps: int | None = 0
+        fit_s = 0.0
+        if spec.weights:   # a codec without a network has nothing to fit
+            steps, lr = ((cfg.steps, cfg.lr) if spec.fit_schedule is None
+                         else spec.fit_schedule(adapter, cfg.steps, cfg.lr))
+            (model, _), fit_s = _timed(self.dev, adapter.fit, signal, steps=steps, lr=lr, batch_size=cfg.batch_size,
+                                       device=cfg.device, progress=self.progress, seed=cfg.seed)
+            fitted = _quality(u.method, spec, adapter, model, signal)
         self.seeded = None
         out = []
         for path in u.paths:
@@ -290,6 +313,8 @@ class _Measure:
                   lr: float | None) -> tuple[bytes, dict[str, Any], float, np.ndarray, float]:
         """``(stream, info, encode seconds, decoded rendering, decode seconds)`` of one path."""
         cfg, dev, u = self.cfg, self.dev, self.u
+        if not u.spec.weights:
+            return _encode(u.method, coder, signal)
         if path.rate is None:
             (data, info), enc_s = _timed(dev, coder.compress_with_info, copy.deepcopy(model), signal, sinr=path.sinr,
                                          finetune_steps=cfg.finetune_steps, finetune_lr=cfg.finetune_lr,
@@ -322,7 +347,7 @@ class _Measure:
         decoded = measure(u.method, u.spec, dec.header["adapter"], dec.model, signal)
         return data, info, enc_s, decoded, dec_s
 
-    def _path(self, path: _Path, name: str, signal: Signal, model: Any, fitted: float, fit_s: float,
+    def _path(self, path: _Path, name: str, signal: Signal, model: Any, fitted: float | None, fit_s: float,
               steps: int | None) -> Result:
         u, spec, cfg, adapter = self.u, self.u.spec, self.cfg, self.adapter
         source = spec.signal_source()
@@ -332,6 +357,8 @@ class _Measure:
         quality = spec.metric(decoded, signal.target())
         info.pop("finetune_log", None)
         extra = {**info, "point": path.point, spec.rate_key: u.value, "size": self.ctx.size}
+        if not spec.weights:
+            extra["anchor"] = True
         if spec.metric.name != "PSNR" or not spec.metric.higher_is_better:
             extra.update(metric=spec.metric.name, metric_unit=spec.metric.unit,
                          higher_is_better=spec.metric.higher_is_better)
@@ -343,19 +370,32 @@ class _Measure:
                    sinr=None if opts is None else opts.to_dict(), bytes=len(data), elements=elements,
                    bpp=source.rate.of(len(data), elements), psnr=quality, psnr_fitted=fitted, fit_seconds=fit_s,
                    encode_seconds=enc_s, decode_seconds=dec_s, steps=int(steps if steps is not None else cfg.steps),
-                   finetune_steps=cfg.finetune_steps, device=str(self.dev), extra=extra)
+                   finetune_steps=cfg.finetune_steps if spec.weights else 0,
+                   device=str(self.dev) if spec.weights else "cpu", extra=extra)
         if self.streams_dir is not None:
             stem = f"{r.label}_{name}_{path.point.replace('=', '').replace(',', '_')}"
             if opts is not None:
                 stem += f"_s{opts.sparsity}_b{opts.value_bits}"
-            file = Path(self.streams_dir) / f"{stem}.sia"
+            file = Path(self.streams_dir) / f"{stem}{spec.suffix}"
             file.write_bytes(data)
             r.extra["stream"] = str(file)
         sinr_txt = "" if opts is None else f" s={opts.sparsity} bits={opts.value_bits}"
         rate_txt = "" if source.rate.per is None else f"{r.bpp:.3f} {source.rate.name}, "
         unit = spec.metric.unit
         q_txt = f"{spec.metric.name} {r.psnr:.3f}" if not unit else f"{r.psnr:.2f} {unit}"
+        fit_txt = "" if fitted is None else f"fitted {fitted:.{3 if not unit else 2}f}; fit {fit_s:.1f}s, "
         self.log(f"{r.label:<12} {name:<10} {path.point:<10}{sinr_txt}: {r.bytes} B, {rate_txt}{q_txt} "
-                 f"(fitted {fitted:.{3 if not unit else 2}f}; fit {fit_s:.1f}s, encode {enc_s:.1f}s, "
-                 f"decode {dec_s:.2f}s)")
+                 f"({fit_txt}encode {enc_s:.1f}s, decode {dec_s:.2f}s)")
         return r
+
+
+def _encode(method: str, codec: Any, signal: Signal) -> tuple[bytes, dict[str, Any], float, np.ndarray, float]:
+    """``(file, info, encode seconds, decoded signal, decode seconds)`` of a codec without a network, its
+    decoding held to the protocol (:func:`~sinr_adapters.framework.protocol.check_rendering`)."""
+    cpu = torch.device("cpu")
+    data, enc_s = _timed(cpu, codec.encode, signal)
+    decoded, dec_s = _timed(cpu, codec.decode, data)
+    decoded = check_rendering(decoded, signal.target().shape, adapter=method, method="decode")
+    hook = getattr(codec, "stream_info", None)
+    info = dict(hook(data)) if callable(hook) else {}
+    return data, info, enc_s, decoded, dec_s

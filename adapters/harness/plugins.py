@@ -28,7 +28,7 @@ from sinr_codecs.registry import AdapterLoadError, UnknownAdapterError, adapter_
 
 from ..framework.spec import AdapterSpec, describe
 
-__all__ = ["PluginError", "check_rate_point", "installed", "method_spec"]
+__all__ = ["PluginError", "check_rate_point", "installed", "method_spec", "unavailable"]
 
 
 class PluginError(ValueError):
@@ -82,6 +82,20 @@ def installed() -> tuple[dict[str, AdapterSpec], dict[str, str]]:
         except (ValueError, ImportError) as exc:
             broken[name] = str(exc)
     return ok, broken
+
+
+def unavailable(method: str) -> str | None:
+    """Why the installed method ``method`` cannot run on this machine (its description's ``unavailable``
+    hook: e.g. a Pillow built without an encoder), or None when it can. A hook that raises is reported as
+    the reason, never raised: the harness skips the method and runs the others."""
+    _, spec = method_spec(method)
+    if spec.unavailable is None:
+        return None
+    try:
+        why = spec.unavailable()
+    except Exception as exc:  # a plugin's bug, named as such
+        return f"its availability check failed ({type(exc).__name__}: {exc}){_origin(method)}"
+    return None if why is None else str(why)
 
 
 def check_rate_point(method: str, spec: AdapterSpec, adapter: Any) -> None:

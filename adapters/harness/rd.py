@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bd_rate", "operating_points", "pareto_front", "rate_at", "savings", "savings_report"]
+__all__ = ["bd_rate", "operating_points", "pareto_front", "rate_at", "savings", "savings_report", "setting_variants"]
 
 Point = tuple[float, float]
 
@@ -177,4 +177,23 @@ def savings_report(rows: Sequence[dict[str, Any]], *, rate: str = "bpp", quality
                     "points_compared": len(s), "test_points": len(_front(test, hib)),
                     "anchor_quality_range": (min(a[0][1], a[-1][1]), max(a[0][1], a[-1][1])) if a else None,
                     "bd_rate": bd_rate(anchor, test, higher_is_better=hib)})
+    return out
+
+
+def setting_variants(rows: Sequence[dict[str, Any]], *, label: str = "label", point: str = "point",
+                     suffix: str = "+sinr") -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The rows of every curve without ``suffix`` grouped by the setting after the first comma of their rate
+    point: a bit search's storage settings, each a curve of its own.
+
+    Examples
+    --------
+    >>> rows = [{"label": "coin", "point": "width=16,bits=8"}, {"label": "coin", "point": "width=32,bits=8"},
+    ...         {"label": "coin", "point": "width=16,bits=16"}, {"label": "coin+sinr", "point": "width=16"}]
+    >>> {k: len(v) for k, v in setting_variants(rows).items()}
+    {('coin', 'bits=8'): 2, ('coin', 'bits=16'): 1}
+    """
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for d in rows:
+        if not str(d[label]).endswith(suffix) and "," in str(d[point]):
+            out.setdefault((d[label], str(d[point]).split(",", 1)[1]), []).append(d)
     return out

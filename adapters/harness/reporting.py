@@ -4,7 +4,9 @@ a Markdown table, a rate–distortion plot, and the files :func:`write_outputs` 
 Columns and axes follow the results' own units (``extra["rate_unit"]``, ``extra["metric"]``): bits per
 pixel and PSNR for images, bytes and IoU for occupancy, and so on. The comparison rule is
 :mod:`sinr_adapters.harness.rd`'s: the method through the upper convex hull of its points, SINR through its
-measured Pareto front.
+measured Pareto front. Methods without a network (the classic codecs) are the reference curves: every INR
+path's BD-rate against them and against the best of them (:mod:`sinr_adapters.harness.anchors`) follows the
+tables, and the plot draws them in grey.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from sinr_codecs.sparse import resolve_device
 
 from ..framework.results import Result
 from ..framework.spec import BPP
-from . import rd
+from . import anchors, rd
+from .plugins import unavailable
 
 if TYPE_CHECKING:
     from .config import EvalConfig
@@ -41,8 +44,20 @@ def environment(device: str = "auto", threads: int | None = None) -> dict[str, A
     if dev.type == "cuda":
         env["gpu"] = torch.cuda.get_device_name(dev)
     else:
-        env["cpu"] = platform.processor() or platform.machine()
+        env["cpu"] = _cpu_model()
     return env
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _point_key(r: Result) -> tuple[Any, ...]:
@@ -54,18 +69,22 @@ def summary(results: Sequence[Result]) -> list[dict[str, Any]]:
     """Mean rate and quality over signals per rate point (method ± SINR, point, sparsity, value bits).
 
     The quality column is ``psnr`` (the adapter's metric: PSNR unless it describes another; then
-    ``higher_is_better`` says its orientation)."""
+    ``higher_is_better`` says its orientation, ``metric`` and ``rate_unit`` name it); ``anchor`` marks the
+    points of a method without a network, whose ``psnr_fitted`` is None."""
     groups: dict[tuple[Any, ...], list[Result]] = {}
     for r in results:
         groups.setdefault(_point_key(r), []).append(r)
     rows = []
     for (label, point, s, bits), rs in groups.items():
-        rows.append({"label": label, "point": point, "sparsity": s, "value_bits": bits, "signals": len(rs),
-                     "bytes": float(np.mean([r.bytes for r in rs])), "bpp": float(np.mean([r.bpp for r in rs])),
-                     "psnr": float(np.mean([r.psnr for r in rs])),
-                     "psnr_fitted": float(np.mean([r.psnr_fitted for r in rs])),
+        fitted = [r.psnr_fitted for r in rs if r.psnr_fitted is not None]
+        rows.append({"label": label, "method": rs[0].method, "point": point, "sparsity": s, "value_bits": bits,
+                     "signals": len(rs), "bytes": float(np.mean([r.bytes for r in rs])),
+                     "bpp": float(np.mean([r.bpp for r in rs])), "psnr": float(np.mean([r.psnr for r in rs])),
+                     "psnr_fitted": float(np.mean(fitted)) if fitted else None,
                      "encode_seconds": float(np.mean([r.encode_seconds for r in rs])),
-                     "higher_is_better": all(r.extra.get("higher_is_better", True) for r in rs)})
+                     "higher_is_better": all(r.extra.get("higher_is_better", True) for r in rs),
+                     "anchor": all(bool(r.extra.get("anchor")) for r in rs),
+                     "metric": rs[0].extra.get("metric", "PSNR"), "rate_unit": rs[0].extra.get("rate_unit", "bpp")})
     rows.sort(key=lambda d: (d["label"], d["bpp"]))
     return rows
 
@@ -75,10 +94,7 @@ def comparisons_at_equal_psnr(rows: Sequence[dict[str, Any]]) -> list[dict[str, 
     curve without SINR and, when ``baseline_bits`` made several storage settings, against each alone
     (method ``"coin (bits=16)"``: COIN as published)."""
     out = rd.savings_report(rows)
-    variants: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for d in rows:
-        if not d["label"].endswith("+sinr") and "," in str(d["point"]):
-            variants.setdefault((d["label"], str(d["point"]).split(",", 1)[1]), []).append(d)
+    variants = rd.setting_variants(rows)
     if len({tag for _, tag in variants}) > 1:
         for (label, tag), plain in sorted(variants.items()):
             name = f"{label} ({tag})"
@@ -126,7 +142,8 @@ def _metric_short(results: Sequence[Result]) -> str:
 
 
 def markdown_table(results: Sequence[Result], *, target_psnr: float | None = None) -> str:
-    """Per-signal table, the mean over signals per rate point, SINR's saving at equal quality and, with
+    """Per-signal table, the mean over signals per rate point, SINR's saving at equal quality, every INR path's
+    BD-rate against the classic codecs of the run (:mod:`sinr_adapters.harness.anchors`) and, with
     ``target_psnr``, the smallest stream reaching it per method and signal. Column names follow the
     results' metric and rate unit (``PSNR (dB)`` and ``bpp`` for images)."""
     q = _metric_label(results)
@@ -142,7 +159,8 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
         rate_val = "" if rate == "bytes" else f" {r.bpp:.3f} |"
         lines.append(f"| {r.label} | {r.signal} | {r.rate_point} | {_fmt(s.get('sparsity'))} | "
                      f"{_fmt(s.get('value_bits'))} | {r.bytes} |{rate_val} {_fmt(r.psnr, nd)} | "
-                     f"{_fmt(r.psnr_fitted, nd)} | {r.fit_seconds:.1f} | {r.encode_seconds:.1f} | "
+                     f"{_fmt(r.psnr_fitted, nd)} | {'–' if r.extra.get('anchor') else f'{r.fit_seconds:.1f}'} | "
+                     f"{r.encode_seconds:.1f} | "
                      f"{r.decode_seconds:.2f} |")
     out = head + "\n".join(lines) + "\n"
     rows = summary(results)
@@ -172,6 +190,8 @@ def markdown_table(results: Sequence[Result], *, target_psnr: float | None = Non
             out += (f"| {c['method']} | {bound}{100 * c['best_saving']:+.1f}% | {c['at_quality']:.{nd}f} | "
                     f"{c['at_rate']:.{rd_}f} | {c['anchor_rate']:.{rd_}f} | {c['points_compared']} of "
                     f"{c['test_points']} | {bd} |\n")
+    out += anchors.markdown(anchors.against_anchors(rows), metric=qs, rate=rate,
+                            unit=results[0].extra.get("metric_unit", "dB") if results else "dB")
     if target_psnr is not None:
         from .tune import smallest_meeting
 
@@ -190,7 +210,9 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike[str], *, title: s
     for occupancy...), mean over signals: one curve per method through its operating
     points (the upper convex hull in log-bpp, :func:`sinr_adapters.harness.rd.operating_points`) and per method +
     SINR through its Pareto front (the comparison's rule, :mod:`sinr_adapters.harness.rd`); the other points
-    hollow, faint points per signal. Uses matplotlib's Agg backend (no display needed)."""
+    hollow, faint points per signal. The classic codecs (methods without a network) are drawn in grey, dotted,
+    under the INR curves, above a pale band tracing the best of them (:mod:`sinr_adapters.harness.anchors`).
+    Uses matplotlib's Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -198,22 +220,32 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike[str], *, title: s
 
     fig, ax = plt.subplots(figsize=(6.4, 4.6), dpi=120)
     rows = summary(results)
-    labels = sorted({d["label"] for d in rows})
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    classic = {d["label"] for d in anchors.anchor_rows(rows)}
+    labels = sorted({d["label"] for d in rows} - classic) + sorted(classic)
+    colors = [c for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]
+              if matplotlib.colors.to_hex(c) != "#7f7f7f"]   # grey is the classic codecs' colour
+    best = anchors.against_anchors(rows)["best"]
+    if best:   # the best classic codec: a pale band under everything
+        ax.plot([d["bpp"] for d in best], [d["psnr"] for d in best], color="0.85", linewidth=7, solid_capstyle="round",
+                zorder=0, label="best classic")
     for i, label in enumerate(labels):
-        c = colors[i % len(colors)]
+        k = labels.index(label) - (len(labels) - len(classic))
+        c = (f"{0.25 + 0.15 * (k % 4):.2f}" if label in classic else colors[i % len(colors)])
+        style: dict[str, Any] = ({"marker": "sDv^"[k % 4], "markersize": 4, "linewidth": 1, "linestyle": ":",
+                                  "zorder": 1} if label in classic else
+                                 {"marker": "o", "linestyle": "--" if label.endswith("+sinr") else "-", "zorder": 2})
         pts = [(d["bpp"], d["psnr"]) for d in rows if d["label"] == label]
         hib = all(d.get("higher_is_better", True) for d in rows if d["label"] == label)
-        # the comparison's rule: the method's operating points (hull), SINR's measured Pareto front
-        front = (rd.pareto_front(pts) if label.endswith("+sinr") and hib
+        # the comparisons' rules: the method's operating points (hull), SINR's and a classic codec's measured
+        # Pareto fronts
+        front = (rd.pareto_front(pts) if (label.endswith("+sinr") or label in classic) and hib
                  else rd.operating_points(pts, higher_is_better=hib))
-        ax.plot([b for b, _ in front], [q for _, q in front], marker="o", color=c, label=label,
-                linestyle="--" if label.endswith("+sinr") else "-")
+        ax.plot([b for b, _ in front], [q for _, q in front], color=c, label=label, **style)
         rest = [p for p in pts if p not in front]
         if rest:
-            ax.scatter([b for b, _ in rest], [q for _, q in rest], facecolors="none", edgecolors=c)
+            ax.scatter([b for b, _ in rest], [q for _, q in rest], facecolors="none", edgecolors=c, s=12)
         per = [r for r in results if r.label == label]
-        if len({r.signal for r in per}) > 1:
+        if len({r.signal for r in per}) > 1 and label not in classic:
             ax.scatter([r.bpp for r in per], [r.psnr for r in per], color=c, alpha=0.25, s=12)
     ax.set_xlabel(_rate_label(results))
     if _rate_name(results) == "bytes":
@@ -222,7 +254,8 @@ def plot_rd(results: Sequence[Result], path: str | os.PathLike[str], *, title: s
     ax.set_ylabel("PSNR (dB), decoded 8-bit image" if q == "PSNR (dB)" and _signal_word(results) == "image"
                   else f"{q}, decoded signal")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if labels:
+        ax.legend(fontsize=7 if len(labels) > 6 else None)
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -245,7 +278,9 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike[str], *,
     """Write ``results.json``, ``results.csv``, ``results.md`` and (when ``complete``) ``rd.png`` into ``out_dir``.
 
     ``results.json`` says ``"complete": false`` while a run is still adding points (:func:`run`'s
-    ``on_result``); each file is replaced atomically.
+    ``on_result``); each file is replaced atomically. Beside the results it holds the summary, SINR's savings,
+    ``classic`` (every INR path against the classic codecs, :func:`sinr_adapters.harness.anchors.against_anchors`)
+    and, once complete, ``skipped`` (each method of the configuration that could not run here, and why).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -254,17 +289,20 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike[str], *,
     for d in rows:
         for k, v in d.items():
             columns.setdefault(k, []).append(v)
+    classic = " and classic codecs (whole files)" if any(r.extra.get("anchor") for r in results) else ""
     if description is None:
         if _signal_word(results) == "image" and _metric_label(results) in ("PSNR (dB)", "quality"):
-            description = ("INR methods with and without SINR on bundled scikit-image images; bytes are the "
+            description = (f"INR methods with and without SINR{classic} on bundled scikit-image images; bytes are the "
                            "stream written, PSNR on the decoded 8-bit image")
         else:
-            description = (f"INR methods with and without SINR; bytes are the stream written, the rate is "
+            description = (f"INR methods with and without SINR{classic}; bytes are the stream written, the rate is "
                            f"{_rate_label(results)}, {_metric_label(results)} is measured on the decoded signal")
     env = environment(config.device if config else "auto", config.threads if config else None)
     rows_summary = summary(results)
+    skipped = {m: why for m in (config.methods if config and complete else ()) if (why := unavailable(m)) is not None}
     doc = {"name": name, "description": description, "results": columns,
            "summary": rows_summary, "sinr_savings": comparisons_at_equal_psnr(rows_summary),
+           "classic": anchors.against_anchors(rows_summary), "skipped": skipped,
            "config": config.to_dict() if config else None, "environment": env, "complete": complete}
     if config is not None and config.target_psnr is not None:
         from .tune import smallest_meeting
@@ -283,6 +321,7 @@ def write_outputs(results: Sequence[Result], out_dir: str | os.PathLike[str], *,
                                     f", {env['cpu_count']} CPU cores, {env['torch_threads']} torch threads")
     target = config.target_psnr if config else None
     state = "" if complete else "Partial: the run is still adding points.\n\n"
+    state += "".join(f"Skipped {m}: {why}\n\n" for m, why in skipped.items())
     md = (f"# {name}\n\n{description}.\n\nMachine: {machine}; torch {env['torch']}.\n\n{state}"
           + markdown_table(results, target_psnr=target))
     _write_text(paths["md"], md)

@@ -261,6 +261,8 @@ def _module_attribute_docs(module_name: str) -> dict[str, str]:
 
 
 def _value_repr(value: Any) -> str | None:
+    if inspect.ismodule(value):   # its repr names the file, which differs between checkouts
+        return f"<module {value.__name__!r}>"
     try:
         text = _clean(repr(value))
     except Exception:  # pragma: no cover - a repr that fails is not shown
