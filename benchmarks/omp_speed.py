@@ -3,17 +3,21 @@
 For each case ``(k1, k2, s)``: seeded Gaussian signals, the dictionary from ``sensing_matrix``,
 ``batch_omp`` timed as the median of ``--repeats`` runs after a warm-up, and in the same run
 scikit-learn's ``orthogonal_mp_gram`` (float64, Gram matrix and ``A^T W`` precomputed and not timed)
-on a subset large enough to time. One JSON line per case on stdout.
+on a subset large enough to time. One JSON line per case on stdout; ``--out FILE`` also writes every
+case as one JSON document (``{"name", "description", "machine", "config", "results"}``) with the machine
+measured by ``model_throughput.machine()`` and the 1-minute load average at the start and the end.
 
 Usage::
 
     python benchmarks/omp_speed.py                       # the three default cases on CPU
+    python benchmarks/omp_speed.py --threads 1 --out benchmarks/results/omp_speed.json
     python benchmarks/omp_speed.py --device cuda --case 128,1024,32 --n 1000000
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -21,6 +25,10 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +37,30 @@ from sinr_codecs.dictionary import sensing_matrix
 from sinr_codecs.omp import batch_omp
 
 DEFAULT_CASES = [(128, 1024, 32), (64, 512, 16), (1024, 4096, 256)]
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module of this folder (``benchmarks/`` is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def machine(load: Sequence[float | None]) -> dict[str, Any]:
+    """Where the figures were measured: ``model_throughput.machine()`` (platform, CPU model, cores, Python,
+    torch, numpy, torch threads), scikit-learn's version and the 1-minute load averages ``load``."""
+    from importlib import metadata
+
+    try:
+        sklearn = metadata.version("scikit-learn")
+    except metadata.PackageNotFoundError:
+        sklearn = None
+    return {**_sibling("model_throughput").machine(), "scikit_learn": sklearn, "load_average_1min": list(load)}
 
 
 def _case(text: str) -> tuple[int, int, int]:
@@ -163,6 +195,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--sklearn-max", type=int, default=20000,
                    help="at most this many signals for the scikit-learn reference")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--out", metavar="FILE", help="also write every case, with the machine, as one JSON document")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -170,6 +203,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but CUDA is not available")
     dtype = getattr(torch, args.dtype)
+    load = [_sibling("model_throughput")._load()]
     out = []
     for k1, k2, s in args.case or DEFAULT_CASES:
         row = run_case(
@@ -179,6 +213,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         )
         print(json.dumps(row), flush=True)
         out.append(row)
+    if args.out:
+        load.append(_sibling("model_throughput")._load())
+        doc = {"name": "omp_speed",
+               "description": "batch_omp against scikit-learn's orthogonal_mp_gram (float64, Gram and A^T W "
+                              "precomputed): vectors/s, support agreement, peak memory, per (k1, k2, s)",
+               "machine": machine(load),
+               "config": {k: v for k, v in vars(args).items() if k != "out"},
+               "results": out}
+        path = Path(args.out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=1) + "\n")
     return out
 
 

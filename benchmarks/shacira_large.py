@@ -12,22 +12,45 @@ steps. Bytes are the streams written; PSNR is measured on the decoded 8-bit mosa
     python benchmarks/shacira_large.py --quick                       # tiny, on a CPU (a smoke test)
 
 The table goes to standard output, progress to standard error, and with ``--out FILE`` a CompressAI-style
-JSON (``{"name", "description", "results": {column: [per rate point]}, "config", "environment"}``).
+JSON (``{"name", "description", "machine", "results": {column: [per rate point]}, "config", "environment"}``;
+``machine``: ``model_throughput.machine()`` with the 1-minute load average at the start and the end).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 QUICK = {"size": 64, "tile": 32, "levels": 8, "base_resolution": 4, "log2_table_size": 10, "hidden": 16,
          "steps": 150, "finetune_steps": 20, "batch_size": None}
+
+
+def _sibling(name: str) -> ModuleType:
+    """A module of this folder (``benchmarks/`` is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def machine(load: Sequence[float | None]) -> dict[str, Any]:
+    """Where the figures were measured: ``model_throughput.machine()`` (platform, CPU model, cores, Python,
+    torch, numpy, torch threads; the GPU's name where CUDA is available) and the 1-minute load averages."""
+    return {**_sibling("model_throughput").machine(), "load_average_1min": list(load)}
 
 
 def mosaic(size: int, *, tile: int = 512) -> np.ndarray:
@@ -91,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads or args.quick:
         torch.set_num_threads(args.threads or 1)
     dev = resolve_device(args.device)
+    load = [_sibling("model_throughput")._load()]
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -150,9 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in rows:
             for k, v in r.items():
                 columns.setdefault(k, []).append(v)
+        load.append(_sibling("model_throughput")._load())
         doc = {"name": "shacira-large", "description": "SHACIRA with and without SINR on a mosaic of the bundled "
                "scikit-image images; bytes are the streams written, PSNR on the decoded 8-bit mosaic",
-               "results": columns, "config": {**vars(args), **adapter.config()}, "environment": environment(str(dev))}
+               "machine": machine(load), "results": columns, "config": {**vars(args), **adapter.config()},
+               "environment": environment(str(dev))}
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=2)
             f.write("\n")

@@ -12,8 +12,9 @@ Coders (one rate knob each):
   all integers of all tensors Brotli-coded together (quality 11; byte-planed above 8 bits); knob B.
 - ``sinr``: the ``sinr`` numcodecs codec (:class:`sinr_codecs.codec.SINR`) on the hidden-to-hidden
   weight matrices (COIN's SINR tensors); the first layer, the output layer and every bias stay float16;
-  knobs: sparsity and value bits (dictionary 8 x k1, delta index coding, Brotli). No fine-tuning of the
-  sparse values (the adapters' ``compress(..., finetune_steps=n)`` does that; this benchmark does not).
+  knobs: sparsity and value bits (dictionary 8 x k1, delta index coding, the codec's default entropy back
+  end). No fine-tuning of the sparse values (the adapters' ``compress(..., finetune_steps=n)`` does that;
+  this benchmark does not).
 - ``nncodec``: Fraunhofer's NNCodec (MPEG NNC, ISO/IEC 15938-17: DeepCABAC with dependent quantization)
   on the whole state_dict, ``nncodec.nnc.compress`` / ``decompress``; knob: its quantization parameter
   ``qp`` (step 2**(qp/4)); 1-D tensors (biases) at its ``nonweight_qp`` (default -75, NNCodec's).
@@ -30,16 +31,22 @@ Coders (one rate knob each):
     python benchmarks/weight_peers.py                          # 128-px astronaut, width 64, 3 layers
     python benchmarks/weight_peers.py --out peers-out          # + results.json and rd.png
     python benchmarks/weight_peers.py --image coffee --width 96 --steps 3000 --seed 1
+    python benchmarks/weight_peers.py --json benchmarks/results/weight_peers.json   # the committed result
 
 One JSON line per operating point goes to standard output, then the summary: per coder, the smallest
 bits/weight whose PSNR stays within ``--tolerance`` dB (0.5) of the unquantized (float32) PSNR, read off
 the coder's Pareto front (points no other point of the coder beats in both rate and PSNR) by linear
 interpolation between the two sweep points that straddle the target. Progress goes to standard error.
+``--json FILE`` writes the run as one JSON document (``{"name", "description", "machine", "config",
+"summary", "results"}``, every operating point in ``results``) with the machine measured by
+``model_throughput.machine()``, NNCodec's version and import, and the 1-minute load average at the start
+and the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import math
@@ -50,6 +57,7 @@ import sys
 import time
 import types
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -372,6 +380,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-aware-steps", type=int, default=300, help="rate-aware: fine-tuning steps")
     p.add_argument("--tolerance", type=float, default=0.5, help="summary: allowed PSNR loss in dB")
     p.add_argument("--out", metavar="DIR", help="write DIR/results.json and DIR/rd.png")
+    p.add_argument("--json", metavar="FILE", help="write the run, with the machine, as one JSON document")
     return p
 
 
@@ -388,6 +397,35 @@ def _environment(threads: int) -> dict[str, Any]:
     except Exception:
         pass
     return env
+
+
+def _sibling(name: str) -> types.ModuleType:
+    """A module of this folder (``benchmarks/`` is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def machine(load: Sequence[float | None], nncodec_import: str | None) -> dict[str, Any]:
+    """Where the figures were measured: ``model_throughput.machine()`` (platform, CPU model, cores, Python,
+    torch, numpy, torch threads), brotli's, pcodec's and NNCodec's versions (NNCodec's import: ``full``,
+    ``core`` or ``None`` when it was not run) and the 1-minute load averages ``load``."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for dist in ("brotli", "pcodec", "sinr-codecs"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    versions["nncodec"] = nncodec_version() if nncodec_import else None
+    return {**_sibling("model_throughput").machine(), "versions": versions, "nncodec_import": nncodec_import,
+            "load_average_1min": list(load)}
 
 
 def plot(results: Mapping[str, Any], path: str) -> None:
@@ -440,6 +478,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sinr_adapters.methods.coin import COINAdapter
 
     torch.set_num_threads(max(1, args.threads))
+    load = [_sibling("model_throughput")._load()]
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     nnc_how = None
@@ -563,6 +602,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({"summary": {"psnr_float32": round(psnr32, 4), "target_psnr": round(target, 4),
                                   "bits_per_weight_within_tolerance": summary}}), flush=True)
 
+    if args.json:
+        load.append(_sibling("model_throughput")._load())
+        doc = {"name": "weight_peers",
+               "description": "weight coders on one fitted COIN SIREN (float16, uniform + Brotli, SINR without "
+                              "fine-tuning, NNCodec, rate-aware): bits/weight over all parameters, 8-bit PSNR",
+               "machine": machine(load, nnc_how),
+               "config": {k: v for k, v in vars(args).items() if k not in ("out", "json")},
+               "summary": {"fit_seconds": round(fit_s, 2), "num_weights": n_weights, "sinr_tensors": sinr_names,
+                           "sinr_weights": n_sinr, "psnr_float32": round(psnr32, 4),
+                           "psnr_float32_own": {k: round(v, 4) for k, v in own_psnr.items()},
+                           "tolerance_db": args.tolerance, "target_psnr": round(target, 4),
+                           "bits_per_weight_within_tolerance": {
+                               k: None if v is None else round(v, 4) for k, v in summary.items()}},
+               "results": points}
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=1) + "\n")
+        log(f"wrote {args.json}")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         results = {
