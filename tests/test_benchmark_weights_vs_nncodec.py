@@ -54,4 +54,19 @@ def test_pairs_two_fold_apart_and_the_default_against_the_front(bench):
     assert bench.monotone_pairs(ours, "output_rel_error")["violations"] == []
     assert bench.default_on_front(ours)["bytes_over_front"] == pytest.approx(1.0)
     better = row("uniform", 0.03, 0.5, 0.03, 200)  # the default's task error for fewer bytes
-    assert bench.default_on_front([*ours, better])["bytes_over_front"] == pytest.approx(1.25)
+    worse = bench.default_on_front([*ours, better])
+    assert worse["bytes_over_front"] == pytest.approx(1.25) and worse["bytes_over_output_front"] == pytest.approx(1.0)
+
+
+def test_summarize_recomputes_a_results_file(bench, tmp_path, capsys):
+    import json
+
+    rows = [row("global", e, t, o, b) for e, t, o, b in ((0.04, 1.0, 0.04, 100), (0.02, 0.5, 0.02, 200))]
+    rows += [row("nncodec", qp, t, o, b) for qp, t, o, b in ((-10, 1.2, 0.05, 90), (-20, 0.4, 0.01, 260))]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"name": "weights_vs_nncodec", "results": rows, "summary": {}}))
+    assert bench.main(["--summarize", str(path), "--out", str(path)]) == 0
+    summary = json.loads(path.read_text())["summary"]["net"]
+    assert summary["global"]["vs_nncodec_coded"]["bd"] > 0
+    assert summary["default"]["bytes_over_front"] == pytest.approx(1.0)
+    assert "the default (global, 0.02)" in capsys.readouterr().out
