@@ -40,7 +40,6 @@ Needs ``pip install constriction`` (a benchmark-only dependency; not required by
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import statistics
@@ -49,13 +48,15 @@ import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import torch
 
 from sinr_codecs import SparseCode, entropy, quantize, rans
 from sinr_codecs.cursor import varint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 try:
     import constriction
@@ -270,17 +271,6 @@ def measure(a: np.ndarray, repeat: int) -> dict:
 # ------------------------------------------------------------------------------------------ main
 
 
-def _sibling(name: str) -> ModuleType:
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def machine(load: Sequence[float | None]) -> dict:
     """Where the figures were measured: ``model_throughput.machine()`` (platform, CPU model, cores, Python,
@@ -291,11 +281,11 @@ def machine(load: Sequence[float | None]) -> dict:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = None
-    return {**_sibling("model_throughput").machine(), "versions": versions, "load_average_1min": list(load)}
+    return {**model_throughput.machine(), "versions": versions, "load_average_1min": list(load)}
 
 
 def _load() -> float | None:
-    return _sibling("model_throughput")._load()
+    return model_throughput._load()
 
 
 def _ms(v: float) -> str:

@@ -17,7 +17,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -27,7 +26,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -36,19 +34,11 @@ import torch
 from sinr_codecs.dictionary import sensing_matrix
 from sinr_codecs.omp import batch_omp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
+
 DEFAULT_CASES = [(128, 1024, 32), (64, 512, 16), (1024, 4096, 256)]
 
-
-def _sibling(name: str) -> ModuleType:
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def machine(load: Sequence[float | None]) -> dict[str, Any]:
@@ -60,7 +50,7 @@ def machine(load: Sequence[float | None]) -> dict[str, Any]:
         sklearn = metadata.version("scikit-learn")
     except metadata.PackageNotFoundError:
         sklearn = None
-    return {**_sibling("model_throughput").machine(), "scikit_learn": sklearn, "load_average_1min": list(load)}
+    return {**model_throughput.machine(), "scikit_learn": sklearn, "load_average_1min": list(load)}
 
 
 def _case(text: str) -> tuple[int, int, int]:
@@ -203,7 +193,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but CUDA is not available")
     dtype = getattr(torch, args.dtype)
-    load = [_sibling("model_throughput")._load()]
+    load = [model_throughput._load()]
     out = []
     for k1, k2, s in args.case or DEFAULT_CASES:
         row = run_case(
@@ -214,7 +204,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(row), flush=True)
         out.append(row)
     if args.out:
-        load.append(_sibling("model_throughput")._load())
+        load.append(model_throughput._load())
         doc = {"name": "omp_speed",
                "description": "batch_omp against scikit-learn's orthogonal_mp_gram (float64, Gram and A^T W "
                               "precomputed): vectors/s, support agreement, peak memory, per (k1, k2, s)",

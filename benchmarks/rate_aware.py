@@ -43,39 +43,28 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 
-
-def _sibling(name: str) -> ModuleType:
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 
 def machine(load: Sequence[float | None]) -> dict[str, Any]:
     """Where a run measured: ``model_throughput.machine()`` and the 1-minute load averages ``load``."""
-    mt = _sibling("model_throughput")
+    mt = model_throughput
     return {**mt.machine(), "load_average_1min": list(load)}
 
 
 def _load() -> float | None:
-    return _sibling("model_throughput")._load()
+    return model_throughput._load()
 
 
 def merge(paths: Sequence[str]) -> dict[str, Any]:

@@ -25,13 +25,14 @@ start and the end::
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 FULL = ["--method", "coin,inric", "--images", "astronaut,coffee,chelsea", "--size", "512",
         "--widths", "64,96,128", "--layers", "3", "--steps", "5000", "--finetune-steps", "500",
@@ -41,17 +42,6 @@ QUICK = ["--method", "coin,inric", "--images", "astronaut", "--size", "64", "--w
          "--layers", "3", "--steps", "500", "--finetune-steps", "100", "--sparsity", "0.25",
          "--inric-ff-dims", "8", "--baseline-bits", "8,16", "--threads", "1", "--out", "bench-rd-quick"]
 
-
-def _sibling(name: str) -> ModuleType:
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _option(argv: Sequence[str], name: str) -> tuple[list[str], str | None]:
@@ -75,7 +65,7 @@ def result_document(run_json: Path, name: str, load: Sequence[float | None]) -> 
     columns: dict[str, list[Any]] = run["results"]
     n = len(next(iter(columns.values()), []))
     rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-    machine = {**_sibling("model_throughput").machine(), "load_average_1min": list(load)}
+    machine = {**model_throughput.machine(), "load_average_1min": list(load)}
     threads = (run.get("config") or {}).get("threads")
     if threads:  # the run's own setting (the harness restores torch's afterwards)
         machine["torch_threads"] = threads
@@ -89,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv, json_out = _option([a for a in argv if a != "--quick"], "--json")
     from sinr_adapters.harness.commands import main_evaluate
 
-    load = [_sibling("model_throughput")._load()]
+    load = [model_throughput._load()]
     # argparse keeps the last occurrence of an option: the user's arguments override the defaults
     args = [*base, *argv]
     rc = main_evaluate(args)
@@ -97,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _, out = _option(args, "--out")
         if out is None:
             raise SystemExit("--json needs the run's --out folder")
-        load.append(_sibling("model_throughput")._load())
+        load.append(model_throughput._load())
         path = Path(json_out)
         doc = result_document(Path(out) / "results.json", path.stem, load)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,37 +20,27 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 QUICK = {"size": 64, "tile": 32, "levels": 8, "base_resolution": 4, "log2_table_size": 10, "hidden": 16,
          "steps": 150, "finetune_steps": 20, "batch_size": None}
 
 
-def _sibling(name: str) -> ModuleType:
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def machine(load: Sequence[float | None]) -> dict[str, Any]:
     """Where the figures were measured: ``model_throughput.machine()`` (platform, CPU model, cores, Python,
     torch, numpy, torch threads; the GPU's name where CUDA is available) and the 1-minute load averages."""
-    return {**_sibling("model_throughput").machine(), "load_average_1min": list(load)}
+    return {**model_throughput.machine(), "load_average_1min": list(load)}
 
 
 def mosaic(size: int, *, tile: int = 512) -> np.ndarray:
@@ -114,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads or args.quick:
         torch.set_num_threads(args.threads or 1)
     dev = resolve_device(args.device)
-    load = [_sibling("model_throughput")._load()]
+    load = [model_throughput._load()]
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -174,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in rows:
             for k, v in r.items():
                 columns.setdefault(k, []).append(v)
-        load.append(_sibling("model_throughput")._load())
+        load.append(model_throughput._load())
         doc = {"name": "shacira-large", "description": "SHACIRA with and without SINR on a mosaic of the bundled "
                "scikit-image images; bytes are the streams written, PSNR on the decoded 8-bit mosaic",
                "machine": machine(load), "results": columns, "config": {**vars(args), **adapter.config()},

@@ -46,7 +46,6 @@ and the end.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import json
 import math
@@ -61,6 +60,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 Template = Mapping[str, tuple[int, ...]]
 
@@ -399,17 +401,6 @@ def _environment(threads: int) -> dict[str, Any]:
     return env
 
 
-def _sibling(name: str) -> types.ModuleType:
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def machine(load: Sequence[float | None], nncodec_import: str | None) -> dict[str, Any]:
     """Where the figures were measured: ``model_throughput.machine()`` (platform, CPU model, cores, Python,
@@ -424,7 +415,7 @@ def machine(load: Sequence[float | None], nncodec_import: str | None) -> dict[st
         except metadata.PackageNotFoundError:
             versions[dist] = None
     versions["nncodec"] = nncodec_version() if nncodec_import else None
-    return {**_sibling("model_throughput").machine(), "versions": versions, "nncodec_import": nncodec_import,
+    return {**model_throughput.machine(), "versions": versions, "nncodec_import": nncodec_import,
             "load_average_1min": list(load)}
 
 
@@ -478,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sinr_adapters.methods.coin import COINAdapter
 
     torch.set_num_threads(max(1, args.threads))
-    load = [_sibling("model_throughput")._load()]
+    load = [model_throughput._load()]
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     nnc_how = None
@@ -603,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   "bits_per_weight_within_tolerance": summary}}), flush=True)
 
     if args.json:
-        load.append(_sibling("model_throughput")._load())
+        load.append(model_throughput._load())
         doc = {"name": "weight_peers",
                "description": "weight coders on one fitted COIN SIREN (float16, uniform + Brotli, SINR without "
                               "fine-tuning, NNCodec, rate-aware): bits/weight over all parameters, 8-bit PSNR",

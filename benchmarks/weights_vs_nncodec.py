@@ -82,7 +82,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import itertools
 import json
 import math
@@ -96,7 +95,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -108,21 +106,9 @@ from sinr_codecs import sensitivity
 from sinr_codecs.allocation import DEFAULT_REL_ERROR
 from sinr_codecs.weights import compress_weights, decompress_weights
 
-
-def _sibling(name: str) -> ModuleType:
-    """A module of this folder (``benchmarks/`` is not a package)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-rc = _sibling("real_checkpoints")
-wp = _sibling("weight_peers")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import real_checkpoints as rc  # noqa: E402
+import weight_peers as wp  # noqa: E402
 
 NETWORKS = ("onet", "rnet", "pnet", "crepe")
 OURS = ("global", "global+sensitivities", "sinr", "uniform")
