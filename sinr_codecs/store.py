@@ -224,7 +224,7 @@ def _scaled_integers(st: _Store, rec: TensorRecord, where: str) -> tuple[np.ndar
     return q, step, dtype, shape
 
 
-_DEQUANTIZE_BLOCK = 1 << 20
+_DEQUANTIZE_BLOCK = 1 << 16
 
 
 def _dequantize(q: np.ndarray, step: float, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -416,25 +416,33 @@ def _report(st: _Store, src: Path, dst: Path | str, t0: float) -> Report:
 
 
 def _read_all(st: _Store, records: list[TensorRecord], path: Path) -> Iterator[tuple[TensorRecord, np.ndarray]]:
-    """Each record's stored values, in order, at most two tensors in memory: the integers of a one-step tensor
-    are decoded here (pcodec holds the interpreter) while the previous one is multiplied out in a worker
-    thread (numpy lets go of it), so two cores share the work."""
+    """Each record's stored values, in order. The integers of a one-step tensor are decoded here (pcodec holds
+    the interpreter) while the tensors before it are multiplied out in a worker thread (numpy lets go of
+    it), so two cores share the work. Tensors wait for their turn while the waiting ones hold no more than
+    twice the largest of them: a small tensor (a bias) between two matrices does not stall the pipeline, and
+    memory stays near two tensors'."""
+    from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sinr-decode") as pool:
-        pending: tuple[TensorRecord, Future[np.ndarray]] | None = None
+        pending: deque[tuple[TensorRecord, Future[np.ndarray], int]] = deque()
         for rec in records:
             where = f"tensor {rec.name!r} (array {rec.array!r}) in {path}"
             if rec.policy in ("global", "uniform") and rec.codec.get("serializer") == "pcodec":
-                job: Future[np.ndarray] = pool.submit(_dequantize, *_scaled_integers(st, rec, where))
+                q, step, dtype, shape = _scaled_integers(st, rec, where)
+                job: Future[np.ndarray] = pool.submit(_dequantize, q, step, dtype, shape)
+                size = q.size * max(q.itemsize, np.dtype(dtype).itemsize)
             else:
                 job = Future()
                 job.set_result(_read_array(st, rec, path))
-            if pending is not None:
-                yield pending[0], pending[1].result()
-            pending = (rec, job)
-        if pending is not None:
-            yield pending[0], pending[1].result()
+                size = job.result().nbytes
+            pending.append((rec, job, size))
+            while len(pending) > 1 and sum(p[2] for p in pending) > 2 * max(p[2] for p in pending):
+                first, done, _ = pending.popleft()
+                yield first, done.result()
+        while pending:
+            first, done, _ = pending.popleft()
+            yield first, done.result()
 
 
 def _restored(st: _Store, src: Path, records: list[TensorRecord], fmt: str, b: Any) -> Iterator[Any]:
