@@ -162,7 +162,7 @@ def test_sinr_flags_offer_what_the_codec_accepts():
     assert tuple(acts["index_coding"].choices) == tuple(entropy.INDEX_CODINGS)
     assert acts["dictionary_ratio"].default == options.BY_NAME["dictionary_ratio"].default
     assert acts["value_bits"].default == [options.PRESETS["default"]["value_bits"]]
-    assert acts["sparsity"].default == [options.BY_NAME["sparsity"].default]
+    assert acts["sparsity"].default == [options.DEFAULT_SPARSITY]  # adapters always code at a fixed sparsity
     cfg = config_of(["--value-bits", "2,24", "--sinr-entropy", "rans", "--seed", str(2 ** 64 - 1)])
     assert cfg.value_bits == [2, 24] and cfg.sinr_entropy == "rans" and cfg.seed == 2 ** 64 - 1
 

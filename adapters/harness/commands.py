@@ -24,7 +24,7 @@ import numpy as np
 
 from sinr_codecs.entropy import BACKENDS, INDEX_CODINGS
 from sinr_codecs.options import BY_NAME as _SINR
-from sinr_codecs.options import MAX_VALUE_BITS, MIN_VALUE_BITS, PRESETS
+from sinr_codecs.options import DEFAULT_SPARSITY, MAX_VALUE_BITS, MIN_VALUE_BITS, PRESETS
 from sinr_codecs.options import parse as _parse_sinr
 
 from ..framework.images import META_IMAGES
@@ -259,7 +259,7 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="fine-tuning learning rate without SINR (default: the adapter's)")
     p.add_argument("--sinr-lr", type=float, metavar="LR",
                    help="fine-tuning learning rate with SINR (default: the adapter's)")
-    p.add_argument("--sparsity", type=_sinr_list("sparsity", _sparsity), default=[_SINR["sparsity"].default],
+    p.add_argument("--sparsity", type=_sinr_list("sparsity", _sparsity), default=[DEFAULT_SPARSITY],
                    metavar="S[,S]", help="SINR atoms per vector: integers, or fractions of the vector length")
     p.add_argument("--value-bits", type=_sinr_list("value_bits", int), default=[_PRESET["value_bits"]],
                    metavar="B[,B]", help=f"SINR value bits ({MIN_VALUE_BITS}..{MAX_VALUE_BITS})")
