@@ -279,3 +279,7 @@ def test_console_script(model, tmp_path):
 
     proc = subprocess.run([sinr, "--version"], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0 and proc.stdout.startswith("sinr ")
+
+    proc = subprocess.run([sys.executable, "-m", "sinr_codecs", "info", str(store)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and "net.0.weight" in proc.stdout  # python -m sinr_codecs is the sinr command
