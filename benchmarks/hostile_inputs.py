@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 CRAFT = textwrap.dedent('''
     import struct, zlib, time, resource, json, sys
@@ -193,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds before a case is reported as hanging")
     ap.add_argument("--out", help="also write the results as JSON here (e.g. benchmarks/results/hostile_inputs.json)")
     args = ap.parse_args(argv)
-    machine = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-               "cap_gib": args.cap_gib}
+    machine = {**model_throughput.machine(), "cap_gib": args.cap_gib}
     print(json.dumps({"machine": machine}))
     rows = []
     for name, code in CASES.items():

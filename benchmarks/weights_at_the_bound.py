@@ -27,7 +27,6 @@ import argparse
 import importlib.util
 import json
 import math
-import platform
 import statistics
 import sys
 import time
@@ -36,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 
 def entropy_bits(q: np.ndarray) -> float:
@@ -165,7 +167,6 @@ def coder_rows(repeats: int, seed: int) -> list[dict[str, Any]]:
 
 
 def machine() -> dict[str, Any]:
-    import torch
 
     try:
         from importlib.metadata import version
@@ -173,9 +174,7 @@ def machine() -> dict[str, Any]:
         pco = version("pcodec")
     except Exception:  # pragma: no cover
         pco = None
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "pcodec": pco, "threads": torch.get_num_threads()}
+    return {**model_throughput.machine(), "pcodec": pco}
 
 
 def main(argv: list[str] | None = None) -> int:

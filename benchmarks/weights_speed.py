@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -39,7 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 _PEAK = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
          "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
@@ -206,13 +206,10 @@ def part2(file: Path | None, seed: int, tmp: Path) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    import torch
 
     zstd = shutil.which("zstd")
     version = subprocess.run([zstd, "--version"], capture_output=True, text=True).stdout.strip() if zstd else None
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "zstd": version}
+    return {**model_throughput.machine(), "zstd": version}
 
 
 def main(argv: list[str] | None = None) -> int:
