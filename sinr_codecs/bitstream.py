@@ -29,7 +29,7 @@ import math
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -143,7 +143,11 @@ def _present(data: memoryview | None) -> memoryview:
 
 
 def write(c: Content) -> bytes:
-    """Serialize ``c`` to a version-1 stream."""
+    """Serialize ``c`` to a version-1 stream (``c.backend == "auto"``: the smallest of the streams written with
+    :func:`sinr_codecs.entropy.auto_candidates`, the first on a tie)."""
+    if c.backend == entropy.AUTO:
+        items = c.q.size + (c.indices.size if c.indices is not None else 0)
+        return min((write(replace(c, backend=name)) for name in entropy.auto_candidates(items)), key=len)
     dt = np.dtype(c.dtype)
     code = DTYPES[dt.newbyteorder("=").name]
     if dt.byteorder == ">" or (dt.byteorder == "=" and np.little_endian is False):

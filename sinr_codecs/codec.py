@@ -62,7 +62,7 @@ class SINR(Codec):  # type: ignore[misc]  # numcodecs has no type information
     >>> import numpy as np
     >>> SINR()  # doctest: +NORMALIZE_WHITESPACE
     SINR(dictionary_ratio=8.0, dictionary_size=None, seed=0, layout='auto', block_size=None,
-         max_rel_error=0.02, entropy='pcodec', index_coding='delta', dtype=None, chunk_shape=None,
+         max_rel_error=0.02, entropy='auto', index_coding='delta', dtype=None, chunk_shape=None,
          preset='default')
     >>> codec = SINR(sparsity=0.5, value_bits=12, device="cpu")
     >>> codec.mode, codec.max_rel_error

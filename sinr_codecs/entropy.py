@@ -16,6 +16,12 @@ stream's header implies. Back ends (ids as stored):
   quality :data:`BROTLI_QUALITY`.
 - id 0 ``"raw"``: the byte planes as they are.
 
+``"auto"`` (the writer's default, :data:`AUTO`) is not an id: the writer stores a stream of more than
+:data:`AUTO_TRIAL_ITEMS` integers with pcodec, and writes a shorter one with each of
+:data:`AUTO_CANDIDATES` and keeps the smallest (pcodec's header and tables weigh on sections of a few
+thousand values or fewer: 1-3% above rANS at 2,000-8,000, 3-11% at a few hundred, as
+``benchmarks/entropy_coders.py`` measures). The stream records the back end it was written with.
+
 Readers (:func:`open_section`) decode a section sequentially, a run of items at a time, so that a stream
 decodes in memory proportional to the work chunk, not to the section: for byte planes behind Brotli,
 one decompressor per plane skips to its plane (decoding costs up to ``(planes + 1) / 2`` times a
@@ -39,11 +45,21 @@ from . import rans
 from .cursor import Cursor, varint
 from .errors import StreamError
 
-__all__ = ["BACKENDS", "INDEX_CODINGS", "PCODEC_PIECE", "compress", "decompress", "open_section", "Section",
-           "encode_indices", "decode_indices"]
+__all__ = ["AUTO", "AUTO_CANDIDATES", "AUTO_TRIAL_ITEMS", "BACKENDS", "CHOICES", "INDEX_CODINGS",
+           "PCODEC_PIECE", "auto_candidates", "compress", "decompress", "open_section", "Section", "encode_indices",
+           "decode_indices"]
 
 BACKENDS: dict[str, int] = {"raw": 0, "brotli": 1, "rans": 2, "pcodec": 3}
 INDEX_CODINGS: dict[str, int] = {"raw": 0, "delta": 1}
+AUTO = "auto"
+"""The ``entropy`` choice that lets the writer pick the back end (not stored: streams record a real id)."""
+AUTO_CANDIDATES = ("pcodec", "rans", "brotli")
+"""Back ends ``"auto"`` tries on short streams, in order of preference on a tie."""
+AUTO_TRIAL_ITEMS = 1 << 16
+"""Integers (values, indices, counts) up to which ``"auto"`` writes a stream with every candidate; above it,
+pcodec (within about 0.5% of the order-0 entropy there, and the fastest)."""
+CHOICES: tuple[str, ...] = (AUTO, *BACKENDS)
+"""What the ``entropy`` option accepts."""
 BROTLI_QUALITY = 9
 """Brotli quality the writer uses (any quality decodes the same way)."""
 PCODEC_PIECE = 1 << 18
@@ -61,6 +77,11 @@ def _pcodec_type(dtype: np.dtype) -> np.dtype:
         return _PCODEC_TYPES[dtype.kind][dtype.itemsize]
     except KeyError:
         raise ValueError(f"pcodec sections hold integers or float32/float64, not {dtype}") from None
+
+
+def auto_candidates(items: int) -> tuple[str, ...]:
+    """The back ends ``"auto"`` writes a stream of ``items`` integers with (the smallest result is kept)."""
+    return AUTO_CANDIDATES if items <= AUTO_TRIAL_ITEMS else AUTO_CANDIDATES[:1]
 
 
 def _planes(a: np.ndarray) -> bytes:

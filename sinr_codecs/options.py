@@ -51,23 +51,24 @@ LAYOUT_CHOICES = ("auto", "rows", "blocks", "flat")
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"value_bits": 8, "index_coding": "delta", "entropy": "pcodec"},
+    "default": {"value_bits": 8, "index_coding": "delta", "entropy": "auto"},
     "paper": {"value_bits": 16, "index_coding": "raw", "entropy": "brotli"},
 }
 """Values of the options a caller leaves unset (``None``), by ``preset``.
 
 ``"default"`` is what measured best (docs/benchmarks.md): 8-bit values in fixed-sparsity mode, sorted-gap
-indices (about half the bits of the paper's pipeline at equal error) and pcodec, which codes a section of a
-million values within about 0.5% of its order-0 entropy at tens of millions of values per second
+indices (about half the bits of the paper's pipeline at equal error) and the ``"auto"`` back end: pcodec,
+which codes a section of a million values within about 0.5% of its order-0 entropy at tens of millions of
+values per second, or on a stream of at most 65,536 integers the smallest of pcodec, rANS and Brotli
 (docs/entropy-coders.md).
 ``"paper"`` keeps the SINR paper's pipeline: 16-bit values, 16-bit indices in selection order, Brotli.
 """
 
 
 def _entropy_backends() -> tuple[str, ...]:
-    from .entropy import BACKENDS
+    from .entropy import CHOICES
 
-    return tuple(BACKENDS)
+    return CHOICES
 
 
 def _index_codings() -> tuple[str, ...]:
@@ -289,10 +290,11 @@ OPTIONS: tuple[Option, ...] = (
            "property of the process, never stored; decoding always runs on the CPU.", stored=False,
            metavar="DEV", short='where OMP runs: auto, cpu, cuda or cuda:N'),
     Option("entropy", None, _optional(_choice("entropy", _entropy_backends)),
-           '{"pcodec", "rans", "brotli", "raw"}, optional',
-           "Lossless back end for the stream's sections. Unset: the preset's (\"pcodec\"; \"brotli\" for "
-           '``"paper"``).', metavar="NAME",
-           short="lossless back end: pcodec, rans, brotli or raw (unset: the preset's, pcodec)"),
+           '{"auto", "pcodec", "rans", "brotli", "raw"}, optional',
+           "Lossless back end for the stream's sections. ``\"auto\"``: pcodec, or on a stream of at most "
+           "65,536 integers the smallest of pcodec, rANS and Brotli (the stream records which). Unset: the "
+           'preset\'s ("auto"; "brotli" for ``"paper"``).', metavar="NAME",
+           short="lossless back end: auto, pcodec, rans, brotli or raw (unset: the preset's, auto)"),
     Option("index_coding", None, _optional(_choice("index_coding", _index_codings)), '{"delta", "raw"}, optional',
            'Support coding: sorted indices as gaps ("delta"), or as selected ("raw", the paper\'s). Unset: '
            'the preset\'s ("delta"; "raw" for "paper").', metavar="NAME",

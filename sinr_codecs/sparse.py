@@ -428,7 +428,7 @@ class SparseCode:
         return replace(self, values=vals)
 
     # ------------------------------------------------------------------------------- streams
-    def to_bytes(self, *, value_bits: int = 16, entropy: str = "pcodec", index_coding: str = "delta",
+    def to_bytes(self, *, value_bits: int = 16, entropy: str = "auto", index_coding: str = "delta",
                  granularity: str = "tensor") -> bytes:
         """Quantize the values and write a version-1 stream (docs/format.md).
 
@@ -440,7 +440,8 @@ class SparseCode:
         ----------
         value_bits : int, default 16
             Uniform quantizer bits for the values (2..24) of a code without step codes.
-        entropy : {"pcodec", "rans", "brotli", "raw"}
+        entropy : {"auto", "pcodec", "rans", "brotli", "raw"}
+            ``"auto"``: see :data:`sinr_codecs.entropy.AUTO`.
         index_coding : {"delta", "raw"}
         granularity : {"tensor", "vector"}
             One quantizer step per tensor, or one per vector (codes without step codes).

@@ -171,7 +171,7 @@ def test_sinr_options_refuse_what_the_codec_refuses_with_its_message(bad):
 
 def test_sinr_options_own_rules_and_canonical_values():
     o = SINROptions(sparsity=4, dictionary_ratio=8, value_bits=24, seed=2 ** 64 - 1, entropy=None, index_coding=None)
-    assert (o.dictionary_ratio, o.value_bits, o.entropy, o.index_coding) == (8.0, 24, "pcodec", "delta")
+    assert (o.dictionary_ratio, o.value_bits, o.entropy, o.index_coding) == (8.0, 24, "auto", "delta")
     assert isinstance(o.dictionary_ratio, float) and o.to_dict()["seed"] == 2 ** 64 - 1
     with pytest.raises(ValueError, match="max_rel_error"):
         SINROptions(value_bits="auto")

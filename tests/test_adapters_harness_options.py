@@ -158,7 +158,7 @@ def test_sinr_flags_offer_what_the_codec_accepts():
     commands.add_evaluate(parser.add_subparsers())
     ev = parser._subparsers._group_actions[0].choices["evaluate"]
     acts = {a.dest: a for a in ev._actions}
-    assert tuple(acts["sinr_entropy"].choices) == tuple(entropy.BACKENDS)
+    assert tuple(acts["sinr_entropy"].choices) == entropy.CHOICES
     assert tuple(acts["index_coding"].choices) == tuple(entropy.INDEX_CODINGS)
     assert acts["dictionary_ratio"].default == options.BY_NAME["dictionary_ratio"].default
     assert acts["value_bits"].default == [options.PRESETS["default"]["value_bits"]]

@@ -221,3 +221,23 @@ def test_numcodecs_backwards_compatibility(monkeypatch):
 
 if __name__ == "__main__":  # pragma: no cover
     _write_fixtures()
+
+
+@pytest.mark.parametrize("shape,max_rel_error", [((10, 64), None), ((40, 48), 0.05), ((300, 256), 0.02)])
+def test_auto_back_end_keeps_the_smallest_stream(shape, max_rel_error):
+    """``entropy="auto"`` (the default) writes a short stream with every candidate and keeps the smallest; a
+    long one with pcodec. The stream records the back end, and decodes like one written with it directly."""
+    from sinr_codecs import entropy
+
+    w = gaussian(shape)
+    mode = dict(max_rel_error=max_rel_error) if max_rel_error else dict(sparsity=0.25)
+    auto = SINR(**mode, **CPU).encode(w)
+    assert SINR(**CPU, **mode).entropy == "auto"
+    sizes = {name: len(SINR(entropy=name, **mode, **CPU).encode(w)) for name in entropy.AUTO_CANDIDATES}
+    chosen = bitstream.read(auto).backend
+    if w.size <= entropy.AUTO_TRIAL_ITEMS:
+        assert len(auto) == min(sizes.values()) and sizes[chosen] == len(auto)
+    else:
+        assert chosen == "pcodec" and len(auto) == sizes["pcodec"]
+    back = SINR(**CPU).decode(auto)
+    assert np.array_equal(back, SINR(**CPU).decode(SINR(entropy=chosen, **mode, **CPU).encode(w)))

@@ -256,7 +256,7 @@ def test_presets_fill_only_the_unset_options():
     from sinr_codecs.zarr3 import SINRCodec
 
     default, paper = SINR(device="cpu"), SINR(preset="paper", device="cpu")
-    assert (default.value_bits, default.index_coding, default.entropy) == (8, "delta", "pcodec")
+    assert (default.value_bits, default.index_coding, default.entropy) == (8, "delta", "auto")
     assert (paper.value_bits, paper.index_coding, paper.entropy) == (16, "raw", "brotli")
     assert PRESETS["paper"]["value_bits"] == 16
     mixed = SINR(preset="paper", value_bits=10, device="cpu")

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from sinr_codecs.entropy import BACKENDS, INDEX_CODINGS
+from sinr_codecs.entropy import CHOICES as ENTROPY_CHOICES
+from sinr_codecs.entropy import INDEX_CODINGS
 from sinr_codecs.options import BY_NAME as _SINR
 from sinr_codecs.options import DEFAULT_SPARSITY, MAX_VALUE_BITS, MIN_VALUE_BITS, PRESETS
 from sinr_codecs.options import parse as _parse_sinr
@@ -265,7 +266,7 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
                    metavar="B[,B]", help=f"SINR value bits ({MIN_VALUE_BITS}..{MAX_VALUE_BITS})")
     p.add_argument("--dictionary-ratio", type=_sinr_value("dictionary_ratio", float),
                    default=_SINR["dictionary_ratio"].default, metavar="R", help="SINR k2 / k1 (>= 1)")
-    p.add_argument("--sinr-entropy", choices=tuple(BACKENDS), default=_PRESET["entropy"],
+    p.add_argument("--sinr-entropy", choices=ENTROPY_CHOICES, default=_PRESET["entropy"],
                    help="SINR's entropy back end")
     p.add_argument("--index-coding", choices=tuple(INDEX_CODINGS), default=_PRESET["index_coding"],
                    help="SINR's index coding (raw: the paper's, indices in selection order)")

@@ -99,7 +99,7 @@ class EvalConfig:
     sparsity: list[int | float] = field(default_factory=lambda: [0.25])
     value_bits: list[int] = field(default_factory=lambda: [8])
     dictionary_ratio: float = 8.0
-    sinr_entropy: str = "brotli"
+    sinr_entropy: str = "auto"
     index_coding: str = "delta"
     with_sinr: bool = True
     without_sinr: bool = True
