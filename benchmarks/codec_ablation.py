@@ -12,10 +12,19 @@ A *family* varies one knob over a sweep of sparsities (the rate knob); its curve
 (log-linear interpolation on the front, as in :mod:`sinr_adapters.harness.rd`; ``null`` outside its range).
 The peer measured in the same run is per-tensor uniform quantization + Brotli at 3–12 bits.
 
-No fine-tuning happens here: this is the codec alone. The INR-level effect (with fine-tuning) is the
-harness's job (``sinr evaluate``). Run::
+The base is the codec's fixed-sparsity defaults (8-bit values, k2 = 8·k1, sorted-gap indices, one
+quantizer step per tensor, the codec's default entropy back end); each family changes one of them.
+``--adaptive`` adds the error-bounded mode (``max_rel_error`` swept; per-vector steps, sparsity chosen per vector,
+dense vectors where the dictionary does not pay; value bits do not apply).
 
-    python benchmarks/codec_ablation.py                       # SIREN weights, about 2 minutes on 2 cores
+No fine-tuning happens here: this is the codec alone. The INR-level effect (with fine-tuning) is the
+harness's job (``sinr evaluate``). ``--out FILE`` also writes the run as one JSON document (``{"name",
+"description", "machine", "config", "results", "points"}``: ``results`` the bits each family needs,
+``points`` every measured point) with the machine measured by ``model_throughput.machine()`` and the
+1-minute load average at the start and the end. Run::
+
+    python benchmarks/codec_ablation.py                       # SIREN weights
+    python benchmarks/codec_ablation.py --adaptive --out benchmarks/results/codec_ablation.json
     python benchmarks/codec_ablation.py --source gaussian --rows 256 --width 128
 """
 
@@ -24,23 +33,28 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import brotli
 import numpy as np
 import torch
 
-from sinr_codecs.codec import relative_error
+from sinr_codecs.codec import SINR, relative_error
 from sinr_codecs.sparse import SparseCode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
 
 SPARSITIES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
 TARGETS_DB = (20.0, 30.0, 40.0)
-BASE = {"value_bits": 8, "dictionary_ratio": 8.0, "index_coding": "delta", "entropy": "brotli",
-        "granularity": "tensor"}
+_DEFAULT = SINR(sparsity=0.25)
+#: The codec's fixed-sparsity defaults, one quantizer step per tensor.
+BASE = {"value_bits": _DEFAULT.value_bits, "dictionary_ratio": float(_DEFAULT.dictionary_ratio),
+        "index_coding": _DEFAULT.index_coding, "entropy": _DEFAULT.entropy, "granularity": "tensor"}
 
 
 def siren_weights(image: str, size: int, width: int, layers: int, steps: int, seed: int) -> list[np.ndarray]:
@@ -66,7 +80,7 @@ def sinr_point(mats: Sequence[np.ndarray], sparsity: float, *, value_bits: int, 
                index_coding: str, entropy: str, granularity: str, max_rel_error: float | None = None
                ) -> dict[str, Any]:
     """Code every matrix (its own seed), return bits/weight and SNR over all of them."""
-    nbytes, num, err2, ref2 = 0, 0, 0.0, 0.0
+    nbytes, num, err2, ref2, dense = 0, 0, 0.0, 0.0, 0
     t0 = time.perf_counter()
     for i, w in enumerate(mats):
         code = SparseCode.fit(w, sparsity=sparsity, dictionary_ratio=dictionary_ratio, seed=i, layout="rows",
@@ -74,13 +88,14 @@ def sinr_point(mats: Sequence[np.ndarray], sparsity: float, *, value_bits: int, 
         gran = "vector" if max_rel_error is not None else granularity
         data = code.to_bytes(value_bits=value_bits, entropy=entropy, index_coding=index_coding, granularity=gran)
         dec = SparseCode.from_bytes(data).decode()
+        dense += bool(code.dense)
         nbytes += len(data)
         num += w.size
         err2 += float(np.sum((w.astype(np.float64) - dec) ** 2))
         ref2 += float(np.sum(w.astype(np.float64) ** 2))
     rel = math.sqrt(err2 / ref2)
     return {"bits_per_weight": 8.0 * nbytes / num, "snr_db": -20 * math.log10(rel) if rel > 0 else math.inf,
-            "seconds": time.perf_counter() - t0}
+            "dense_matrices": dense, "seconds": time.perf_counter() - t0}
 
 
 def uniform_point(mats: Sequence[np.ndarray], bits: int) -> dict[str, Any]:
@@ -100,18 +115,21 @@ def uniform_point(mats: Sequence[np.ndarray], bits: int) -> dict[str, Any]:
 
 def families(quick: bool) -> dict[str, dict[str, Any]]:
     """One knob changed from :data:`BASE` per family."""
-    fam: dict[str, dict[str, Any]] = {"base (8-bit values, k2=8k1, delta, brotli)": {}}
+    base = (f"base ({BASE['value_bits']}-bit values, k2={BASE['dictionary_ratio']:g}k1, {BASE['index_coding']}, "
+            f"{BASE['entropy']})")
+    fam: dict[str, dict[str, Any]] = {base: {}}
     for b in ((6, 12) if quick else (4, 6, 10, 12, 16)):
         fam[f"value_bits={b}"] = {"value_bits": b}
     for r in ((4.0,) if quick else (2.0, 4.0, 16.0, 32.0)):
         fam[f"dictionary_ratio={r:g}"] = {"dictionary_ratio": r}
     fam["index_coding=raw"] = {"index_coding": "raw"}
     fam["granularity=vector (a quantizer step per row)"] = {"granularity": "vector"}
-    fam["paper (16-bit values, raw indices, brotli)"] = {"value_bits": 16, "index_coding": "raw"}
+    fam["paper (16-bit values, raw indices, brotli)"] = {"value_bits": 16, "index_coding": "raw",
+                                                          "entropy": "brotli"}
     from sinr_codecs import entropy as _entropy
 
     for name in _entropy.BACKENDS:
-        if name not in ("raw", "brotli"):
+        if name not in ("raw", BASE["entropy"]):
             fam[f"entropy={name}"] = {"entropy": name}
     return fam
 
@@ -138,8 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--adaptive", action="store_true",
                    help="also the error-bounded mode (per-vector sparsity) at matching error levels (slower)")
     p.add_argument("--quick", action="store_true", help="few families and sparsities (for tests)")
+    p.add_argument("--out", default=None, help="also write the run as one JSON document here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    load = [model_throughput._load()]
     if args.source == "siren":
         mats = siren_weights(args.image, args.size, args.width, args.layers, args.steps, args.seed)
     else:
@@ -147,41 +167,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         mats = [rng.standard_normal((args.rows, args.width)).astype(np.float32) / math.sqrt(args.width)
                 for _ in range(3)]
     sparsities = (0.1, 0.3) if args.quick else SPARSITIES
-    machine = {"cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
-    summary = []
+    summary, points = [], []
     for name, change in families(args.quick).items():
         opts = {**BASE, **change}
         pts = []
         for s in sparsities:
             pt = {"family": name, "sparsity": s, **opts, **sinr_point(mats, s, **opts)}
             pts.append(pt)
+            points.append(pt)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in pt.items()}), flush=True)
         summary.append({"family": name, "bits_per_weight_needed": needed_bits(pts)})
-    if args.adaptive:
-        for bits in (8, 10):
-            pts = []
-            for e in ((0.1, 0.03) if args.quick else (0.12, 0.1, 0.07, 0.05, 0.04, 0.03, 0.02)):
-                opts = {**BASE, "value_bits": bits}
-                try:
-                    pt = sinr_point(mats, 0.25, **opts, max_rel_error=e)
-                except ValueError as exc:  # the bound cannot be met at these value bits
-                    print(json.dumps({"family": "adaptive", "max_rel_error": e, "value_bits": bits,
-                                      "error": str(exc)}), flush=True)
-                    continue
-                pt = {"family": f"adaptive sparsity, {bits}-bit values", "max_rel_error": e, **opts, **pt}
-                pts.append(pt)
-                print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in pt.items()}),
-                      flush=True)
-            summary.append({"family": f"adaptive sparsity (max_rel_error, {bits}-bit values, a step per row)",
-                            "bits_per_weight_needed": needed_bits(pts)})
+    if args.adaptive:  # value bits do not apply: each row gets the largest step that meets the bound
+        pts = []
+        family = "error-bounded mode (max_rel_error: a step per row, dense rows where the dictionary does not pay)"
+        for e in ((0.1, 0.03) if args.quick else (0.12, 0.1, 0.07, 0.05, 0.04, 0.03, 0.02, 0.01)):
+            pt = {"family": family, "max_rel_error": e, **BASE, **sinr_point(mats, 0.25, **BASE, max_rel_error=e)}
+            pts.append(pt)
+            points.append(pt)
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in pt.items()}), flush=True)
+        summary.append({"family": family, "bits_per_weight_needed": needed_bits(pts)})
     pts = []
     for bits in ((4, 8) if args.quick else range(3, 13)):
         pt = {"family": "peer: uniform + brotli", "value_bits": bits, **uniform_point(mats, bits)}
         pts.append(pt)
+        points.append(pt)
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in pt.items()}), flush=True)
     summary.append({"family": "peer: uniform + brotli", "bits_per_weight_needed": needed_bits(pts)})
+    load.append(model_throughput._load())
+    machine = {**model_throughput.machine(), "load_average_1min": load}
     print(json.dumps({"summary": summary, "source": args.source, "weights": int(sum(m.size for m in mats)),
                       "shapes": [list(m.shape) for m in mats], "machine": machine}))
+    if args.out:
+        config = {k: v for k, v in vars(args).items() if k != "out"}
+        doc = {"name": "codec_ablation",
+               "description": "bits per weight each family of sinr codec settings needs at 20/30/40 dB SNR "
+                              "(Pareto front over sparsities, log-linear interpolation; null outside the "
+                              "sweep), one knob changed from the base at a time, no fine-tuning; the peer is "
+                              "per-tensor uniform quantization + Brotli q11 on byte planes",
+               "machine": machine, "config": {**config, "base": BASE, "sparsities": list(sparsities)},
+               "weights": int(sum(m.size for m in mats)), "shapes": [list(m.shape) for m in mats],
+               "results": summary,
+               "points": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in pt.items()} for pt in points]}
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n")
     print("\n| family | " + " | ".join(f"bits/weight at {t:g} dB" for t in TARGETS_DB) + " |")
     print("|---|" + "---|" * len(TARGETS_DB))
     for row in summary:

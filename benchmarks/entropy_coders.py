@@ -1,4 +1,4 @@
-"""Entropy coders for SINR's sections: Brotli on byte planes (today's back end) against static rANS.
+"""Entropy back ends for SINR's sections: pcodec (the default), static rANS and Brotli on byte planes.
 
 Builds the two sections the SINR stream entropy-codes, exactly as :func:`sinr_codecs.bitstream.write`
 does: the quantized nonzero values (``value_bits``-bit signed integers, in sorted-support order) and
@@ -8,14 +8,19 @@ matrices of a small MLP trained on scikit-learn's bundled digits (skipped with `
 without scikit-learn).
 
 Prints one JSON line per (matrix, sparsity, value bits, section) with bits per symbol of: the
-empirical order-0 entropy (``entropy_bps``, no table, an overfit lower bound on short wide streams),
-Brotli q11 on byte planes (``brotli_bps``, :func:`sinr_codecs.entropy.compress`), rANS
-(``rans_bps``, :mod:`sinr_codecs.rans`, table and lane states included) and, for the support, the
+empirical order-0 entropy (``entropy_bps``, no table, an overfit lower bound on short wide streams) and
+each back end as :func:`sinr_codecs.entropy.compress` writes it: pcodec (``pcodec_bps``), rANS
+(``rans_bps``, :mod:`sinr_codecs.rans`, table and lane states included) and Brotli on byte planes at
+quality :data:`sinr_codecs.entropy.BROTLI_QUALITY` (``brotli_bps``); for the support also the
 combinatorial bound ``sum over vectors of log2 C(k2, s)`` (``bound_bps``: any code of an unordered
-s-subset of k2 atoms, uniform over subsets); plus encode/decode milliseconds of both coders (best of
-``--repeat``). A last line times rANS alone on 10**6 and 10**7 synthetic Laplacian symbols.
+s-subset of k2 atoms, uniform over subsets); plus encode/decode milliseconds of each coder (best of
+``--repeat``). A last line times the coders on 10**6 and 10**7 synthetic Laplacian symbols (Brotli on
+10**6 only). ``--out FILE`` also writes every line as one JSON document (``{"name", "description",
+"machine", "config", "results"}``) with the machine measured by ``model_throughput.machine()`` and the
+1-minute load average at the start and the end::
 
-Run: ``python benchmarks/entropy_coders.py [--rows 512 --width 128] [--quick]``.
+    python benchmarks/entropy_coders.py [--rows 512 --width 128] [--quick]
+    python benchmarks/entropy_coders.py --out benchmarks/results/entropy_coders.json
 """
 
 from __future__ import annotations
@@ -23,15 +28,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from sinr_codecs import SparseCode, entropy, quantize, rans
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's other scripts, as modules
+import model_throughput  # noqa: E402
+
+#: The back ends compared, by name (ids from :data:`sinr_codecs.entropy.BACKENDS`).
+CODERS = ("pcodec", "rans", "brotli")
 
 _MODES = {0: "constant", 0x40: "binned-offset", 0x41: "binned-zigzag"}
 
@@ -70,22 +82,30 @@ def support_bound_bits(code: SparseCode) -> float:
     return float(np.sum((math.lgamma(k2 + 1) - lg(s + 1) - lg(k2 - s + 1)) / math.log(2)))
 
 
+def _coded(a: np.ndarray, name: str, repeat: int) -> tuple[int, float, float]:
+    """Bytes, encode ms and decode ms of back end ``name`` on ``a`` (the round trip checked)."""
+    backend = entropy.BACKENDS[name]
+    enc_ms, blob = _best_ms(lambda: entropy.compress(a, backend), repeat)
+    dec_ms, back = _best_ms(lambda: entropy.decompress(blob, backend, a.dtype, a.size), repeat)
+    assert np.array_equal(back, a), name
+    return len(blob), enc_ms, dec_ms
+
+
 def compare(a: np.ndarray, repeat: int) -> dict:
-    """Sizes (bits/symbol) and times (ms) of Brotli-on-byte-planes and rANS for one section."""
+    """Sizes (bits/symbol) and times (ms) of every back end in :data:`CODERS` for one section."""
     n = a.size
-    sym = a.astype(np.int64)
-    b_enc_ms, blob = _best_ms(lambda: entropy.compress(a, entropy.BACKENDS["brotli"]), repeat)
-    b_dec_ms, back = _best_ms(lambda: entropy.decompress(blob, entropy.BACKENDS["brotli"], a.dtype, n), repeat)
-    assert np.array_equal(back, a)
-    r_enc_ms, data = _best_ms(lambda: rans.encode(sym), repeat)
-    r_dec_ms, back = _best_ms(lambda data=data, n=n: rans.decode(data, n), repeat)
-    assert np.array_equal(back, sym)
-    return {"n": n, "distinct": int(np.unique(sym).size), "entropy_bps": round(rans.cost_bits(sym) / n, 4),
-            "brotli_bps": round(8 * len(blob) / n, 4), "rans_bps": round(8 * len(data) / n, 4),
-            "rans_vs_brotli": round(len(data) / len(blob), 4), "rans_mode": _mode(data),
-            "brotli_bytes": len(blob), "rans_bytes": len(data),
-            "brotli_enc_ms": round(b_enc_ms, 2), "brotli_dec_ms": round(b_dec_ms, 2),
-            "rans_enc_ms": round(r_enc_ms, 2), "rans_dec_ms": round(r_dec_ms, 2)}
+    row: dict[str, Any] = {"n": n, "distinct": int(np.unique(a).size),
+                           "entropy_bps": round(rans.cost_bits(a.astype(np.int64)) / n, 4)}
+    sizes = {}
+    for name in CODERS:
+        nbytes, enc_ms, dec_ms = _coded(a, name, repeat)
+        sizes[name] = nbytes
+        row.update({f"{name}_bps": round(8 * nbytes / n, 4), f"{name}_bytes": nbytes,
+                    f"{name}_enc_ms": round(enc_ms, 2), f"{name}_dec_ms": round(dec_ms, 2)})
+    row["pcodec_vs_rans"] = round(sizes["pcodec"] / sizes["rans"], 4)
+    row["brotli_vs_rans"] = round(sizes["brotli"] / sizes["rans"], 4)
+    row["rans_mode"] = _mode(rans.encode(a.astype(np.int64)))
+    return row
 
 
 def trained_mlp(seed: int = 0, steps: int = 300, hidden: int = 256) -> dict[str, np.ndarray]:
@@ -122,21 +142,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-mlp", action="store_true", help="skip the trained-MLP matrices")
     p.add_argument("--no-speed", action="store_true", help="skip the 10**6 / 10**7-symbol speed line")
     p.add_argument("--quick", action="store_true", help="one small setting (for tests)")
+    p.add_argument("--out", default=None, help="also write every line as one JSON document here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    load = [model_throughput._load()]
+    rows: list[dict[str, Any]] = []
+
+    def emit(row: dict[str, Any]) -> None:
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
     sparsities = [float(s) for s in args.sparsity.split(",")]
     bits_list = [int(b) for b in args.value_bits.split(",")]
     if args.quick:
         args.rows, args.width, sparsities, bits_list, args.repeat = 64, 64, [0.25], [8], 1
         args.no_speed = True
-    machine = f"{platform.machine()}, {platform.python_version()}, numpy {np.__version__}, 1 thread"
 
     mats = {"gaussian": np.random.default_rng(0).standard_normal((args.rows, args.width)).astype(np.float32)}
     if not args.no_mlp and not args.quick:
         try:
             mats.update(trained_mlp())
         except ImportError as e:  # scikit-learn missing
-            print(json.dumps({"skipped": "mlp", "reason": str(e)}))
+            print(json.dumps({"skipped": "mlp", "reason": str(e)}), file=sys.stderr)
     for name, w in mats.items():
         for sp in sparsities:
             code = SparseCode.fit(w, sparsity=sp, dictionary_ratio=args.dictionary_ratio, device="cpu")
@@ -144,28 +171,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = {"matrix": name, "shape": list(w.shape), "sparsity": sp, "k1": code.k1, "k2": code.k2,
                     "atoms_per_vector": float(code.counts.float().mean())}
             gaps = secs[bits_list[0]]["gaps"]
-            row = {**base, "section": "gaps", **compare(gaps, args.repeat),
-                   "bound_bps": round(support_bound_bits(code) / gaps.size, 4)}
-            print(json.dumps(row), flush=True)
+            emit({**base, "section": "gaps", **compare(gaps, args.repeat),
+                  "bound_bps": round(support_bound_bits(code) / gaps.size, 4)})
             for b in bits_list:
-                print(json.dumps({**base, "section": "values", "value_bits": b,
-                                  **compare(secs[b]["values"], args.repeat)}), flush=True)
+                emit({**base, "section": "values", "value_bits": b, **compare(secs[b]["values"], args.repeat)})
     if not args.no_speed:
         for n in (10**6, 10**7):
-            a = np.rint(np.random.default_rng(1).laplace(0, 20, n)).astype(np.int64)
-            enc_ms, data = _best_ms(lambda a=a: rans.encode(a), 1 if n > 10**6 else args.repeat)
-            dec_ms, back = _best_ms(lambda data=data, n=n: rans.decode(data, n), 1 if n > 10**6 else args.repeat)
-            assert np.array_equal(back, a)
-            row = {"speed": "laplace(0, 20)", "n": n, "rans_mode": _mode(data),
-                   "entropy_bps": round(rans.cost_bits(a) / n, 4), "rans_bps": round(8 * len(data) / n, 4),
-                   "rans_enc_ms": round(enc_ms, 1), "rans_dec_ms": round(dec_ms, 1)}
-            if n <= 10**6:  # Brotli q11 on 10**7 symbols takes minutes
-                a16 = a.astype(np.int16)
-                b_enc_ms, blob = _best_ms(lambda a16=a16: entropy.compress(a16, entropy.BACKENDS["brotli"]), 1)
-                b_dec_ms, _ = _best_ms(lambda blob=blob, a16=a16, n=n: entropy.decompress(blob, 1, a16.dtype, n), 1)
-                row.update(brotli_bps=round(8 * len(blob) / n, 4), brotli_enc_ms=round(b_enc_ms, 1),
-                           brotli_dec_ms=round(b_dec_ms, 1))
-            print(json.dumps({**row, "machine": machine}), flush=True)
+            a = np.rint(np.random.default_rng(1).laplace(0, 20, n)).astype(np.int16)
+            reps = 1 if n > 10**6 else args.repeat
+            row = {"speed": "laplace(0, 20)", "n": n, "entropy_bps": round(rans.cost_bits(a.astype(np.int64)) / n, 4)}
+            for name in CODERS if n <= 10**6 else ("pcodec", "rans"):  # Brotli on 10**7 symbols takes minutes
+                nbytes, enc_ms, dec_ms = _coded(a, name, reps)
+                row.update({f"{name}_bps": round(8 * nbytes / n, 4), f"{name}_enc_ms": round(enc_ms, 1),
+                            f"{name}_dec_ms": round(dec_ms, 1)})
+            emit(row)
+    if args.out:
+        load.append(model_throughput._load())
+        doc = {"name": "entropy_coders",
+               "description": "SINR's value and index-gap sections (Gaussian matrix, trained digits MLP) under the "
+                              "core's back ends (pcodec, rANS, Brotli at the writer's quality): bits/symbol "
+                              "against the order-0 entropy and, for the support, log2 C(k2, s); encode/decode ms",
+               "machine": {**model_throughput.machine(), "load_average_1min": load},
+               "config": {**{k: v for k, v in vars(args).items() if k != "out"},
+                          "brotli_quality": entropy.BROTLI_QUALITY},
+               "results": rows}
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(doc, indent=1) + "\n")
     return 0
 
 

@@ -1,15 +1,17 @@
-"""Whole-model encode and decode throughput of the default policy, against Zstd-19 and 8-bit quantization.
+"""Whole-model encode and decode throughput of the per-tensor SINR policy, against Zstd-19 and 8-bit quantization.
 
-A seeded synthetic model (matrices of several widths, convolutions, biases and norm weights; 21.1M
-parameters, or 0.96M with ``--small``) is coded tensor by tensor four ways, in the same run, on the same
-tensors:
+This measures the SINR coding of whole models (``sinr compress --lossy sinr``), not the default of
+``sinr compress`` (``--lossy global``: one quantizer step for the model, :mod:`sinr_codecs.allocation`),
+whose speed against Zstd-19 ``benchmarks/weights_speed.py`` measures. A seeded synthetic model (matrices
+of several widths, convolutions, biases and norm weights; 21.1M parameters, or 0.96M with ``--small``) is
+coded tensor by tensor four ways, in the same run, on the same tensors:
 
-- ``sinr``: the default policy (:func:`sinr_codecs.policy.choose_policy`, what ``sinr compress`` and
-  :func:`sinr_codecs.weights.compress_weights` apply): each tensor the policy gives to SINR is coded by the
-  ``sinr`` numcodecs codec with the codec's defaults plus the policy's per-tensor options (layout, block
-  length); every other tensor (biases, norms) losslessly with Blosc-Zstd, as the weights store does. One
-  stream per tensor (the store cuts large tensors into Zarr chunks first; the work per weight is the same).
-  The codec's default is error-bounded (every vector within 2%).
+- ``sinr``: the per-tensor policy :func:`sinr_codecs.policy.choose_policy` (what ``--lossy sinr`` applies):
+  each tensor the policy gives to SINR is coded by the ``sinr`` numcodecs codec with the codec's defaults
+  plus the policy's per-tensor options (layout, block length); every other tensor (biases, norms)
+  losslessly with Blosc-Zstd. One stream per tensor, held in memory (no Zarr store, no chunking, no
+  report; the work per weight is the codec's). The codec's default is error-bounded (every vector within
+  2%) and its entropy back end is its default (recorded in the output).
 - ``sinr_fixed_sparsity``: the same with ``sparsity=0.25`` (fixed-sparsity mode: a known rate, no bound).
 - ``zstd19``: numcodecs ``Zstd(level=19)`` on every tensor's float32 bytes (lossless).
 - ``uniform8_zstd19``: per-tensor uniform quantization to 8 bits (``min .. max`` in 255 steps) then
@@ -23,9 +25,10 @@ ratios. Weights/s count every parameter of the model. The relative error is
     python benchmarks/model_throughput.py                 # 21.1M parameters, 3 repeats
     python benchmarks/model_throughput.py --small --repeats 1
     python benchmarks/model_throughput.py --device cuda --out result.json
-    python benchmarks/model_throughput.py --compare-layouts   # the policy's measurements
+    python benchmarks/model_throughput.py --compare-layouts --threads 1   # the policy's layouts
 
-Prints one JSON object (also written to ``--out``); progress goes to standard error.
+Prints one JSON object (also written to ``--out``, with the machine from :func:`machine` and the 1-minute
+load average at the start and after every repeat); progress goes to standard error.
 """
 
 from __future__ import annotations
@@ -159,6 +162,10 @@ class Coder:
     def size(payload: Any) -> int:
         return len(payload)
 
+    def describe(self, payload: Any) -> dict[str, Any]:
+        """What the per-tensor record says about how a tensor was coded (nothing by default)."""
+        return {}
+
 
 def _lossless():
     from numcodecs import Blosc
@@ -167,9 +174,9 @@ def _lossless():
 
 
 class SINRPolicy(Coder):
-    """The default policy: SINR for the tensors it chooses, Blosc-Zstd for the rest. ``options`` are added
-    to every SINR codec (e.g. ``{"sparsity": 0.25}``: fixed-sparsity mode instead of the error-bounded
-    default)."""
+    """The per-tensor SINR policy (``--lossy sinr``): SINR for the tensors it chooses, Blosc-Zstd for the rest.
+    ``options`` are added to every SINR codec (e.g. ``{"sparsity": 0.25}``: fixed-sparsity mode instead of
+    the error-bounded default)."""
 
     def __init__(self, device: str, options: dict[str, Any] | None = None, name: str = "sinr"):
         from sinr_codecs.codec import SINR
@@ -177,6 +184,7 @@ class SINRPolicy(Coder):
 
         self._sinr, self._choose, self.device = SINR, choose_policy, device
         self.options, self.name = dict(options or {}), name
+        self.entropy: str = SINR(**self.options).entropy  # the back end every stream is written with
         self._lossless = _lossless()
         self.decisions: dict[str, Any] = {}
 
@@ -209,6 +217,17 @@ class SINRPolicy(Coder):
     @staticmethod
     def size(payload: Any) -> int:
         return len(payload[1])
+
+    def describe(self, payload: Any) -> dict[str, Any]:
+        """The stream's mode (``"sparse"``: a dictionary code; ``"dense"``: each vector's values quantized,
+        no dictionary) and vector length, read from its header."""
+        kind, data, _ = payload
+        if kind != "sinr":
+            return {"coding": kind}
+        from sinr_codecs import bitstream
+
+        head = bitstream.read(data)
+        return {"coding": "sinr", "mode": head.mode, "vector_length": head.layout.k1}
 
     def lossy(self, name: str) -> bool:
         return self.decisions[name].policy == "sinr"
@@ -299,8 +318,9 @@ def run_coder(coder: Coder, model: dict[str, np.ndarray], device: str, lossy: Ca
         elif e2 != 0.0:
             raise RuntimeError(f"{coder.name}: lossless tensor {name} did not round-trip")
         enc_s, dec_s, size = enc_s + te, dec_s + td, size + nbytes
-        per_tensor.append({"name": name, "shape": list(a.shape), "encode_s": round(te, 4),
-                           "decode_s": round(td, 4), "bits_per_weight": round(nbytes * 8 / a.size, 4),
+        per_tensor.append({"name": name, "shape": list(a.shape), **coder.describe(payload),
+                           "encode_s": round(te, 4), "decode_s": round(td, 4),
+                           "bits_per_weight": round(nbytes * 8 / a.size, 4),
                            "rel_error": round(math.sqrt(e2 / r2), 5) if r2 else 0.0})
     return {"encode_s": enc_s, "decode_s": dec_s, "bytes": size,
             "rel_error": math.sqrt(err2 / ref2) if ref2 else 0.0, "tensors": per_tensor}
@@ -315,10 +335,15 @@ def compare_layouts(sparsities: Sequence[float] = (0.2, 0.25, 0.3), device: str 
     """Bits/weight, relative error and encode weights/s of SINR vector layouts on one 256 x 1024 matrix.
 
     The matrix is Gaussian with a per-row log-normal scale (as :func:`synthetic_model`); each layout is
-    coded as the ``sinr`` codec codes it (8-bit values, sorted-gap indices, Brotli) at each fractional
-    sparsity; OMP (``omp_weights_per_s``) and stream writing (``write_weights_per_s``) are timed apart.
+    coded as the ``sinr`` codec codes it in fixed-sparsity mode (8-bit values, one step per tensor,
+    sorted-gap indices, the codec's default entropy back end) at each fractional sparsity; OMP
+    (``omp_weights_per_s``) and stream writing (``write_weights_per_s``) are timed apart.
     """
+    from sinr_codecs import bitstream
+    from sinr_codecs.codec import SINR
     from sinr_codecs.sparse import SparseCode
+
+    entropy = SINR().entropy
 
     rng = np.random.default_rng(seed)
     w = (rng.standard_normal((256, 1024)) * rng.lognormal(0, 0.3, (256, 1)) * 0.03).astype(np.float32)
@@ -329,15 +354,37 @@ def compare_layouts(sparsities: Sequence[float] = (0.2, 0.25, 0.3), device: str 
             # what SINR(sparsity=sp, dictionary_size=k2, value_bits=8, ...).encode does, timed in two parts
             code, t_fit = _timed(lambda sp=sp, k2=k2, layout=layout: SparseCode.fit(w, sparsity=sp, dictionary_size=k2,
                                                                                      device=device, **layout), device)
-            data, t_write = _timed(lambda code=code: code.to_bytes(value_bits=8), "cpu")
+            data, t_write = _timed(lambda code=code: code.to_bytes(value_bits=8, entropy=entropy), "cpu")
             back = SparseCode.from_bytes(data).decode()
             err = float(np.linalg.norm(back - w) / np.linalg.norm(w))
-            row = {"block": block, "k2": k2, "sparsity": sp, "bits_per_weight": round(len(data) * 8 / w.size, 4),
+            row = {"block": block, "k2": k2, "sparsity": sp, "entropy": bitstream.read(data).backend,
+                   "bits_per_weight": round(len(data) * 8 / w.size, 4),
                    "rel_error": round(err, 4), "omp_weights_per_s": round(w.size / t_fit),
                    "write_weights_per_s": round(w.size / t_write)}
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
+
+
+def layout_summary(rows: Sequence[dict[str, Any]], bits: float = 3.3, sparsity: float = 0.25
+                   ) -> list[dict[str, Any]]:
+    """Per layout: the relative error at ``bits`` bits/weight, interpolated log-linearly (``log`` of the
+    error linear in bits/weight) between the two measured sparsities around it (``None`` outside them),
+    and the OMP and writing speeds at ``sparsity``."""
+    out = []
+    for block, k2 in dict.fromkeys((r["block"], r["k2"]) for r in rows):
+        pts = sorted((r["bits_per_weight"], r["rel_error"]) for r in rows if (r["block"], r["k2"]) == (block, k2))
+        err = None
+        for (b0, e0), (b1, e1) in zip(pts, pts[1:], strict=False):
+            if b0 <= bits <= b1 and b1 > b0:
+                t = (bits - b0) / (b1 - b0)
+                err = round(math.exp(math.log(e0) + t * (math.log(e1) - math.log(e0))), 4)
+                break
+        at = next((r for r in rows if (r["block"], r["k2"]) == (block, k2) and r["sparsity"] == sparsity), {})
+        out.append({"block": block, "k2": k2, f"rel_error_at_{bits:g}_bits": err,
+                    f"omp_weights_per_s_at_{sparsity:g}": at.get("omp_weights_per_s"),
+                    f"write_weights_per_s_at_{sparsity:g}": at.get("write_weights_per_s")})
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -356,7 +403,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         p.error("--repeats must be >= 1")
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     if args.compare_layouts:
-        return {"machine": machine(), "layouts": compare_layouts(device=args.device)}
+        load = [_load()]
+        rows = compare_layouts(device=args.device)
+        load.append(_load())
+        doc = {"name": "model_throughput_layouts",
+               "description": "SINR vector layouts (block length, atoms k2) on one 256 x 1024 Gaussian matrix "
+                              "with per-row log-normal scales, fixed sparsity, 8-bit values: bits/weight, "
+                              "relative error, OMP and stream-writing weights/s",
+               "machine": machine(), "device": args.device, "load_average_1min": load,
+               "summary": layout_summary(rows), "results": rows}
+        for line in doc["summary"]:
+            print(json.dumps({"summary": line}), flush=True)
+        _write(doc, args.out, echo=False)
+        return doc
 
     model = synthetic_model(SMALL_MODEL if args.small else FULL_MODEL, args.seed)
     n = sum(a.size for a in model.values())
@@ -394,6 +453,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 med([z[i]["encode_s"] / rs[i]["encode_s"] for i in range(len(rs))]), 4)
             entry["decode_ratio_vs_zstd19"] = round(
                 med([z[i]["decode_s"] / rs[i]["decode_s"] for i in range(len(rs))]), 4)
+        modes = [t["mode"] for t in rs[0]["tensors"] if "mode" in t]
+        if modes:  # how many SINR-coded tensors were stored as a sparse code and how many densely
+            entry["sinr_tensors_sparse"] = modes.count("sparse")
+            entry["sinr_tensors_dense"] = modes.count("dense")
         if args.per_tensor:
             entry["tensors"] = rs[0]["tensors"]
         results[c.name] = entry
@@ -401,9 +464,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
               for name, d in sinr.decisions.items()}
     out = {
         "name": "model_throughput",
-        "description": "whole-model encode/decode weights/s of the default SINR policy vs Zstd-19",
+        "description": "whole-model encode/decode weights/s of the per-tensor SINR policy (sinr compress "
+                       "--lossy sinr, one stream per tensor in memory) vs Zstd-19 and 8-bit uniform + Zstd-19",
         "machine": machine(),
         "device": args.device,
+        "sinr_entropy": sinr.entropy,
         "model": {"parameters": n, "tensors": len(model), "small": args.small, "seed": args.seed,
                   "sinr_parameters": int(sum(model[k].size for k in model if sinr.lossy(k)))},
         "repeats": args.repeats,
@@ -411,12 +476,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "results": results,
         "policy": policy,
     }
-    text = json.dumps(out, indent=1)
-    print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    _write(out, args.out)
     return out
+
+
+def _write(doc: dict[str, Any], path: str | None, echo: bool = True) -> None:
+    text = json.dumps(doc, indent=1)
+    if echo:
+        print(text)
+    if path:
+        with open(path, "w") as f:
+            f.write(text + "\n")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from .conftest import benchmark_script
 
@@ -53,3 +54,20 @@ def test_compare_layouts_reports_both_parts(bench, monkeypatch):
     # 8 of 32 atoms per block of Gaussian rows, 8-bit values: 0.306 measured
     assert len(rows) == 1 and rows[0]["block"] == 32 and 0.25 < rows[0]["rel_error"] < 0.33
     assert rows[0]["omp_weights_per_s"] > 0 and rows[0]["write_weights_per_s"] > 0
+
+
+def test_compare_layouts_out_names_the_machine(bench, monkeypatch, tmp_path, capsys):
+    import json
+
+    monkeypatch.setattr(bench, "LAYOUTS", ((32, 256),))
+    monkeypatch.setattr(bench, "compare_layouts", lambda device, f=bench.compare_layouts: f((0.25,), device))
+    out = tmp_path / "layouts.json"
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["--compare-layouts", "--threads", "1", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    doc = json.loads(out.read_text())
+    assert {"name", "description", "machine", "results"} <= set(doc)
+    assert doc["results"][0]["entropy"] == "pcodec" and doc["machine"]["torch_threads"] == 1
