@@ -34,6 +34,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from sinr_codecs.options import PRESETS
+
 CLASSIC = ("jpeg", "webp", "jpeg2000", "avif")
 WIDTHS = {48: (12, 16, 24, 32), 96: (16, 24, 32, 48), 192: (24, 32, 48, 64)}
 """COIN's widths per image size: from about the classic codecs' lowest PSNR to well inside their range."""
@@ -191,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
            "config": {"sizes": sizes, "images": images, "widths": {s: argvs[(s, images[0])][
                argvs[(s, images[0])].index("--widths") + 1] for s in sizes}, "steps": args.steps,
                "finetune_steps": args.finetune_steps, "baseline_bits": [8, 16], "rate_aware": [1e-3, 3e-3],
-               "sparsity": 0.4, "value_bits": 8, "layers": 3},
+               "sparsity": 0.4, "value_bits": 8, "sinr_entropy": PRESETS["default"]["entropy"], "layers": 3},
            "results": rows, **rep}
     text = json.dumps(doc, indent=1) + "\n"
     if args.out:
