@@ -85,8 +85,12 @@ def merge(paths: Sequence[str]) -> dict[str, Any]:
         points += data["results"]
         inputs.append({"file": Path(path).name, "machine": data["machine"], "partial": bool(data.get("partial")),
                        "points": len(data["results"]), "config": data.get("config")})
-    machines = [i["machine"] for i in inputs]
-    common = machines[0] if all(m == machines[0] for m in machines) else {"several": "see merged[].machine"}
+    # one machine when the inputs name the same one (the load averages aside, which are listed per input)
+    machines = [{k: v for k, v in i["machine"].items() if k != "load_average_1min"} for i in inputs]
+    loads = {"load_average_1min": "per input, in merged[].machine"} if any(
+        "load_average_1min" in i["machine"] for i in inputs) else {}
+    same = all(m == machines[0] for m in machines)
+    common = {**machines[0], **loads} if same else {"several": "see merged[].machine"}
     images = list(dict.fromkeys(p["image"] for p in points))
     return {"name": "rate_aware", "description": "COIN rate-aware compression (bpp, PSNR), merged runs",
             "machine": common, "merged": inputs, "bd_rate": bd_rates(points, images), "results": points}

@@ -35,6 +35,11 @@ def test_merge_lists_each_input_with_its_machine(bench, tmp_path):
     assert len(doc["results"]) == 16 and "rate-aware vs qat" in doc["bd_rate"]
     other = bench.merge([_run(tmp_path / "a.json", m), _run(tmp_path / "c.json", {"cpu": "y", "cpu_count": 4})])
     assert "several" in other["machine"] and other["merged"][1]["machine"]["cpu"] == "y"
+    # runs on one machine under different loads: one machine, each input's load kept with it
+    loaded = bench.merge([_run(tmp_path / "a.json", {**m, "load_average_1min": [1.0, 2.0]}),
+                          _run(tmp_path / "d.json", {**m, "load_average_1min": [3.0, 4.0]})])
+    assert loaded["machine"] == {**m, "load_average_1min": "per input, in merged[].machine"}
+    assert loaded["merged"][1]["machine"]["load_average_1min"] == [3.0, 4.0]
 
 
 def test_merge_refuses_an_input_without_a_machine(bench, tmp_path):
