@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 ``"default"`` is what measured best (docs/benchmarks.md): 8-bit values in fixed-sparsity mode, sorted-gap
 indices (about half the bits of the paper's pipeline at equal error) and the ``"auto"`` back end: pcodec,
 which codes a section of a million values within about 0.5% of its order-0 entropy at tens of millions of
-values per second, or on a stream of at most 65,536 integers the smallest of pcodec, rANS and Brotli
+values per second, or on a stream of at most 8,192 integers the smallest of pcodec, rANS and Brotli
 (docs/entropy-coders.md).
 ``"paper"`` keeps the SINR paper's pipeline: 16-bit values, 16-bit indices in selection order, Brotli.
 """
@@ -292,7 +292,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("entropy", None, _optional(_choice("entropy", _entropy_backends)),
            '{"auto", "pcodec", "rans", "brotli", "raw"}, optional',
            "Lossless back end for the stream's sections. ``\"auto\"``: pcodec, or on a stream of at most "
-           "65,536 integers the smallest of pcodec, rANS and Brotli (the stream records which). Unset: the "
+           "8,192 integers the smallest of pcodec, rANS and Brotli (the stream records which). Unset: the "
            'preset\'s ("auto"; "brotli" for ``"paper"``).', metavar="NAME",
            short="lossless back end: auto, pcodec, rans, brotli or raw (unset: the preset's, auto)"),
     Option("index_coding", None, _optional(_choice("index_coding", _index_codings)), '{"delta", "raw"}, optional',
