@@ -19,7 +19,7 @@ __all__ = ["TensorRecord", "Report", "format_bytes"]
 
 FORMAT_NAME = "sinr-weights"
 """The ``"format"`` a store's ``"sinr_codecs"`` group attribute names (it marks a store sinr compress wrote)."""
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """The newest version of that attribute's layout this sinr-codecs writes and reads."""
 ATTR_KEY = "sinr_codecs"
 """The group attribute that holds the store's :class:`TensorRecord` entries."""

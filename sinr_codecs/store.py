@@ -12,6 +12,8 @@ not match) is a :class:`~sinr_codecs.errors.WeightsError` naming the store and t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -51,6 +53,64 @@ def _dir_size(path: Path) -> int:
 def _sha256(a: np.ndarray) -> str:
     canon = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype)
     return hashlib.sha256(canon.reshape(-1).view(np.uint8).data).hexdigest()
+
+
+INLINE_MAX_BYTES = 1024
+"""Largest tensor (bytes of its stored values) held in its record in the root group's attributes instead of an
+array of its own.
+
+A Zarr array costs about 600 bytes of metadata and zip entries in a store, far more than a bias of a few dozen
+values. A lossless one is held as base64 of its little-endian bytes (codec ``{"id": "inline", "data"}``); a
+one-step (``global``/``uniform``) one as base64 of the one pcodec chunk its array would hold (codec key
+``"inline"``), so its coded bytes are the same either way."""
+
+
+def _inline_data(values: np.ndarray) -> str:
+    """Base64 of ``values``' little-endian bytes (at most :data:`INLINE_MAX_BYTES` of them)."""
+    canon = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<") if values.itemsize > 1 else values.dtype)
+    return base64.b64encode(canon.reshape(-1).view(np.uint8).data).decode("ascii")
+
+
+def _inline_values(data: Any, dtype: Any, shape: Any, where: str) -> np.ndarray:
+    """The array of ``dtype`` and ``shape`` that the base64 text ``data`` holds, every size checked against the
+    record before decoding (:class:`WeightsError` naming ``where`` otherwise)."""
+    try:
+        dt = np.dtype(dtype)
+        shp = tuple(int(d) for d in shape)
+    except (TypeError, ValueError) as exc:
+        raise WeightsError(f"{where}: its record is damaged ({exc})") from None
+    if dt.kind not in "biufc" or any(d < 0 for d in shp):
+        raise WeightsError(f"{where}: its record names dtype {dtype!r} and shape {shp}: the store is damaged")
+    nbytes = math.prod(shp) * dt.itemsize
+    if not isinstance(data, str) or nbytes > INLINE_MAX_BYTES or len(data) != 4 * math.ceil(nbytes / 3):
+        raise WeightsError(f"{where}: its inline data does not hold {nbytes} bytes: the store is damaged")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise WeightsError(f"{where}: its inline data is not base64 ({exc}): the store is damaged") from None
+    if len(raw) != nbytes:
+        raise WeightsError(f"{where}: its inline data holds {len(raw)} bytes, not {nbytes}: the store is damaged")
+    return np.frombuffer(raw, dtype=dt.newbyteorder("<") if dt.itemsize > 1 else dt).reshape(shp).copy()
+
+
+def _scaled(rec: TensorRecord) -> bool:
+    """Whether ``rec`` is a tensor of one quantizer step (its integers in pcodec chunks, or in one chunk that
+    its record holds, ``"inline"``)."""
+    return rec.policy in ("global", "uniform") and rec.codec.get("serializer") == "pcodec"
+
+
+def _inline_chunk(rec: TensorRecord, shape: tuple[int, ...], dtype: np.dtype, where: str) -> bytes:
+    """The one pcodec chunk a small one-step tensor's record holds, its size checked before decoding."""
+    data = rec.codec.get("inline")
+    if math.prod(shape) * dtype.itemsize > INLINE_MAX_BYTES:
+        raise WeightsError(f"{where}: its record holds a tensor of shape {shape} inline, more than "
+                           f"{INLINE_MAX_BYTES} bytes: the store is damaged")
+    if not isinstance(data, str) or len(data) > 4 * math.ceil(INLINE_MAX_BYTES / 3):
+        raise WeightsError(f"{where}: its inline chunk is damaged")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise WeightsError(f"{where}: its inline chunk is not base64 ({exc}): the store is damaged") from None
 
 
 @dataclass
@@ -140,8 +200,13 @@ def _open_store(path: Path) -> _Store:
 def _read_array(st: _Store, rec: TensorRecord, path: Path) -> np.ndarray:
     """Read and check one tensor's stored values."""
     where = f"tensor {rec.name!r} (array {rec.array!r}) in {path}"
-    if rec.policy in ("global", "uniform") and rec.codec.get("serializer") == "pcodec":
+    if _scaled(rec):
         return _read_scaled(st, rec, where)
+    if rec.codec.get("id") == "inline":
+        values = _inline_values(rec.codec.get("data"), rec.stored_dtype, rec.stored_shape, where)
+        if rec.sha256 is not None and _sha256(values) != rec.sha256:
+            raise WeightsError(f"{where} does not match its checksum: the store is damaged")
+        return values
     try:
         with quiet_numcodecs():
             arr = st.root[rec.array]
@@ -176,9 +241,9 @@ def _read_scaled(st: _Store, rec: TensorRecord, where: str) -> np.ndarray:
 
 
 def _scaled_integers(st: _Store, rec: TensorRecord, where: str) -> tuple[np.ndarray, float, np.dtype, tuple[int, ...]]:
-    """The integers of a one-step tensor, read chunk by chunk without zarr's machinery: the chunk files are
-    checked against the record's checksum of their bytes, then decoded by pcodec straight into place.
-    Returns ``(q, step, dtype, shape)``."""
+    """The integers of a one-step tensor, read chunk by chunk without zarr's machinery: the chunk files (or
+    the one chunk a small tensor's record holds) are checked against the record's checksum of their bytes,
+    then decoded by pcodec straight into place. Returns ``(q, step, dtype, shape)``."""
     from pcodec import standalone
 
     try:
@@ -190,17 +255,22 @@ def _scaled_integers(st: _Store, rec: TensorRecord, where: str) -> tuple[np.ndar
             or not (math.isfinite(step) and step > 0) or len(chunks) != len(shape) or not shape
             or chunks[0] < 1 or list(chunks[1:]) != list(shape[1:])):
         raise WeightsError(f"{where}: its record is damaged (step {step}, integers {astype}, chunks {chunks})")
-    _check_scaled_metadata(st, rec, where, step, astype, shape, chunks)
     rows, per_row = shape[0], math.prod(shape[1:])
-    n_chunks = -(-rows // chunks[0])
-    if st.chunk_count(rec.array) != n_chunks:
-        raise WeightsError(f"{where} has {st.chunk_count(rec.array)} of its {n_chunks} chunks: the store is "
-                           "truncated or damaged")
-    tail = "/0" * (len(shape) - 1)
-    try:
-        blobs = [st.read_bytes(f"{rec.array}/c/{i}{tail}") for i in range(n_chunks)]
-    except (KeyError, OSError, zipfile.BadZipFile) as exc:
-        raise WeightsError(f"{where} cannot be read: {type(exc).__name__}: {exc}") from None
+    if "inline" in rec.codec:  # a small tensor: its one chunk in the record, no array
+        if chunks[0] != rows:
+            raise WeightsError(f"{where}: its record is damaged (chunks {chunks} for an inline tensor)")
+        blobs = [_inline_chunk(rec, shape, dtype, where)]
+    else:
+        _check_scaled_metadata(st, rec, where, step, astype, shape, chunks)
+        n_chunks = -(-rows // chunks[0])
+        if st.chunk_count(rec.array) != n_chunks:
+            raise WeightsError(f"{where} has {st.chunk_count(rec.array)} of its {n_chunks} chunks: the store is "
+                               "truncated or damaged")
+        tail = "/0" * (len(shape) - 1)
+        try:
+            blobs = [st.read_bytes(f"{rec.array}/c/{i}{tail}") for i in range(n_chunks)]
+        except (KeyError, OSError, zipfile.BadZipFile) as exc:
+            raise WeightsError(f"{where} cannot be read: {type(exc).__name__}: {exc}") from None
     if rec.sha256 is not None:
         digest = hashlib.sha256()
         for blob in blobs:
@@ -428,7 +498,7 @@ def _read_all(st: _Store, records: list[TensorRecord], path: Path) -> Iterator[t
         pending: deque[tuple[TensorRecord, Future[np.ndarray], int]] = deque()
         for rec in records:
             where = f"tensor {rec.name!r} (array {rec.array!r}) in {path}"
-            if rec.policy in ("global", "uniform") and rec.codec.get("serializer") == "pcodec":
+            if _scaled(rec):
                 q, step, dtype, shape = _scaled_integers(st, rec, where)
                 job: Future[np.ndarray] = pool.submit(_dequantize, q, step, dtype, shape)
                 size = q.size * max(q.itemsize, np.dtype(dtype).itemsize)

@@ -70,7 +70,7 @@ from sinr_codecs.policy import (
 )
 from sinr_codecs.progress import bar
 from sinr_codecs.report import ATTR_KEY, FORMAT_NAME, FORMAT_VERSION, Report, TensorRecord, format_bytes
-from sinr_codecs.store import _dir_size, _sha256, decompress_weights, inspect_store
+from sinr_codecs.store import INLINE_MAX_BYTES, _dir_size, _inline_data, _sha256, decompress_weights, inspect_store
 from sinr_codecs.uniform import quiet_numcodecs
 
 __all__ = [
@@ -84,6 +84,7 @@ __all__ = [
     "inspect_store",
     "MIN_SINR_ELEMENTS",
     "MIN_GLOBAL_ELEMENTS",
+    "INLINE_MAX_BYTES",
     "FLAT_K1",
     "FLAT_MAX_ELEMENTS",
     "MAX_K1",
@@ -545,10 +546,26 @@ def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.Unifo
     and PCodec, written chunk by chunk. Each chunk is quantized once: its integers are coded (the coded bytes
     hashed: the record's checksum) and restored to measure the error, so memory follows the chunk, not the
     tensor."""
+    import base64
     import hashlib
 
     from numcodecs.pcodec import PCodec
 
+    codec_record: dict[str, Any] = {"id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits,
+                                    "target": target, "filter": "fixedscaleoffset", "serializer": "pcodec"}
+    if values.nbytes <= INLINE_MAX_BYTES:  # a small tensor: its one chunk in its record, no array of its own
+        q = np.ascontiguousarray(f.quantize(values))
+        acc = uniform.ErrorAccumulator(round_to)
+        acc.add(values, _restore_in_pieces(f, q, values.dtype))
+        blob = PCodec().encode(q)
+        if len(blob) <= INLINE_MAX_BYTES:
+            codec_record["inline"] = base64.b64encode(blob).decode("ascii")
+            if target is None and policy != "global":
+                codec_record["target"] = acc.rel_error
+            rec = job.record(values, encoding, policy, reason, codec_record, values.shape, layout=None,
+                             rel_error=acc.rel_error, sha256=hashlib.sha256(blob).hexdigest())
+            rec.bytes_after = len(blob)
+            return rec
     filters, serializer = uniform.zarr_codecs(f, values.dtype)
     chunks = _chunks_for(values.shape, None, 4)
     codec = PCodec()
@@ -578,11 +595,10 @@ def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.Unifo
     if rows[0] != (values.shape[0] if values.ndim else 1):
         raise RuntimeError(f"{job.tensor.name!r}: {rows[0]} rows coded of {values.shape[0]} (a bug: please report it)")
     rel = errors.rel_error
-    rec = job.record(values, encoding, policy, reason, {
-        "id": "uniform", "step": f.step, "astype": f.astype, "bits": f.bits,
-        "target": target if target is not None else (None if policy == "global" else rel),
-        "filter": "fixedscaleoffset", "serializer": "pcodec"}, chunks, layout=None, rel_error=rel,
-        sha256=digest.hexdigest())
+    if target is None and policy != "global":
+        codec_record["target"] = rel
+    rec = job.record(values, encoding, policy, reason, codec_record, chunks, layout=None, rel_error=rel,
+                     sha256=digest.hexdigest())
     return job.finish(rec)
 
 
@@ -653,6 +669,11 @@ def _write_lossless(job: _Job, value: Any, decision: Decision) -> TensorRecord:
     tensor = job.tensor
     values, encoding = tensor.exact(value)
     values = np.asarray(values)
+    if values.nbytes <= INLINE_MAX_BYTES and values.dtype.kind in "biufc":  # a bias: no array of its own
+        rec = job.record(values, encoding, "lossless", decision.reason, {"id": "inline", "data": _inline_data(values)},
+                         values.shape, layout=None, sha256=_sha256(values))
+        rec.bytes_after = values.nbytes
+        return rec
     if _blosc_helps(values):
         compressors: Any = BloscCodec(
             cname=_LOSSLESS["cname"], clevel=_LOSSLESS["clevel"], shuffle=_LOSSLESS["shuffle"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import pickle
 import zipfile
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from sinr_codecs import weights
 from sinr_codecs.codec import relative_error
 from sinr_codecs.weights import (
     MIN_SINR_ELEMENTS,
@@ -166,12 +168,18 @@ def test_group_attributes_record_everything(tmp_path):
     compress_weights(src, tmp_path / "m.zarr", codec_config=OPTS, lossy="sinr", device="cpu", progress=False)
     group = zarr.open_group(tmp_path / "m.zarr", mode="r")
     meta = group.attrs["sinr_codecs"]
-    assert meta["format"] == "sinr-weights" and meta["version"] == 1 and meta["source_format"] == "torch"
+    assert meta["format"] == "sinr-weights" and meta["version"] == 2 and meta["source_format"] == "torch"
+    inline = 0
     for rec in meta["tensors"]:
         keys = {"name", "dtype", "shape", "policy", "codec", "bytes_before", "bytes_after", "rel_error"}
         assert keys <= set(rec)
+        if rec["codec"].get("id") == "inline" or "inline" in rec["codec"]:  # a bias: in its record
+            inline += 1
+            assert rec["bytes_before"] <= weights.INLINE_MAX_BYTES and rec["array"] not in group
+            continue
         arr = group[rec["array"]]
         assert arr.attrs["sinr_codecs"]["name"] == rec["name"]  # each array is self-describing too
+    assert 0 < inline < len(meta["tensors"])
     names = [r["array"] for r in meta["tensors"]]
     assert len({n.lower() for n in names}) == len(names)  # unique even on case-insensitive filesystems
     assert all("/" not in n for n in names)
@@ -394,12 +402,39 @@ def test_missing_chunk(store_pair):
     assert not (store_pair / "o.pt").exists()
 
 
-@pytest.mark.parametrize("name,match", [("w", "cannot be decoded"), ("b", "checksum|cannot be decoded")])
-def test_corrupt_chunk(store_pair, name, match):
-    (chunk,) = [p for p in (store_pair / "m.zarr" / name / "c").rglob("*") if p.is_file()]
+def test_corrupt_chunk(store_pair):
+    (chunk,) = [p for p in (store_pair / "m.zarr" / "w" / "c").rglob("*") if p.is_file()]
     data = bytearray(chunk.read_bytes())
     data[len(data) // 2] ^= 0x55
     chunk.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="cannot be decoded"):
+        decompress_weights(store_pair / "m.zarr", store_pair / "o.pt", progress=False)
+
+
+def _edit_record(store: Path, name: str, edit) -> None:
+    meta_path = store / "zarr.json"
+    doc = json.loads(meta_path.read_text())
+    (rec,) = [t for t in doc["attributes"]["sinr_codecs"]["tensors"] if t["name"] == name]
+    edit(rec)
+    meta_path.write_text(json.dumps(doc))
+
+
+def _flip_one(data: str) -> str:
+    i = len(data) // 2
+    return data[:i] + ("A" if data[i] != "A" else "B") + data[i + 1:]
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda r: r["codec"].update(data=_flip_one(r["codec"]["data"])), "checksum"),
+    (lambda r: r["codec"].update(data=r["codec"]["data"][:-4]), "does not hold 256 bytes"),
+    (lambda r: r["codec"].update(data="!" * len(r["codec"]["data"])), "not base64"),
+    (lambda r: r["codec"].update(data=123), "does not hold"),
+    (lambda r: r.update(stored_shape=[1 << 40]), "does not hold"),  # a size claim is checked before decoding
+    (lambda r: r.update(stored_dtype="|O"), "damaged"),
+])
+def test_corrupt_inline_tensor(store_pair, edit, match):
+    """A bias kept in its record (no array of its own): every damage is named, nothing is allocated first."""
+    _edit_record(store_pair / "m.zarr", "b", edit)
     with pytest.raises(WeightsError, match=match):
         decompress_weights(store_pair / "m.zarr", store_pair / "o.pt", progress=False)
 
@@ -476,3 +511,42 @@ def test_the_report_says_when_the_error_bounded_codec_stored_a_tensor_densely(tm
     assert fixed.tensors[0].storage == "sparse" and fixed.tensors[0].rel_error > 0.1
     default = compress_weights(tmp_path / "m.pt", tmp_path / "c.zarr", progress=False)
     assert default.tensors[0].policy == "global" and "global/" in default.format_table()
+
+
+def test_version_1_stores_still_read(tmp_path, monkeypatch):
+    """A store written before tensors could be held in their records (every tensor an array, version 1)."""
+    sd = {"w": torch.from_numpy(smooth(64, 64)), "b": torch.linspace(-1, 1, 64), "n": torch.ones(8)}
+    save(sd, tmp_path / "m.pt", "torch")
+    monkeypatch.setattr(weights, "INLINE_MAX_BYTES", -1)
+    compress_weights(tmp_path / "m.pt", tmp_path / "old.zarr", progress=False)
+    monkeypatch.undo()
+    meta_path = tmp_path / "old.zarr" / "zarr.json"
+    doc = json.loads(meta_path.read_text())
+    doc["attributes"]["sinr_codecs"]["version"] = 1
+    meta_path.write_text(json.dumps(doc))
+    assert all((tmp_path / "old.zarr" / name / "zarr.json").is_file() for name in sd)
+    compress_weights(tmp_path / "m.pt", tmp_path / "new.zarr", progress=False)
+    decompress_weights(tmp_path / "old.zarr", tmp_path / "old.pt", progress=False)
+    decompress_weights(tmp_path / "new.zarr", tmp_path / "new.pt", progress=False)
+    old, new = (torch.load(tmp_path / f, weights_only=True) for f in ("old.pt", "new.pt"))
+    assert old.keys() == new.keys() == sd.keys() and all(torch.equal(old[k], new[k]) for k in sd)
+    assert not (tmp_path / "new.zarr" / "b").exists() and not (tmp_path / "new.zarr" / "n").exists()
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda r: r["codec"].update(inline=_flip_one(r["codec"]["inline"])), "checksum"),
+    (lambda r: r["codec"].update(inline="!" * 8), "not base64"),
+    (lambda r: r["codec"].update(inline="A" * 4096), "inline chunk is damaged"),
+    (lambda r: r.update(stored_shape=[1 << 40], chunks=[1 << 40]), "more than 1024 bytes"),
+    (lambda r: r.update(sha256=None) or r["codec"].update(inline=base64.b64encode(b"\0" * 40).decode()),
+     "cannot be decoded|another number"),
+])
+def test_corrupt_inline_global_tensor(tmp_path, edit, match):
+    """A small one-step tensor keeps its one pcodec chunk in its record: damage there is named too."""
+    save({"w": torch.from_numpy(smooth(64, 64)), "b": torch.linspace(-1, 1, 64)}, tmp_path / "m.pt", "torch")
+    compress_weights(tmp_path / "m.pt", tmp_path / "m.zarr", progress=False)
+    rec = next(t for t in inspect_store(tmp_path / "m.zarr").tensors if t.name == "b")
+    assert rec.policy == "global" and "inline" in rec.codec and not (tmp_path / "m.zarr" / "b").exists()
+    _edit_record(tmp_path / "m.zarr", "b", edit)
+    with pytest.raises(WeightsError, match=match):
+        decompress_weights(tmp_path / "m.zarr", tmp_path / "o.pt", progress=False)

@@ -149,6 +149,7 @@ def test_global_tensors_are_read_by_plain_zarr_without_sinr_codecs(tmp_path):
                     raise ImportError("sinr_codecs is not allowed here")
         sys.meta_path.insert(0, Refuse())
         warnings.simplefilter("ignore")
+        import base64
         import numpy as np, zarr
         root = zarr.open_group({str(tmp_path / "m.zarr")!r}, mode="r")
         out = {{}}
@@ -156,6 +157,13 @@ def test_global_tensors_are_read_by_plain_zarr_without_sinr_codecs(tmp_path):
             arr = root[name]
             if arr.attrs["sinr_codecs"]["policy"] == "global":
                 out[arr.attrs["sinr_codecs"]["name"]] = np.asarray(arr[...]).astype("f8").tolist()
+        from numcodecs.pcodec import PCodec
+        for rec in root.attrs["sinr_codecs"]["tensors"]:  # small tensors: their one chunk in the record
+            c = rec["codec"]
+            if rec["policy"] == "global" and "inline" in c:
+                q = np.asarray(PCodec().decode(base64.b64decode(c["inline"])))
+                values = (q / (1 / c["step"])).astype(rec["stored_dtype"])  # as FixedScaleOffset decodes
+                out[rec["name"]] = values.astype("f8").tolist()
         print(json.dumps(out))
     """)
     proc = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True, timeout=120)
