@@ -113,13 +113,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                "description": "the sinr codec (fixed sparsity, its default entropy back end) on a seeded i.i.d. "
                               "Gaussian matrix against per-tensor uniform quantization + Brotli q11 on byte "
                               "planes: relative error, bits/weight, ratio against float32",
-               "machine": {**model_throughput.machine(), "load_average_1min": load},
+               "machine": model_throughput.machine(load),
                "config": {"rows": args.rows, "width": args.width, "device": args.device, "seed": 0,
                           "quick": args.quick},
                "summary": summary, "results": rows}
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=1) + "\n")
+        model_throughput.write_json(doc, args.out)
     return rows
 
 

@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in pt.items()}), flush=True)
     summary.append({"family": "peer: uniform + brotli", "bits_per_weight_needed": needed_bits(pts)})
     load.append(model_throughput._load())
-    machine = {**model_throughput.machine(), "load_average_1min": load}
+    machine = model_throughput.machine(load)
     print(json.dumps({"summary": summary, "source": args.source, "weights": int(sum(m.size for m in mats)),
                       "shapes": [list(m.shape) for m in mats], "machine": machine}))
     if args.out:
@@ -208,9 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "weights": int(sum(m.size for m in mats)), "shapes": [list(m.shape) for m in mats],
                "results": summary,
                "points": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in pt.items()} for pt in points]}
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=1, allow_nan=True) + "\n")
+        model_throughput.write_json(doc, args.out)
     print("\n| family | " + " | ".join(f"bits/weight at {t:g} dB" for t in TARGETS_DB) + " |")
     print("|---|" + "---|" * len(TARGETS_DB))
     for row in summary:

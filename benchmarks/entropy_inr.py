@@ -94,12 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                "description": "bytes of the SINR sections and whole streams of COIN SIRENs (64 px, 3 layers, no "
                               "fine-tuning) under each entropy back end, same SINR code; ratios against auto "
                               "(the default)",
-               "machine": {**model_throughput.machine(), "load_average_1min": load},
+               "machine": model_throughput.machine(load),
                "config": {k: v for k, v in vars(args).items() if k != "out"},
                "summary": summary, "results": rows}
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(doc, indent=1) + "\n")
+        model_throughput.write_json(doc, args.out)
     return 0
 
 

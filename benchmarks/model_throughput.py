@@ -42,6 +42,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -111,8 +112,9 @@ def synthetic_model(spec: Sequence[tuple[str, tuple[int, ...]]], seed: int = 0) 
     return out
 
 
-def machine() -> dict[str, Any]:
-    """Where the figures were measured."""
+def machine(load: Sequence[float | None] | None = None) -> dict[str, Any]:
+    """Where the figures were measured (platform, CPU model, cores, Python, torch, numpy, numcodecs, torch
+    threads; the GPU's name where CUDA is available), with the 1-minute load averages ``load`` when given."""
     import numcodecs
 
     cpu = platform.processor() or platform.machine()
@@ -133,7 +135,16 @@ def machine() -> dict[str, Any]:
     }
     if torch.cuda.is_available():
         info["cuda_device"] = torch.cuda.get_device_name(0)
+    if load is not None:
+        info["load_average_1min"] = list(load)
     return info
+
+
+def write_json(doc: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write a result document to ``path`` (its folder made as needed), one JSON document and a newline."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def _load() -> float | None:
@@ -481,12 +492,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 
 def _write(doc: dict[str, Any], path: str | None, echo: bool = True) -> None:
-    text = json.dumps(doc, indent=1)
     if echo:
-        print(text)
+        print(json.dumps(doc, indent=1))
     if path:
-        with open(path, "w") as f:
-            f.write(text + "\n")
+        write_json(doc, path)
 
 
 if __name__ == "__main__":

@@ -59,8 +59,7 @@ import model_throughput  # noqa: E402
 
 def machine(load: Sequence[float | None]) -> dict[str, Any]:
     """Where a run measured: ``model_throughput.machine()`` and the 1-minute load averages ``load``."""
-    mt = model_throughput
-    return {**mt.machine(), "load_average_1min": list(load)}
+    return model_throughput.machine(load)
 
 
 def _load() -> float | None:

@@ -65,7 +65,7 @@ def result_document(run_json: Path, name: str, load: Sequence[float | None]) -> 
     columns: dict[str, list[Any]] = run["results"]
     n = len(next(iter(columns.values()), []))
     rows = [{k: v[i] for k, v in columns.items()} for i in range(n)]
-    machine = {**model_throughput.machine(), "load_average_1min": list(load)}
+    machine = model_throughput.machine(load)
     threads = (run.get("config") or {}).get("threads")
     if threads:  # the run's own setting (the harness restores torch's afterwards)
         machine["torch_threads"] = threads

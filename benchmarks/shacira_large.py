@@ -40,7 +40,7 @@ QUICK = {"size": 64, "tile": 32, "levels": 8, "base_resolution": 4, "log2_table_
 def machine(load: Sequence[float | None]) -> dict[str, Any]:
     """Where the figures were measured: ``model_throughput.machine()`` (platform, CPU model, cores, Python,
     torch, numpy, torch threads; the GPU's name where CUDA is available) and the 1-minute load averages."""
-    return {**model_throughput.machine(), "load_average_1min": list(load)}
+    return model_throughput.machine(load)
 
 
 def mosaic(size: int, *, tile: int = 512) -> np.ndarray:
