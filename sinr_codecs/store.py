@@ -50,9 +50,18 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _little_endian(dtype: np.dtype) -> np.dtype:
+    """``dtype`` in little-endian byte order (the order checksums and inline data use)."""
+    return dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
+
+
+def _le_bytes(a: np.ndarray) -> memoryview:
+    """``a``'s values as little-endian bytes, in C order."""
+    return np.ascontiguousarray(a, dtype=_little_endian(a.dtype)).reshape(-1).view(np.uint8).data
+
+
 def _sha256(a: np.ndarray) -> str:
-    canon = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<") if a.dtype.itemsize > 1 else a.dtype)
-    return hashlib.sha256(canon.reshape(-1).view(np.uint8).data).hexdigest()
+    return hashlib.sha256(_le_bytes(a)).hexdigest()
 
 
 INLINE_MAX_BYTES = 1024
@@ -63,12 +72,22 @@ A Zarr array costs about 600 bytes of metadata and zip entries in a store, far m
 values. A lossless one is held as base64 of its little-endian bytes (codec ``{"id": "inline", "data"}``); a
 one-step (``global``/``uniform``) one as base64 of the one pcodec chunk its array would hold (codec key
 ``"inline"``), so its coded bytes are the same either way."""
+INLINE_KINDS = "biufc"
+"""numpy dtype kinds a lossless tensor may have to be held inline (numbers and booleans)."""
 
 
 def _inline_data(values: np.ndarray) -> str:
-    """Base64 of ``values``' little-endian bytes (at most :data:`INLINE_MAX_BYTES` of them)."""
-    canon = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("<") if values.itemsize > 1 else values.dtype)
-    return base64.b64encode(canon.reshape(-1).view(np.uint8).data).decode("ascii")
+    """Base64 of ``values``' little-endian bytes (at most :data:`INLINE_MAX_BYTES` of them; a uint8 array: the
+    bytes themselves)."""
+    return base64.b64encode(_le_bytes(values)).decode("ascii")
+
+
+def _from_base64(data: str, where: str, what: str) -> bytes:
+    """The bytes of the base64 text ``data`` (:class:`WeightsError` naming ``where`` and ``what`` if it is not)."""
+    try:
+        return base64.b64decode(data, validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise WeightsError(f"{where}: its inline {what} is not base64 ({exc}): the store is damaged") from None
 
 
 def _inline_values(data: Any, dtype: Any, shape: Any, where: str) -> np.ndarray:
@@ -79,18 +98,15 @@ def _inline_values(data: Any, dtype: Any, shape: Any, where: str) -> np.ndarray:
         shp = tuple(int(d) for d in shape)
     except (TypeError, ValueError) as exc:
         raise WeightsError(f"{where}: its record is damaged ({exc})") from None
-    if dt.kind not in "biufc" or any(d < 0 for d in shp):
+    if dt.kind not in INLINE_KINDS or any(d < 0 for d in shp):
         raise WeightsError(f"{where}: its record names dtype {dtype!r} and shape {shp}: the store is damaged")
     nbytes = math.prod(shp) * dt.itemsize
     if not isinstance(data, str) or nbytes > INLINE_MAX_BYTES or len(data) != 4 * math.ceil(nbytes / 3):
         raise WeightsError(f"{where}: its inline data does not hold {nbytes} bytes: the store is damaged")
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (ValueError, binascii.Error) as exc:
-        raise WeightsError(f"{where}: its inline data is not base64 ({exc}): the store is damaged") from None
+    raw = _from_base64(data, where, "data")
     if len(raw) != nbytes:
         raise WeightsError(f"{where}: its inline data holds {len(raw)} bytes, not {nbytes}: the store is damaged")
-    return np.frombuffer(raw, dtype=dt.newbyteorder("<") if dt.itemsize > 1 else dt).reshape(shp).copy()
+    return np.frombuffer(raw, dtype=_little_endian(dt)).reshape(shp).copy()
 
 
 def _scaled(rec: TensorRecord) -> bool:
@@ -107,10 +123,7 @@ def _inline_chunk(rec: TensorRecord, shape: tuple[int, ...], dtype: np.dtype, wh
                            f"{INLINE_MAX_BYTES} bytes: the store is damaged")
     if not isinstance(data, str) or len(data) > 4 * math.ceil(INLINE_MAX_BYTES / 3):
         raise WeightsError(f"{where}: its inline chunk is damaged")
-    try:
-        return base64.b64decode(data, validate=True)
-    except (ValueError, binascii.Error) as exc:
-        raise WeightsError(f"{where}: its inline chunk is not base64 ({exc}): the store is damaged") from None
+    return _from_base64(data, where, "chunk")
 
 
 @dataclass

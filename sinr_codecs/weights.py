@@ -70,7 +70,15 @@ from sinr_codecs.policy import (
 )
 from sinr_codecs.progress import bar
 from sinr_codecs.report import ATTR_KEY, FORMAT_NAME, FORMAT_VERSION, Report, TensorRecord, format_bytes
-from sinr_codecs.store import INLINE_MAX_BYTES, _dir_size, _inline_data, _sha256, decompress_weights, inspect_store
+from sinr_codecs.store import (
+    INLINE_KINDS,
+    INLINE_MAX_BYTES,
+    _dir_size,
+    _inline_data,
+    _sha256,
+    decompress_weights,
+    inspect_store,
+)
 from sinr_codecs.uniform import quiet_numcodecs
 
 __all__ = [
@@ -546,7 +554,6 @@ def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.Unifo
     and PCodec, written chunk by chunk. Each chunk is quantized once: its integers are coded (the coded bytes
     hashed: the record's checksum) and restored to measure the error, so memory follows the chunk, not the
     tensor."""
-    import base64
     import hashlib
 
     from numcodecs.pcodec import PCodec
@@ -559,7 +566,7 @@ def _write_scaled(job: _Job, values: np.ndarray, encoding: str, f: uniform.Unifo
         acc.add(values, _restore_in_pieces(f, q, values.dtype))
         blob = PCodec().encode(q)
         if len(blob) <= INLINE_MAX_BYTES:
-            codec_record["inline"] = base64.b64encode(blob).decode("ascii")
+            codec_record["inline"] = _inline_data(np.frombuffer(blob, dtype=np.uint8))
             if target is None and policy != "global":
                 codec_record["target"] = acc.rel_error
             rec = job.record(values, encoding, policy, reason, codec_record, values.shape, layout=None,
@@ -669,7 +676,7 @@ def _write_lossless(job: _Job, value: Any, decision: Decision) -> TensorRecord:
     tensor = job.tensor
     values, encoding = tensor.exact(value)
     values = np.asarray(values)
-    if values.nbytes <= INLINE_MAX_BYTES and values.dtype.kind in "biufc":  # a bias: no array of its own
+    if values.nbytes <= INLINE_MAX_BYTES and values.dtype.kind in INLINE_KINDS:  # a bias: no array of its own
         rec = job.record(values, encoding, "lossless", decision.reason, {"id": "inline", "data": _inline_data(values)},
                          values.shape, layout=None, sha256=_sha256(values))
         rec.bytes_after = values.nbytes
